@@ -1,0 +1,166 @@
+"""Events of the routing context, in streams ``case-<case_id>``."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Annotated, ClassVar
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, HttpUrl, StringConstraints
+
+from contracts.base import DistrictId, Event, Identifier
+
+Note = Annotated[str, StringConstraints(max_length=2000)]
+
+
+class Priority(StrEnum):
+    """小事/大事/要事: small matters on the spot, big ones escalated, important ones in time."""
+
+    NORMAL = "normal"
+    IMPORTANT = "important"
+    URGENT = "urgent"
+
+
+class CaseEvent(Event):
+    """An event in a case's stream."""
+
+    stream_category: ClassVar[str] = "case"
+    context: ClassVar[str] = "routing"
+
+    case_id: Identifier
+
+    @property
+    def stream_key(self) -> str:
+        return self.case_id
+
+
+class CaseOpened(CaseEvent):
+    """An opinion became a case: classified, prioritised and given deadlines."""
+
+    event_type: ClassVar[str] = "CaseOpened"
+
+    opinion_id: Identifier
+    category_code: Identifier | None
+    """None when no category matched: the case waits in the triage queue."""
+    matched_keywords: list[str] = Field(default_factory=list)
+    priority: Priority
+    response_due: AwareDatetime | None = None
+    resolution_due: AwareDatetime | None = None
+    deadlines_provisional: bool = False
+    """True when a deadline falls in a year whose official holidays are not known yet."""
+
+
+class ScoredCandidate(BaseModel):
+    """A representative considered for a case, with each part of the score."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    representative_id: Identifier
+    score: float
+    components: dict[str, float]
+
+
+class CaseAssigned(CaseEvent):
+    """The case was given to a station and, when one fits, a representative."""
+
+    event_type: ClassVar[str] = "CaseAssigned"
+
+    station_code: Identifier | None
+    representative_id: Identifier | None
+    queue: Annotated[str, StringConstraints(pattern=r"^(representative|liaison|triage)$")]
+    reason: Note
+    candidates: list[ScoredCandidate] = Field(default_factory=list, max_length=3)
+
+
+class CaseAccepted(CaseEvent):
+    """The representative or liaison officer took the case on (报到)."""
+
+    event_type: ClassVar[str] = "CaseAccepted"
+
+
+class CaseTransferred(CaseEvent):
+    """The case moved to another representative, station or district; it keeps its id."""
+
+    event_type: ClassVar[str] = "CaseTransferred"
+
+    to_district_id: DistrictId | None = None
+    to_station_code: Identifier | None = None
+    to_representative_id: Identifier | None = None
+    reason: Note
+
+
+class CaseEscalated(CaseEvent):
+    """A whistle was blown (吹哨): a department, the street or the district is summoned."""
+
+    event_type: ClassVar[str] = "CaseEscalated"
+
+    to_level: Annotated[
+        str, StringConstraints(pattern=r"^(department|station_head|street|district)$")
+    ]
+    to_name: Annotated[str, StringConstraints(min_length=1, max_length=100)]
+    due: AwareDatetime | None = None
+    reason: Note
+
+
+class CaseReplied(CaseEvent):
+    """An answer (interim or final) was given to the resident."""
+
+    event_type: ClassVar[str] = "CaseReplied"
+
+    message: Annotated[str, StringConstraints(min_length=1, max_length=2000)]
+
+
+class CaseResolved(CaseEvent):
+    """The matter was handled; the result and its evidence are recorded."""
+
+    event_type: ClassVar[str] = "CaseResolved"
+
+    resolution_seq: int = Field(ge=1)
+    result: Annotated[str, StringConstraints(min_length=1, max_length=2000)]
+    evidence_urls: list[HttpUrl] = Field(default_factory=list, max_length=9)
+
+
+class CaseClosed(CaseEvent):
+    """The result was verified and the case closed (核实结项)."""
+
+    event_type: ClassVar[str] = "CaseClosed"
+
+    note: Note | None = None
+
+
+class CaseReopened(CaseEvent):
+    """The resident was not satisfied or the matter was not solved: back to work."""
+
+    event_type: ClassVar[str] = "CaseReopened"
+
+    reason: Note
+    representative_id: Identifier | None = None
+
+
+class CaseOverdue(CaseEvent):
+    """A deadline passed without the step it demanded."""
+
+    event_type: ClassVar[str] = "CaseOverdue"
+
+    deadline: Annotated[str, StringConstraints(pattern=r"^(response|resolution|escalation)$")]
+    due: AwareDatetime
+    escalated_to: Annotated[str, StringConstraints(max_length=100)] | None = None
+
+
+class CaseLinked(CaseEvent):
+    """The case was found to duplicate or relate to another one."""
+
+    event_type: ClassVar[str] = "CaseLinked"
+
+    related_case_id: Identifier
+    relation: Annotated[str, StringConstraints(pattern=r"^(duplicate|related|merged)$")]
+    reason: Note
+
+
+class CaseConvertedToSuggestion(CaseEvent):
+    """The matter exceeds the station's remit and became a representative suggestion (代表建议)."""
+
+    event_type: ClassVar[str] = "CaseConvertedToSuggestion"
+
+    representative_id: Identifier
+    title: Annotated[str, StringConstraints(min_length=1, max_length=200)]
+    reply_due: AwareDatetime | None = None

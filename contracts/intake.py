@@ -1,0 +1,149 @@
+"""Events of the intake context, in streams ``opinion-<opinion_id>``."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Annotated, ClassVar
+
+from pydantic import BaseModel, ConfigDict, Field, HttpUrl, StringConstraints
+
+from contracts.base import Event, Identifier
+
+
+class Channel(StrEnum):
+    """How an opinion reached us."""
+
+    QR = "qr"
+    WALK_IN = "walk_in"
+    SPOKESPERSON = "spokesperson"
+    VISIT = "visit"
+    HOTLINE_12345 = "hotline_12345"
+    ONLINE = "online"
+    OPEN311 = "open311"
+
+
+Community = Annotated[str, StringConstraints(max_length=100)]
+Address = Annotated[str, StringConstraints(max_length=300)]
+Latitude = Annotated[float, Field(ge=-90, le=90)]
+Longitude = Annotated[float, Field(ge=-180, le=180)]
+
+
+class Location(BaseModel):
+    """Where the matter is: a station's QR code, a community, an address, a point."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    station_code: Identifier | None = None
+    community: Community | None = None
+    address: Address | None = None
+    lat: Latitude | None = None
+    long: Longitude | None = None
+
+
+class SubmitterRef(BaseModel):
+    """A reference to the resident, never their personal data in clear.
+
+    ``name_ciphertext`` and ``phone_ciphertext`` are sealed with the resident's own key
+    (``subject_id``); deleting that key makes them unreadable everywhere.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    subject_id: Identifier
+    name_ciphertext: str | None = None
+    phone_ciphertext: str | None = None
+
+
+class OnBehalfOf(BaseModel):
+    """A spokesperson, liaison officer or representative submitting for a resident."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    role: Annotated[str, StringConstraints(pattern=r"^(spokesperson|liaison|representative)$")]
+    staff_id: Identifier
+
+
+class OpinionEvent(Event):
+    """An event in an opinion's stream."""
+
+    stream_category: ClassVar[str] = "opinion"
+    context: ClassVar[str] = "intake"
+
+    opinion_id: Identifier
+
+    @property
+    def stream_key(self) -> str:
+        return self.opinion_id
+
+
+class OpinionSubmittedV1(OpinionEvent):
+    """The first shape of ``OpinionSubmitted``: the location's parts lay flat on the event.
+
+    Kept so that events stored in this shape can still be validated; readers never see
+    it, the upcaster turns it into the current shape.
+    """
+
+    event_type: ClassVar[str] = "OpinionSubmitted"
+    schema_version: ClassVar[int] = 1
+
+    channel: Channel
+    text: Annotated[str, StringConstraints(min_length=1, max_length=4000)]
+    category_hint: str | None = None
+    station_code: Identifier | None = None
+    community: Community | None = None
+    address: Address | None = None
+    lat: Latitude | None = None
+    long: Longitude | None = None
+    submitter: SubmitterRef | None = None
+    on_behalf_of: OnBehalfOf | None = None
+    attachments: list[HttpUrl] = Field(default_factory=list, max_length=9)
+
+
+class OpinionSubmitted(OpinionEvent):
+    """A resident raised a problem or a suggestion (民意/诉求)."""
+
+    event_type: ClassVar[str] = "OpinionSubmitted"
+    schema_version: ClassVar[int] = 2
+
+    channel: Channel
+    text: Annotated[str, StringConstraints(min_length=1, max_length=4000)]
+    category_hint: str | None = None
+    location: Location = Field(default_factory=Location)
+    submitter: SubmitterRef | None = None
+    on_behalf_of: OnBehalfOf | None = None
+    attachments: list[HttpUrl] = Field(default_factory=list, max_length=9)
+    external_ref: Annotated[str, StringConstraints(max_length=64)] | None = None
+    """The outside system's number for the same matter (a 12345 work order, an Open311 id)."""
+
+
+def upcast_opinion_submitted_v1(data: dict[str, object]) -> dict[str, object]:
+    """v1 → v2: gather the flat location fields into ``location``."""
+    out = dict(data)
+    location = {
+        key: out.pop(key)
+        for key in ("station_code", "community", "address", "lat", "long")
+        if key in out
+    }
+    out["location"] = {k: v for k, v in location.items() if v is not None}
+    return out
+
+
+class OpinionWithdrawn(OpinionEvent):
+    """The resident took the opinion back before it was resolved."""
+
+    event_type: ClassVar[str] = "OpinionWithdrawn"
+
+    reason: Annotated[str, StringConstraints(max_length=500)] | None = None
+
+
+class FeedbackSubmitted(OpinionEvent):
+    """The resident rated how a resolved case was handled (一哨一评价)."""
+
+    event_type: ClassVar[str] = "FeedbackSubmitted"
+
+    case_id: Identifier
+    resolution_seq: int = Field(ge=1)
+    """Which resolution of the case this rates: one feedback per resolution."""
+    satisfaction: int = Field(ge=1, le=5)
+    resolved: bool
+    comment: Annotated[str, StringConstraints(max_length=1000)] | None = None

@@ -1,0 +1,110 @@
+"""Events on Kafka as CloudEvents 1.0 in binary mode.
+
+The event's data is the record's value (JSON); its attributes are ``ce_``-prefixed
+headers, as the CloudEvents Kafka protocol binding defines. The record key is the
+stream id, so one stream's events stay in one partition, in order.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+from contracts import registry
+from contracts.envelope import Envelope, Metadata
+from contracts.topics import SERVICE_BY_CATEGORY, category_of
+
+CONTENT_TYPE = "application/json"
+_TYPE = re.compile(r"^cn\.minqing\.(?P<context>[a-z_]+)\.(?P<name>[A-Za-z]+)\.v(?P<version>\d+)$")
+
+Headers = list[tuple[str, bytes]]
+
+
+class NotACloudEvent(ValueError):
+    """A record that lacks the attributes of a Minqing CloudEvent."""
+
+
+def ce_type(event_type: str, schema_version: int) -> str:
+    """``cn.minqing.<context>.<EventName>.v<N>``."""
+    context = registry.latest(event_type).context if registry.knows(event_type) else "unknown"
+    return f"cn.minqing.{context}.{event_type}.v{schema_version}"
+
+
+def ce_source(district_id: str, stream_id: str) -> str:
+    """``/districts/<district>/<service>``: the service that owns the stream."""
+    return f"/districts/{district_id}/{SERVICE_BY_CATEGORY.get(category_of(stream_id), 'unknown')}"
+
+
+def _time(value: datetime) -> str:
+    return value.isoformat().replace("+00:00", "Z")
+
+
+def encode(envelope: Envelope) -> tuple[bytes, bytes, Headers]:
+    """The key, value and headers of the Kafka record carrying ``envelope``."""
+    if envelope.stream_version is None:
+        raise ValueError("only stored events (with a stream version) are published")
+    attrs: dict[str, str] = {
+        "ce_specversion": "1.0",
+        "ce_id": str(envelope.event_id),
+        "ce_source": ce_source(envelope.district_id, envelope.stream_id),
+        "ce_type": ce_type(envelope.event_type, envelope.schema_version),
+        "ce_subject": envelope.stream_id,
+        "ce_time": _time(envelope.occurred_at),
+        "ce_district": envelope.district_id,
+        "ce_streamversion": str(envelope.stream_version),
+        "ce_partitionkey": envelope.stream_id,
+        "content-type": CONTENT_TYPE,
+    }
+    meta = envelope.metadata
+    if meta.traceparent:
+        attrs["ce_traceparent"] = meta.traceparent
+    if meta.correlation_id:
+        attrs["ce_correlationid"] = meta.correlation_id
+    if meta.causation_id:
+        attrs["ce_causationid"] = meta.causation_id
+    if envelope.global_position is not None:
+        attrs["ce_position"] = str(envelope.global_position)
+    value = json.dumps(envelope.data, ensure_ascii=False, separators=(",", ":")).encode()
+    headers = [(k, v.encode()) for k, v in attrs.items()]
+    return envelope.stream_id.encode(), value, headers
+
+
+def header_map(headers: Sequence[tuple[str, bytes | None]] | None) -> dict[str, str]:
+    """Headers as a dict of text (the last value of a repeated header wins)."""
+    return {k: (v or b"").decode("utf-8", "replace") for k, v in headers or ()}
+
+
+def decode(value: bytes | None, headers: Sequence[tuple[str, bytes | None]] | None) -> Envelope:
+    """The envelope carried by a record; raises :class:`NotACloudEvent` when it is not one."""
+    h = header_map(headers)
+    try:
+        match = _TYPE.match(h["ce_type"])
+        if h.get("ce_specversion") != "1.0" or match is None:
+            raise NotACloudEvent(f"unsupported ce_type or specversion: {h.get('ce_type')!r}")
+        data: Any = json.loads(value or b"null")
+        if not isinstance(data, dict):
+            raise NotACloudEvent("the record's value is not a JSON object")
+        return Envelope(
+            event_id=UUID(h["ce_id"]),
+            event_type=match["name"],
+            schema_version=int(match["version"]),
+            stream_id=h["ce_subject"],
+            stream_version=int(h["ce_streamversion"]),
+            global_position=int(h["ce_position"]) if "ce_position" in h else None,
+            district_id=h["ce_district"],
+            occurred_at=datetime.fromisoformat(h["ce_time"].replace("Z", "+00:00")),
+            metadata=Metadata(
+                correlation_id=h.get("ce_correlationid"),
+                causation_id=h.get("ce_causationid"),
+                traceparent=h.get("ce_traceparent"),
+            ),
+            data=data,
+        )
+    except NotACloudEvent:
+        raise
+    except (KeyError, ValueError) as exc:
+        raise NotACloudEvent(f"not a Minqing CloudEvent: {exc}") from exc

@@ -1,0 +1,339 @@
+"""The consumer runtime every service uses to react to events.
+
+For each record: decode the CloudEvent, and if a handler wants its type, run the
+handler and move the stream's version gate in ONE PostgreSQL transaction; only after
+that commit is the Kafka offset committed. So:
+
+- a crash after the commit and before the offset commit redelivers the record, and the
+  gate (``consumers.stream_positions``) recognises it: the effect is not applied twice;
+- a record whose predecessors in its stream were not applied (published out of order
+  after a broker failure, dead-lettered, or expired from the topic) makes the runtime
+  apply the missing ones from the event store first: handlers see each stream in order;
+- a failing handler is retried with exponential backoff; after ``max_attempts`` the
+  record goes to ``<topic>.dlq`` with the error, the handler's name and the original
+  headers, and the partition keeps flowing.
+
+faststream pitfalls avoided here: acknowledgement is MANUAL (``AckPolicy.ACK`` would
+commit after an exception), and no exception ever leaves the subscriber, so a later
+commit can never silently cover a record that was not handled.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import traceback
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, TypeVar, cast
+
+import asyncpg
+from aiokafka import AIOKafkaProducer, ConsumerRecord
+from faststream import AckPolicy
+from faststream.kafka import KafkaBroker
+from faststream.kafka.annotations import KafkaMessage
+
+from contracts import registry as default_registry
+from contracts.base import Event
+from contracts.envelope import Envelope
+from contracts.registry import EventRegistry
+from contracts.topics import TOPIC_BY_CATEGORY, dlq_topic
+from eventkit import cloudevents
+from eventkit.db import Conn
+from eventkit.kafka import ensure_topics, make_producer
+from eventkit.logging import bind, get_logger
+from eventkit.settings import Settings
+from eventkit.store import EventStore
+
+log = get_logger(__name__)
+
+E = TypeVar("E", bound=Event)
+
+
+@dataclass(frozen=True)
+class HandlerContext:
+    """What a handler gets besides the event: its transaction and where the event came from."""
+
+    conn: Conn
+    """The open transaction: write the effect here, it commits with the version gate."""
+    envelope: Envelope
+    topic: str | None
+    """None when the event was read from the store to fill a gap."""
+    offset: int | None
+
+
+Handler = Callable[[Any, HandlerContext], Awaitable[None]]
+
+
+@dataclass
+class _Route:
+    model: type[Event]
+    handler: Handler
+
+
+@dataclass
+class ConsumerStats:
+    """Counts since start, for logs, metrics and tests."""
+
+    applied: int = 0
+    duplicates: int = 0
+    gap_filled: int = 0
+    retries: int = 0
+    dead_lettered: int = 0
+    ignored: int = 0
+    last_applied_at: float = field(default=0.0)
+
+
+class PermanentError(Exception):
+    """A handler's way to say that retrying cannot help: straight to the DLQ."""
+
+
+class Consumer:
+    """A named consumer (its Kafka group and its version gate) with typed handlers."""
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        settings: Settings,
+        pool: asyncpg.Pool,
+        registry: EventRegistry = default_registry,
+        after_commit: Callable[[Envelope], None] | None = None,
+    ) -> None:
+        self.name = name
+        self.stats = ConsumerStats()
+        self._settings = settings
+        self._pool = pool
+        self._store = EventStore(pool)
+        self._registry = registry
+        self._routes: dict[str, _Route] = {}
+        self._after_commit = after_commit
+        self._dlq_producer: AIOKafkaProducer | None = None
+
+    async def prepare(self) -> None:
+        """Create the topics read and their dead-letter topics when they do not exist."""
+        await ensure_topics(self._settings, [*self.topics, *(dlq_topic(t) for t in self.topics)])
+
+    async def close(self) -> None:
+        """Release what the consumer holds besides the broker's subscription."""
+        if self._dlq_producer is not None:
+            await self._dlq_producer.stop()
+            self._dlq_producer = None
+
+    async def _dlq(self) -> AIOKafkaProducer:
+        if self._dlq_producer is None:
+            producer = make_producer(self._settings)
+            await producer.start()
+            self._dlq_producer = producer
+        return self._dlq_producer
+
+    def handles(
+        self, model: type[E]
+    ) -> Callable[[Callable[[E, HandlerContext], Awaitable[None]]], Handler]:
+        """Decorator: run the function for every event of ``model``'s type (newest shape)."""
+
+        def register(fn: Callable[[E, HandlerContext], Awaitable[None]]) -> Handler:
+            if model.event_type in self._routes:
+                raise ValueError(f"{self.name} already handles {model.event_type}")
+            self._routes[model.event_type] = _Route(model, cast(Handler, fn))
+            return cast(Handler, fn)
+
+        return register
+
+    @property
+    def topics(self) -> list[str]:
+        """The (prefixed) topics carrying the handled events."""
+        names = {TOPIC_BY_CATEGORY[route.model.stream_category] for route in self._routes.values()}
+        return sorted(self._settings.topic(t) for t in names)
+
+    @property
+    def group_id(self) -> str:
+        """The Kafka consumer group: one per consumer name and deployment."""
+        return self._settings.topic(f"minqing.{self.name}")
+
+    def attach(self, broker: KafkaBroker, **subscriber_options: Any) -> None:
+        """Subscribe to the topics on ``broker`` (a faststream Kafka broker)."""
+        if not self._routes:
+            raise ValueError(f"consumer {self.name} handles no event type")
+        options: dict[str, Any] = {
+            "group_id": self.group_id,
+            "ack_policy": AckPolicy.MANUAL,
+            "auto_offset_reset": "earliest",
+            "session_timeout_ms": 10000,
+            "heartbeat_interval_ms": 1000,
+            "title": f"{self.name}",
+        }
+        options.update(subscriber_options)
+        subscriber = broker.subscriber(*self.topics, **options)
+
+        async def on_record(message: KafkaMessage) -> None:
+            await self.process(message)
+
+        subscriber(on_record)
+
+    async def process(self, message: Any) -> None:
+        """Handle one Kafka message end to end; never raises (see the module's note)."""
+        record = cast(ConsumerRecord[bytes, bytes], message.raw_message)
+        try:
+            envelope = cloudevents.decode(record.value, record.headers)
+        except cloudevents.NotACloudEvent as exc:
+            await self._dead_letter(record, f"undecodable record: {exc}", attempts=0)
+            await message.ack()
+            return
+        if envelope.event_type not in self._routes:
+            # Not ours: no effect, no offset commit needed (a later commit covers it).
+            self.stats.ignored += 1
+            return
+        with bind(
+            consumer=self.name,
+            event_id=str(envelope.event_id),
+            stream_id=envelope.stream_id,
+            district=envelope.district_id,
+            correlation_id=envelope.metadata.correlation_id,
+        ):
+            await self._handle_with_retries(record, envelope)
+            await message.ack()
+
+    async def _handle_with_retries(
+        self, record: ConsumerRecord[bytes, bytes], envelope: Envelope
+    ) -> None:
+        attempt = 0
+        delay = self._settings.consumer_backoff
+        while True:
+            attempt += 1
+            try:
+                await self.apply(envelope, topic=record.topic, offset=record.offset)
+                return
+            except PermanentError as exc:
+                await self._dead_letter(record, _describe(exc), attempts=attempt)
+                return
+            except Exception as exc:
+                if attempt >= self._settings.consumer_max_attempts:
+                    log.error(
+                        "handler failed for good; dead-lettering", attempts=attempt, error=repr(exc)
+                    )
+                    await self._dead_letter(record, _describe(exc), attempts=attempt)
+                    return
+                self.stats.retries += 1
+                log.warning("handler failed; retrying", attempt=attempt, error=repr(exc))
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 30.0)
+
+    async def apply(
+        self, envelope: Envelope, *, topic: str | None = None, offset: int | None = None
+    ) -> bool:
+        """Apply one event behind the version gate; return False when it was a duplicate.
+
+        Events of the stream that were never applied before this one are read from the
+        store and applied first, in the same transaction.
+        """
+        version = envelope.stream_version
+        if version is None:
+            raise ValueError("only stored events can be consumed")
+        async with self._pool.acquire() as conn, conn.transaction():
+            last = await conn.fetchval(
+                "SELECT stream_version FROM consumers.stream_positions "
+                "WHERE consumer = $1 AND stream_id = $2 FOR UPDATE",
+                self.name,
+                envelope.stream_id,
+            )
+            last = last or 0
+            if version <= last:
+                self.stats.duplicates += 1
+                return False
+            if version > last + 1:
+                missing = await self._store.read_stream(
+                    envelope.stream_id, from_version=last + 1, conn=conn
+                )
+                for stored in missing:
+                    if stored.stream_version >= version:
+                        break
+                    if stored.event_type in self._routes:
+                        await self._run(stored.envelope(), conn, None, None)
+                        self.stats.gap_filled += 1
+            await self._run(envelope, conn, topic, offset)
+            await conn.execute(
+                """
+                INSERT INTO consumers.stream_positions (consumer, stream_id, stream_version)
+                VALUES ($1, $2, $3)
+                ON CONFLICT (consumer, stream_id)
+                DO UPDATE SET stream_version = excluded.stream_version, updated_at = now()
+                """,
+                self.name,
+                envelope.stream_id,
+                version,
+            )
+        self.stats.applied += 1
+        self.stats.last_applied_at = time.time()
+        if self._after_commit is not None:
+            self._after_commit(envelope)
+        return True
+
+    async def _run(
+        self, envelope: Envelope, conn: Conn, topic: str | None, offset: int | None
+    ) -> None:
+        route = self._routes[envelope.event_type]
+        try:
+            event = envelope.event(self._registry)
+        except Exception as exc:
+            raise PermanentError(f"invalid {envelope.event_type}: {exc}") from exc
+        await route.handler(event, HandlerContext(conn, envelope, topic, offset))
+
+    async def _dead_letter(
+        self, record: ConsumerRecord[bytes, bytes], error: str, *, attempts: int
+    ) -> None:
+        headers = [(k, v) for k, v in record.headers or () if not k.startswith("dlq_")]
+        headers += [
+            ("dlq_error", error[:4000].encode()),
+            ("dlq_handler", self.name.encode()),
+            ("dlq_attempts", str(attempts).encode()),
+            ("dlq_topic", record.topic.encode()),
+            ("dlq_partition", str(record.partition).encode()),
+            ("dlq_offset", str(record.offset).encode()),
+            ("dlq_failed_at", datetime.now(UTC).isoformat().encode()),
+        ]
+        delay = 0.5
+        while True:
+            # Not acknowledging before the dead letter is stored keeps the record: if the
+            # DLQ cannot be written, the partition waits rather than lose it.
+            try:
+                await (await self._dlq()).send_and_wait(
+                    dlq_topic(record.topic), value=record.value, key=record.key, headers=headers
+                )
+                break
+            except Exception as exc:
+                log.error("cannot write to the DLQ; will retry", error=repr(exc))
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 30.0)
+        self.stats.dead_lettered += 1
+        log.warning(
+            "record dead-lettered", topic=record.topic, offset=record.offset, error=error[:200]
+        )
+
+
+def _describe(exc: BaseException) -> str:
+    frames = traceback.format_exception_only(type(exc), exc)
+    return "".join(frames).strip()
+
+
+async def run_consumers(settings: Settings, consumers: list[Consumer], stop: asyncio.Event) -> None:
+    """Run ``consumers`` on one faststream broker until ``stop`` is set."""
+    import logging
+
+    broker = KafkaBroker(
+        settings.kafka_bootstrap,
+        client_id="minqing",
+        logger=logging.getLogger("faststream"),
+        log_level=logging.DEBUG,
+    )
+    for consumer in consumers:
+        await consumer.prepare()
+        consumer.attach(broker)
+    await broker.start()
+    try:
+        await stop.wait()
+    finally:
+        await broker.stop()
+        for consumer in consumers:
+            await consumer.close()

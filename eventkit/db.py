@@ -1,0 +1,142 @@
+"""Connections to PostgreSQL and the numbered SQL migrations.
+
+Migrations are plain SQL files named ``NNNN_name.sql`` in a package's ``migrations``
+folder. ``migrate`` applies the ones not yet recorded in ``minqing_meta.migrations``,
+each in its own transaction, under an advisory lock so that two processes starting at
+once do not both apply them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.resources
+import json
+from dataclasses import dataclass
+from typing import Any
+
+import asyncpg
+from asyncpg.pool import PoolConnectionProxy
+
+from eventkit.logging import get_logger
+
+log = get_logger(__name__)
+
+Conn = asyncpg.Connection | PoolConnectionProxy
+"""A connection of its own or one borrowed from a pool: both do the same."""
+
+_MIGRATION_LOCK = 0x6D696E71  # "minq"
+
+
+async def _init_connection(conn: asyncpg.Connection, role: str | None) -> None:
+    # jsonb comes back as Python objects, and goes in from them.
+    await conn.set_type_codec(
+        "jsonb", encoder=_dumps, decoder=json.loads, schema="pg_catalog", format="text"
+    )
+    if role:
+        await conn.execute(f"SET ROLE {_quote_ident(role)}")
+
+
+def _dumps(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+
+
+def _quote_ident(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+async def create_pool(
+    url: str, *, role: str | None = None, min_size: int = 1, max_size: int = 10
+) -> asyncpg.Pool:
+    """A pool whose connections decode jsonb and, when ``role`` is given, run as that role."""
+
+    async def init(conn: asyncpg.Connection) -> None:
+        await _init_connection(conn, role)
+
+    pool = await asyncpg.create_pool(
+        url, min_size=min_size, max_size=max_size, init=init, command_timeout=60
+    )
+    assert pool is not None
+    return pool
+
+
+async def connect(url: str, *, role: str | None = None) -> asyncpg.Connection:
+    """One connection, set up like the pool's."""
+    conn = await asyncpg.connect(url)
+    await _init_connection(conn, role)
+    return conn
+
+
+@dataclass(frozen=True)
+class Migration:
+    """One numbered SQL file of one package."""
+
+    package: str
+    name: str
+    sql: str
+
+    @property
+    def id(self) -> str:
+        return f"{self.package}/{self.name}"
+
+    @property
+    def checksum(self) -> str:
+        return hashlib.sha256(self.sql.encode()).hexdigest()
+
+
+def discover(packages: list[str]) -> list[Migration]:
+    """Every migration of the given packages, in package order then number order."""
+    found: list[Migration] = []
+    for package in packages:
+        folder = importlib.resources.files(package).joinpath("migrations")
+        if not folder.is_dir():
+            continue
+        files = sorted(
+            (f for f in folder.iterdir() if f.name.endswith(".sql")), key=lambda f: f.name
+        )
+        found.extend(Migration(package, f.name, f.read_text(encoding="utf-8")) for f in files)
+    return found
+
+
+class MigrationChanged(RuntimeError):
+    """An applied migration's file was edited afterwards: migrations are immutable."""
+
+
+async def migrate(url: str, packages: list[str]) -> list[str]:
+    """Apply the migrations not applied yet; return the ids applied now."""
+    conn = await asyncpg.connect(url)
+    applied_now: list[str] = []
+    try:
+        await conn.execute("SELECT pg_advisory_lock($1)", _MIGRATION_LOCK)
+        await conn.execute(
+            """
+            CREATE SCHEMA IF NOT EXISTS minqing_meta;
+            CREATE TABLE IF NOT EXISTS minqing_meta.migrations (
+                id text PRIMARY KEY,
+                checksum text NOT NULL,
+                applied_at timestamptz NOT NULL DEFAULT now()
+            );
+            """
+        )
+        rows = await conn.fetch("SELECT id, checksum FROM minqing_meta.migrations")
+        done = {r["id"]: r["checksum"] for r in rows}
+        for migration in discover(packages):
+            if migration.id in done:
+                if done[migration.id] != migration.checksum:
+                    raise MigrationChanged(
+                        f"migration {migration.id} was changed after it was applied; "
+                        "add a new migration instead"
+                    )
+                continue
+            async with conn.transaction():
+                await conn.execute(migration.sql)
+                await conn.execute(
+                    "INSERT INTO minqing_meta.migrations (id, checksum) VALUES ($1, $2)",
+                    migration.id,
+                    migration.checksum,
+                )
+            log.info("migration applied", migration=migration.id)
+            applied_now.append(migration.id)
+    finally:
+        await conn.execute("SELECT pg_advisory_unlock($1)", _MIGRATION_LOCK)
+        await conn.close()
+    return applied_now

@@ -1,0 +1,357 @@
+"""The append-only event store on PostgreSQL.
+
+Appends go through ``eventstore.append`` (one round trip): optimistic concurrency on the
+stream version, idempotent event ids, contiguous versions, a hash chain per stream.
+Reading the whole store in commit-safe order uses the xid8 visibility horizon: an event
+is read only once every transaction that could still commit before it has ended, so a
+reader's checkpoint never jumps over a late commit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Final
+from uuid import UUID
+
+import asyncpg
+
+from contracts.envelope import Envelope, Metadata
+from eventkit.db import Conn
+
+ANY_VERSION: Final = -1
+"""Append whatever the stream's version."""
+NO_STREAM: Final = 0
+"""Append only if the stream does not exist yet."""
+
+
+class EventStoreError(Exception):
+    """Base of the event store's errors."""
+
+
+class ConcurrencyError(EventStoreError):
+    """The stream was not at the expected version: reload, decide again, retry."""
+
+    def __init__(self, stream_id: str, expected: int, actual: int) -> None:
+        super().__init__(f"stream {stream_id} is at version {actual}, expected {expected}")
+        self.stream_id = stream_id
+        self.expected = expected
+        self.actual = actual
+
+
+class OrderingConflict(EventStoreError):
+    """The appending transaction is older than the stream's head: retry in a new one.
+
+    Raised only when the caller's transaction had written before appending; the store
+    retries its own transactions by itself.
+    """
+
+
+class DuplicateEventIdError(EventStoreError):
+    """An event id is already stored with other content."""
+
+
+class DistrictMismatchError(EventStoreError):
+    """The stream belongs to another district."""
+
+
+@dataclass(frozen=True, slots=True)
+class Checkpoint:
+    """A reader's place in the whole store: the last (transaction id, position) read."""
+
+    transaction_id: int = 0
+    global_position: int = 0
+
+    def __le__(self, other: Checkpoint) -> bool:
+        return (self.transaction_id, self.global_position) <= (
+            other.transaction_id,
+            other.global_position,
+        )
+
+
+START: Final = Checkpoint()
+
+
+@dataclass(frozen=True, slots=True)
+class AppendResult:
+    """Where the stream stands after an append."""
+
+    stream_version: int
+    duplicate: bool
+    """True when every event id was already stored with the same content (a retry)."""
+
+
+@dataclass(frozen=True, slots=True)
+class RecordedEvent:
+    """An event as stored, with its position in the store and its link in the chain."""
+
+    global_position: int
+    transaction_id: int
+    stream_id: str
+    stream_version: int
+    category: str
+    district_id: str
+    event_id: UUID
+    event_type: str
+    schema_version: int
+    data: dict[str, Any]
+    metadata: dict[str, Any]
+    occurred_at: datetime
+    recorded_at: datetime
+    prev_hash: bytes
+    hash: bytes
+
+    @property
+    def checkpoint(self) -> Checkpoint:
+        """The checkpoint that resumes reading right after this event."""
+        return Checkpoint(self.transaction_id, self.global_position)
+
+    def envelope(self) -> Envelope:
+        """The event as an envelope (data in its stored schema version)."""
+        return Envelope(
+            event_id=self.event_id,
+            event_type=self.event_type,
+            schema_version=self.schema_version,
+            stream_id=self.stream_id,
+            stream_version=self.stream_version,
+            global_position=self.global_position,
+            district_id=self.district_id,
+            occurred_at=self.occurred_at,
+            recorded_at=self.recorded_at,
+            metadata=Metadata.model_validate(self.metadata),
+            data=self.data,
+        )
+
+
+_COLUMNS = """global_position, transaction_id::text::bigint AS transaction_id, stream_id,
+    stream_version, category, district_id, event_id, event_type, schema_version, data,
+    metadata, occurred_at, recorded_at, prev_hash, hash"""
+
+
+def _record(row: asyncpg.Record) -> RecordedEvent:
+    return RecordedEvent(**dict(row.items()))
+
+
+class EventStore:
+    """Append to and read from ``eventstore.events`` through an asyncpg pool."""
+
+    def __init__(self, pool: asyncpg.Pool, *, inversion_retries: int = 5) -> None:
+        self._pool = pool
+        self._inversion_retries = inversion_retries
+
+    @property
+    def pool(self) -> asyncpg.Pool:
+        """The pool the store uses."""
+        return self._pool
+
+    async def append(
+        self,
+        stream_id: str,
+        events: Sequence[Envelope],
+        *,
+        expected_version: int = ANY_VERSION,
+        conn: Conn | None = None,
+    ) -> AppendResult:
+        """Append ``events`` to ``stream_id`` atomically.
+
+        ``expected_version`` is the version the caller last saw (``NO_STREAM`` for a new
+        stream, ``ANY_VERSION`` for no check). With ``conn``, the append joins the
+        caller's transaction (so that an effect and its events commit together);
+        otherwise it commits on its own and is retried on an ordering conflict.
+        """
+        if not events:
+            raise ValueError("nothing to append")
+        districts = {e.district_id for e in events}
+        if len(districts) != 1 or any(e.stream_id != stream_id for e in events):
+            raise ValueError("all events of one append share the stream and the district")
+        args = (
+            stream_id,
+            expected_version,
+            events[0].district_id,
+            [e.event_id for e in events],
+            [e.event_type for e in events],
+            [e.schema_version for e in events],
+            [e.data for e in events],
+            [e.metadata.model_dump(exclude_none=True) for e in events],
+            [e.occurred_at for e in events],
+        )
+        if conn is not None:
+            return await self._append(conn, args, expected_version)
+        attempt = 0
+        while True:
+            try:
+                async with self._pool.acquire() as own:
+                    return await self._append(own, args, expected_version)
+            except OrderingConflict:
+                attempt += 1
+                if attempt > self._inversion_retries:
+                    raise
+                await asyncio.sleep(0.001 * attempt)
+
+    async def _append(self, conn: Conn, args: tuple[Any, ...], expected: int) -> AppendResult:
+        try:
+            row = await conn.fetchrow(
+                "SELECT new_version, duplicate FROM eventstore.append("
+                "$1, $2, $3, $4::uuid[], $5::text[], $6::int[], $7::jsonb[], $8::jsonb[],"
+                " $9::timestamptz[])",
+                *args,
+            )
+        except asyncpg.PostgresError as exc:
+            raise _translate(exc, args[0], expected) from exc
+        assert row is not None
+        return AppendResult(stream_version=row["new_version"], duplicate=row["duplicate"])
+
+    async def read_stream(
+        self, stream_id: str, *, from_version: int = 1, conn: Conn | None = None
+    ) -> list[RecordedEvent]:
+        """The events of one stream from ``from_version`` on, in version order."""
+        query = (
+            f"SELECT {_COLUMNS} FROM eventstore.events "
+            "WHERE stream_id = $1 AND stream_version >= $2 ORDER BY stream_version"
+        )
+        if conn is not None:
+            rows = await conn.fetch(query, stream_id, from_version)
+        else:
+            rows = await self._pool.fetch(query, stream_id, from_version)
+        return [_record(r) for r in rows]
+
+    async def stream_version(self, stream_id: str) -> int:
+        """The current version of a stream, 0 when it does not exist."""
+        version = await self._pool.fetchval(
+            "SELECT coalesce(max(stream_version), 0) FROM eventstore.events WHERE stream_id = $1",
+            stream_id,
+        )
+        return int(version)
+
+    async def read_all(
+        self,
+        after: Checkpoint = START,
+        *,
+        limit: int = 500,
+        categories: Sequence[str] | None = None,
+        district_id: str | None = None,
+        conn: Conn | None = None,
+    ) -> list[RecordedEvent]:
+        """The next committed events after ``after``, in (transaction id, position) order.
+
+        Only events below the visibility horizon are returned: those of transactions
+        older than every transaction still running. Everything a later call returns is
+        therefore after what this call returned, and nothing is skipped.
+        """
+        conditions = [
+            "(transaction_id, global_position) > ($1::text::xid8, $2)",
+            "transaction_id < pg_snapshot_xmin(pg_current_snapshot())",
+        ]
+        params: list[Any] = [str(after.transaction_id), after.global_position]
+        if categories is not None:
+            params.append(list(categories))
+            conditions.append(f"category = ANY(${len(params)}::text[])")
+        if district_id is not None:
+            params.append(district_id)
+            conditions.append(f"district_id = ${len(params)}")
+        params.append(limit)
+        query = (
+            f"SELECT {_COLUMNS} FROM eventstore.events WHERE {' AND '.join(conditions)} "
+            f"ORDER BY transaction_id, global_position LIMIT ${len(params)}"
+        )
+        if conn is not None:
+            rows = await conn.fetch(query, *params)
+        else:
+            rows = await self._pool.fetch(query, *params)
+        return [_record(r) for r in rows]
+
+    async def iterate_all(
+        self, after: Checkpoint = START, *, batch_size: int = 1000, **filters: Any
+    ) -> AsyncIterator[RecordedEvent]:
+        """Every committed event after ``after``, batch by batch, until caught up."""
+        while True:
+            batch = await self.read_all(after, limit=batch_size, **filters)
+            for event in batch:
+                yield event
+            if len(batch) < batch_size:
+                return
+            after = batch[-1].checkpoint
+
+    async def load_checkpoint(self, name: str) -> Checkpoint:
+        """A named reader's checkpoint (the start when it has none)."""
+        row = await self._pool.fetchrow(
+            "SELECT transaction_id::text::bigint AS x, global_position AS p "
+            "FROM eventstore.checkpoints WHERE name = $1",
+            name,
+        )
+        return START if row is None else Checkpoint(row["x"], row["p"])
+
+    async def save_checkpoint(
+        self,
+        name: str,
+        checkpoint: Checkpoint,
+        *,
+        conn: Conn | None = None,
+        rewind: bool = False,
+    ) -> None:
+        """Record a named reader's checkpoint; it only moves forward unless ``rewind``."""
+        query = """
+            INSERT INTO eventstore.checkpoints AS c (name, transaction_id, global_position)
+            VALUES ($1, $2::text::xid8, $3)
+            ON CONFLICT (name) DO UPDATE
+               SET transaction_id = excluded.transaction_id,
+                   global_position = excluded.global_position, updated_at = now()
+             WHERE $4 OR (c.transaction_id, c.global_position)
+                   < (excluded.transaction_id, excluded.global_position)
+        """
+        args = (name, str(checkpoint.transaction_id), checkpoint.global_position, rewind)
+        if conn is not None:
+            await conn.execute(query, *args)
+        else:
+            await self._pool.execute(query, *args)
+
+
+def _translate(exc: asyncpg.PostgresError, stream_id: str, expected: int) -> Exception:
+    code = getattr(exc, "sqlstate", None)
+    if code == "MQ001":
+        detail = getattr(exc, "detail", None) or "-1"
+        return ConcurrencyError(stream_id, expected, int(detail))
+    if code == "MQ002":
+        return OrderingConflict(str(exc))
+    if code == "MQ003":
+        return DuplicateEventIdError(str(exc))
+    if code == "MQ006":
+        return DistrictMismatchError(str(exc))
+    if isinstance(exc, asyncpg.UniqueViolationError) and "event_id" in str(exc):
+        # The same id raced into another stream: the same mistake as MQ003.
+        return DuplicateEventIdError(str(exc))
+    return exc
+
+
+async def verify_chains(conn: Conn) -> list[dict[str, Any]]:
+    """Recompute every stream's hash chain; return the broken links, first one first.
+
+    A link is broken when its stored hash does not match its content, when its
+    ``prev_hash`` is not the previous event's hash, or when a version is missing.
+    """
+    rows = await conn.fetch(
+        r"""
+        WITH chain AS (
+            SELECT e.global_position, e.stream_id, e.stream_version, e.event_id, e.prev_hash,
+                   e.hash,
+                   coalesce(lag(e.hash) OVER w, decode(repeat('00', 32), 'hex'))
+                       AS expected_prev,
+                   row_number() OVER w AS expected_version,
+                   sha256(e.prev_hash || eventstore.canonical_bytes(e)) AS recomputed
+              FROM eventstore.events e
+            WINDOW w AS (PARTITION BY e.stream_id ORDER BY e.stream_version)
+        )
+        SELECT global_position, stream_id, stream_version, event_id,
+               CASE WHEN stream_version <> expected_version THEN 'version gap'
+                    WHEN prev_hash <> expected_prev
+                         THEN 'prev_hash does not match the previous event'
+                    ELSE 'hash does not match the content' END AS problem
+          FROM chain
+         WHERE stream_version <> expected_version OR prev_hash <> expected_prev
+               OR hash <> recomputed
+         ORDER BY global_position
+        """
+    )
+    return [dict(r.items()) for r in rows]

@@ -1,0 +1,1 @@
+"""The ``minqing`` command and the composition of the whole system."""

@@ -1,0 +1,34 @@
+"""What the system is made of: the packages whose migrations run, the services to start."""
+
+from __future__ import annotations
+
+import importlib.util
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class ServiceSpec:
+    """A service process of the local stack."""
+
+    name: str
+    module: str
+    """The module that ``python -m`` runs."""
+    port: int | None
+
+
+SERVICES: tuple[ServiceSpec, ...] = (
+    ServiceSpec("intake", "services.intake", 8001),
+    ServiceSpec("routing", "services.routing", 8002),
+    ServiceSpec("notification", "services.notification", 8003),
+    ServiceSpec("reporting", "services.reporting", 8004),
+)
+
+
+def existing_services() -> list[ServiceSpec]:
+    """The services whose code is present (each arrives with its own issue)."""
+    return [s for s in SERVICES if importlib.util.find_spec(s.module + ".__main__") is not None]
+
+
+def migration_packages() -> list[str]:
+    """The shared library first, then every present service with migrations of its own."""
+    return ["eventkit", *(s.module for s in existing_services())]

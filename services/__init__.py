@@ -1,0 +1,1 @@
+"""Minqing's services: intake, routing, notification, reporting; each its own process."""
