@@ -26,7 +26,14 @@ SERVICES: tuple[ServiceSpec, ...] = (
 
 def existing_services() -> list[ServiceSpec]:
     """The services whose code is present (each arrives with its own issue)."""
-    return [s for s in SERVICES if importlib.util.find_spec(s.module + ".__main__") is not None]
+    return [s for s in SERVICES if _exists(s.module + ".__main__")]
+
+
+def _exists(module: str) -> bool:
+    try:
+        return importlib.util.find_spec(module) is not None
+    except ModuleNotFoundError:  # the parent package is absent
+        return False
 
 
 def migration_packages() -> list[str]:

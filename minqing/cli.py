@@ -1,0 +1,227 @@
+"""The ``minqing`` command: run the stack, migrate, relay, audit, handle dead letters."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import signal
+import sys
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from eventkit.logging import configure_logging
+from eventkit.settings import Settings, get_settings
+
+T = TypeVar("T")
+
+
+def _run(coro: Awaitable[T]) -> T:
+    async def main() -> T:
+        return await coro
+
+    return asyncio.run(main())
+
+
+def database_url(settings: Settings) -> str:
+    """The database to use: ``MINQING_DATABASE_URL``, else the local stack's running one."""
+    if settings.database_url:
+        return settings.database_url
+    from minqing.stack import local_database_url
+
+    url = local_database_url(settings)
+    if url is None:
+        raise click.ClickException(
+            "没有可用的数据库 / no database: start the local stack with `minqing up` "
+            "or set MINQING_DATABASE_URL"
+        )
+    return url
+
+
+async def until_signalled(work: Callable[[asyncio.Event], Awaitable[None]]) -> None:
+    """Run ``work(stop)``; SIGINT or SIGTERM sets ``stop`` for a clean shutdown."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await work(stop)
+
+
+@click.group()
+@click.pass_context
+def main(ctx: click.Context) -> None:
+    """民情 Minqing: residents' opinions, routed, answered and audited."""
+    settings = get_settings()
+    configure_logging(settings.log_level, settings.log_format)
+    ctx.obj = settings
+
+
+@main.command()
+@click.pass_obj
+def up(settings: Settings) -> None:
+    """启动本地系统 / Start PostgreSQL, the broker, the relay and every service."""
+    from minqing.stack import run_stack
+
+    sys.exit(run_stack(settings))
+
+
+@main.command()
+@click.pass_obj
+def down(settings: Settings) -> None:
+    """停止本地系统 / Stop what `minqing up` started."""
+    from minqing.stack import stop_stack
+
+    if not stop_stack(settings):
+        click.echo("本地系统未在运行 / the local stack is not running")
+
+
+@main.group()
+def db() -> None:
+    """数据库 / The database."""
+
+
+@db.command("migrate")
+@click.pass_obj
+def db_migrate(settings: Settings) -> None:
+    """应用迁移 / Apply the migrations not applied yet (safe to repeat)."""
+    from eventkit.db import migrate
+    from minqing.system import migration_packages
+
+    applied = _run(migrate(database_url(settings), migration_packages()))
+    if applied:
+        for name in applied:
+            click.echo(f"applied {name}")
+    else:
+        click.echo("数据库已是最新 / the database is up to date")
+
+
+@main.group()
+def relay() -> None:
+    """事件转发 / The relay from the event store to Kafka."""
+
+
+@relay.command("run")
+@click.pass_obj
+def relay_run(settings: Settings) -> None:
+    """Publish the store's events to Kafka until stopped (one leader per store)."""
+    from eventkit.db import create_pool
+    from eventkit.relay import Relay
+    from eventkit.store import EventStore
+
+    settings = settings.model_copy(update={"database_url": database_url(settings)})
+
+    async def work(stop: asyncio.Event) -> None:
+        assert settings.database_url
+        pool = await create_pool(settings.database_url, role=settings.database_role, max_size=2)
+        try:
+            await Relay(EventStore(pool), settings).run(stop)
+        finally:
+            await pool.close()
+
+    asyncio.run(until_signalled(work))
+
+
+@main.group()
+def audit() -> None:
+    """审计 / Audit the record."""
+
+
+@audit.command("verify")
+@click.pass_obj
+def audit_verify(settings: Settings) -> None:
+    """核验哈希链 / Recompute every stream's hash chain; name the first broken link."""
+    from eventkit.db import connect
+    from eventkit.store import verify_chains
+
+    async def work() -> tuple[int, list[dict[str, Any]]]:
+        conn = await connect(database_url(settings))
+        try:
+            count = await conn.fetchval("SELECT count(*) FROM eventstore.events")
+            return int(count), await verify_chains(conn)
+        finally:
+            await conn.close()
+
+    count, broken = _run(work())
+    if not broken:
+        click.echo(f"哈希链完整 / all chains intact: {count} events verified")
+        return
+    first = broken[0]
+    click.echo(
+        f"哈希链断裂 / BROKEN: {len(broken)} bad link(s); first at stream {first['stream_id']} "
+        f"version {first['stream_version']} (position {first['global_position']}, "
+        f"event {first['event_id']}): {first['problem']}",
+        err=True,
+    )
+    sys.exit(1)
+
+
+@main.group()
+def dlq() -> None:
+    """死信 / Dead letters: records a consumer could not handle."""
+
+
+@dlq.command("list")
+@click.option("--topic", required=True, help="e.g. minqing.cases.v1 (without .dlq)")
+@click.option("--json", "as_json", is_flag=True, help="one JSON object per line")
+@click.pass_obj
+def dlq_list(settings: Settings, topic: str, as_json: bool) -> None:
+    """列出死信 / List the dead letters of a topic."""
+    from eventkit.dlq import list_dead_letters
+
+    letters = _run(list_dead_letters(settings, topic))
+    if not letters:
+        click.echo(f"{topic}: 没有死信 / no dead letters")
+        return
+    for letter in letters:
+        info = letter.info
+        row = {
+            "partition": letter.partition,
+            "offset": letter.offset,
+            "status": "redriven" if letter.redriven else "pending",
+            "stream": info.get("ce_subject"),
+            "version": info.get("ce_streamversion"),
+            "type": info.get("ce_type"),
+            "handler": info.get("dlq_handler"),
+            "attempts": info.get("dlq_attempts"),
+            "failed_at": info.get("dlq_failed_at"),
+            "error": info.get("dlq_error"),
+        }
+        if as_json:
+            click.echo(json.dumps(row, ensure_ascii=False))
+        else:
+            click.echo(
+                f"{row['partition']}:{row['offset']} [{row['status']}] {row['type']} "
+                f"{row['stream']} v{row['version']} handler={row['handler']} "
+                f"attempts={row['attempts']}\n    {row['error']}"
+            )
+
+
+@dlq.command("redrive")
+@click.option("--topic", required=True, help="e.g. minqing.cases.v1 (without .dlq)")
+@click.pass_obj
+def dlq_redrive(settings: Settings, topic: str) -> None:
+    """重新投递 / Send the pending dead letters back to their topic."""
+    from eventkit.dlq import redrive
+
+    sent = _run(redrive(settings, topic))
+    click.echo(f"重新投递 / redriven: {len(sent)}")
+
+
+@main.group()
+def contracts() -> None:
+    """事件契约 / The event contracts."""
+
+
+@contracts.command("schemas")
+@click.option("--check", is_flag=True, help="fail if the committed schemas are stale")
+def contracts_schemas(check: bool) -> None:
+    """生成 JSON Schema / Write the JSON Schemas into contracts/schemas/."""
+    from contracts import jsonschema
+
+    sys.exit(jsonschema.main(["--check"] if check else []))
+
+
+if __name__ == "__main__":
+    main()

