@@ -534,11 +534,10 @@ class _Stack:
         from eventkit.db import migrate
 
         try:
-            applied = asyncio.run(migrate(database_url, migration_packages()))
+            # migrate() logs each migration it applies.
+            asyncio.run(migrate(database_url, migration_packages()))
         except Exception as exc:
             raise _StartupError(f"数据库迁移失败 / migrations failed: {exc!r}") from exc
-        for name in applied:
-            self.console.say(f"applied {name}")
 
     def _make_children(
         self, database_url: str, bootstrap: str, services: list[ServiceSpec]
@@ -596,10 +595,10 @@ def run_stack(settings: Settings) -> int:
     try:
         pid_file = _PidFile.acquire(data_dir / "up.pid")
     except _AlreadyRunning as exc:
-        who = f"（进程 {exc.pid}）/ (pid {exc.pid})" if exc.pid else ""
+        zh_pid, en_pid = (f"（进程 {exc.pid}）", f" (pid {exc.pid})") if exc.pid else ("", "")
         _error(
-            f"另一个 minqing up 正在使用 {data_dir} {who}；请先运行 `minqing down`。\n"
-            f"Another `minqing up` is already running with data dir {data_dir}; "
+            f"另一个 minqing up{zh_pid}正在使用 {data_dir}；请先运行 `minqing down`。\n"
+            f"Another `minqing up`{en_pid} is already running with data dir {data_dir}; "
             "stop it with `minqing down` first."
         )
         return 1

@@ -1,0 +1,211 @@
+"""The consumer runtime on the real broker and the real PostgreSQL."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import uuid
+from collections.abc import AsyncIterator, Callable
+
+import asyncpg
+import pytest
+
+from contracts import CaseReplied
+from contracts.topics import CASES, dlq_topic
+from eventkit import cloudevents
+from eventkit.consumer import Consumer, HandlerContext, run_consumers
+from eventkit.dlq import list_dead_letters, redrive
+from eventkit.kafka import ensure_topics, make_producer
+from eventkit.relay import Relay
+from eventkit.settings import Settings
+from eventkit.store import EventStore
+from tests.helpers import envelope, read_topic
+
+
+async def wait_until(condition: Callable[[], bool], timeout: float = 30.0) -> None:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not condition():
+        if asyncio.get_running_loop().time() > deadline:
+            raise TimeoutError("condition not met in time")
+        await asyncio.sleep(0.05)
+
+
+@contextlib.asynccontextmanager
+async def running(settings: Settings, *consumers: Consumer) -> AsyncIterator[None]:
+    stop = asyncio.Event()
+    task = asyncio.create_task(run_consumers(settings, list(consumers), stop))
+    try:
+        yield
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 20)
+
+
+@contextlib.asynccontextmanager
+async def relaying(store: EventStore, settings: Settings) -> AsyncIterator[None]:
+    stop = asyncio.Event()
+    task = asyncio.create_task(Relay(store, settings).run(stop))
+    try:
+        yield
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 15)
+
+
+def recording_consumer(
+    settings: Settings, pool: asyncpg.Pool, *, fail: Callable[[CaseReplied], bool] = lambda e: False
+) -> Consumer:
+    consumer = Consumer("recorder", settings=settings, pool=pool)
+
+    @consumer.handles(CaseReplied)
+    async def record(event: CaseReplied, ctx: HandlerContext) -> None:
+        await ctx.conn.execute(
+            "INSERT INTO public.effects (event_id, stream_id, stream_version) VALUES ($1, $2, $3)",
+            ctx.envelope.event_id,
+            ctx.envelope.stream_id,
+            ctx.envelope.stream_version,
+        )
+        if fail(event):
+            raise RuntimeError(f"cannot handle {event.message}")
+
+    return consumer
+
+
+async def effects(pool: asyncpg.Pool) -> list[tuple[str, int]]:
+    rows = await pool.fetch(
+        "SELECT stream_id, stream_version FROM public.effects ORDER BY applied_at"
+    )
+    return [(r["stream_id"], r["stream_version"]) for r in rows]
+
+
+async def test_each_event_is_applied_once_in_stream_order(
+    store: EventStore, settings: Settings, pool: asyncpg.Pool, effects_table: str
+) -> None:
+    streams = [f"case-{uuid.uuid4().hex[:8]}" for _ in range(5)]
+    for i in range(50):
+        stream = streams[i % 5]
+        await store.append(stream, [envelope(stream, message=f"回复{i}")])
+    consumer = recording_consumer(settings, pool)
+    async with relaying(store, settings), running(settings, consumer):
+        await wait_until(lambda: consumer.stats.applied >= 50)
+    applied = await effects(pool)
+    assert len(applied) == 50
+    for stream in streams:
+        assert [v for s, v in applied if s == stream] == list(range(1, 11))
+
+
+async def test_a_redelivered_record_changes_nothing(
+    store: EventStore, settings: Settings, pool: asyncpg.Pool, effects_table: str
+) -> None:
+    stream = f"case-{uuid.uuid4().hex[:8]}"
+    await store.append(stream, [envelope(stream), envelope(stream)])
+    [first, second] = [r.envelope() for r in await store.read_stream(stream)]
+    consumer = recording_consumer(settings, pool)
+    assert await consumer.apply(first) is True
+    assert await consumer.apply(second) is True
+    assert await consumer.apply(first) is False
+    assert await consumer.apply(second) is False
+    assert await effects(pool) == [(stream, 1), (stream, 2)]
+    assert consumer.stats.duplicates == 2
+
+
+async def test_a_record_after_a_gap_first_applies_the_missing_events_from_the_store(
+    store: EventStore, settings: Settings, pool: asyncpg.Pool, effects_table: str
+) -> None:
+    """Kafka carries v1 and v3 only: the runtime reads v2 from the store, then v3."""
+    stream = f"case-{uuid.uuid4().hex[:8]}"
+    await store.append(stream, [envelope(stream) for _ in range(3)])
+    stored = [r.envelope() for r in await store.read_stream(stream)]
+    topic = settings.topic(CASES)
+    await ensure_topics(settings, [topic])
+    producer = make_producer(settings)
+    await producer.start()
+    try:
+        for env in (stored[0], stored[2]):
+            key, value, headers = cloudevents.encode(env)
+            await producer.send_and_wait(topic, value=value, key=key, headers=headers)
+    finally:
+        await producer.stop()
+    consumer = recording_consumer(settings, pool)
+    async with running(settings, consumer):
+        await wait_until(lambda: consumer.stats.applied >= 2)
+    assert await effects(pool) == [(stream, 1), (stream, 2), (stream, 3)]
+    assert consumer.stats.gap_filled == 1
+
+
+async def test_a_failing_handler_is_retried_and_its_effect_rolled_back_each_time(
+    store: EventStore, settings: Settings, pool: asyncpg.Pool, effects_table: str
+) -> None:
+    stream = f"case-{uuid.uuid4().hex[:8]}"
+    await store.append(stream, [envelope(stream, message="第一次失败")])
+    failures = iter([True, True])
+    consumer = recording_consumer(settings, pool, fail=lambda e: next(failures, False))
+    async with relaying(store, settings), running(settings, consumer):
+        await wait_until(lambda: consumer.stats.applied >= 1)
+    assert consumer.stats.retries == 2
+    assert await effects(pool) == [(stream, 1)]
+
+
+async def test_a_poison_record_goes_to_the_dlq_and_the_partition_keeps_flowing(
+    store: EventStore, settings: Settings, pool: asyncpg.Pool, effects_table: str
+) -> None:
+    settings = settings.model_copy(update={"kafka_partitions": 1})
+    poison = f"case-{uuid.uuid4().hex[:8]}"
+    healthy = f"case-{uuid.uuid4().hex[:8]}"
+    await store.append(poison, [envelope(poison, message="毒")])
+    for _ in range(5):
+        await store.append(healthy, [envelope(healthy)])
+    broken = True
+    consumer = recording_consumer(settings, pool, fail=lambda e: broken and e.message == "毒")
+    async with relaying(store, settings), running(settings, consumer):
+        await wait_until(lambda: consumer.stats.applied >= 5)
+        await wait_until(lambda: consumer.stats.dead_lettered == 1)
+        assert await effects(pool) == [(healthy, v) for v in range(1, 6)]
+
+        [letter] = await list_dead_letters(settings, CASES)
+        info = letter.info
+        assert info["dlq_handler"] == "recorder"
+        assert "RuntimeError: cannot handle 毒" in info["dlq_error"]
+        assert info["dlq_attempts"] == str(settings.consumer_max_attempts)
+        assert info["ce_subject"] == poison and info["ce_streamversion"] == "1"
+        assert info["dlq_topic"] == settings.topic(CASES)
+        assert not letter.redriven
+
+        broken = False  # the handler is fixed; send the dead letter back
+        assert len(await redrive(settings, CASES)) == 1
+        await wait_until(lambda: consumer.stats.applied >= 6)
+    assert (poison, 1) in await effects(pool)
+    [again] = await list_dead_letters(settings, CASES)
+    assert again.redriven
+    assert await redrive(settings, CASES) == []
+
+
+async def test_a_record_that_is_not_a_cloudevent_is_dead_lettered_with_the_reason(
+    settings: Settings, pool: asyncpg.Pool, effects_table: str
+) -> None:
+    topic = settings.topic(CASES)
+    await ensure_topics(settings, [topic])
+    producer = make_producer(settings)
+    await producer.start()
+    try:
+        await producer.send_and_wait(topic, value=b"not json", key=b"case-x", headers=[])
+    finally:
+        await producer.stop()
+    consumer = recording_consumer(settings, pool)
+    async with running(settings, consumer):
+        await wait_until(lambda: consumer.stats.dead_lettered == 1)
+    [record] = await read_topic(
+        settings.kafka_bootstrap, dlq_topic(topic), until=lambda r: len(r) >= 1
+    )
+    assert b"undecodable record" in dict(record.headers)["dlq_error"]
+    assert record.value == b"not json"
+
+
+def test_a_consumer_without_handlers_refuses_to_attach(
+    settings: Settings, pool: asyncpg.Pool
+) -> None:
+    from faststream.kafka import KafkaBroker
+
+    consumer = Consumer("empty", settings=settings, pool=pool)
+    with pytest.raises(ValueError, match="handles no event type"):
+        consumer.attach(KafkaBroker(settings.kafka_bootstrap))
