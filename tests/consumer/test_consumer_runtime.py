@@ -167,7 +167,8 @@ async def test_a_poison_record_goes_to_the_dlq_and_the_partition_keeps_flowing(
         assert info["dlq_handler"] == "recorder"
         assert "RuntimeError: cannot handle 毒" in info["dlq_error"]
         assert info["dlq_attempts"] == str(settings.consumer_max_attempts)
-        assert info["ce_subject"] == poison and info["ce_streamversion"] == "1"
+        assert info["ce_subject"] == poison
+        assert info["ce_streamversion"] == "1"
         assert info["dlq_topic"] == settings.topic(CASES)
         assert not letter.redriven
 

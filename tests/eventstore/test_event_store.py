@@ -31,7 +31,9 @@ def new_stream() -> str:
 
 async def test_appended_events_get_contiguous_versions_from_one(store: EventStore) -> None:
     stream = new_stream()
-    first = await store.append(stream, [envelope(stream), envelope(stream)], expected_version=NO_STREAM)
+    first = await store.append(
+        stream, [envelope(stream), envelope(stream)], expected_version=NO_STREAM
+    )
     second = await store.append(stream, [envelope(stream)], expected_version=2)
     assert (first.stream_version, second.stream_version) == (2, 3)
     events = await store.read_stream(stream)
@@ -53,7 +55,8 @@ async def test_re_appending_the_same_event_id_is_a_no_op(store: EventStore) -> N
     event = envelope(stream)
     await store.append(stream, [event], expected_version=NO_STREAM)
     again = await store.append(stream, [event], expected_version=NO_STREAM)
-    assert again.duplicate and again.stream_version == 1
+    assert again.duplicate
+    assert again.stream_version == 1
     assert len(await store.read_stream(stream)) == 1
 
 

@@ -154,6 +154,4 @@ async def test_a_new_empty_broker_is_fed_the_whole_history_again(
             )
     finally:
         fresh.stop()
-    assert sorted(versions_first_seen(records).items()) == sorted(
-        (s, [1, 2]) for s in streams
-    )
+    assert sorted(versions_first_seen(records).items()) == sorted((s, [1, 2]) for s in streams)

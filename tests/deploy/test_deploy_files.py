@@ -1,0 +1,742 @@
+"""The deployment files under ``deploy/`` agree with the code they deploy.
+
+Docker does not run where these tests run, so the Dockerfile, the compose file and the
+Kubernetes manifests are checked by reading them: names of settings, ports, commands,
+dependencies, roles and secrets. One test runs ``deploy/postgres/init.sql`` for real,
+with psql, against the session's embedded PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import fnmatch
+import os
+import re
+import shlex
+import subprocess
+import tomllib
+import uuid
+from collections.abc import Iterator
+from functools import cache
+from pathlib import Path, PurePosixPath
+from typing import Any
+from urllib.parse import urlsplit
+
+import asyncpg
+import click
+import pytest
+import yaml
+
+from eventkit.db import create_pool, migrate
+from eventkit.local import EmbeddedPostgres
+from eventkit.settings import Settings
+from eventkit.store import EventStore
+from minqing.cli import main as cli
+from minqing.system import SERVICES, migration_packages
+from tests.helpers import envelope
+
+ROOT = Path(__file__).resolve().parents[2]
+DEPLOY = ROOT / "deploy"
+K8S = DEPLOY / "k8s"
+COMPOSE = DEPLOY / "compose.yaml"
+DOCKERFILE = DEPLOY / "Dockerfile"
+DOCKERIGNORE = DEPLOY / "Dockerfile.dockerignore"
+INIT_SQL = DEPLOY / "postgres" / "init.sql"
+
+EXTRA_SETTINGS = frozenset(
+    {
+        # Proposed, not yet a field of eventkit.settings.Settings: the address the
+        # services' HTTP servers bind to. In a container it must be 0.0.0.0, not the
+        # loopback a developer's machine wants. When it becomes a field (of Settings or of
+        # a service's own settings class), take it out of this set.
+        "MINQING_HTTP_HOST",
+    }
+)
+"""MINQING_* names the deploy files may use although Settings has no such field."""
+
+RUNTIME_ROLE = "minqing_runtime"
+APP_LOGIN = "minqing_app"
+LONG_RUNNING = ("relay", *(s.name for s in SERVICES))
+"""The compose services that run for good and talk to both Kafka and PostgreSQL."""
+
+MINQING_NAME = re.compile(r"\bMINQING_[A-Z0-9_]*[A-Z0-9]\b")
+URL_WITH_PASSWORD = re.compile(r"[a-z][a-z0-9+.-]*://[^/\s:@]+:([^@\s]+)@", re.IGNORECASE)
+PLACEHOLDER = "CHANGE_ME"
+
+
+# ---- reading the files ------------------------------------------------------------
+
+
+def yaml_files() -> list[Path]:
+    return sorted([*DEPLOY.rglob("*.yaml"), *DEPLOY.rglob("*.yml")])
+
+
+@cache
+def documents(path: Path) -> tuple[Any, ...]:
+    with path.open(encoding="utf-8") as f:
+        return tuple(doc for doc in yaml.safe_load_all(f) if doc is not None)
+
+
+def compose() -> dict[str, Any]:
+    (doc,) = documents(COMPOSE)
+    assert isinstance(doc, dict)
+    return doc
+
+
+def compose_services() -> dict[str, dict[str, Any]]:
+    services = compose()["services"]
+    assert isinstance(services, dict)
+    return services
+
+
+def compose_env(service: dict[str, Any]) -> dict[str, str]:
+    env = service.get("environment") or {}
+    if isinstance(env, list):
+        return dict(item.split("=", 1) if "=" in item else (item, "") for item in env)
+    return {key: value for key, value in env.items()}
+
+
+def compose_command(service: dict[str, Any]) -> list[str]:
+    command = service.get("command") or []
+    return shlex.split(command) if isinstance(command, str) else [str(c) for c in command]
+
+
+def depends_on(service: dict[str, Any]) -> dict[str, str]:
+    """The services this one waits for, and the condition of each."""
+    deps = service.get("depends_on") or {}
+    if isinstance(deps, list):
+        return dict.fromkeys(deps, "service_started")
+    return {name: (spec or {}).get("condition", "service_started") for name, spec in deps.items()}
+
+
+def published_ports(service: dict[str, Any]) -> set[tuple[int, int]]:
+    """(host port, container port) pairs, from the short or the long syntax."""
+    pairs = set()
+    for port in service.get("ports") or []:
+        if isinstance(port, dict):
+            pairs.add((int(port["published"]), int(port["target"])))
+        else:
+            parts = str(port).split("/")[0].split(":")
+            assert len(parts) in (2, 3), f"port {port!r} is not published on a fixed host port"
+            pairs.add((int(parts[-2]), int(parts[-1])))
+    return pairs
+
+
+def k8s_manifests() -> list[Path]:
+    return sorted(p for p in K8S.glob("*.y*ml") if p.name != "kustomization.yaml")
+
+
+def k8s_objects() -> list[dict[str, Any]]:
+    return [doc for path in k8s_manifests() for doc in documents(path)]
+
+
+def k8s_of_kind(kind: str) -> list[dict[str, Any]]:
+    return [o for o in k8s_objects() if o["kind"] == kind]
+
+
+def k8s_named(kind: str, name: str) -> dict[str, Any]:
+    found = [o for o in k8s_of_kind(kind) if o["metadata"]["name"] == name]
+    assert len(found) == 1, f"expected one {kind} named {name}, found {len(found)}"
+    return found[0]
+
+
+def pod_spec(workload: dict[str, Any]) -> dict[str, Any]:
+    spec = workload["spec"]["template"]["spec"]
+    assert isinstance(spec, dict)
+    return spec
+
+
+def workloads() -> list[dict[str, Any]]:
+    return [*k8s_of_kind("Deployment"), *k8s_of_kind("Job")]
+
+
+def containers() -> Iterator[tuple[dict[str, Any], dict[str, Any]]]:
+    for workload in workloads():
+        for container in pod_spec(workload)["containers"]:
+            yield workload, container
+
+
+def container_command(container: dict[str, Any]) -> list[str]:
+    return [*container.get("command", []), *container.get("args", [])]
+
+
+def config_value(kind: str, name: str, key: str) -> str:
+    obj = k8s_named(kind, name)
+    data = {**obj.get("data", {}), **obj.get("stringData", {})}
+    assert key in data, f"{kind} {name} has no key {key}"
+    return str(data[key])
+
+
+def container_env(container: dict[str, Any]) -> dict[str, str]:
+    """The variables a container gets, with every reference resolved (or failed)."""
+    env: dict[str, str] = {}
+    for source in container.get("envFrom", []):
+        for kind, ref in (("ConfigMap", "configMapRef"), ("Secret", "secretRef")):
+            if ref in source:
+                obj = k8s_named(kind, source[ref]["name"])
+                env.update({k: str(v) for k, v in obj.get("data", {}).items()})
+                env.update({k: str(v) for k, v in obj.get("stringData", {}).items()})
+    for item in container.get("env", []):
+        if "value" in item:
+            env[item["name"]] = str(item["value"])
+            continue
+        source = item["valueFrom"]
+        if "secretKeyRef" in source:
+            ref = source["secretKeyRef"]
+            env[item["name"]] = config_value("Secret", ref["name"], ref["key"])
+        elif "configMapKeyRef" in source:
+            ref = source["configMapKeyRef"]
+            env[item["name"]] = config_value("ConfigMap", ref["name"], ref["key"])
+    return env
+
+
+def strings(value: Any) -> Iterator[str]:
+    """Every string inside a parsed YAML document, keys included."""
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            yield str(key)
+            yield from strings(item)
+    elif isinstance(value, list):
+        for item in value:
+            yield from strings(item)
+
+
+def dockerfile_instructions() -> list[tuple[str, str]]:
+    """(INSTRUCTION, arguments) pairs, continuation lines joined, comments dropped."""
+    joined: list[str] = []
+    pending = ""
+    for raw in DOCKERFILE.read_text(encoding="utf-8").splitlines():
+        line = raw.strip()
+        if not pending and (not line or line.startswith("#")):
+            continue
+        if line.startswith("#"):
+            continue
+        if line.endswith("\\"):
+            pending += line[:-1] + " "
+            continue
+        joined.append(pending + line)
+        pending = ""
+    instructions = []
+    for line in joined:
+        word, _, rest = line.partition(" ")
+        instructions.append((word.upper(), rest.strip()))
+    return instructions
+
+
+def final_stage() -> list[tuple[str, str]]:
+    instructions = dockerfile_instructions()
+    last_from = max(i for i, (word, _) in enumerate(instructions) if word == "FROM")
+    return instructions[last_from:]
+
+
+def copy_sources() -> list[str]:
+    """The build-context paths the Dockerfile copies (not those copied between stages)."""
+    sources = []
+    for word, rest in dockerfile_instructions():
+        if word not in ("COPY", "ADD"):
+            continue
+        args = shlex.split(rest)
+        if any(a.startswith("--from") for a in args):
+            continue
+        paths = [a for a in args if not a.startswith("--")]
+        sources.extend(paths[:-1])
+    return sources
+
+
+def ignored(path: str) -> bool:
+    """Whether deploy/Dockerfile.dockerignore leaves ``path`` out of the build context.
+
+    Docker's rules: the last matching pattern wins, ``!`` re-includes, and a pattern
+    that matches a parent directory matches everything under it.
+    """
+    parts = PurePosixPath(path).parts
+    candidates = ["/".join(parts[: i + 1]) for i in range(len(parts))]
+    result = False
+    for raw in DOCKERIGNORE.read_text(encoding="utf-8").splitlines():
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        negated = line.startswith("!")
+        pattern = line.lstrip("!").strip("/")
+        patterns = [pattern]
+        if pattern.startswith("**/"):
+            patterns.append(pattern[3:])
+        if any(fnmatch.fnmatchcase(c, p) for c in candidates for p in patterns):
+            result = not negated
+    return result
+
+
+def url_user(url: str) -> str | None:
+    return urlsplit(url).username
+
+
+# ---- every file ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("path", yaml_files(), ids=lambda p: str(p.relative_to(DEPLOY)))
+def test_every_yaml_file_under_deploy_parses_into_mappings(path: Path) -> None:
+    docs = documents(path)
+    assert docs, f"{path} holds no document"
+    assert all(isinstance(doc, dict) for doc in docs)
+
+
+def test_every_minqing_variable_in_deploy_names_a_real_setting() -> None:
+    prefix = Settings.model_config.get("env_prefix", "")
+    allowed = {(prefix + name).upper() for name in Settings.model_fields} | EXTRA_SETTINGS
+    unknown = {
+        f"{name} in {path.relative_to(ROOT)}"
+        for path in DEPLOY.rglob("*")
+        if path.is_file()
+        for name in MINQING_NAME.findall(path.read_text(encoding="utf-8"))
+        if name not in allowed
+    }
+    assert not unknown, f"not a setting of eventkit.settings.Settings: {sorted(unknown)}"
+
+
+def test_the_extra_setting_names_are_not_already_real_fields() -> None:
+    real = {"MINQING_" + name.upper() for name in Settings.model_fields}
+    assert not EXTRA_SETTINGS & real, "now a real setting: remove it from EXTRA_SETTINGS"
+
+
+def test_every_minqing_command_in_deploy_exists_in_the_cli() -> None:
+    commands = [compose_command(s) for s in compose_services().values() if s.get("command")]
+    commands += [container_command(c) for _, c in containers()]
+    commands += [cmd for word, cmd in final_stage() if word == "CMD" for cmd in [yaml_list(cmd)]]
+    modules = {s.module for s in SERVICES}
+    assert commands
+    for argv in commands:
+        if argv[:2] == ["python", "-m"]:
+            assert argv[2] in modules, f"{argv}: not a service module of minqing.system"
+            continue
+        assert argv[0] == "minqing", f"{argv}: neither `minqing ...` nor `python -m <service>`"
+        command: click.Command = cli
+        ctx = click.Context(cli)
+        for word in argv[1:]:
+            if word.startswith("-") or not isinstance(command, click.Group):
+                break
+            sub = command.get_command(ctx, word)
+            assert sub is not None, f"{argv}: `{word}` is not a command of `minqing`"
+            command = sub
+        assert not isinstance(command, click.Group) or "--help" in argv, f"{argv}: incomplete"
+
+
+def yaml_list(text: str) -> list[str]:
+    """A Dockerfile exec-form argument list (a JSON array, which YAML reads)."""
+    value = yaml.safe_load(text)
+    assert isinstance(value, list), f"{text!r}: use the exec form"
+    return [str(v) for v in value]
+
+
+# ---- Dockerfile ---------------------------------------------------------------------
+
+
+def test_dockerfile_runs_as_a_non_root_user() -> None:
+    users = [rest for word, rest in final_stage() if word == "USER"]
+    assert users, "the final stage has no USER: it would run as root"
+    user = users[-1].split(":")[0]
+    assert user not in ("root", "0", "")
+    # Kubernetes' runAsNonRoot can only verify a numeric user.
+    assert user.isdigit(), "use a numeric uid so that runAsNonRoot can check it"
+
+
+def test_dockerfile_starts_from_python_3_11_slim_and_prints_help_by_default() -> None:
+    froms = [rest.split()[0] for word, rest in dockerfile_instructions() if word == "FROM"]
+    assert froms
+    assert all(f == "python:3.11-slim" for f in froms)
+    assert not [w for w, _ in final_stage() if w == "ENTRYPOINT"], "the command picks the process"
+    (cmd,) = [rest for word, rest in final_stage() if word == "CMD"]
+    assert yaml_list(cmd) == ["minqing", "--help"]
+
+
+def test_dockerfile_installs_the_package_with_the_constraints_file() -> None:
+    assert "constraints.txt" in copy_sources()
+    installs = [
+        shlex.split(rest)
+        for word, rest in dockerfile_instructions()
+        if word == "RUN" and "pip install" in rest
+    ]
+    assert installs, "no pip install"
+    for argv in installs:
+        i = argv.index("install")
+        args = argv[i + 1 :]
+        assert "-c" in args, f"{argv}: install with the constraints file"
+        assert args[args.index("-c") + 1] == "constraints.txt", argv
+        assert "." in args, f"{argv}: install the project itself"
+        assert "-e" not in args
+        assert "--editable" not in args
+
+
+def test_dockerfile_copies_every_package_and_the_readme_that_pyproject_names() -> None:
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
+    sources = set(copy_sources())
+    packages = project["tool"]["setuptools"]["packages"]["find"]["include"]
+    missing = {p.rstrip("*").rstrip(".") for p in packages} - sources
+    assert not missing, f"pip install . needs these in the image: {sorted(missing)}"
+    assert project["project"]["readme"] in sources
+    assert "pyproject.toml" in sources
+
+
+def test_the_build_context_keeps_what_the_dockerfile_copies_and_drops_the_rest() -> None:
+    for source in copy_sources():
+        assert not ignored(source), f"{source} is copied but left out of the build context"
+        folder = ROOT / source
+        if folder.is_dir():
+            for path in folder.rglob("*.py"):
+                relative = path.relative_to(ROOT).as_posix()
+                assert not ignored(relative), relative
+    for heavy in (".venv/bin/python", ".git/HEAD", ".minqing/pg/PG_VERSION", "tests/conftest.py"):
+        assert ignored(heavy), f"{heavy} would be sent to the builder"
+
+
+# ---- compose ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("spec", SERVICES, ids=lambda s: s.name)
+def test_compose_runs_each_service_from_its_module_on_its_own_port(spec: Any) -> None:
+    service = compose_services()[spec.name]
+    assert compose_command(service) == ["python", "-m", spec.module]
+    assert published_ports(service) == {(spec.port, spec.port)}
+
+
+def test_compose_builds_the_app_image_from_the_repository_root() -> None:
+    for name in ("migrate", *LONG_RUNNING):
+        build = compose_services()[name]["build"]
+        assert (COMPOSE.parent / build["context"]).resolve() == ROOT, name
+        assert (ROOT / build["dockerfile"]).resolve() == DOCKERFILE, name
+
+
+def test_no_compose_service_publishes_a_port_of_another_service() -> None:
+    owner = {s.port: s.name for s in SERVICES}
+    for name, service in compose_services().items():
+        for host, _ in published_ports(service):
+            assert owner.get(host, name) == name, f"{name} publishes {owner[host]}'s port {host}"
+
+
+@pytest.mark.parametrize("name", LONG_RUNNING)
+def test_every_compose_process_gets_idempotence_and_a_database_url(name: str) -> None:
+    env = compose_env(compose_services()[name])
+    assert env.get("MINQING_KAFKA_IDEMPOTENCE") == "true"
+    assert env.get("MINQING_DATABASE_URL", "").startswith("postgresql://")
+    assert env.get("MINQING_KAFKA_BOOTSTRAP")
+    assert env.get("MINQING_LOG_FORMAT") == "json"
+
+
+def test_compose_migrates_as_the_owner_and_runs_the_rest_as_the_app_login() -> None:
+    services = compose_services()
+    assert compose_command(services["migrate"]) == ["minqing", "db", "migrate"]
+    owner = url_user(compose_env(services["migrate"])["MINQING_DATABASE_URL"])
+    assert owner
+    assert owner != APP_LOGIN
+    default_role = Settings.model_fields["database_role"].default
+    for name in LONG_RUNNING:
+        env = compose_env(services[name])
+        assert url_user(env["MINQING_DATABASE_URL"]) == APP_LOGIN, name
+        assert env.get("MINQING_DATABASE_ROLE", default_role) == RUNTIME_ROLE, name
+
+
+def test_compose_depends_only_on_services_that_exist_under_conditions_they_can_meet() -> None:
+    services = compose_services()
+    for name, service in services.items():
+        for target, condition in depends_on(service).items():
+            assert target in services, f"{name} depends on a missing service {target}"
+            if condition == "service_healthy":
+                assert "healthcheck" in services[target], f"{target} has no healthcheck"
+            if condition == "service_completed_successfully":
+                # A one-shot that is restarted never "completes".
+                assert str(services[target].get("restart", "no")) in ("no", "on-failure")
+
+
+def test_compose_dependencies_have_no_cycle() -> None:
+    services = compose_services()
+    done: set[str] = set()
+
+    def visit(name: str, path: tuple[str, ...]) -> None:
+        assert name not in path, f"dependency cycle: {' -> '.join((*path, name))}"
+        if name in done:
+            return
+        for target in depends_on(services[name]):
+            visit(target, (*path, name))
+        done.add(name)
+
+    for name in services:
+        visit(name, ())
+
+
+@pytest.mark.parametrize("name", LONG_RUNNING)
+def test_the_relay_and_the_services_wait_for_the_migrations_and_a_healthy_kafka(
+    name: str,
+) -> None:
+    deps = depends_on(compose_services()[name])
+    assert deps.get("migrate") == "service_completed_successfully"
+    assert deps.get("kafka") == "service_healthy"
+    assert depends_on(compose_services()["migrate"]).get("postgres") == "service_healthy"
+
+
+def test_postgres_18_keeps_its_data_and_runs_the_role_script() -> None:
+    postgres = compose_services()["postgres"]
+    assert str(postgres["image"]).startswith("postgres:18")
+    mounts = {}
+    for volume in postgres["volumes"]:
+        source, target = str(volume).split(":")[:2]
+        mounts[target] = source
+    # PostgreSQL 18 images keep PGDATA in /var/lib/postgresql/18/docker.
+    assert "/var/lib/postgresql" in mounts
+    assert "/var/lib/postgresql/data" not in mounts
+    scripts = [t for t in mounts if t.startswith("/docker-entrypoint-initdb.d/")]
+    assert len(scripts) == 1
+    assert scripts[0].endswith(".sql")
+    assert (COMPOSE.parent / mounts[scripts[0]]).resolve() == INIT_SQL
+    wanted = re.findall(r"^\\getenv\s+\w+\s+(\w+)", INIT_SQL.read_text(), re.MULTILINE)
+    assert wanted, "init.sql reads its passwords from the environment"
+    assert set(wanted) <= set(compose_env(postgres))
+    check = [str(c) for c in postgres["healthcheck"]["test"]]
+    # Over TCP: the temporary server of initialisation listens on the socket only.
+    assert "pg_isready" in check
+    assert "-h" in check
+
+
+def test_kafka_is_one_kraft_node_with_one_replica_of_everything() -> None:
+    services = compose_services()
+    kafka = services["kafka"]
+    assert str(kafka["image"]).startswith("apache/kafka:")
+    env = {k: str(v) for k, v in compose_env(kafka).items()}
+    assert set(env["KAFKA_PROCESS_ROLES"].split(",")) == {"broker", "controller"}
+    assert env["KAFKA_CONTROLLER_QUORUM_VOTERS"].startswith(env["KAFKA_NODE_ID"] + "@")
+    assert len(base64.urlsafe_b64decode(env["CLUSTER_ID"] + "==")) == 16, "a 16-byte id"
+    for key, value in env.items():
+        if key.endswith("_REPLICATION_FACTOR") or key.endswith("_MIN_ISR"):
+            assert value == "1", f"{key}={value} on a single node"
+    assert "KAFKA_OFFSETS_TOPIC_REPLICATION_FACTOR" in env
+    assert "KAFKA_TRANSACTION_STATE_LOG_REPLICATION_FACTOR" in env
+    protocols = dict(p.split(":") for p in env["KAFKA_LISTENER_SECURITY_PROTOCOL_MAP"].split(","))
+    listeners = {}
+    for listener in env["KAFKA_LISTENERS"].split(","):
+        listener_name, _, address = listener.partition("://")
+        listeners[listener_name] = address
+    assert set(listeners) <= set(protocols)
+    controller = env["KAFKA_CONTROLLER_LISTENER_NAMES"]
+    assert controller in listeners
+    advertised = {}
+    for listener in env["KAFKA_ADVERTISED_LISTENERS"].split(","):
+        listener_name, _, address = listener.partition("://")
+        assert listener_name in listeners
+        assert listener_name != controller
+        advertised[address] = listener_name
+    # The app's bootstrap is a listener Kafka advertises under a name the other
+    # containers can resolve (the compose service name).
+    for name in LONG_RUNNING:
+        bootstrap = compose_env(services[name])["MINQING_KAFKA_BOOTSTRAP"]
+        assert bootstrap in advertised, f"{name}: {bootstrap} is not advertised by kafka"
+        assert bootstrap.split(":")[0] in services
+
+
+# ---- Kubernetes ---------------------------------------------------------------------
+
+
+def test_kustomization_lists_every_manifest_in_k8s() -> None:
+    (kustomization,) = documents(K8S / "kustomization.yaml")
+    listed = list(kustomization["resources"])
+    assert len(listed) == len(set(listed)), "listed twice"
+    assert set(listed) == {p.name for p in k8s_manifests()}
+
+
+def test_every_k8s_object_lives_in_the_minqing_namespace() -> None:
+    (kustomization,) = documents(K8S / "kustomization.yaml")
+    (namespace,) = k8s_of_kind("Namespace")
+    name = namespace["metadata"]["name"]
+    assert kustomization["namespace"] == name
+    for obj in k8s_objects():
+        if obj["kind"] != "Namespace":
+            assert obj["metadata"].get("namespace") == name, obj["metadata"]["name"]
+
+
+@pytest.mark.parametrize("spec", SERVICES, ids=lambda s: s.name)
+def test_k8s_services_expose_the_ports_of_minqing_system(spec: Any) -> None:
+    service = k8s_named("Service", spec.name)
+    (port,) = service["spec"]["ports"]
+    assert port["port"] == spec.port
+    selector = service["spec"]["selector"]
+    chosen = [
+        d
+        for d in k8s_of_kind("Deployment")
+        if selector.items() <= d["spec"]["template"]["metadata"]["labels"].items()
+    ]
+    assert len(chosen) == 1, f"Service {spec.name} selects {len(chosen)} Deployments"
+    (container,) = pod_spec(chosen[0])["containers"]
+    assert container_command(container) == ["python", "-m", spec.module]
+    by_name = {p.get("name"): p["containerPort"] for p in container["ports"]}
+    target = port.get("targetPort", port["port"])
+    assert by_name.get(target, target) == spec.port
+
+
+def test_k8s_deployments_select_their_own_pods() -> None:
+    for workload in k8s_of_kind("Deployment"):
+        selector = workload["spec"]["selector"]["matchLabels"]
+        labels = workload["spec"]["template"]["metadata"]["labels"]
+        assert selector.items() <= labels.items(), workload["metadata"]["name"]
+
+
+def test_every_k8s_process_gets_idempotence_a_database_url_and_json_logs() -> None:
+    deployments = k8s_of_kind("Deployment")
+    assert len(deployments) == len(LONG_RUNNING)
+    for workload in deployments:
+        for container in pod_spec(workload)["containers"]:
+            env = container_env(container)
+            assert env.get("MINQING_KAFKA_IDEMPOTENCE") == "true", container["name"]
+            assert url_user(env["MINQING_DATABASE_URL"]) == APP_LOGIN, container["name"]
+            assert env.get("MINQING_DATABASE_ROLE", RUNTIME_ROLE) == RUNTIME_ROLE
+            assert env.get("MINQING_LOG_FORMAT") == "json"
+
+
+def test_the_k8s_migration_job_runs_as_the_owner() -> None:
+    (job,) = k8s_of_kind("Job")
+    (container,) = pod_spec(job)["containers"]
+    assert container_command(container) == ["minqing", "db", "migrate"]
+    assert pod_spec(job)["restartPolicy"] in ("Never", "OnFailure")
+    owner = url_user(container_env(container)["MINQING_DATABASE_URL"])
+    assert owner
+    assert owner != APP_LOGIN
+
+
+def test_the_k8s_relay_runs_a_standby_beside_the_leader() -> None:
+    (relay,) = [
+        d
+        for d in k8s_of_kind("Deployment")
+        if any(
+            container_command(c) == ["minqing", "relay", "run"] for c in pod_spec(d)["containers"]
+        )
+    ]
+    assert relay["spec"]["replicas"] >= 2
+
+
+def test_k8s_http_services_have_probes_on_their_port() -> None:
+    ports = {s.port for s in SERVICES}
+    for _, container in containers():
+        declared = {p.get("name"): p["containerPort"] for p in container.get("ports", [])}
+        if not set(declared.values()) & ports:
+            continue
+        for probe, path in (("readinessProbe", "/readyz"), ("livenessProbe", "/healthz")):
+            get = container[probe]["httpGet"]
+            assert get["path"] == path, f"{container['name']} {probe}"
+            assert declared.get(get["port"], get["port"]) in ports
+
+
+def test_every_k8s_container_has_resource_requests_and_limits() -> None:
+    for _, container in containers():
+        resources = container["resources"]
+        for bound in ("requests", "limits"):
+            assert {"cpu", "memory"} <= set(resources[bound]), f"{container['name']} {bound}"
+
+
+def test_k8s_pods_run_unprivileged_as_the_namespace_demands() -> None:
+    for workload, container in containers():
+        pod = pod_spec(workload).get("securityContext", {})
+        own = container.get("securityContext", {})
+        assert own.get("runAsNonRoot", pod.get("runAsNonRoot")) is True
+        assert own.get("runAsUser", pod.get("runAsUser")) != 0
+        assert own.get("allowPrivilegeEscalation") is False
+        assert own.get("capabilities", {}).get("drop") == ["ALL"]
+        seccomp = own.get("seccompProfile", pod.get("seccompProfile", {}))
+        assert seccomp.get("type") in ("RuntimeDefault", "Localhost")
+
+
+def test_k8s_configmap_values_are_strings() -> None:
+    for config in k8s_of_kind("ConfigMap"):
+        for key, value in config["data"].items():
+            assert isinstance(value, str), f"{key}: Kubernetes wants a string, got {value!r}"
+
+
+def test_k8s_holds_no_plaintext_password_outside_the_secret_template() -> None:
+    for obj in k8s_objects():
+        if obj["kind"] == "Secret":
+            assert "data" not in obj, "base64 data hides what is in it: use stringData"
+            annotations = obj["metadata"].get("annotations", {})
+            assert any(PLACEHOLDER in str(v) for v in annotations.values()), "mark the template"
+            for key, value in obj.get("stringData", {}).items():
+                for password in URL_WITH_PASSWORD.findall(str(value)):
+                    assert password.startswith(PLACEHOLDER), f"Secret key {key}: a real password"
+            continue
+        for text in strings(obj):
+            assert not URL_WITH_PASSWORD.search(text), f"{obj['metadata']['name']}: {text}"
+        for workload_container in (
+            c for c in obj.get("spec", {}).get("template", {}).get("spec", {}).get("containers", [])
+        ):
+            for item in workload_container.get("env", []):
+                if re.search("PASSWORD|SECRET|TOKEN", item["name"]):
+                    assert "value" not in item, f"{item['name']} must come from a Secret"
+
+
+# ---- the database roles, for real -----------------------------------------------------
+
+
+def _url(admin_url: str, *, user: str, database: str) -> str:
+    # The embedded server's URL is postgresql://postgres:@/postgres?host=<socket dir>
+    _, _, query = admin_url.partition("?")
+    return f"postgresql://{user}@/{database}" + (f"?{query}" if query else "")
+
+
+def _psql(url: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    psql = EmbeddedPostgres.bin_dir() / "psql"
+    clean = {k: v for k, v in os.environ.items() if not k.endswith("_DB_PASSWORD")}
+    return subprocess.run(
+        [str(psql), "-v", "ON_ERROR_STOP=1", "--no-psqlrc", "-d", url, "-f", str(INIT_SQL)],
+        env={**clean, **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def test_init_sql_lets_the_owner_migrate_and_the_app_login_append_as_the_runtime_role(
+    pg_admin_url: str,
+) -> None:
+    database = "deploy_" + uuid.uuid4().hex[:12]
+
+    async def admin(sql: str) -> None:
+        conn = await asyncpg.connect(pg_admin_url)
+        try:
+            await conn.execute(sql)
+        finally:
+            await conn.close()
+
+    async def use_as_app() -> None:
+        url = _url(pg_admin_url, user=APP_LOGIN, database=database)
+        pool = await create_pool(url, role=Settings().database_role, max_size=2)
+        try:
+            stream = f"case-{uuid.uuid4().hex[:12]}"
+            await EventStore(pool).append(stream, [envelope(stream)])
+            async with pool.acquire() as conn:
+                assert await conn.fetchval("SELECT current_user") == RUNTIME_ROLE
+                assert await conn.fetchval("SELECT count(*) FROM eventstore.events") == 1
+                with pytest.raises(asyncpg.InsufficientPrivilegeError):
+                    await conn.execute("UPDATE eventstore.events SET data = '{}'")
+                owners = await conn.fetch(
+                    "SELECT DISTINCT tableowner FROM pg_tables WHERE schemaname = 'eventstore'"
+                )
+                assert [r["tableowner"] for r in owners] == ["minqing_owner"]
+        finally:
+            await pool.close()
+
+    asyncio.run(admin(f"CREATE DATABASE {database}"))
+    try:
+        target = _url(pg_admin_url, user="postgres", database=database)
+        refused = _psql(target, {})
+        assert refused.returncode != 0, "init.sql ran without its passwords"
+        assert "_DB_PASSWORD" in refused.stderr
+
+        passwords = {"OWNER_DB_PASSWORD": "owner-test", "APP_DB_PASSWORD": "app-test"}
+        done = _psql(target, passwords)
+        assert done.returncode == 0, done.stderr
+        again = _psql(target, passwords)
+        assert again.returncode == 0, f"init.sql is not safe to run twice: {again.stderr}"
+
+        owner_url = _url(pg_admin_url, user="minqing_owner", database=database)
+        assert asyncio.run(migrate(owner_url, migration_packages()))
+        asyncio.run(use_as_app())
+    finally:
+        asyncio.run(admin(f"DROP DATABASE IF EXISTS {database} WITH (FORCE)"))
+        asyncio.run(admin(f"DROP ROLE IF EXISTS {APP_LOGIN}, minqing_owner"))
