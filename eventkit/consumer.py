@@ -21,6 +21,7 @@ commit can never silently cover a record that was not handled.
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 import traceback
 from collections.abc import Awaitable, Callable
@@ -317,9 +318,17 @@ def _describe(exc: BaseException) -> str:
     return "".join(frames).strip()
 
 
-async def run_consumers(settings: Settings, consumers: list[Consumer], stop: asyncio.Event) -> None:
-    """Run ``consumers`` on one faststream broker until ``stop`` is set."""
-    import logging
+async def run_consumers(
+    settings: Settings,
+    consumers: list[Consumer],
+    stop: asyncio.Event,
+    *,
+    started: asyncio.Event | None = None,
+) -> None:
+    """Run ``consumers`` on one faststream broker until ``stop`` is set.
+
+    ``started`` is set once the broker runs (its subscriptions may still be joining).
+    """
 
     broker = KafkaBroker(
         settings.kafka_bootstrap,
@@ -331,6 +340,8 @@ async def run_consumers(settings: Settings, consumers: list[Consumer], stop: asy
         await consumer.prepare()
         consumer.attach(broker)
     await broker.start()
+    if started is not None:
+        started.set()
     try:
         await stop.wait()
     finally:

@@ -132,6 +132,9 @@ class Broker:
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
             preexec_fn=die_with_parent,
+            # Its own session: a Ctrl-C in the terminal reaches `minqing up`, which stops
+            # the broker last, after the processes that use it.
+            start_new_session=True,
             env={**os.environ, "RUST_LOG": os.environ.get("RUST_LOG", "warn")},
         )
         try:

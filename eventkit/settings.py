@@ -42,6 +42,12 @@ class Settings(BaseSettings):
     relay_poll_interval: float = Field(default=0.5, gt=0)
     """Seconds between polls when no notification arrives (the fallback)."""
 
+    jwt_secret: str = "minqing-local-development-secret-change-me"
+    """Key signing the staff tokens (HS256). Set a long random value in production."""
+    jwt_ttl_hours: float = Field(default=12, gt=0)
+    public_base_url: str = "http://127.0.0.1:8001"
+    """Where residents reach intake: QR posters and tracking links point here."""
+
     consumer_max_attempts: int = Field(default=5, ge=1)
     """Attempts of a handler on one record before the record goes to the DLQ."""
     consumer_backoff: float = Field(default=0.2, ge=0)

@@ -11,6 +11,7 @@ from typing import Any, TypeVar
 
 import click
 
+from eventkit.auth import Role
 from eventkit.logging import configure_logging
 from eventkit.settings import Settings, get_settings
 
@@ -206,6 +207,30 @@ def dlq_redrive(settings: Settings, topic: str) -> None:
 
     sent = _run(redrive(settings, topic))
     click.echo(f"重新投递 / redriven: {len(sent)}")
+
+
+@main.group()
+def token() -> None:
+    """工作人员令牌 / Staff tokens."""
+
+
+@token.command("issue")
+@click.option("--role", required=True, type=click.Choice([r.value for r in Role]))
+@click.option("--district", required=True, help="district code, e.g. demo")
+@click.option("--subject", required=True, help="the staff member's id")
+@click.option("--hours", type=float, default=None, help="validity (default: settings)")
+@click.pass_obj
+def token_issue(
+    settings: Settings, role: str, district: str, subject: str, hours: float | None
+) -> None:
+    """签发令牌 / Print a signed token, alone, on standard output."""
+    from eventkit.auth import issue_token
+
+    click.echo(
+        issue_token(
+            settings, role=Role(role), district_id=district, subject=subject, ttl_hours=hours
+        )
+    )
 
 
 @main.group()
