@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from contracts import cases, directory, intake, notifications
 from contracts.base import Actor, ActorRole, Event, LatLong
 from contracts.cases import (
     CaseAccepted,
@@ -38,39 +39,15 @@ from contracts.intake import (
     OpinionSubmittedV1,
     OpinionWithdrawn,
     SubmitterRef,
-    upcast_opinion_submitted_v1,
 )
 from contracts.notifications import NotificationFailed, NotificationSent
 from contracts.registry import EventRegistry, UnknownEventType, serialize
 
 registry = EventRegistry()
-registry.register(
-    OpinionSubmittedV1,
-    OpinionSubmitted,
-    OpinionWithdrawn,
-    FeedbackSubmitted,
-    CaseOpened,
-    CaseAssigned,
-    CaseAccepted,
-    CaseTransferred,
-    CaseEscalated,
-    CaseReplied,
-    CaseResolved,
-    CaseClosed,
-    CaseReopened,
-    CaseOverdue,
-    CaseLinked,
-    CaseConvertedToSuggestion,
-    DistrictRegistered,
-    StationRegistered,
-    RepresentativeRegistered,
-    RepresentativeJoinedStation,
-    RepresentativeLeftStation,
-    ReceptionDayScheduled,
-    NotificationSent,
-    NotificationFailed,
-)
-registry.upcaster("OpinionSubmitted", 1, upcast_opinion_submitted_v1)
+for _module in (intake, cases, directory, notifications):
+    registry.register(*_module.EVENTS)
+    for _event_type, _from_version, _upcaster in getattr(_module, "UPCASTERS", ()):
+        registry.upcaster(_event_type, _from_version, _upcaster)
 
 
 def ce_type(event_type: str, schema_version: int) -> str:

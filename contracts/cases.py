@@ -164,3 +164,20 @@ class CaseConvertedToSuggestion(CaseEvent):
     representative_id: Identifier
     title: Annotated[str, StringConstraints(min_length=1, max_length=200)]
     reply_due: AwareDatetime | None = None
+
+
+EVENTS: tuple[type[Event], ...] = (
+    CaseOpened,
+    CaseAssigned,
+    CaseAccepted,
+    CaseTransferred,
+    CaseEscalated,
+    CaseReplied,
+    CaseResolved,
+    CaseClosed,
+    CaseReopened,
+    CaseOverdue,
+    CaseLinked,
+    CaseConvertedToSuggestion,
+)
+"""Every event of this context, every version; registered by ``contracts``."""

@@ -132,3 +132,14 @@ class ReceptionDayScheduled(RepresentativeEvent):
     day: date
     starts_at: time | None = None
     ends_at: time | None = None
+
+
+EVENTS: tuple[type[Event], ...] = (
+    DistrictRegistered,
+    StationRegistered,
+    RepresentativeRegistered,
+    RepresentativeJoinedStation,
+    RepresentativeLeftStation,
+    ReceptionDayScheduled,
+)
+"""Every event of this context, every version; registered by ``contracts``."""

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from enum import StrEnum
-from typing import Annotated, ClassVar
+from typing import Annotated, Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field, HttpUrl, StringConstraints
 
@@ -116,7 +117,7 @@ class OpinionSubmitted(OpinionEvent):
     """The outside system's number for the same matter (a 12345 work order, an Open311 id)."""
 
 
-def upcast_opinion_submitted_v1(data: dict[str, object]) -> dict[str, object]:
+def upcast_opinion_submitted_v1(data: dict[str, Any]) -> dict[str, Any]:
     """v1 → v2: gather the flat location fields into ``location``."""
     out = dict(data)
     location = {
@@ -147,3 +148,17 @@ class FeedbackSubmitted(OpinionEvent):
     satisfaction: int = Field(ge=1, le=5)
     resolved: bool
     comment: Annotated[str, StringConstraints(max_length=1000)] | None = None
+
+
+EVENTS: tuple[type[Event], ...] = (
+    OpinionSubmittedV1,
+    OpinionSubmitted,
+    OpinionWithdrawn,
+    FeedbackSubmitted,
+)
+"""Every event of this context, every version; registered by ``contracts``."""
+
+UPCASTERS: tuple[tuple[str, int, Callable[[dict[str, Any]], dict[str, Any]]], ...] = (
+    ("OpinionSubmitted", 1, upcast_opinion_submitted_v1),
+)
+"""(event type, from version, function) for each step from an old shape to the next."""

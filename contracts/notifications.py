@@ -45,3 +45,7 @@ class NotificationFailed(NotificationEvent):
 
     attempts: int = Field(ge=1)
     error: Annotated[str, StringConstraints(max_length=1000)]
+
+
+EVENTS: tuple[type[Event], ...] = (NotificationSent, NotificationFailed)
+"""Every event of this context, every version; registered by ``contracts``."""

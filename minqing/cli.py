@@ -247,5 +247,26 @@ def contracts_schemas(check: bool) -> None:
     sys.exit(jsonschema.main(["--check"] if check else []))
 
 
+def _add_service_commands() -> None:
+    """Each present service may bring commands: ``services/<name>/cli.py`` lists them in
+    ``COMMANDS`` (click commands or groups), added at the top level of ``minqing``."""
+    import importlib
+
+    from minqing.system import existing_services
+
+    for spec in existing_services():
+        name = f"{spec.module}.cli"
+        try:
+            module = importlib.import_module(name)
+        except ModuleNotFoundError as exc:
+            if exc.name != name:
+                raise
+            continue
+        for command in getattr(module, "COMMANDS", ()):
+            main.add_command(command)
+
+
+_add_service_commands()
+
 if __name__ == "__main__":
     main()

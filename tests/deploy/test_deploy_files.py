@@ -63,6 +63,7 @@ LONG_RUNNING = ("relay", *(s.name for s in SERVICES))
 MINQING_NAME = re.compile(r"\bMINQING_[A-Z0-9_]*[A-Z0-9]\b")
 URL_WITH_PASSWORD = re.compile(r"[a-z][a-z0-9+.-]*://[^/\s:@]+:([^@\s]+)@", re.IGNORECASE)
 PLACEHOLDER = "CHANGE_ME"
+SECRET_NAME = re.compile("PASSWORD|SECRET|TOKEN")
 
 
 # ---- reading the files ------------------------------------------------------------
@@ -269,6 +270,12 @@ def ignored(path: str) -> bool:
     return result
 
 
+def setting_names() -> list[str]:
+    """The environment variable of each field of Settings, in field order."""
+    prefix = str(Settings.model_config.get("env_prefix", ""))
+    return [(prefix + name).upper() for name in Settings.model_fields]
+
+
 def url_user(url: str) -> str | None:
     return urlsplit(url).username
 
@@ -284,8 +291,7 @@ def test_every_yaml_file_under_deploy_parses_into_mappings(path: Path) -> None:
 
 
 def test_every_minqing_variable_in_deploy_names_a_real_setting() -> None:
-    prefix = Settings.model_config.get("env_prefix", "")
-    allowed = {(prefix + name).upper() for name in Settings.model_fields} | EXTRA_SETTINGS
+    allowed = set(setting_names()) | EXTRA_SETTINGS
     unknown = {
         f"{name} in {path.relative_to(ROOT)}"
         for path in DEPLOY.rglob("*")
@@ -297,7 +303,7 @@ def test_every_minqing_variable_in_deploy_names_a_real_setting() -> None:
 
 
 def test_the_extra_setting_names_are_not_already_real_fields() -> None:
-    real = {"MINQING_" + name.upper() for name in Settings.model_fields}
+    real = set(setting_names())
     assert not EXTRA_SETTINGS & real, "now a real setting: remove it from EXTRA_SETTINGS"
 
 
@@ -651,22 +657,54 @@ def test_k8s_configmap_values_are_strings() -> None:
 
 def test_k8s_holds_no_plaintext_password_outside_the_secret_template() -> None:
     for obj in k8s_objects():
+        name = obj["metadata"]["name"]
         if obj["kind"] == "Secret":
             assert "data" not in obj, "base64 data hides what is in it: use stringData"
             annotations = obj["metadata"].get("annotations", {})
             assert any(PLACEHOLDER in str(v) for v in annotations.values()), "mark the template"
             for key, value in obj.get("stringData", {}).items():
+                assert PLACEHOLDER in str(value), f"Secret key {key}: not a placeholder"
                 for password in URL_WITH_PASSWORD.findall(str(value)):
                     assert password.startswith(PLACEHOLDER), f"Secret key {key}: a real password"
             continue
         for text in strings(obj):
-            assert not URL_WITH_PASSWORD.search(text), f"{obj['metadata']['name']}: {text}"
-        for workload_container in (
-            c for c in obj.get("spec", {}).get("template", {}).get("spec", {}).get("containers", [])
-        ):
-            for item in workload_container.get("env", []):
-                if re.search("PASSWORD|SECRET|TOKEN", item["name"]):
-                    assert "value" not in item, f"{item['name']} must come from a Secret"
+            assert not URL_WITH_PASSWORD.search(text), f"{name}: {text}"
+        for key in obj.get("data", {}) if obj["kind"] == "ConfigMap" else ():
+            assert not SECRET_NAME.search(key), f"ConfigMap {name}: {key} belongs in the Secret"
+    for _, container in containers():
+        for item in container.get("env", []):
+            if SECRET_NAME.search(item["name"]):
+                assert "value" not in item, f"{item['name']} must come from a Secret"
+
+
+def test_k8s_services_take_every_secret_setting_from_the_secret() -> None:
+    secret_settings = {name for name in setting_names() if SECRET_NAME.search(name)}
+    assert secret_settings, "Settings has no secret field any more: drop this test"
+    ports = {s.port for s in SERVICES}
+    for _, container in containers():
+        if not {p["containerPort"] for p in container.get("ports", [])} & ports:
+            continue
+        given = {item["name"]: item for item in container.get("env", [])}
+        for setting in secret_settings:
+            assert setting in given, f"{container['name']} would run with the default {setting}"
+            assert "secretKeyRef" in given[setting].get("valueFrom", {}), setting
+        container_env(container)  # every reference resolves
+
+
+def test_no_k8s_process_keeps_a_setting_that_points_at_loopback() -> None:
+    loopback = re.compile(r"127\.0\.0\.1|localhost|\[::1\]")
+    local_defaults = {
+        setting
+        for setting, field in zip(setting_names(), Settings.model_fields.values(), strict=True)
+        if isinstance(field.default, str) and loopback.search(field.default)
+    }
+    assert local_defaults, "no default points at loopback any more"
+    for workload in k8s_of_kind("Deployment"):
+        for container in pod_spec(workload)["containers"]:
+            env = container_env(container)
+            for setting in local_defaults:
+                assert setting in env, f"{container['name']} keeps the local default {setting}"
+                assert not loopback.search(env[setting]), f"{container['name']}: {setting}"
 
 
 # ---- the database roles, for real -----------------------------------------------------
