@@ -43,7 +43,10 @@ async def ensure_topics(settings: Settings, topics: Iterable[str]) -> list[str]:
             # Another process may create them meanwhile: that is fine.
             with contextlib.suppress(TopicAlreadyExistsError):
                 await admin.create_topics(
-                    [NewTopic(t, settings.kafka_partitions, 1) for t in missing]
+                    [
+                        NewTopic(t, settings.kafka_partitions, settings.kafka_replication_factor)
+                        for t in missing
+                    ]
                 )
         return missing
     finally:

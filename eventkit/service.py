@@ -62,8 +62,9 @@ async def service_runtime(
         await pool.close()
 
 
-def serve(app: FastAPI, settings: Settings, *, port: int, host: str = "127.0.0.1") -> None:
-    """Run ``app`` with uvicorn until SIGINT or SIGTERM."""
+def serve(app: FastAPI, settings: Settings, *, port: int, host: str | None = None) -> None:
+    """Run ``app`` with uvicorn until SIGINT or SIGTERM, on ``settings.http_host``."""
+    host = host or settings.http_host
     configure_logging(settings.log_level, settings.log_format)
     config = uvicorn.Config(
         app, host=host, port=port, log_config=None, access_log=False, lifespan="on"

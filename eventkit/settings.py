@@ -31,6 +31,8 @@ class Settings(BaseSettings):
     """Idempotent producer: on for Apache Kafka; the local Tansu broker refuses it."""
     kafka_partitions: int = Field(default=6, ge=1)
     """Partitions of the topics the relay creates when they do not exist yet."""
+    kafka_replication_factor: int = Field(default=1, ge=1)
+    """Replicas of the topics the relay creates (3 on a production cluster)."""
     topic_prefix: str = ""
     """Prefixed to every topic name; empty in production, unique per test."""
     data_dir: Path = Path(".minqing")
@@ -42,6 +44,8 @@ class Settings(BaseSettings):
     relay_poll_interval: float = Field(default=0.5, gt=0)
     """Seconds between polls when no notification arrives (the fallback)."""
 
+    http_host: str = "127.0.0.1"
+    """Address the services' HTTP servers bind to (0.0.0.0 in a container)."""
     jwt_secret: str = "minqing-local-development-secret-change-me"
     """Key signing the staff tokens (HS256). Set a long random value in production."""
     jwt_ttl_hours: float = Field(default=12, gt=0)

@@ -33,7 +33,7 @@ from eventkit.local import EmbeddedPostgres
 from eventkit.settings import Settings
 from eventkit.store import EventStore
 from minqing.cli import main as cli
-from minqing.system import SERVICES, migration_packages
+from minqing.system import SERVICES, ServiceSpec, migration_packages
 from tests.helpers import envelope
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -44,16 +44,9 @@ DOCKERFILE = DEPLOY / "Dockerfile"
 DOCKERIGNORE = DEPLOY / "Dockerfile.dockerignore"
 INIT_SQL = DEPLOY / "postgres" / "init.sql"
 
-EXTRA_SETTINGS = frozenset(
-    {
-        # Proposed, not yet a field of eventkit.settings.Settings: the address the
-        # services' HTTP servers bind to. In a container it must be 0.0.0.0, not the
-        # loopback a developer's machine wants. When it becomes a field (of Settings or of
-        # a service's own settings class), take it out of this set.
-        "MINQING_HTTP_HOST",
-    }
-)
-"""MINQING_* names the deploy files may use although Settings has no such field."""
+EXTRA_SETTINGS: frozenset[str] = frozenset()
+"""MINQING_* names the deploy files may use although Settings has no such field (a
+setting proposed before it exists); empty when every name is a real field."""
 
 RUNTIME_ROLE = "minqing_runtime"
 APP_LOGIN = "minqing_app"
@@ -233,6 +226,13 @@ def final_stage() -> list[tuple[str, str]]:
     return instructions[last_from:]
 
 
+def yaml_list(text: str) -> list[str]:
+    """A Dockerfile exec-form argument list (a JSON array, which YAML reads)."""
+    value = yaml.safe_load(text)
+    assert isinstance(value, list), f"{text!r}: use the exec form"
+    return [str(v) for v in value]
+
+
 def copy_sources() -> list[str]:
     """The build-context paths the Dockerfile copies (not those copied between stages)."""
     sources = []
@@ -310,7 +310,7 @@ def test_the_extra_setting_names_are_not_already_real_fields() -> None:
 def test_every_minqing_command_in_deploy_exists_in_the_cli() -> None:
     commands = [compose_command(s) for s in compose_services().values() if s.get("command")]
     commands += [container_command(c) for _, c in containers()]
-    commands += [cmd for word, cmd in final_stage() if word == "CMD" for cmd in [yaml_list(cmd)]]
+    commands += [yaml_list(rest) for word, rest in final_stage() if word == "CMD"]
     modules = {s.module for s in SERVICES}
     assert commands
     for argv in commands:
@@ -327,13 +327,6 @@ def test_every_minqing_command_in_deploy_exists_in_the_cli() -> None:
             assert sub is not None, f"{argv}: `{word}` is not a command of `minqing`"
             command = sub
         assert not isinstance(command, click.Group) or "--help" in argv, f"{argv}: incomplete"
-
-
-def yaml_list(text: str) -> list[str]:
-    """A Dockerfile exec-form argument list (a JSON array, which YAML reads)."""
-    value = yaml.safe_load(text)
-    assert isinstance(value, list), f"{text!r}: use the exec form"
-    return [str(v) for v in value]
 
 
 # ---- Dockerfile ---------------------------------------------------------------------
@@ -401,7 +394,7 @@ def test_the_build_context_keeps_what_the_dockerfile_copies_and_drops_the_rest()
 
 
 @pytest.mark.parametrize("spec", SERVICES, ids=lambda s: s.name)
-def test_compose_runs_each_service_from_its_module_on_its_own_port(spec: Any) -> None:
+def test_compose_runs_each_service_from_its_module_on_its_own_port(spec: ServiceSpec) -> None:
     service = compose_services()[spec.name]
     assert compose_command(service) == ["python", "-m", spec.module]
     assert published_ports(service) == {(spec.port, spec.port)}
@@ -560,7 +553,7 @@ def test_every_k8s_object_lives_in_the_minqing_namespace() -> None:
 
 
 @pytest.mark.parametrize("spec", SERVICES, ids=lambda s: s.name)
-def test_k8s_services_expose_the_ports_of_minqing_system(spec: Any) -> None:
+def test_k8s_services_expose_the_ports_of_minqing_system(spec: ServiceSpec) -> None:
     service = k8s_named("Service", spec.name)
     (port,) = service["spec"]["ports"]
     assert port["port"] == spec.port
