@@ -164,6 +164,9 @@ class Consumer:
             "session_timeout_ms": 10000,
             "heartbeat_interval_ms": 1000,
             "title": f"{self.name}",
+            "description": "Handles "
+            + ", ".join(sorted(self._routes))
+            + " (CloudEvents binary mode; applied once per stream version).",
         }
         options.update(subscriber_options)
         subscriber = broker.subscriber(*self.topics, **options)

@@ -215,6 +215,13 @@ def create_app(
             {"status": "ready" if ok else "starting"}, status_code=200 if ok else 503
         )
 
+    @app.get("/asyncapi", include_in_schema=False)
+    async def asyncapi() -> Response:
+        document = getattr(app.state, "asyncapi", None)
+        if document is None:
+            raise Problem(503, "starting", "服务正在启动", "The service is starting")
+        return JSONResponse(document)
+
     @app.get("/metrics", include_in_schema=False)
     async def metrics() -> Response:
         return PlainTextResponse(generate_latest(), media_type=CONTENT_TYPE_LATEST)
