@@ -1,23 +1,26 @@
 """Event store benchmark: append rates, pgbench on the same server, relay lag.
 
-Run with ``.venv/bin/python bench/eventstore.py`` (or ``make bench``). It starts its own
+Run with ``.venv/bin/python bench/eventstore.py`` (``make bench``). It starts its own
 embedded PostgreSQL in a temporary directory and its own Tansu broker on a free port,
 measures, prints a table and, as its last line, one JSON object with every figure, then
-removes everything it started, also on Ctrl-C or failure.
+stops both and removes the directory, also on Ctrl-C, SIGTERM or failure.
 
-What is measured (see docs/performance.md):
+Measured (docs/performance.md explains the figures):
 
 1. single-event ``EventStore.append`` calls per second, 1 writer and 8 writers;
 2. batches of 100 events per call, 1 and 8 writers (events per second);
-3. pgbench single-row INSERT transactions per second on the same server, 1 and 8 clients,
-   and our single-event rates as a share of them;
-4. relay lag at a paced 1,000 events/s: append time to broker acknowledgement (the
-   relay's ``on_published``) and to a consumer's receipt;
-5. diagnostic variants in a scratch database (unless ``--no-variants``): the same append
-   with a held connection, without ``pg_notify``, with ``synchronous_commit=off``, without
-   the per-row trigger; plus the server-side time per call (``track_functions``).
+3. pgbench single-row INSERT transactions per second on the same server, 1 and 8
+   clients, and our single-event rates as a share of them;
+4. relay lag at a paced 1,000 events/s: from the event's occurred_at (set just before its
+   append) to a consumer's receipt, and to the relay's broker acknowledgement;
+5. diagnostics in a scratch database (skip with ``--no-variants``): the append without
+   ``pg_notify``, with a pool that skips its reset query, without the hash in the row
+   trigger, the append function driven by pgbench (no Python; also without its duplicate
+   pre-check), the relay polling every 20 ms instead of being notified.
 
-The appends run as ``minqing_runtime``, the role the services use.
+Appends run as ``minqing_runtime``, the role of the services. CPU figures: PostgreSQL's
+(the postmaster and all its children) and this process's (or pgbench's) CPU time per
+event, which are less disturbed by other load on the machine than the rates.
 """
 
 from __future__ import annotations
@@ -30,13 +33,14 @@ import json
 import os
 import platform
 import re
+import resource
 import shutil
 import signal
 import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -48,7 +52,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from contracts.envelope import Envelope, Metadata
 from contracts.topics import CASES
-from eventkit.db import create_pool, migrate
+from eventkit.db import _init_connection, create_pool, migrate
 from eventkit.kafka import partitions_of
 from eventkit.local import Broker, EmbeddedPostgres
 from eventkit.logging import configure_logging
@@ -62,18 +66,35 @@ STREAMS = 1000
 WRITERS = 8
 BATCH = 100
 DISTRICT = "demo"
-PGBENCH_SQL = """INSERT INTO bench_raw (data) VALUES ('{"a": 1, "text": "电梯坏了"}');\n"""
-APPEND_SIGNATURE = (
-    "eventstore.append(text, bigint, text, uuid[], text[], integer[], jsonb[], jsonb[],"
-    " timestamptz[])"
-)
-NOTIFY_CALL = "PERFORM pg_notify('minqing_events', '');"
-
+RELAY_RATE = 1000
 GOAL_APPEND_SHARE = 0.5
 GOAL_RELAY_P99_MS = 100.0
 
+RAW_SQL = """INSERT INTO bench_raw (data) VALUES ('{"a": 1, "text": "电梯坏了"}');\n"""
+# The same call the store makes, one CaseReplied-sized event, streams round robin-ish.
+APPEND_SQL = """\\set sid random(1, 1000)
+SELECT * FROM eventstore.append('case-pgb' || :sid, -1, 'demo', ARRAY[gen_random_uuid()],
+  ARRAY['CaseReplied'], ARRAY[1], ARRAY['{"actor": {"id": "liaison-07", "role": "liaison"},
+  "case_id": "pgb", "district_id": "demo", "occurred_at": "2026-11-22T02:01:56.123456+00:00",
+  "message": "已联系物业处理，电梯维修师傅明天上午到场，请您留意电话。"}'::jsonb],
+  ARRAY['{"correlation_id": "req-1",
+  "causation_id": "6f1c0d9e-5e8a-4d2b-9a43-1d2b3c4d5e6f"}'::jsonb],
+  ARRAY[now()]);
+""".replace("\n  ", " ")
 
-# --------------------------------------------------------------------------- helpers
+APPEND_FUNCTION = (
+    "eventstore.append(text, bigint, text, uuid[], text[], integer[], jsonb[], jsonb[],"
+    " timestamptz[])"
+)
+TRIGGER_FUNCTION = "eventstore.before_insert()"
+NOTIFY_CALL = "PERFORM pg_notify('minqing_events', '');"
+HASH_CALL = "NEW.hash := sha256(v_prev || eventstore.canonical_bytes(NEW));"
+DUPLICATE_CHECK = re.compile(
+    r"SELECT count\(\*\) INTO v_existing .*?USING ERRCODE = 'MQ003';\s*END IF;", re.DOTALL
+)
+
+
+# --------------------------------------------------------------------------- measuring
 
 
 def load() -> tuple[float, float, float]:
@@ -93,6 +114,30 @@ def _cpu_ticks() -> tuple[int, int]:
     return sum(fields) - idle, sum(fields)
 
 
+def _proc_stat(pid: int) -> tuple[int, list[int]]:
+    text = Path(f"/proc/{pid}/stat").read_text()
+    fields = text[text.rindex(")") + 2 :].split()
+    return int(fields[1]), [int(x) for x in fields[11:15]]  # ppid; utime stime cutime cstime
+
+
+def server_cpu_seconds(pid_file: Path) -> float:
+    """CPU time used so far by one PostgreSQL server: the postmaster, its live children
+    and the children it has reaped (exited backends). 0 when /proc cannot tell."""
+    try:
+        postmaster = int(pid_file.read_text().split()[0])
+        _, (utime, stime, cutime, cstime) = _proc_stat(postmaster)
+    except (OSError, ValueError, IndexError):
+        return 0.0
+    ticks = utime + stime + cutime + cstime
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            with contextlib.suppress(OSError, ValueError, IndexError):
+                ppid, (utime, stime, _, _) = _proc_stat(int(entry))
+                if ppid == postmaster:
+                    ticks += utime + stime
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
 def percentile(values: list[float], q: float) -> float:
     """The q-th percentile (0..100) by nearest rank; 0 for no values."""
     if not values:
@@ -100,19 +145,6 @@ def percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     rank = max(0, min(len(ordered) - 1, round(q / 100 * len(ordered) + 0.5) - 1))
     return ordered[rank]
-
-
-def with_database(url: str, database: str) -> str:
-    """The embedded server's URL (postgresql://postgres:@/postgres?host=<dir>) for another db."""
-    head, _, query = url.partition("?")
-    return f"{head.rsplit('/', 1)[0]}/{database}" + (f"?{query}" if query else "")
-
-
-def socket_and_user(url: str) -> tuple[str, str]:
-    """The Unix socket directory and the user of the embedded server's URL."""
-    parts = urlsplit(url)
-    host = parse_qs(parts.query).get("host", [""])[0] or parts.hostname or ""
-    return host, parts.username or "postgres"
 
 
 def cpu_model() -> str:
@@ -124,8 +156,102 @@ def cpu_model() -> str:
     return platform.processor() or "unknown"
 
 
+@dataclass
+class Phase:
+    """The figures of one timed run."""
+
+    name: str
+    writers: int
+    batch: int
+    events: int = 0
+    calls: int = 0
+    seconds: float = 0.0
+    events_per_s: float = 0.0
+    calls_per_s: float = 0.0
+    p50_ms: float = 0.0
+    p99_ms: float = 0.0
+    server_cpu_ms_per_event: float = 0.0
+    """PostgreSQL's CPU time (all its processes) per event."""
+    client_cpu_ms_per_event: float = 0.0
+    """This process's CPU time (pgbench's for pgbench) per event."""
+    machine_busy_pct: float = 0.0
+    """Busy share of all cores over the run (PostgreSQL, the client and anything else)."""
+    load_at_start: tuple[float, float, float] = (0.0, 0.0, 0.0)
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def rates(self, latencies: list[float] | None = None) -> None:
+        """Derive the rates (and latency percentiles) from the counts and the time."""
+        seconds = max(self.seconds, 1e-9)
+        self.events_per_s = round(self.events / seconds, 1)
+        self.calls_per_s = round(self.calls / seconds, 1)
+        if latencies is not None:
+            self.p50_ms = round(1000 * percentile(latencies, 50), 2)
+            self.p99_ms = round(1000 * percentile(latencies, 99), 2)
+
+
+@dataclass
+class Target:
+    """The server under test: its URLs and where its postmaster's pid is written."""
+
+    admin_url: str
+    pid_file: Path
+    bootstrap: str
+
+    def url(self, database: str) -> str:
+        """The superuser URL of ``database`` (postgresql://postgres:@/<db>?host=<dir>)."""
+        head, _, query = self.admin_url.partition("?")
+        return f"{head.rsplit('/', 1)[0]}/{database}" + (f"?{query}" if query else "")
+
+    def socket_and_user(self) -> tuple[str, str]:
+        """The Unix socket directory and the superuser's name, for pgbench."""
+        parts = urlsplit(self.admin_url)
+        host = parse_qs(parts.query).get("host", [""])[0] or parts.hostname or ""
+        return host, parts.username or "postgres"
+
+    @contextlib.contextmanager
+    def measuring(self, phase: Phase, *, children: bool = False) -> Iterator[None]:
+        """Time ``phase`` and charge it the server's, the client's and the machine's CPU.
+
+        ``children``: the client is a child process (pgbench), not this one.
+        """
+        phase.load_at_start = load()
+        busy0, total0 = _cpu_ticks()
+        server0 = server_cpu_seconds(self.pid_file)
+        client0 = _client_cpu(children)
+        t0 = time.perf_counter()
+        try:
+            yield
+        finally:
+            phase.seconds = round(time.perf_counter() - t0, 3)
+            client = _client_cpu(children) - client0
+            server = server_cpu_seconds(self.pid_file) - server0
+            busy1, total1 = _cpu_ticks()
+            phase.extra["server_cpu_s"] = round(server, 3)
+            phase.extra["client_cpu_s"] = round(client, 3)
+            if total1 > total0:
+                phase.machine_busy_pct = round(100 * (busy1 - busy0) / (total1 - total0), 1)
+
+    @staticmethod
+    def charge(phase: Phase) -> None:
+        """Per-event CPU figures, once ``phase.events`` is known."""
+        if phase.events:
+            for kind in ("server", "client"):
+                spent = phase.extra.get(f"{kind}_cpu_s", 0.0)
+                setattr(phase, f"{kind}_cpu_ms_per_event", round(1000 * spent / phase.events, 4))
+
+
+def _client_cpu(children: bool) -> float:
+    if children:
+        usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+        return usage.ru_utime + usage.ru_stime
+    return time.process_time()
+
+
+# --------------------------------------------------------------------------- appends
+
+
 def make_envelope(stream_id: str, n: int = 0) -> Envelope:
-    """A CaseReplied-shaped event, as a service would append it; occurred_at is now."""
+    """A CaseReplied-shaped event as a service would append it; occurred_at is now."""
     now = datetime.now(UTC)
     return Envelope(
         event_type="CaseReplied",
@@ -144,65 +270,43 @@ def make_envelope(stream_id: str, n: int = 0) -> Envelope:
     )
 
 
-@dataclass
-class Phase:
-    """The figures of one timed run."""
-
-    name: str
-    writers: int
-    batch: int
-    events: int = 0
-    calls: int = 0
-    seconds: float = 0.0
-    events_per_s: float = 0.0
-    calls_per_s: float = 0.0
-    p50_ms: float = 0.0
-    p99_ms: float = 0.0
-    client_cpu_pct: float = 0.0
-    """This process's CPU time over the wall time, in % of one core."""
-    machine_busy_pct: float = 0.0
-    """Busy share of all cores over the run (PostgreSQL, this process and anything else)."""
-    load_at_start: tuple[float, float, float] = (0.0, 0.0, 0.0)
-    extra: dict[str, Any] = field(default_factory=dict)
+async def _no_reset(_conn: asyncpg.Connection) -> None:
+    """A pool reset without the server round trip (asyncpg still rolls back)."""
 
 
-@contextlib.contextmanager
-def measuring(phase: Phase) -> Iterator[None]:
-    """Fill the wall time, CPU shares and load of ``phase`` around the block."""
-    phase.load_at_start = load()
-    busy0, total0 = _cpu_ticks()
-    cpu0 = time.process_time()
-    t0 = time.perf_counter()
-    try:
-        yield
-    finally:
-        wall = time.perf_counter() - t0
-        busy1, total1 = _cpu_ticks()
-        phase.seconds = round(wall, 3)
-        phase.client_cpu_pct = round(100 * (time.process_time() - cpu0) / wall, 1)
-        if total1 > total0:
-            phase.machine_busy_pct = round(100 * (busy1 - busy0) / (total1 - total0), 1)
+async def runtime_pool(url: str, size: int, *, reset_query: bool = True) -> asyncpg.Pool:
+    """A pool as the services make it (eventkit.db.create_pool), or one without the
+    reset query asyncpg sends on every release (the variant)."""
+    if reset_query:
+        return await create_pool(url, role=RUNTIME_ROLE, min_size=size, max_size=size)
 
+    async def init(conn: asyncpg.Connection) -> None:
+        await _init_connection(conn, RUNTIME_ROLE)
 
-# --------------------------------------------------------------------------- appends
+    pool = await asyncpg.create_pool(
+        url, min_size=size, max_size=size, init=init, reset=_no_reset, command_timeout=60
+    )
+    assert pool is not None
+    return pool
 
 
 async def run_appends(
+    target: Target,
     url: str,
     name: str,
     *,
     writers: int,
     batch: int,
     duration: float,
-    hold_connection: bool = False,
+    reset_query: bool = True,
 ) -> Phase:
-    """``writers`` tasks appending ``batch`` events per call for ``duration`` seconds.
+    """``writers`` tasks calling ``EventStore.append`` with ``batch`` events each.
 
-    Streams are taken round robin from 1,000 (a shared counter, so no two writers ever
-    append to the same stream at once). Without ``hold_connection`` each call borrows a
-    pool connection, as the services do; with it each writer keeps one and passes it.
+    Streams are taken round robin from 1,000 with a shared counter, so no two writers
+    append to one stream at once. Every call borrows a pool connection, as the services
+    do; the pool has one connection per writer.
     """
-    pool = await create_pool(url, role=RUNTIME_ROLE, min_size=writers, max_size=max(writers, 8))
+    pool = await runtime_pool(url, max(writers, 8), reset_query=reset_query)
     store = EventStore(pool)
     tag = uuid.uuid4().hex[:6]
     streams = [f"case-{tag}{i:04d}" for i in range(STREAMS)]
@@ -212,33 +316,28 @@ async def run_appends(
 
     async def writer(deadline: float) -> int:
         events = 0
-        async with contextlib.AsyncExitStack() as stack:
-            conn = await stack.enter_async_context(pool.acquire()) if hold_connection else None
-            while time.perf_counter() < deadline:
-                n = next(counter)
-                stream = streams[n % STREAMS]
-                envelopes = [make_envelope(stream, n) for _ in range(batch)]
-                started = time.perf_counter()
-                await store.append(stream, envelopes, conn=conn)
-                latencies.append(time.perf_counter() - started)
-                events += batch
+        while time.perf_counter() < deadline:
+            n = next(counter)
+            stream = streams[n % STREAMS]
+            envelopes = [make_envelope(stream, n) for _ in range(batch)]
+            started = time.perf_counter()
+            await store.append(stream, envelopes)
+            latencies.append(time.perf_counter() - started)
+            events += batch
         return events
 
     try:
-        # Warm up: every connection opened, the statement prepared, the pages cached.
+        # Warm up: every connection used, the statement prepared, the pages cached.
         await asyncio.gather(*(writer(time.perf_counter() + 0.3) for _ in range(writers)))
         latencies.clear()
-        with measuring(phase):
+        with target.measuring(phase):
             deadline = time.perf_counter() + duration
             counts = await asyncio.gather(*(writer(deadline) for _ in range(writers)))
     finally:
         await pool.close()
-    phase.events = sum(counts)
-    phase.calls = len(latencies)
-    phase.events_per_s = round(phase.events / phase.seconds, 1)
-    phase.calls_per_s = round(phase.calls / phase.seconds, 1)
-    phase.p50_ms = round(1000 * percentile(latencies, 50), 2)
-    phase.p99_ms = round(1000 * percentile(latencies, 99), 2)
+    phase.events, phase.calls = sum(counts), len(latencies)
+    phase.rates(latencies)
+    target.charge(phase)
     return phase
 
 
@@ -259,73 +358,101 @@ async def round_trip_ms(url: str) -> float:
 # --------------------------------------------------------------------------- pgbench
 
 
-async def run_pgbench(url: str, database: str, clients: int, duration: float) -> Phase:
-    """pgbench with one single-row INSERT per transaction; tps parsed from its output."""
-    socket_dir, user = socket_and_user(url)
-    admin = await asyncpg.connect(with_database(url, database))
+@contextlib.contextmanager
+def _script_file(text: str) -> Iterator[str]:
+    """A temporary pgbench script holding ``text``."""
+    fd, path = tempfile.mkstemp(prefix="minqing-bench-", suffix=".sql")
     try:
-        await admin.execute(
-            "CREATE TABLE IF NOT EXISTS bench_raw (id bigserial PRIMARY KEY, data jsonb NOT NULL)"
+        os.write(fd, text.encode())
+        os.close(fd)
+        yield path
+    finally:
+        with contextlib.suppress(OSError):
+            os.unlink(path)
+
+
+async def run_pgbench(
+    target: Target,
+    database: str,
+    name: str,
+    script: str,
+    clients: int,
+    duration: float,
+    *,
+    role: str | None = None,
+    prepared: bool = False,
+) -> Phase:
+    """pgbench running ``script`` (one transaction each) on ``clients`` connections.
+
+    The raw INSERT reference runs as specified (``-n -f script -c N -j 2 -T 5``, simple
+    protocol); the append function runs prepared, as asyncpg sends it.
+    """
+    socket_dir, user = target.socket_and_user()
+    phase = Phase(name, clients, 1)
+    env = {**os.environ, "PGCLIENTENCODING": "UTF8"}
+    if role:
+        env["PGOPTIONS"] = f"-c role={role}"
+    with _script_file(script) as script_path, target.measuring(phase, children=True):
+        argv = [str(EmbeddedPostgres.bin_dir() / "pgbench"), "-n", "-f", script_path]
+        argv += ["-c", str(clients), "-j", str(min(clients, 2))]
+        argv += ["-T", str(max(1, round(duration)))]
+        argv += ["-M", "prepared"] if prepared else []
+        argv += ["-h", socket_dir, "-U", user, "-d", database]
+        proc = await asyncio.create_subprocess_exec(
+            *argv, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT, env=env
         )
-    finally:
-        await admin.close()
-    script = Path(tempfile.gettempdir()) / f"minqing-bench-{os.getpid()}-{clients}.sql"
-    script.write_text(PGBENCH_SQL, encoding="utf-8")
-    pgbench = EmbeddedPostgres.bin_dir() / "pgbench"
-    argv = [str(pgbench), "-n", "-f", str(script), "-c", str(clients)]
-    argv += ["-j", str(min(clients, 2)), "-T", str(max(1, round(duration)))]
-    argv += ["-h", socket_dir, "-U", user, "-d", database]
-    phase = Phase(f"pgbench INSERT, {clients} client(s)", clients, 1)
-    try:
-        with measuring(phase):
-            proc = await asyncio.create_subprocess_exec(
-                *argv,
-                stdout=asyncio.subprocess.PIPE,
-                stderr=asyncio.subprocess.STDOUT,
-                env={**os.environ, "PGCLIENTENCODING": "UTF8"},
-            )
-            try:
-                out, _ = await proc.communicate()
-            except BaseException:
-                with contextlib.suppress(ProcessLookupError):
-                    proc.kill()
-                await proc.wait()
-                raise
-    finally:
-        script.unlink(missing_ok=True)
+        try:
+            out, _ = await proc.communicate()
+        except BaseException:
+            with contextlib.suppress(ProcessLookupError):
+                proc.kill()
+            await proc.wait()
+            raise
+        await asyncio.sleep(0.2)  # let the postmaster reap the backends (their CPU)
     text = out.decode("utf-8", "replace")
     tps = re.search(r"tps = ([0-9.]+)", text)
-    latency = re.search(r"latency average = ([0-9.]+) ms", text)
     done = re.search(r"number of transactions actually processed: (\d+)", text)
-    if proc.returncode != 0 or tps is None:
+    latency = re.search(r"latency average = ([0-9.]+) ms", text)
+    if proc.returncode != 0 or tps is None or done is None:
         raise RuntimeError(f"pgbench failed ({proc.returncode}):\n{text}")
+    phase.events = phase.calls = int(done.group(1))
     phase.events_per_s = phase.calls_per_s = round(float(tps.group(1)), 1)
-    phase.events = phase.calls = int(done.group(1)) if done else 0
     phase.p50_ms = round(float(latency.group(1)), 2) if latency else 0.0
-    phase.extra["latency"] = "average"
+    phase.extra["latency"] = "pgbench average, not p50"
+    target.charge(phase)
     return phase
 
 
 # --------------------------------------------------------------------------- relay
 
 
-async def run_relay_lag(url: str, bootstrap: str, duration: float, rate: int) -> Phase:
-    """Lag of the relay while ``rate`` events/s are appended (10 writers, one event each 10 ms).
+async def run_relay_lag(
+    target: Target,
+    url: str,
+    name: str,
+    *,
+    duration: float,
+    topic_prefix: str = "bench.",
+    poll_interval: float | None = None,
+) -> Phase:
+    """Relay lag while 1,000 events/s are appended: 10 paced writers, one event each 10 ms.
 
-    ``ack`` lag: from the event's occurred_at (set just before its append) to the moment
-    the relay has the broker's acknowledgement (``on_published``). ``consumer`` lag: to
+    Consumer lag: from the event's occurred_at (ce_time; set just before the append) to
     the moment a consumer assigned to every partition of the topic receives the record.
+    Ack lag: to the moment the relay has the broker's acknowledgement and has saved its
+    checkpoint (``on_published``).
     """
     settings = Settings(
         database_url=url,
-        kafka_bootstrap=bootstrap,
-        topic_prefix="bench.",
+        kafka_bootstrap=target.bootstrap,
+        topic_prefix=topic_prefix,
         kafka_partitions=6,
+        **({"relay_poll_interval": poll_interval} if poll_interval else {}),
     )
     topic = settings.topic(CASES)
-    writer_pool = await create_pool(url, role=RUNTIME_ROLE, min_size=10, max_size=12)
+    writer_pool = await runtime_pool(url, 10)
     relay_pool = await create_pool(url, role=RUNTIME_ROLE, min_size=1, max_size=4)
-    writer_store, relay_store = EventStore(writer_pool), EventStore(relay_pool)
+    writer_store = EventStore(writer_pool)
     ack_lags: list[float] = []
     consumer_lags: list[float] = []
     batches: list[int] = []
@@ -335,96 +462,121 @@ async def run_relay_lag(url: str, bootstrap: str, duration: float, rate: int) ->
         batches.append(len(batch))
         ack_lags.extend((now - e.occurred_at).total_seconds() for e in batch)
 
-    relay = Relay(relay_store, settings, on_published=published)
+    relay = TimedRelay(EventStore(relay_pool), settings, on_published=published)
     stop = asyncio.Event()
     relay_task = asyncio.create_task(relay.run(stop))
     consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap, enable_auto_commit=False, fetch_max_wait_ms=10
+        bootstrap_servers=target.bootstrap, enable_auto_commit=False, fetch_max_wait_ms=10
     )
-    phase = Phase(f"relay lag at {rate}/s", 10, 1)
+    phase = Phase(name, 10, 1)
+    expected: list[int] = []
+    all_received = asyncio.Event()
+
+    async def consume() -> None:
+        while True:
+            got = await consumer.getmany(timeout_ms=100)
+            now = datetime.now(UTC)
+            for records in got.values():
+                for record in records:
+                    ce_time = dict(record.headers)["ce_time"].decode()
+                    sent = datetime.fromisoformat(ce_time.replace("Z", "+00:00"))
+                    consumer_lags.append((now - sent).total_seconds())
+            if expected and len(consumer_lags) >= expected[0]:
+                all_received.set()
+
+    async def writer(w: int, start: float, end: float, interval: float) -> int:
+        for k in itertools.count():
+            due = start + k * interval
+            if due >= end:
+                return k
+            delay = due - time.monotonic()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            stream = f"case-lag{(k * 10 + w) % STREAMS:04d}"
+            await writer_store.append(stream, [make_envelope(stream, k)])
+        return 0  # unreachable
+
     try:
-        deadline = time.monotonic() + 30
-        partitions: list[int] = []
-        while not partitions:
-            if relay_task.done():
-                relay_task.result()
-                raise RuntimeError("the relay stopped before creating its topics")
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"topic {topic} was not created")
-            await asyncio.sleep(0.1)
-            partitions = await partitions_of(bootstrap, topic)
-        await consumer.start()
-        tps = [TopicPartition(topic, p) for p in partitions]
-        consumer.assign(tps)
-        await consumer.seek_to_beginning(*tps)
-
-        async def consume() -> None:
-            while True:
-                got = await consumer.getmany(timeout_ms=100)
-                now = datetime.now(UTC)
-                for records in got.values():
-                    for record in records:
-                        ce_time = dict(record.headers)["ce_time"].decode()
-                        sent = datetime.fromisoformat(ce_time.replace("Z", "+00:00"))
-                        consumer_lags.append((now - sent).total_seconds())
-                if target and len(consumer_lags) >= target[0]:
-                    all_received.set()
-
-        target: list[int] = []
-        all_received = asyncio.Event()
-        consumer_task = asyncio.create_task(consume())
-        writers = 10
-        interval = writers / rate
-        appended = 0
-
-        async def writer(w: int, start: float, end: float) -> int:
-            count = 0
-            for k in itertools.count():
-                due = start + k * interval
-                if due >= end:
-                    return count
-                delay = due - time.monotonic()
-                if delay > 0:
-                    await asyncio.sleep(delay)
-                stream = f"case-lag{(k * writers + w) % STREAMS:04d}"
-                await writer_store.append(stream, [make_envelope(stream, k)])
-                count += 1
-            return count
-
-        with measuring(phase):
-            start = time.monotonic() + 0.05
-            counts = await asyncio.gather(
-                *(writer(w, start, start + duration) for w in range(writers))
-            )
-            appended = sum(counts)
-            write_seconds = time.monotonic() - start
-            target.append(appended)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(all_received.wait(), 15)
-        consumer_task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await consumer_task
+        async with _assigned(consumer, topic, relay_task, target.bootstrap):
+            consumer_task = asyncio.create_task(consume())
+            try:
+                with target.measuring(phase):
+                    start = time.monotonic() + 0.05
+                    counts = await asyncio.gather(
+                        *(writer(w, start, start + duration, 10 / RELAY_RATE) for w in range(10))
+                    )
+                    write_seconds = time.monotonic() - start
+                    expected.append(sum(counts))
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(all_received.wait(), 15)
+            finally:
+                consumer_task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await consumer_task
     finally:
         stop.set()
         with contextlib.suppress(Exception):
             await asyncio.wait_for(relay_task, 15)
-        with contextlib.suppress(Exception):
-            await consumer.stop()
         await writer_pool.close()
         await relay_pool.close()
-    phase.events = phase.calls = appended
-    phase.events_per_s = phase.calls_per_s = round(appended / write_seconds, 1)
+    phase.events = phase.calls = expected[0]
+    phase.seconds = round(write_seconds, 3)
+    phase.rates()
     phase.p50_ms = round(1000 * percentile(consumer_lags, 50), 1)
     phase.p99_ms = round(1000 * percentile(consumer_lags, 99), 1)
-    phase.extra = {
-        "consumer_received": len(consumer_lags),
-        "consumer_lag_ms": _lag_summary(consumer_lags),
-        "ack_lag_ms": _lag_summary(ack_lags),
-        "relay_published": relay.published,
-        "relay_batches": len(batches),
-        "relay_mean_batch": round(sum(batches) / len(batches), 1) if batches else 0,
-    }
+    target.charge(phase)
+    phase.extra.update(
+        relay_poll_interval_s=settings.relay_poll_interval,
+        consumer_received=len(consumer_lags),
+        consumer_lag_ms=_lag_summary(consumer_lags),
+        ack_lag_ms=_lag_summary(ack_lags),
+        relay_published=relay.published,
+        relay_batches=len(batches),
+        relay_mean_batch=round(sum(batches) / len(batches), 1) if batches else 0,
+        relay_mean_iteration_ms=round(1000 * write_seconds / len(batches), 1) if batches else 0,
+        relay_publish_ms=_lag_summary(relay.publish_seconds),
+    )
     return phase
+
+
+class TimedRelay(Relay):
+    """The relay, timing how long each batch takes to be published and acknowledged."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.publish_seconds: list[float] = []
+
+    async def _publish(self, producer: Any, batch: list[RecordedEvent]) -> None:
+        started = time.perf_counter()
+        await super()._publish(producer, batch)
+        self.publish_seconds.append(time.perf_counter() - started)
+
+
+@contextlib.asynccontextmanager
+async def _assigned(
+    consumer: AIOKafkaConsumer, topic: str, relay_task: asyncio.Task[None], bootstrap: str
+) -> AsyncIterator[None]:
+    """The consumer started and assigned to every partition of ``topic`` (once the relay
+    has created it), from the beginning; stopped on exit."""
+    deadline = time.monotonic() + 30
+    partitions: list[int] = []
+    while not partitions:
+        if relay_task.done():
+            relay_task.result()
+            raise RuntimeError("the relay stopped before creating its topics")
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"topic {topic} was not created")
+        await asyncio.sleep(0.1)
+        partitions = await partitions_of(bootstrap, topic)
+    await consumer.start()
+    try:
+        tps = [TopicPartition(topic, p) for p in partitions]
+        consumer.assign(tps)
+        await consumer.seek_to_beginning(*tps)
+        yield
+    finally:
+        with contextlib.suppress(Exception):
+            await consumer.stop()
 
 
 def _lag_summary(lags: list[float]) -> dict[str, float]:
@@ -451,7 +603,7 @@ async def function_times(admin: asyncpg.Connection) -> dict[str, tuple[int, floa
 async def profiled(
     admin: asyncpg.Connection, run: Callable[[], Awaitable[Phase]]
 ) -> tuple[Phase, dict[str, dict[str, float]]]:
-    """Run a phase and return the server time per call of each eventstore function."""
+    """Run a phase; also return the server time per call of each eventstore function."""
     before = await function_times(admin)
     phase = await run()
     await asyncio.sleep(0.3)  # the closed backends flush their statistics as they exit
@@ -469,143 +621,182 @@ async def profiled(
     return phase, profile
 
 
-async def run_variants(admin_url: str, duration: float) -> dict[str, Any]:
-    """The same appends in a scratch database with one thing changed at a time."""
-    url = await new_database(admin_url, "bench_variant")
-    admin = await asyncpg.connect(url)
-    results: dict[str, Any] = {}
+@contextlib.asynccontextmanager
+async def replaced(
+    admin: asyncpg.Connection, function: str, old: str | re.Pattern[str], new: str
+) -> AsyncIterator[bool]:
+    """``function``'s body with ``old`` (text or pattern) replaced by ``new`` for the
+    block; yields False (and changes nothing) when ``old`` is not in it."""
+    original = await admin.fetchval("SELECT pg_get_functiondef($1::regprocedure)", function)
+    pattern = old if isinstance(old, re.Pattern) else re.compile(re.escape(old))
+    changed = pattern.sub(lambda _m: new, original)
+    if changed == original:
+        yield False
+        return
+    await admin.execute(changed)
     try:
-        original = await admin.fetchval(
-            "SELECT pg_get_functiondef($1::regprocedure)", APPEND_SIGNATURE
+        yield True
+    finally:
+        await admin.execute(original)
+
+
+async def run_variants(target: Target, duration: float) -> dict[str, Phase]:
+    """The same work in a scratch database with one thing changed at a time.
+
+    The 8-writer runs are interleaved over two rounds (the median is what counts: the
+    machine is shared).
+    """
+    url = await new_database(target, "bench_variant")
+    admin = await asyncpg.connect(url)
+    out: dict[str, Phase] = {}
+
+    async def appends(name: str, writers: int, batch: int = 1, **kw: Any) -> Phase:
+        return await run_appends(
+            target, url, name, writers=writers, batch=batch, duration=duration, **kw
         )
 
-        async def eight(label: str, **kw: Any) -> Phase:
-            return await run_appends(url, label, writers=WRITERS, batch=1, duration=duration, **kw)
-
-        results["as_is_8"] = await eight("8 writers, as is")
-        results["held_conn_8"] = await eight("8 writers, held connection", hold_connection=True)
-
-        if NOTIFY_CALL in original:
-            await admin.execute(original.replace(NOTIFY_CALL, ""))
-            try:
-                results["no_notify_8"] = await eight("8 writers, no pg_notify")
-                results["no_notify_1"] = await run_appends(
-                    url, "1 writer, no pg_notify", writers=1, batch=1, duration=duration
+    try:
+        for r in (1, 2):
+            out[f"as_is_8_r{r}"] = await appends("8 writers, as is", WRITERS)
+            async with replaced(admin, APPEND_FUNCTION, NOTIFY_CALL, "") as done:
+                if done:
+                    out[f"no_notify_8_r{r}"] = await appends("8 writers, no pg_notify", WRITERS)
+                    out[f"no_notify_no_reset_8_r{r}"] = await appends(
+                        "8 writers, no pg_notify, no pool reset", WRITERS, reset_query=False
+                    )
+        out["as_is_1"] = await appends("1 writer, as is", 1)
+        out["no_reset_1"] = await appends("1 writer, no pool reset", 1, reset_query=False)
+        out["batch_as_is_1"] = await appends("batch-100, 1 writer, as is", 1, BATCH)
+        async with replaced(admin, TRIGGER_FUNCTION, HASH_CALL, "NEW.hash := v_prev;") as done:
+            if done:
+                out["batch_no_hash_1"] = await appends(
+                    "batch-100, 1 writer, trigger without hash", 1, BATCH
                 )
-                results["no_notify_held_8"] = await eight(
-                    "8 writers, no pg_notify, held connection", hold_connection=True
+        for clients in (1, WRITERS):
+            out[f"pgbench_append_{clients}"] = await run_pgbench(
+                target,
+                "bench_variant",
+                f"pgbench eventstore.append, {clients} client(s)",
+                APPEND_SQL,
+                clients,
+                duration,
+                role=RUNTIME_ROLE,
+                prepared=True,
+            )
+        async with replaced(admin, APPEND_FUNCTION, DUPLICATE_CHECK, "") as done:
+            if done:
+                out["pgbench_append_no_dup_check_1"] = await run_pgbench(
+                    target,
+                    "bench_variant",
+                    "pgbench eventstore.append, 1 client, no dup check",
+                    APPEND_SQL,
+                    1,
+                    duration,
+                    role=RUNTIME_ROLE,
+                    prepared=True,
                 )
-            finally:
-                await admin.execute(original)
-
-        await admin.execute("ALTER DATABASE bench_variant SET synchronous_commit = off")
-        try:
-            results["sync_off_8"] = await eight("8 writers, synchronous_commit=off")
-        finally:
-            await admin.execute("ALTER DATABASE bench_variant RESET synchronous_commit")
-
-        results["batch_as_is_1"] = await run_appends(
-            url, "batch 100, 1 writer, as is", writers=1, batch=BATCH, duration=duration
-        )
-        await admin.execute("ALTER TABLE eventstore.events DISABLE TRIGGER events_before_insert")
-        try:
-            results["batch_no_trigger_1"] = await run_appends(
-                url,
-                "batch 100, 1 writer, no row trigger",
-                writers=1,
-                batch=BATCH,
-                duration=duration,
-            )
-            results["no_trigger_1"] = await run_appends(
-                url, "1 writer, no row trigger", writers=1, batch=1, duration=duration
-            )
-        finally:
-            await admin.execute("ALTER TABLE eventstore.events ENABLE TRIGGER events_before_insert")
+        async with replaced(admin, APPEND_FUNCTION, NOTIFY_CALL, "") as done:
+            if done:
+                out["pgbench_append_no_notify_8"] = await run_pgbench(
+                    target,
+                    "bench_variant",
+                    "pgbench eventstore.append, 8 clients, no pg_notify",
+                    APPEND_SQL,
+                    WRITERS,
+                    duration,
+                    role=RUNTIME_ROLE,
+                    prepared=True,
+                )
     finally:
         await admin.close()
-    return results
+
+    relay_url = await new_database(target, "bench_relay_poll")
+    admin = await asyncpg.connect(relay_url)
+    try:
+        async with replaced(admin, APPEND_FUNCTION, NOTIFY_CALL, "") as done:
+            if done:
+                out["relay_no_notify_poll_20ms"] = await run_relay_lag(
+                    target,
+                    relay_url,
+                    "relay, no pg_notify, polling every 20 ms",
+                    duration=max(duration, 4.0),
+                    topic_prefix="bench-poll.",
+                    poll_interval=0.02,
+                )
+    finally:
+        await admin.close()
+    return out
 
 
 # --------------------------------------------------------------------------- the run
 
 
-async def new_database(admin_url: str, name: str) -> str:
-    """Create and migrate database ``name``; return its superuser URL."""
-    conn = await asyncpg.connect(admin_url)
+async def new_database(target: Target, name: str) -> str:
+    """Create and migrate database ``name`` (with function timing on); its superuser URL."""
+    conn = await asyncpg.connect(target.admin_url)
     try:
         await conn.execute(f'CREATE DATABASE "{name}"')
         await conn.execute(f"ALTER DATABASE \"{name}\" SET track_functions = 'all'")
     finally:
         await conn.close()
-    url = with_database(admin_url, name)
+    url = target.url(name)
     await migrate(url, migration_packages())
     return url
 
 
-async def run(admin_url: str, bootstrap: str, args: argparse.Namespace) -> dict[str, Any]:
-    """Every measurement; returns the JSON-ready results."""
+def step(label: str) -> None:
+    """Progress on stderr."""
+    print(f"... {label} (load {load()[0]})", file=sys.stderr, flush=True)
+
+
+async def run(target: Target, args: argparse.Namespace) -> dict[str, Any]:
+    """Every measurement; the JSON-ready results."""
     d = args.duration
-    url = await new_database(admin_url, "bench")
+    url = await new_database(target, "bench")
     admin = await asyncpg.connect(url)
     phases: dict[str, Phase] = {}
     profiles: dict[str, Any] = {}
     try:
+        await admin.execute(
+            "CREATE TABLE bench_raw (id bigserial PRIMARY KEY, data jsonb NOT NULL)"
+        )
         server_version = await admin.fetchval("SHOW server_version")
-        settings = {
+        pg_settings = {
             r["name"]: r["setting"]
             for r in await admin.fetch(
                 "SELECT name, setting FROM pg_settings WHERE name = ANY($1::text[])",
-                [
-                    "fsync",
-                    "synchronous_commit",
-                    "wal_sync_method",
-                    "shared_buffers",
-                    "commit_delay",
-                    "max_connections",
-                ],
+                ["fsync", "synchronous_commit", "wal_sync_method", "shared_buffers"],
             )
         }
         rtt = await round_trip_ms(url)
 
-        def step(label: str) -> None:
-            print(f"... {label} (load {load()[0]})", file=sys.stderr, flush=True)
+        async def appends(key: str, name: str, writers: int, batch: int) -> None:
+            step(name)
+            phases[key], profiles[key] = await profiled(
+                admin,
+                lambda: run_appends(target, url, name, writers=writers, batch=batch, duration=d),
+            )
 
-        step("single appends, 1 writer")
-        phases["single_1"], profiles["single_1"] = await profiled(
-            admin,
-            lambda: run_appends(url, "single appends, 1 writer", writers=1, batch=1, duration=d),
-        )
-        step("single appends, 8 writers")
-        phases["single_8"], profiles["single_8"] = await profiled(
-            admin,
-            lambda: run_appends(
-                url, "single appends, 8 writers", writers=WRITERS, batch=1, duration=d
-            ),
-        )
-        step("batch appends, 1 writer")
-        phases["batch_1"], profiles["batch_1"] = await profiled(
-            admin,
-            lambda: run_appends(
-                url, "batch-100 appends, 1 writer", writers=1, batch=BATCH, duration=d
-            ),
-        )
-        step("batch appends, 8 writers")
-        phases["batch_8"] = await run_appends(
-            url, "batch-100 appends, 8 writers", writers=WRITERS, batch=BATCH, duration=d
-        )
-        step("pgbench, 1 client")
-        phases["pgbench_1"] = await run_pgbench(admin_url, "bench", 1, d)
-        step("pgbench, 8 clients")
-        phases["pgbench_8"] = await run_pgbench(admin_url, "bench", WRITERS, d)
+        await appends("single_1", "single appends, 1 writer", 1, 1)
+        await appends("single_8", "single appends, 8 writers", WRITERS, 1)
+        await appends("batch_1", "batch-100 appends, 1 writer", 1, BATCH)
+        await appends("batch_8", "batch-100 appends, 8 writers", WRITERS, BATCH)
+        for clients in (1, WRITERS):
+            step(f"pgbench, {clients} client(s)")
+            phases[f"pgbench_{clients}"] = await run_pgbench(
+                target, "bench", f"pgbench raw INSERT, {clients} client(s)", RAW_SQL, clients, d
+            )
         step("relay lag")
-        relay_url = await new_database(admin_url, "bench_relay")
-        phases["relay"] = await run_relay_lag(relay_url, bootstrap, args.relay_duration, 1000)
-        variants: dict[str, Phase] = {}
-        if args.variants:
-            step("diagnostic variants")
-            variants = await run_variants(admin_url, args.variant_duration)
+        relay_url = await new_database(target, "bench_relay")
+        phases["relay"] = await run_relay_lag(
+            target, relay_url, f"relay at {RELAY_RATE}/s", duration=args.relay_duration
+        )
     finally:
         await admin.close()
+    variants: dict[str, Phase] = {}
+    if args.variants:
+        step("diagnostic variants")
+        variants = await run_variants(target, args.variant_duration)
 
     share_8 = phases["single_8"].events_per_s / max(phases["pgbench_8"].events_per_s, 1e-9)
     share_1 = phases["single_1"].events_per_s / max(phases["pgbench_1"].events_per_s, 1e-9)
@@ -619,10 +810,10 @@ async def run(admin_url: str, bootstrap: str, args: argparse.Namespace) -> dict[
             "load_at_end": load(),
             "python": platform.python_version(),
         },
-        "postgres": {"version": server_version, "settings": settings, "round_trip_ms": rtt},
+        "postgres": {"version": server_version, "settings": pg_settings, "round_trip_ms": rtt},
         "duration_s": d,
         "phases": {k: asdict(v) for k, v in phases.items()},
-        "profiles_server_ms_per_call": profiles,
+        "server_ms_per_call_by_function": profiles,
         "variants": {k: asdict(v) for k, v in variants.items()},
         "ratios": {
             "single_8_vs_pgbench_8": round(share_8, 3),
@@ -639,72 +830,92 @@ async def run(admin_url: str, bootstrap: str, args: argparse.Namespace) -> dict[
 
 
 def _row(p: dict[str, Any]) -> str:
+    p99 = "-" if "latency" in p["extra"] else f"{p['p99_ms']:.2f}"
     return (
-        f"{p['name']:<46} {p['events_per_s']:>10,.0f} {p['calls_per_s']:>9,.0f} "
-        f"{p['p50_ms']:>7.2f} {p['p99_ms']:>7.2f} {p['client_cpu_pct']:>6.0f} "
-        f"{p['machine_busy_pct']:>6.0f} {p['load_at_start'][0]:>5.2f}"
+        f"{p['name']:<50} {p['events_per_s']:>9,.0f} {p['calls_per_s']:>8,.0f} "
+        f"{p['p50_ms']:>7.2f} {p99:>7} {p['server_cpu_ms_per_event']:>7.3f} "
+        f"{p['client_cpu_ms_per_event']:>7.3f} {p['machine_busy_pct']:>5.0f} "
+        f"{p['load_at_start'][0]:>5.2f}"
     )
 
 
+HEADER = (
+    f"{'run':<50} {'events/s':>9} {'calls/s':>8} {'p50 ms':>7} {'p99 ms':>7} "
+    f"{'srv ms':>7} {'cli ms':>7} {'busy%':>5} {'load':>5}"
+)
+
+
+def _relay_lines(p: dict[str, Any]) -> list[str]:
+    ex = p["extra"]
+    return [
+        f"{p['name']}: {p['events_per_s']:,.0f} events/s achieved ({p['events']} appended, "
+        f"{ex['consumer_received']} received; relay: {ex['relay_batches']} batches of "
+        f"{ex['relay_mean_batch']} on average, poll fallback {ex['relay_poll_interval_s']} s)",
+        f"  relay loop: one batch every {ex['relay_mean_iteration_ms']} ms; publish + broker "
+        f"ack p50 {ex['relay_publish_ms']['p50']} ms, p99 {ex['relay_publish_ms']['p99']} ms",
+        f"  to consumer receipt:           p50 {ex['consumer_lag_ms']['p50']} ms, "
+        f"p99 {ex['consumer_lag_ms']['p99']} ms, max {ex['consumer_lag_ms']['max']} ms",
+        f"  to broker ack + checkpoint:    p50 {ex['ack_lag_ms']['p50']} ms, "
+        f"p99 {ex['ack_lag_ms']['p99']} ms, max {ex['ack_lag_ms']['max']} ms",
+    ]
+
+
 def report(results: dict[str, Any]) -> str:
-    """The results as a readable table."""
+    """The results as readable text."""
     m, pg = results["machine"], results["postgres"]
+    phases = results["phases"]
     lines = [
         f"Minqing event store benchmark, {results['when']}",
         f"machine: {m['nproc']} CPUs, {m['cpu']}; load at end {m['load_at_end']}",
-        f"PostgreSQL {pg['version']} (embedded, Unix socket), {pg['settings']}, "
-        f"round trip {pg['round_trip_ms']} ms",
+        f"PostgreSQL {pg['version']} (embedded, Unix socket) {pg['settings']}; "
+        f"SELECT 1 round trip {pg['round_trip_ms']} ms",
+        "srv ms / cli ms: CPU ms per event of PostgreSQL / of the client (this process or "
+        "pgbench); busy%: all cores, anyone; load: 1-min load average at the start",
         "",
-        f"{'run':<46} {'events/s':>10} {'calls/s':>9} {'p50 ms':>7} {'p99 ms':>7} "
-        f"{'cli%':>6} {'busy%':>6} {'load':>5}",
+        HEADER,
     ]
-    phases = results["phases"]
     for key in ("single_1", "single_8", "batch_1", "batch_8", "pgbench_1", "pgbench_8"):
         lines.append(_row(phases[key]))
-    lines.append("  (pgbench: latency is pgbench's average, not p50)")
-    relay = phases["relay"]
-    ex = relay["extra"]
-    lines += [
-        "",
-        f"relay at {relay['events_per_s']:,.0f} events/s achieved "
-        f"({relay['events']} appended, {ex['consumer_received']} received, "
-        f"{ex['relay_batches']} relay batches of {ex['relay_mean_batch']} on average)",
-        f"  lag to broker ack (on_published): p50 {ex['ack_lag_ms']['p50']} ms, "
-        f"p99 {ex['ack_lag_ms']['p99']} ms, max {ex['ack_lag_ms']['max']} ms",
-        f"  lag to consumer receipt:          p50 {ex['consumer_lag_ms']['p50']} ms, "
-        f"p99 {ex['consumer_lag_ms']['p99']} ms, max {ex['consumer_lag_ms']['max']} ms",
-    ]
+    lines += ["  (pgbench rows: p50 is pgbench's average latency)", ""]
+    lines += _relay_lines(phases["relay"])
     r, g = results["ratios"], results["goals"]
+    relay_p99 = phases["relay"]["extra"]["consumer_lag_ms"]["p99"]
     lines += [
         "",
-        f"single appends vs pgbench INSERT: 8 writers/8 clients = "
-        f"{r['single_8_vs_pgbench_8']:.0%}, 1 writer/1 client = {r['single_1_vs_pgbench_1']:.0%}",
-        f"goal: 8-writer single appends >= 50% of pgbench 8 clients: "
-        f"{'PASS' if g['single_8_at_least_half_of_pgbench_8'] else 'MISS'}",
-        f"goal: relay p99 lag < 100 ms: "
-        f"{'PASS' if g['relay_p99_under_100ms'] else 'MISS'} "
-        f"({ex['consumer_lag_ms']['p99']} ms)",
+        f"single appends / pgbench INSERT: 8 writers vs 8 clients "
+        f"{r['single_8_vs_pgbench_8']:.0%}, 1 writer vs 1 client "
+        f"{r['single_1_vs_pgbench_1']:.0%}",
+        f"goal: 8-writer single appends >= 50% of pgbench 8 clients ... "
+        f"{'PASS' if g['single_8_at_least_half_of_pgbench_8'] else 'MISS'} "
+        f"({r['single_8_vs_pgbench_8']:.0%})",
+        f"goal: relay p99 lag < 100 ms ............................... "
+        f"{'PASS' if g['relay_p99_under_100ms'] else 'MISS'} ({relay_p99} ms)",
     ]
-    if results["profiles_server_ms_per_call"]:
-        lines += ["", "server time per call (track_functions), ms: total / self"]
-        for key, profile in results["profiles_server_ms_per_call"].items():
+    profiles = results["server_ms_per_call_by_function"]
+    if profiles:
+        lines += ["", "server time per call inside the functions (track_functions), ms total/self:"]
+        for key, profile in profiles.items():
             parts = [
                 f"{name} {v['total_ms_per_call']:.3f}/{v['self_ms_per_call']:.3f}"
                 for name, v in sorted(profile.items())
             ]
-            lines.append(f"  {phases[key]['name']:<44} " + ", ".join(parts))
-    if results["variants"]:
-        lines += ["", "diagnostic variants (scratch database, shorter runs):"]
-        lines += [_row(v) for v in results["variants"].values()]
+            lines.append(f"  {phases[key]['name']:<32} " + ", ".join(parts))
+    variants = results["variants"]
+    if variants:
+        lines += ["", "diagnostic variants (scratch database, shorter runs):", HEADER]
+        lines += [_row(v) for k, v in variants.items() if not k.startswith("relay")]
+        for k, v in variants.items():
+            if k.startswith("relay"):
+                lines += _relay_lines(v)
     return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> int:
     """Start PostgreSQL and the broker, measure, print, clean up."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--duration", type=float, default=5.0, help="seconds per append run")
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("--duration", type=float, default=5.0, help="seconds per main run")
     parser.add_argument("--relay-duration", type=float, default=10.0)
-    parser.add_argument("--variant-duration", type=float, default=3.0)
+    parser.add_argument("--variant-duration", type=float, default=2.0)
     parser.add_argument(
         "--no-variants", dest="variants", action="store_false", help="skip the diagnostics"
     )
@@ -714,15 +925,16 @@ def main(argv: list[str] | None = None) -> int:
     def terminated(signum: int, _frame: object) -> None:
         raise KeyboardInterrupt(f"signal {signum}")
 
-    signal.signal(signal.SIGTERM, terminated)
+    previous = signal.signal(signal.SIGTERM, terminated)
     workdir = Path(tempfile.mkdtemp(prefix="minqing-bench-"))
     server = EmbeddedPostgres(workdir / "pg")
     broker = Broker(port=None, log_path=workdir / "tansu.log")
     try:
-        print(f"... starting PostgreSQL and Tansu in {workdir}", file=sys.stderr, flush=True)
+        step(f"starting PostgreSQL and Tansu in {workdir}")
         admin_url = server.start()
         broker.start()
-        results = asyncio.run(run(admin_url, broker.bootstrap, args))
+        target = Target(admin_url, workdir / "pg" / "postmaster.pid", broker.bootstrap)
+        results = asyncio.run(run(target, args))
     except KeyboardInterrupt:
         print("interrupted; cleaning up", file=sys.stderr)
         return 130
@@ -732,6 +944,7 @@ def main(argv: list[str] | None = None) -> int:
         with contextlib.suppress(Exception):
             server.stop()
         shutil.rmtree(workdir, ignore_errors=True)
+        signal.signal(signal.SIGTERM, previous)
     print(report(results))
     print(json.dumps(results, ensure_ascii=False, separators=(",", ":")))
     return 0

@@ -52,8 +52,20 @@ async def create_pool(
     async def init(conn: asyncpg.Connection) -> None:
         await _init_connection(conn, role)
 
+    async def keep_session(conn: asyncpg.Connection) -> None:
+        # asyncpg's default reset (UNLISTEN, RESET ALL, unlock, CLOSE ALL) costs a round
+        # trip per release. Pooled connections keep no session state: no LISTEN, no
+        # session-level lock, no cursor (those live on dedicated connections). asyncpg
+        # still rolls back a transaction left open before calling this.
+        return None
+
     pool = await asyncpg.create_pool(
-        url, min_size=min_size, max_size=max_size, init=init, command_timeout=60
+        url,
+        min_size=min_size,
+        max_size=max_size,
+        init=init,
+        reset=keep_session,
+        command_timeout=60,
     )
     assert pool is not None
     return pool

@@ -54,7 +54,7 @@ class Relay:
     async def run(self, stop: asyncio.Event) -> None:
         """Wait for leadership, then publish until ``stop`` is set."""
         assert self._settings.database_url
-        leader = await connect(self._settings.database_url)
+        leader = await connect(self._settings.database_url, role=self._settings.database_role)
         try:
             if not await self._become_leader(leader, stop):
                 return
@@ -109,7 +109,15 @@ class Relay:
                     checkpoint, limit=self._settings.relay_batch_size
                 )
                 if not batch:
-                    await self._sleep(stop)
+                    # Ask writers to notify, then look once more: an event committed
+                    # before they saw the request would otherwise wait for the poll.
+                    await self._set_waiting(leader, True)
+                    batch = await self._store.read_all(
+                        checkpoint, limit=self._settings.relay_batch_size
+                    )
+                    if not batch:
+                        await self._sleep(stop)
+                    await self._set_waiting(leader, False)
                     continue
                 try:
                     if producer is None:
@@ -148,6 +156,14 @@ class Relay:
             futures.append(await producer.send(topic, value=value, key=key, headers=headers))
         await asyncio.gather(*futures)
         log.debug("published", count=len(batch), ms=round((time.monotonic() - started) * 1000, 1))
+
+    @staticmethod
+    async def _set_waiting(leader: asyncpg.Connection, waiting: bool) -> None:
+        await leader.execute(
+            "INSERT INTO eventstore.wakeup (relay_waiting) VALUES ($1) "
+            "ON CONFLICT (id) DO UPDATE SET relay_waiting = excluded.relay_waiting",
+            waiting,
+        )
 
     async def _sleep(self, stop: asyncio.Event) -> None:
         stopping = asyncio.ensure_future(stop.wait())

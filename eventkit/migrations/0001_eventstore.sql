@@ -85,6 +85,14 @@ CREATE TRIGGER events_no_update_delete BEFORE UPDATE OR DELETE ON eventstore.eve
 CREATE TRIGGER events_no_truncate BEFORE TRUNCATE ON eventstore.events
     FOR EACH STATEMENT EXECUTE FUNCTION eventstore.reject_change();
 
+-- Whether the relay is idle, waiting for a notification. Unlogged: after a crash the
+-- row is gone and appends stop notifying until the relay sets it again; the relay's
+-- polling covers every missed wake-up, so this only ever costs latency.
+CREATE UNLOGGED TABLE eventstore.wakeup (
+    id            boolean PRIMARY KEY DEFAULT true CHECK (id),
+    relay_waiting boolean NOT NULL
+);
+
 -- Append to one stream in one call (one round trip).
 --   p_expected_version: -1 any, 0 the stream must not exist, n the stream is at n.
 -- Errors: MQ001 wrong expected version, MQ002 commit-order inversion (retry in a new
@@ -158,7 +166,11 @@ BEGIN
            WITH ORDINALITY AS x(id, t, sv, d, m, o, i)
      ORDER BY x.i;
 
-    PERFORM pg_notify('minqing_events', '');
+    -- Wake the relay only when it waits: a NOTIFY takes a cluster-wide lock held
+    -- across the commit, which would serialise every append under load.
+    IF (SELECT w.relay_waiting FROM eventstore.wakeup w) THEN
+        PERFORM pg_notify('minqing_events', '');
+    END IF;
     RETURN QUERY SELECT v_head + v_n, false;
 END $$;
 
@@ -183,3 +195,4 @@ END $$;
 GRANT USAGE ON SCHEMA eventstore TO minqing_runtime;
 GRANT SELECT, INSERT ON eventstore.events TO minqing_runtime;
 GRANT SELECT, INSERT, UPDATE ON eventstore.checkpoints TO minqing_runtime;
+GRANT SELECT, INSERT, UPDATE ON eventstore.wakeup TO minqing_runtime;

@@ -250,3 +250,28 @@ async def test_checkpoints_only_move_forward(store: EventStore) -> None:
     assert await store.load_checkpoint("reader") == Checkpoint(10, 5)
     await store.save_checkpoint("reader", Checkpoint(0, 0), rewind=True)
     assert await store.load_checkpoint("reader") == START
+
+
+async def test_appends_notify_only_while_the_relay_waits(
+    store: EventStore, database_url: str
+) -> None:
+    listener = await connect(database_url)
+    received: list[str] = []
+    await listener.add_listener("minqing_events", lambda *args: received.append(args[2]))
+    try:
+        stream = new_stream()
+        await store.append(stream, [envelope(stream)])
+        await asyncio.sleep(0.2)
+        assert received == []
+        await listener.execute(
+            "INSERT INTO eventstore.wakeup (relay_waiting) VALUES (true) "
+            "ON CONFLICT (id) DO UPDATE SET relay_waiting = true"
+        )
+        await store.append(stream, [envelope(stream)])
+        for _ in range(50):
+            if received:
+                break
+            await asyncio.sleep(0.02)
+        assert received == ["minqing_events"]
+    finally:
+        await listener.close()

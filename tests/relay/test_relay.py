@@ -156,3 +156,20 @@ async def test_a_new_empty_broker_is_fed_the_whole_history_again(
     finally:
         fresh.stop()
     assert sorted(versions_first_seen(records).items()) == sorted((s, [1, 2]) for s in streams)
+
+
+async def test_an_idle_relay_is_woken_by_a_notification_not_by_its_poll(
+    store: EventStore, settings: Settings
+) -> None:
+    slow_poll = settings.model_copy(update={"relay_poll_interval": 30.0})
+    relay = Relay(store, slow_poll)
+    async with running(relay):
+        await wait_until(lambda: relay.is_leader)
+        await asyncio.sleep(0.5)  # let it go idle and ask for notifications
+        stream = f"case-{uuid.uuid4().hex[:8]}"
+        started = asyncio.get_running_loop().time()
+        await store.append(stream, [envelope(stream)])
+        await read_topic(
+            settings.kafka_bootstrap, settings.topic(CASES), until=lambda r: len(r) >= 1
+        )
+        assert asyncio.get_running_loop().time() - started < 10  # far below the 30 s poll
