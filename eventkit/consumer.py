@@ -101,8 +101,11 @@ class Consumer:
         pool: asyncpg.Pool,
         registry: EventRegistry = default_registry,
         after_commit: Callable[[Envelope], None] | None = None,
+        batch_size: int | None = None,
     ) -> None:
         self.name = name
+        self.batch_size = batch_size or settings.consumer_batch_size
+        """Records handled in one transaction with one offset commit (1: one by one)."""
         self.stats = ConsumerStats()
         self._settings = settings
         self._pool = pool
@@ -168,11 +171,16 @@ class Consumer:
             + ", ".join(sorted(self._routes))
             + " (CloudEvents binary mode; applied once per stream version).",
         }
+        if self.batch_size > 1:
+            options.update(batch=True, max_records=self.batch_size, batch_timeout_ms=50)
         options.update(subscriber_options)
         subscriber = broker.subscriber(*self.topics, **options)
 
         async def on_record(message: KafkaMessage) -> None:
-            await self.process(message)
+            if isinstance(message.raw_message, tuple):
+                await self.process_batch(message)
+            else:
+                await self.process(message)
 
         subscriber(on_record)
 
@@ -232,47 +240,104 @@ class Consumer:
         Events of the stream that were never applied before this one are read from the
         store and applied first, in the same transaction.
         """
+        async with self._pool.acquire() as conn, conn.transaction():
+            applied = await self._apply_in(conn, envelope, topic, offset)
+        self._committed([envelope] if applied else [], duplicates=0 if applied else 1)
+        return applied
+
+    async def _apply_in(
+        self, conn: Conn, envelope: Envelope, topic: str | None, offset: int | None
+    ) -> bool:
         version = envelope.stream_version
         if version is None:
             raise ValueError("only stored events can be consumed")
-        async with self._pool.acquire() as conn, conn.transaction():
-            last = await conn.fetchval(
-                "SELECT stream_version FROM consumers.stream_positions "
-                "WHERE consumer = $1 AND stream_id = $2 FOR UPDATE",
-                self.name,
-                envelope.stream_id,
+        last = await conn.fetchval(
+            "SELECT stream_version FROM consumers.stream_positions "
+            "WHERE consumer = $1 AND stream_id = $2 FOR UPDATE",
+            self.name,
+            envelope.stream_id,
+        )
+        last = last or 0
+        if version <= last:
+            return False
+        if version > last + 1:
+            missing = await self._store.read_stream(
+                envelope.stream_id, from_version=last + 1, conn=conn
             )
-            last = last or 0
-            if version <= last:
-                self.stats.duplicates += 1
-                return False
-            if version > last + 1:
-                missing = await self._store.read_stream(
-                    envelope.stream_id, from_version=last + 1, conn=conn
-                )
-                for stored in missing:
-                    if stored.stream_version >= version:
-                        break
-                    if stored.event_type in self._routes:
-                        await self._run(stored.envelope(), conn, None, None)
-                        self.stats.gap_filled += 1
-            await self._run(envelope, conn, topic, offset)
-            await conn.execute(
-                """
-                INSERT INTO consumers.stream_positions (consumer, stream_id, stream_version)
-                VALUES ($1, $2, $3)
-                ON CONFLICT (consumer, stream_id)
-                DO UPDATE SET stream_version = excluded.stream_version, updated_at = now()
-                """,
-                self.name,
-                envelope.stream_id,
-                version,
-            )
-        self.stats.applied += 1
-        self.stats.last_applied_at = time.time()
-        if self._after_commit is not None:
-            self._after_commit(envelope)
+            for stored in missing:
+                if stored.stream_version >= version:
+                    break
+                if stored.event_type in self._routes:
+                    await self._run(stored.envelope(), conn, None, None)
+                    self.stats.gap_filled += 1
+        await self._run(envelope, conn, topic, offset)
+        await conn.execute(
+            """
+            INSERT INTO consumers.stream_positions (consumer, stream_id, stream_version)
+            VALUES ($1, $2, $3)
+            ON CONFLICT (consumer, stream_id)
+            DO UPDATE SET stream_version = excluded.stream_version, updated_at = now()
+            """,
+            self.name,
+            envelope.stream_id,
+            version,
+        )
         return True
+
+    def _committed(self, applied: list[Envelope], *, duplicates: int) -> None:
+        self.stats.applied += len(applied)
+        self.stats.duplicates += duplicates
+        if applied:
+            self.stats.last_applied_at = time.time()
+        if self._after_commit is not None:
+            for envelope in applied:
+                self._after_commit(envelope)
+
+    async def process_batch(self, message: Any) -> None:
+        """Handle a batch of records in one transaction and one offset commit.
+
+        If anything in the batch fails, the transaction rolls back and the batch is
+        handled again record by record, with the retries and the DLQ of
+        :meth:`process`, so one poison record costs its batch only time.
+        """
+        records = cast(tuple[ConsumerRecord[bytes, bytes], ...], message.raw_message)
+        work: list[tuple[ConsumerRecord[bytes, bytes], Envelope]] = []
+        for record in records:
+            try:
+                envelope = cloudevents.decode(record.value, record.headers)
+            except cloudevents.NotACloudEvent as exc:
+                await self._dead_letter(record, f"undecodable record: {exc}", attempts=0)
+                continue
+            if envelope.event_type not in self._routes:
+                self.stats.ignored += 1
+                continue
+            work.append((record, envelope))
+        if work:
+            try:
+                applied: list[Envelope] = []
+                async with self._pool.acquire() as conn, conn.transaction():
+                    for record, envelope in work:
+                        with bind(
+                            consumer=self.name,
+                            event_id=str(envelope.event_id),
+                            stream_id=envelope.stream_id,
+                            district=envelope.district_id,
+                            correlation_id=envelope.metadata.correlation_id,
+                        ):
+                            if await self._apply_in(conn, envelope, record.topic, record.offset):
+                                applied.append(envelope)
+                self._committed(applied, duplicates=len(work) - len(applied))
+            except Exception as exc:
+                log.warning("batch failed; handling its records one by one", error=repr(exc))
+                for record, envelope in work:
+                    with bind(
+                        consumer=self.name,
+                        event_id=str(envelope.event_id),
+                        stream_id=envelope.stream_id,
+                        district=envelope.district_id,
+                    ):
+                        await self._handle_with_retries(record, envelope)
+        await message.ack()
 
     async def _run(
         self, envelope: Envelope, conn: Conn, topic: str | None, offset: int | None

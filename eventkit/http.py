@@ -266,7 +266,9 @@ def require_roles(
 ) -> Callable[..., Awaitable[Principal]]:
     """A dependency that lets only ``roles`` through (403 otherwise)."""
 
-    async def check(principal: Annotated[Principal, Depends(dependency)]) -> Principal:
+    # A default rather than Annotated[...]: with postponed annotations FastAPI could not
+    # resolve a closure variable inside the annotation.
+    async def check(principal: Principal = Depends(dependency)) -> Principal:  # noqa: B008
         if roles and principal.role not in roles:
             allowed = ", ".join(r.value for r in roles)
             raise Problem(

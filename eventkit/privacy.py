@@ -144,29 +144,38 @@ class PersonalDataVault:
             else None
         )
         candidate = SubjectKey(new_subject_id(), new_key())
+        # One round trip in the usual cases: a new subject is inserted, or the resident's
+        # committed row is found. A row another transaction has just inserted is not in
+        # this statement's snapshot: then the second query finds it.
         row = await conn.fetchrow(
             """
-            INSERT INTO privacy.subject_keys (subject_id, district_id, key, lookup_hash)
-            VALUES ($1, $2, $3, $4)
-            ON CONFLICT (district_id, lookup_hash) DO NOTHING
-            RETURNING subject_id
+            WITH inserted AS (
+                INSERT INTO privacy.subject_keys (subject_id, district_id, key, lookup_hash)
+                VALUES ($1, $2, $3, $4)
+                ON CONFLICT (district_id, lookup_hash) DO NOTHING
+                RETURNING subject_id, key
+            )
+            SELECT subject_id, key FROM inserted
+            UNION ALL
+            SELECT subject_id, key FROM privacy.subject_keys
+             WHERE $4::bytea IS NOT NULL AND district_id = $2 AND lookup_hash = $4
+            LIMIT 1
             """,
             candidate.subject_id,
             district_id,
             candidate.key,
             lookup,
         )
-        if row is not None:
-            return candidate
-        existing = await conn.fetchrow(
-            "SELECT subject_id, key FROM privacy.subject_keys "
-            "WHERE district_id = $1 AND lookup_hash = $2",
-            district_id,
-            lookup,
-        )
-        if existing is None:  # forgotten between the two statements: start afresh
+        if row is None:
+            row = await conn.fetchrow(
+                "SELECT subject_id, key FROM privacy.subject_keys "
+                "WHERE district_id = $1 AND lookup_hash = $2",
+                district_id,
+                lookup,
+            )
+        if row is None:  # forgotten between the two statements: start afresh
             return await self.subject_for(district_id, identifier=identifier, conn=conn)
-        return SubjectKey(existing["subject_id"], bytes(existing["key"]))
+        return SubjectKey(row["subject_id"], bytes(row["key"]))
 
     async def seal(
         self,

@@ -54,6 +54,9 @@ class Settings(BaseSettings):
 
     consumer_max_attempts: int = Field(default=5, ge=1)
     """Attempts of a handler on one record before the record goes to the DLQ."""
+    consumer_batch_size: int = Field(default=1, ge=1)
+    """Records a consumer handles in one transaction and one offset commit. Above 1,
+    throughput rises and an idle consumer waits up to 50 ms to fill a batch."""
     consumer_backoff: float = Field(default=0.2, ge=0)
     """First retry delay in seconds; doubles on each attempt, capped at 30 s."""
 

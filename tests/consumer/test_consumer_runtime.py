@@ -53,9 +53,13 @@ async def relaying(store: EventStore, settings: Settings) -> AsyncIterator[None]
 
 
 def recording_consumer(
-    settings: Settings, pool: asyncpg.Pool, *, fail: Callable[[CaseReplied], bool] = lambda e: False
+    settings: Settings,
+    pool: asyncpg.Pool,
+    *,
+    fail: Callable[[CaseReplied], bool] = lambda e: False,
+    batch_size: int = 1,
 ) -> Consumer:
-    consumer = Consumer("recorder", settings=settings, pool=pool)
+    consumer = Consumer("recorder", settings=settings, pool=pool, batch_size=batch_size)
 
     @consumer.handles(CaseReplied)
     async def record(event: CaseReplied, ctx: HandlerContext) -> None:
@@ -78,14 +82,15 @@ async def effects(pool: asyncpg.Pool) -> list[tuple[str, int]]:
     return [(r["stream_id"], r["stream_version"]) for r in rows]
 
 
+@pytest.mark.parametrize("batch_size", [1, 20])
 async def test_each_event_is_applied_once_in_stream_order(
-    store: EventStore, settings: Settings, pool: asyncpg.Pool, effects_table: str
+    store: EventStore, settings: Settings, pool: asyncpg.Pool, effects_table: str, batch_size: int
 ) -> None:
     streams = [f"case-{uuid.uuid4().hex[:8]}" for _ in range(5)]
     for i in range(50):
         stream = streams[i % 5]
         await store.append(stream, [envelope(stream, message=f"回复{i}")])
-    consumer = recording_consumer(settings, pool)
+    consumer = recording_consumer(settings, pool, batch_size=batch_size)
     async with relaying(store, settings), running(settings, consumer):
         await wait_until(lambda: consumer.stats.applied >= 50)
     applied = await effects(pool)
@@ -146,8 +151,9 @@ async def test_a_failing_handler_is_retried_and_its_effect_rolled_back_each_time
     assert await effects(pool) == [(stream, 1)]
 
 
+@pytest.mark.parametrize("batch_size", [1, 20])
 async def test_a_poison_record_goes_to_the_dlq_and_the_partition_keeps_flowing(
-    store: EventStore, settings: Settings, pool: asyncpg.Pool, effects_table: str
+    store: EventStore, settings: Settings, pool: asyncpg.Pool, effects_table: str, batch_size: int
 ) -> None:
     settings = settings.model_copy(update={"kafka_partitions": 1})
     poison = f"case-{uuid.uuid4().hex[:8]}"
@@ -156,7 +162,9 @@ async def test_a_poison_record_goes_to_the_dlq_and_the_partition_keeps_flowing(
     for _ in range(5):
         await store.append(healthy, [envelope(healthy)])
     broken = True
-    consumer = recording_consumer(settings, pool, fail=lambda e: broken and e.message == "毒")
+    consumer = recording_consumer(
+        settings, pool, fail=lambda e: broken and e.message == "毒", batch_size=batch_size
+    )
     async with relaying(store, settings), running(settings, consumer):
         await wait_until(lambda: consumer.stats.applied >= 5)
         await wait_until(lambda: consumer.stats.dead_lettered == 1)
