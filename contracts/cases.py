@@ -47,6 +47,28 @@ class CaseOpened(CaseEvent):
     resolution_due: AwareDatetime | None = None
     deadlines_provisional: bool = False
     """True when a deadline falls in a year whose official holidays are not known yet."""
+    priority_keywords: list[str] = Field(default_factory=list)
+    """The urgent or important words (燃气泄漏, 着火…) that raised the priority."""
+    category_hint_matched: bool = False
+    """True when the hint given at intake named the category (a code or a name)."""
+    taxonomy_version: int | None = None
+    """The version of the district's taxonomy that classified the opinion."""
+    transferred_from_case_id: Identifier | None = None
+    """Set when the case came from another district's case (a cross-district transfer)."""
+    transferred_from_district_id: DistrictId | None = None
+
+
+class CaseClassified(CaseEvent):
+    """Staff set the category or the priority (override); the deadlines follow."""
+
+    event_type: ClassVar[str] = "CaseClassified"
+
+    category_code: Identifier | None
+    priority: Priority
+    reason: Note
+    response_due: AwareDatetime | None = None
+    resolution_due: AwareDatetime | None = None
+    deadlines_provisional: bool = False
 
 
 class ScoredCandidate(BaseModel):
@@ -86,6 +108,8 @@ class CaseTransferred(CaseEvent):
     to_station_code: Identifier | None = None
     to_representative_id: Identifier | None = None
     reason: Note
+    to_case_id: Identifier | None = None
+    """For a transfer to another district: the case that continues the work there."""
 
 
 class CaseEscalated(CaseEvent):
@@ -120,11 +144,13 @@ class CaseResolved(CaseEvent):
 
 
 class CaseClosed(CaseEvent):
-    """The result was verified and the case closed (核实结项)."""
+    """The result was verified and the case closed (核实结项), or the resident withdrew."""
 
     event_type: ClassVar[str] = "CaseClosed"
 
     note: Note | None = None
+    withdrawn: bool = False
+    """True when the case closed because the resident withdrew the opinion."""
 
 
 class CaseReopened(CaseEvent):
@@ -134,6 +160,9 @@ class CaseReopened(CaseEvent):
 
     reason: Note
     representative_id: Identifier | None = None
+    resolution_due: AwareDatetime | None = None
+    """The new resolution deadline of the reopened case."""
+    deadlines_provisional: bool = False
 
 
 class CaseOverdue(CaseEvent):
@@ -144,6 +173,12 @@ class CaseOverdue(CaseEvent):
     deadline: Annotated[str, StringConstraints(pattern=r"^(response|resolution|escalation)$")]
     due: AwareDatetime
     escalated_to: Annotated[str, StringConstraints(max_length=100)] | None = None
+    escalation_level: (
+        Annotated[str, StringConstraints(pattern=r"^(station_head|street|district)$")] | None
+    ) = None
+    """The rung of the district's escalation ladder that was told (督办)."""
+    next_due: AwareDatetime | None = None
+    """The deadline given to that rung; when it passes too, the next rung is told."""
 
 
 class CaseLinked(CaseEvent):
@@ -153,6 +188,15 @@ class CaseLinked(CaseEvent):
 
     related_case_id: Identifier
     relation: Annotated[str, StringConstraints(pattern=r"^(duplicate|related|merged)$")]
+    reason: Note
+
+
+class CaseMerged(CaseEvent):
+    """Staff merged this case into another one (a duplicate); work continues there."""
+
+    event_type: ClassVar[str] = "CaseMerged"
+
+    into_case_id: Identifier
     reason: Note
 
 
@@ -179,5 +223,7 @@ EVENTS: tuple[type[Event], ...] = (
     CaseOverdue,
     CaseLinked,
     CaseConvertedToSuggestion,
+    CaseClassified,
+    CaseMerged,
 )
 """Every event of this context, every version; registered by ``contracts``."""

@@ -10,11 +10,19 @@ from datetime import date, time
 from enum import StrEnum
 from typing import Annotated, ClassVar
 
-from pydantic import ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from contracts.base import Event, Identifier, LatLong
+from contracts.cases import Priority
 
 ZhName = Annotated[str, StringConstraints(min_length=1, max_length=100)]
+CommunityName = Annotated[str, StringConstraints(min_length=1, max_length=100)]
+Reason = Annotated[str, StringConstraints(max_length=500)]
+Keyword = Annotated[str, StringConstraints(min_length=1, max_length=30)]
+Tag = Annotated[str, StringConstraints(min_length=1, max_length=50)]
+Duration = Annotated[str, StringConstraints(pattern=r"^[1-9][0-9]{0,3}(h|d|wh|wd)$")]
+"""A time allowance: ``4h`` clock hours, ``3d`` calendar days, ``8wh`` working hours,
+``5wd`` working days (official holidays and make-up working days taken into account)."""
 
 
 class StationKind(StrEnum):
@@ -73,6 +81,41 @@ class StationRegistered(DirectoryEvent):
     address: Annotated[str, StringConstraints(max_length=300)] | None = None
     position: LatLong | None = None
     star_rating: int | None = Field(default=None, ge=1, le=5)
+    head_representative_id: Identifier | None = None
+    """The station head (站长), a representative: the first rung of escalation."""
+    liaison_officers: list[Identifier] = Field(default_factory=list)
+    """Staff ids of the station's liaison officers (联络员): they work its queues."""
+
+    @property
+    def stream_key(self) -> str:
+        return f"{self.district_id}.{self.station_code}"
+
+
+class StationMoved(DirectoryEvent):
+    """The station moved: new street, address, position or communities served."""
+
+    event_type: ClassVar[str] = "StationMoved"
+    stream_category: ClassVar[str] = "station"
+
+    station_code: Identifier
+    street_code: Identifier
+    communities: list[CommunityName] = Field(default_factory=list)
+    address: Annotated[str, StringConstraints(max_length=300)] | None = None
+    position: LatLong | None = None
+
+    @property
+    def stream_key(self) -> str:
+        return f"{self.district_id}.{self.station_code}"
+
+
+class StationRetired(DirectoryEvent):
+    """The station closed. Its history stays; registering it again reopens it."""
+
+    event_type: ClassVar[str] = "StationRetired"
+    stream_category: ClassVar[str] = "station"
+
+    station_code: Identifier
+    reason: Reason | None = None
 
     @property
     def stream_key(self) -> str:
@@ -92,7 +135,10 @@ class RepresentativeEvent(DirectoryEvent):
 
 
 class RepresentativeRegistered(RepresentativeEvent):
-    """A people's-congress representative was registered. Their name is public office."""
+    """A people's-congress representative was registered (again: their details replaced).
+
+    Their name is public office, not a resident's personal data.
+    """
 
     event_type: ClassVar[str] = "RepresentativeRegistered"
 
@@ -103,6 +149,14 @@ class RepresentativeRegistered(RepresentativeEvent):
     expertise: list[Annotated[str, StringConstraints(max_length=50)]] = Field(default_factory=list)
     contact_point: Identifier | None = None
     leading_cadre: bool = False
+
+
+class RepresentativeRetired(RepresentativeEvent):
+    """The representative's term ended (or they resigned): no new cases. History stays."""
+
+    event_type: ClassVar[str] = "RepresentativeRetired"
+
+    reason: Reason | None = None
 
 
 class RepresentativeJoinedStation(RepresentativeEvent):
@@ -134,6 +188,156 @@ class ReceptionDayScheduled(RepresentativeEvent):
     ends_at: time | None = None
 
 
+class DistrictStreamEvent(DirectoryEvent):
+    """An event in the district's own stream: its streets, communities and rules."""
+
+    stream_category: ClassVar[str] = "district"
+
+    @property
+    def stream_key(self) -> str:
+        return self.district_id
+
+
+class StreetRegistered(DistrictStreamEvent):
+    """A street (街道) of the district, with its working committee (街道工委)."""
+
+    event_type: ClassVar[str] = "StreetRegistered"
+
+    street_code: Identifier
+    name_zh: ZhName
+    committee_name_zh: ZhName | None = None
+    """The street's people's-congress working committee, e.g. 东湖街道人大工委."""
+    supervisors: list[Identifier] = Field(default_factory=list)
+    """Staff ids of the committee's supervisors: they see the street's escalated cases."""
+
+
+class CommunityRegistered(DistrictStreamEvent):
+    """A community (社区) of a street, in an electoral district (选区)."""
+
+    event_type: ClassVar[str] = "CommunityRegistered"
+
+    community: CommunityName
+    street_code: Identifier
+    electoral_district: Annotated[str, StringConstraints(max_length=100)] | None = None
+    position: LatLong | None = None
+
+
+class DeadlinePair(BaseModel):
+    """How long until the first response and until the matter is resolved."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    response: Duration
+    resolution: Duration
+
+
+class PriorityDeadlines(BaseModel):
+    """Deadlines per priority; a missing priority falls back to the taxonomy's default."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    normal: DeadlinePair | None = None
+    important: DeadlinePair | None = None
+    urgent: DeadlinePair | None = None
+
+
+class TaxonomyCategory(BaseModel):
+    """A category of opinion: its code, name, keywords and deadlines."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    code: Identifier
+    name_zh: ZhName
+    name_en: Annotated[str, StringConstraints(max_length=100)] | None = None
+    keywords: list[Keyword] = Field(min_length=1)
+    expertise: list[Tag] = Field(default_factory=list)
+    """Representatives' expertise tags that fit this category."""
+    priority: Priority = Priority.NORMAL
+    """The category's own priority (e.g. safety is important at least)."""
+    deadlines: PriorityDeadlines | None = None
+
+
+class TaxonomyPublished(DistrictStreamEvent):
+    """The district's classification rules (分类目录), replacing the previous version."""
+
+    event_type: ClassVar[str] = "TaxonomyPublished"
+
+    version: int = Field(ge=1)
+    categories: list[TaxonomyCategory] = Field(min_length=1)
+    urgent_keywords: list[Keyword] = Field(default_factory=list)
+    """Words that make a matter urgent (要事): gas leak, fire, exposed wiring…"""
+    important_keywords: list[Keyword] = Field(default_factory=list)
+    """Words that make a matter important (大事)."""
+    urgent_category: Identifier | None = None
+    """The category of an urgent matter that matched no category's keywords."""
+    default_deadlines: PriorityDeadlines
+
+
+class CalendarYear(BaseModel):
+    """The district's own entries for one year: days off and make-up working days."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    year: int = Field(ge=2000, le=2200)
+    complete: bool = False
+    """True once the official schedule of the year is entered in full: not provisional."""
+    days_off: list[date] = Field(default_factory=list)
+    working_days: list[date] = Field(default_factory=list)
+    note: Reason | None = None
+
+
+class WorkCalendarPublished(DistrictStreamEvent):
+    """The district's working calendar: office hours and its holiday file's entries."""
+
+    event_type: ClassVar[str] = "WorkCalendarPublished"
+
+    version: int = Field(ge=1)
+    office_opens: time = time(9, 0)
+    office_closes: time = time(18, 0)
+    years: list[CalendarYear] = Field(default_factory=list)
+
+
+class ScoreWeights(BaseModel):
+    """The weight of each part of a representative's score for a case."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    electoral_district: float = Field(default=3.0, ge=0)
+    residence: float = Field(default=2.0, ge=0)
+    expertise: float = Field(default=3.0, ge=0)
+    contact_point: float = Field(default=1.5, ge=0)
+    workload: float = Field(default=2.0, ge=0)
+    reception: float = Field(default=1.0, ge=0)
+    leading_cadre: float = Field(default=2.0, ge=0)
+
+
+EscalationLevel = Annotated[str, StringConstraints(pattern=r"^(station_head|street|district)$")]
+
+
+class RoutingPolicyPublished(DistrictStreamEvent):
+    """How the district assigns, escalates and links cases, replacing the previous version."""
+
+    event_type: ClassVar[str] = "RoutingPolicyPublished"
+
+    version: int = Field(ge=1)
+    weights: ScoreWeights = Field(default_factory=ScoreWeights)
+    max_open_cases: int = Field(default=20, ge=1)
+    """A representative with this many open cases gets no more (urgent ones excepted)."""
+    reception_horizon_days: int = Field(default=14, ge=1)
+    escalation_ladder: list[EscalationLevel] = Field(
+        default_factory=lambda: ["station_head", "street"], min_length=1
+    )
+    """Who is told of each successive missed deadline of a case (督办)."""
+    supervision: Duration = "1wd"
+    """Time given to the rung told of a missed deadline before the next one is told."""
+    escalation_default: Duration = "5wd"
+    """A summoned department's deadline when the whistle-blower names none."""
+    suggestion_reply: Duration = "90d"
+    duplicate_radius_m: int = Field(default=300, ge=0)
+    duplicate_window_days: int = Field(default=30, ge=1)
+    duplicate_text_similarity: float = Field(default=0.9, gt=0, le=1)
+
+
 EVENTS: tuple[type[Event], ...] = (
     DistrictRegistered,
     StationRegistered,
@@ -141,5 +345,13 @@ EVENTS: tuple[type[Event], ...] = (
     RepresentativeJoinedStation,
     RepresentativeLeftStation,
     ReceptionDayScheduled,
+    StationMoved,
+    StationRetired,
+    RepresentativeRetired,
+    StreetRegistered,
+    CommunityRegistered,
+    TaxonomyPublished,
+    WorkCalendarPublished,
+    RoutingPolicyPublished,
 )
 """Every event of this context, every version; registered by ``contracts``."""

@@ -15,12 +15,15 @@ from pydantic import ValidationError
 from contracts import (
     Actor,
     ActorRole,
+    CalendarYear,
     CaseAccepted,
     CaseAssigned,
+    CaseClassified,
     CaseClosed,
     CaseConvertedToSuggestion,
     CaseEscalated,
     CaseLinked,
+    CaseMerged,
     CaseOpened,
     CaseOverdue,
     CaseReopened,
@@ -28,6 +31,8 @@ from contracts import (
     CaseResolved,
     CaseTransferred,
     Channel,
+    CommunityRegistered,
+    DeadlinePair,
     DistrictRegistered,
     Event,
     FeedbackSubmitted,
@@ -40,16 +45,26 @@ from contracts import (
     OpinionSubmittedV1,
     OpinionWithdrawn,
     Priority,
+    PriorityDeadlines,
     ReceptionDayScheduled,
     RepresentativeJoinedStation,
     RepresentativeLeftStation,
     RepresentativeLevel,
     RepresentativeRegistered,
+    RepresentativeRetired,
+    RoutingPolicyPublished,
     ScoredCandidate,
+    ScoreWeights,
     StationKind,
+    StationMoved,
     StationRegistered,
+    StationRetired,
+    StreetRegistered,
     SubmitterRef,
+    TaxonomyCategory,
+    TaxonomyPublished,
     UnknownEventType,
+    WorkCalendarPublished,
     ce_type,
     registry,
     serialize,
@@ -298,6 +313,128 @@ def reception_day_scheduled() -> ReceptionDayScheduled:
     )
 
 
+def case_classified() -> CaseClassified:
+    return CaseClassified(
+        **_common(),
+        case_id=CASE_ID,
+        category_code="municipal.street_light",
+        priority=Priority.URGENT,
+        reason="路灯倒伏压住电线，存在触电危险，升为要事。",
+        response_due=WHEN + timedelta(hours=2),
+        resolution_due=WHEN + timedelta(hours=24),
+    )
+
+
+def case_merged() -> CaseMerged:
+    return CaseMerged(
+        **_common(),
+        case_id="case_20250315_0002",
+        into_case_id=CASE_ID,
+        reason="同一处路灯的重复反映，并入原件办理。",
+    )
+
+
+def station_moved() -> StationMoved:
+    return StationMoved(
+        **_common(Actor(id="admin_01", role=ActorRole.DISTRICT_ADMIN)),
+        station_code=STATION,
+        street_code="zgc",
+        communities=["中关村南路社区", "科育社区", "黄庄社区"],
+        address="海淀区中关村南大街18号",
+        position=LatLong(lat=39.9612, long=116.3237),
+    )
+
+
+def station_retired() -> StationRetired:
+    return StationRetired(
+        **_common(Actor(id="admin_01", role=ActorRole.DISTRICT_ADMIN)),
+        station_code="st_zgc_07",
+        reason="并入中关村街道人大代表之家。",
+    )
+
+
+def representative_retired() -> RepresentativeRetired:
+    return RepresentativeRetired(
+        **_common(Actor(id="admin_01", role=ActorRole.DISTRICT_ADMIN)),
+        representative_id="rep_0057",
+        reason="任期届满。",
+    )
+
+
+def street_registered() -> StreetRegistered:
+    return StreetRegistered(
+        **_common(Actor(id="admin_01", role=ActorRole.DISTRICT_ADMIN)),
+        street_code="zgc",
+        name_zh="中关村街道",
+        committee_name_zh="中关村街道人大工委",
+        supervisors=["ss_zgc_01"],
+    )
+
+
+def community_registered() -> CommunityRegistered:
+    return CommunityRegistered(
+        **_common(Actor(id="admin_01", role=ActorRole.DISTRICT_ADMIN)),
+        community="中关村南路社区",
+        street_code="zgc",
+        electoral_district="第十二选区",
+        position=LatLong(lat=39.9618, long=116.3241),
+    )
+
+
+def taxonomy_published() -> TaxonomyPublished:
+    return TaxonomyPublished(
+        **_common(Actor(id="admin_01", role=ActorRole.DISTRICT_ADMIN)),
+        version=3,
+        categories=[
+            TaxonomyCategory(
+                code="municipal.street_light",
+                name_zh="路灯照明",
+                name_en="Street lighting",
+                keywords=["路灯", "照明"],
+                expertise=["市政设施"],
+                deadlines=PriorityDeadlines(normal=DeadlinePair(response="1wd", resolution="10wd")),
+            )
+        ],
+        urgent_keywords=["燃气泄漏", "着火", "电线裸露"],
+        important_keywords=["老人", "学校"],
+        urgent_category="municipal.street_light",
+        default_deadlines=PriorityDeadlines(
+            normal=DeadlinePair(response="2wd", resolution="15wd"),
+            important=DeadlinePair(response="1wd", resolution="10wd"),
+            urgent=DeadlinePair(response="2h", resolution="24h"),
+        ),
+    )
+
+
+def work_calendar_published() -> WorkCalendarPublished:
+    return WorkCalendarPublished(
+        **_common(Actor(id="admin_01", role=ActorRole.DISTRICT_ADMIN)),
+        version=2,
+        office_opens=time(8, 30),
+        office_closes=time(17, 30),
+        years=[
+            CalendarYear(
+                year=2027,
+                complete=False,
+                days_off=[date(2027, 1, 1), date(2027, 10, 1)],
+                working_days=[],
+                note="按法定节日预估，国务院公布安排后补全。",
+            )
+        ],
+    )
+
+
+def routing_policy_published() -> RoutingPolicyPublished:
+    return RoutingPolicyPublished(
+        **_common(Actor(id="admin_01", role=ActorRole.DISTRICT_ADMIN)),
+        version=1,
+        weights=ScoreWeights(expertise=4.0),
+        max_open_cases=15,
+        escalation_ladder=["station_head", "street", "district"],
+        supervision="1wd",
+    )
+
+
 def notification_sent() -> NotificationSent:
     return NotificationSent(
         **_common(SYSTEM),
@@ -339,6 +476,16 @@ FACTORIES: dict[str, Callable[[], Event]] = {
     "CaseOverdue": case_overdue,
     "CaseLinked": case_linked,
     "CaseConvertedToSuggestion": case_converted_to_suggestion,
+    "CaseClassified": case_classified,
+    "CaseMerged": case_merged,
+    "StationMoved": station_moved,
+    "StationRetired": station_retired,
+    "RepresentativeRetired": representative_retired,
+    "StreetRegistered": street_registered,
+    "CommunityRegistered": community_registered,
+    "TaxonomyPublished": taxonomy_published,
+    "WorkCalendarPublished": work_calendar_published,
+    "RoutingPolicyPublished": routing_policy_published,
     "DistrictRegistered": district_registered,
     "StationRegistered": station_registered,
     "RepresentativeRegistered": representative_registered,
