@@ -1,0 +1,494 @@
+"""Intake benchmark: accepted submissions per second and latency, over HTTP.
+
+Run with ``.venv/bin/python bench/intake.py``. It starts its own embedded PostgreSQL in a
+temporary directory, its own Tansu broker on a free port, the relay
+(``minqing relay run``) and the intake service (``python -m services.intake``) as child
+processes on free ports, exactly as ``minqing up`` runs them; then concurrent clients
+POST opinions to ``/api/v1/opinions`` for a fixed time. It prints a table and, as its last
+line, one JSON object with every figure, then stops everything and removes the
+directory, also on Ctrl-C, SIGTERM or failure.
+
+The load: QR submissions (public channel, no token) at a station, half of them anonymous,
+half with a name and a mainland mobile number (sealed per resident, so a key lookup or a
+new key per request), and a quarter with an ``Idempotency-Key``. Every answer must be a
+201; afterwards the store must hold exactly one ``OpinionSubmitted`` per 201, and the
+relay must have published them all to ``minqing.opinions.v1`` (its lag is reported).
+
+The clients are raw HTTP/1.1 keep-alive connections on asyncio, so the load generator
+itself takes little of the two cores it shares with PostgreSQL, the broker, the relay and
+intake. The CPU time each component spends per accepted submission is reported too: it
+moves less with other load on the machine than the rates do. Goal (issue 3): at least 500
+accepted submissions/s with p99 under 200 ms.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import random
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import psutil
+
+from contracts import (
+    Actor,
+    ActorRole,
+    DistrictRegistered,
+    LatLong,
+    StationKind,
+    StationRegistered,
+)
+from contracts.base import Event
+from contracts.envelope import Envelope
+from eventkit.db import create_pool, migrate
+from eventkit.local import Broker, EmbeddedPostgres, die_with_parent, free_port, wait_for_port
+from eventkit.logging import configure_logging
+from eventkit.settings import Settings
+from eventkit.store import EventStore
+from minqing.system import migration_packages
+from services.intake.consumers import intake_consumer
+
+DISTRICT = "bench"
+STATION = "bench_home"
+GOAL_RATE = 500.0
+GOAL_P99_MS = 200.0
+TEXTS = (
+    "小区东门的三盏路灯坏了三个多月，晚上老人出门买菜很不方便，希望尽快修好。",
+    "8号楼2单元电梯近一周三次停运，曾有老人被困，物业未及时处理，请代表帮忙协调。",
+    "菜市场门口早高峰占道经营严重，电动车与行人混行，存在安全隐患，建议规范管理。",
+    "夜间22点后仍有工地施工噪声，影响休息，希望相关部门依法查处。",
+)
+
+
+def step(label: str) -> None:
+    """Progress on stderr."""
+    print(f"... {label}", file=sys.stderr, flush=True)
+
+
+def _with_db(url: str, database: str) -> str:
+    head, _, query = url.partition("?")
+    return f"{head.rsplit('/', 1)[0]}/{database}" + (f"?{query}" if query else "")
+
+
+async def prepare(admin_url: str, settings: Settings) -> str:
+    """Create and migrate the database, and tell intake the district and its station."""
+    conn = await asyncpg.connect(admin_url)
+    try:
+        await conn.execute("CREATE DATABASE bench")
+    finally:
+        await conn.close()
+    url = _with_db(admin_url, "bench")
+    await migrate(url, migration_packages())
+    pool = await create_pool(url, role="minqing_runtime", max_size=2)
+    try:
+        store = EventStore(pool)
+        consumer = intake_consumer(settings, pool)
+        actor = Actor(id="bench", role=ActorRole.DISTRICT_ADMIN)
+        when = datetime.now(UTC)
+        events: list[Event] = [
+            DistrictRegistered(
+                district_id=DISTRICT, occurred_at=when, actor=actor, name_zh="压测区"
+            ),
+            StationRegistered(
+                district_id=DISTRICT,
+                occurred_at=when,
+                actor=actor,
+                station_code=STATION,
+                name_zh="压测街道人大代表之家",
+                kind=StationKind.HOME,
+                street_code="b",
+                communities=["压测社区"],
+                position=LatLong(lat=30.27, long=120.15),
+            ),
+        ]
+        for event in events:
+            await store.append(event.stream_id, [Envelope.wrap(event)])
+            stored = (await store.read_stream(event.stream_id))[-1]
+            await consumer.apply(stored.envelope())
+    finally:
+        await pool.close()
+    return url
+
+
+# --- the load ---------------------------------------------------------------------------
+
+
+@dataclass
+class Tally:
+    """What the clients saw."""
+
+    latencies: list[float] = field(default_factory=list)
+    statuses: dict[int, int] = field(default_factory=dict)
+    errors: int = 0
+    accepted_in_all: int = 0
+    """201s including the warm-up: what the store must hold."""
+
+
+def request_bytes(port: int, rng: random.Random) -> bytes:
+    """One POST /api/v1/opinions, ready to send."""
+    body: dict[str, Any] = {
+        "channel": "qr",
+        "station_code": STATION,
+        "text": rng.choice(TEXTS),
+        "category_hint": "municipal",
+        "location": {"community": "压测社区", "lat": 30.27, "long": 120.15},
+    }
+    if rng.random() < 0.5:
+        body["contact"] = {"name": "王女士", "phone": f"139{rng.randrange(10**8):08d}"}
+        body["consent"] = True
+    payload = json.dumps(body, ensure_ascii=False).encode()
+    headers = [
+        "POST /api/v1/opinions HTTP/1.1",
+        f"Host: 127.0.0.1:{port}",
+        "Content-Type: application/json",
+        f"Content-Length: {len(payload)}",
+    ]
+    if rng.random() < 0.25:
+        headers.append(f"Idempotency-Key: {uuid.uuid4()}")
+    return ("\r\n".join(headers) + "\r\n\r\n").encode() + payload
+
+
+async def read_response(reader: asyncio.StreamReader) -> int:
+    """The status of one HTTP/1.1 response (its body read and dropped)."""
+    head = await reader.readuntil(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    status = int(lines[0].split(" ", 2)[1])
+    length = 0
+    for line in lines[1:]:
+        name, _, value = line.partition(":")
+        if name.strip().lower() == "content-length":
+            length = int(value.strip())
+    if length:
+        await reader.readexactly(length)
+    return status
+
+
+async def client(port: int, until: float, measure_from: float, tally: Tally, seed: int) -> None:
+    """One keep-alive connection submitting until ``until``."""
+    rng = random.Random(seed)
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    try:
+        while True:
+            now = time.perf_counter()
+            if now >= until:
+                return
+            writer.write(request_bytes(port, rng))
+            await writer.drain()
+            try:
+                status = await read_response(reader)
+            except (asyncio.IncompleteReadError, ConnectionError):
+                tally.errors += 1
+                return
+            done = time.perf_counter()
+            if status == 201:
+                tally.accepted_in_all += 1
+            if now >= measure_from:
+                tally.latencies.append(done - now)
+                tally.statuses[status] = tally.statuses.get(status, 0) + 1
+    finally:
+        writer.close()
+        with contextlib.suppress(Exception):
+            await writer.wait_closed()
+
+
+CpuSnapshot = dict[str, dict[int, float]]
+
+
+Components = dict[str, list[tuple[int, bool]]]
+"""Each component's root processes, and whether their descendants count too."""
+
+
+def cpu_snapshot(roots: Components) -> CpuSnapshot:
+    """User + system CPU seconds of each component's processes (with their descendants
+    when asked: PostgreSQL's backends are children of its postmaster)."""
+    snapshot: CpuSnapshot = {}
+    for name, pids in roots.items():
+        processes: list[psutil.Process] = []
+        for pid, with_children in pids:
+            try:
+                root = psutil.Process(pid)
+                processes += [root, *(root.children(recursive=True) if with_children else [])]
+            except psutil.NoSuchProcess:
+                continue
+        times: dict[int, float] = {}
+        for process in processes:
+            with contextlib.suppress(psutil.NoSuchProcess):
+                spent = process.cpu_times()
+                times[process.pid] = spent.user + spent.system
+        snapshot[name] = times
+    return snapshot
+
+
+def cpu_spent(before: CpuSnapshot, after: CpuSnapshot) -> dict[str, float]:
+    """CPU seconds per component between two snapshots (new processes count from 0)."""
+    return {
+        name: sum(t - before.get(name, {}).get(pid, 0.0) for pid, t in times.items())
+        for name, times in after.items()
+    }
+
+
+async def measure(
+    ports: list[int],
+    url: str,
+    *,
+    clients: int,
+    warmup: float,
+    duration: float,
+    processes: Components,
+) -> dict[str, Any]:
+    """Run the clients; check the store; return the figures."""
+    tally = Tally()
+    start = time.perf_counter()
+    measure_from = start + warmup
+    until = measure_from + duration
+    before: CpuSnapshot = {}
+
+    async def sample_cpu() -> None:
+        nonlocal before
+        await asyncio.sleep(max(0.0, measure_from - time.perf_counter()))
+        before = cpu_snapshot(processes)
+
+    sampler = asyncio.create_task(sample_cpu())
+    await asyncio.gather(
+        *(
+            client(ports[seed % len(ports)], until, measure_from, tally, seed)
+            for seed in range(clients)
+        )
+    )
+    await sampler
+    cpu = cpu_spent(before, cpu_snapshot(processes))
+    accepted = tally.statuses.get(201, 0)
+    latencies = sorted(tally.latencies)
+
+    def pct(p: float) -> float:
+        return latencies[min(len(latencies) - 1, int(p * len(latencies)))] * 1000
+
+    conn = await asyncpg.connect(url)
+    try:
+        stored = await conn.fetchval(
+            "SELECT count(*) FROM eventstore.events WHERE event_type = 'OpinionSubmitted'"
+        )
+        drain_started = time.perf_counter()
+        # The relay publishes everything: wait until nothing is after its checkpoint.
+        published_at: float | None = None
+        while time.perf_counter() - drain_started < 60:
+            behind = await conn.fetchval(
+                """
+                SELECT count(*) FROM eventstore.events e, eventstore.checkpoints c
+                 WHERE c.name = 'relay:main'
+                   AND (e.transaction_id, e.global_position)
+                       > (c.transaction_id, c.global_position)
+                """
+            )
+            if behind == 0:
+                published_at = time.perf_counter()
+                break
+            await asyncio.sleep(0.05)
+    finally:
+        await conn.close()
+    rate = accepted / duration
+    p50, p99 = pct(0.50), pct(0.99)
+    return {
+        "intake_processes": len(ports),
+        "clients": clients,
+        "duration_s": duration,
+        "accepted": accepted,
+        "statuses": {str(k): v for k, v in sorted(tally.statuses.items())},
+        "connection_errors": tally.errors,
+        "accepted_per_s": round(rate, 1),
+        "latency_ms": {
+            "p50": round(p50, 1),
+            "p90": round(pct(0.90), 1),
+            "p99": round(p99, 1),
+            "max": round(latencies[-1] * 1000, 1) if latencies else None,
+            "mean": round(statistics.fmean(latencies) * 1000, 1) if latencies else None,
+        },
+        "cpu_ms_per_submission": {
+            name: round(seconds * 1000 / max(1, accepted), 2) for name, seconds in cpu.items()
+        },
+        "cpu_cores_busy": round(sum(cpu.values()) / duration, 2),
+        "events_in_store": stored,
+        "every_201_stored_once": stored == tally.accepted_in_all,
+        "relay_drain_s_after_load": (
+            round(published_at - drain_started, 2) if published_at is not None else None
+        ),
+        "goal": {
+            "rate": GOAL_RATE,
+            "p99_ms": GOAL_P99_MS,
+            "met": rate >= GOAL_RATE and p99 < GOAL_P99_MS,
+        },
+    }
+
+
+# --- the stack ------------------------------------------------------------------------
+
+
+def postmaster_pid(data_dir: Path) -> int:
+    """The PostgreSQL server's pid, from its pid file."""
+    return int((data_dir / "postmaster.pid").read_text().split("\n", 1)[0])
+
+
+def child(argv: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+    """A child process that dies with us, its output in ``log``."""
+    handle = log.open("ab")
+    return subprocess.Popen(
+        argv,
+        env=env,
+        stdout=handle,
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
+        preexec_fn=die_with_parent,
+    )
+
+
+def stop(process: subprocess.Popen[bytes] | None) -> None:
+    """SIGTERM, then SIGKILL after 15 s."""
+    if process is None or process.poll() is not None:
+        return
+    process.terminate()
+    try:
+        process.wait(15)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
+def report(results: dict[str, Any]) -> str:
+    """The figures as a short table."""
+    latency = results["latency_ms"]
+    verdict = "PASS" if results["goal"]["met"] else "MISS"
+    return "\n".join(
+        [
+            f"intake ({results['intake_processes']} process(es)): {results['clients']} "
+            f"concurrent clients for {results['duration_s']:.0f} s",
+            f"  accepted (201)        {results['accepted']:>8}   {results['statuses']}",
+            f"  accepted per second   {results['accepted_per_s']:>8.1f}",
+            f"  latency p50 / p90     {latency['p50']:>8.1f} / {latency['p90']:.1f} ms",
+            f"  latency p99 / max     {latency['p99']:>8.1f} / {latency['max']} ms",
+            "  CPU ms per 201        "
+            + ", ".join(f"{k} {v:.2f}" for k, v in results["cpu_ms_per_submission"].items()),
+            f"  cores busy            {results['cpu_cores_busy']:>8.2f} of {os.cpu_count()}",
+            f"  OpinionSubmitted      {results['events_in_store']:>8} in the store "
+            f"(one per 201: {results['every_201_stored_once']})",
+            f"  relay drained after   {results['relay_drain_s_after_load']} s",
+            f"  goal >= {GOAL_RATE:.0f}/s, p99 < {GOAL_P99_MS:.0f} ms: {verdict}",
+            f"  machine: {os.cpu_count()} cores, load {os.getloadavg()[0]:.2f}",
+        ]
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Start the stack, measure, print, clean up."""
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("--clients", type=int, default=32, help="concurrent connections")
+    parser.add_argument("--duration", type=float, default=20.0, help="measured seconds")
+    parser.add_argument("--warmup", type=float, default=3.0, help="unmeasured seconds first")
+    parser.add_argument(
+        "--processes",
+        type=int,
+        default=1,
+        help="intake processes, each on its own port, the clients spread over them "
+        "(as replicas behind a load balancer)",
+    )
+    parser.add_argument(
+        "--keep", action="store_true", help="keep the working directory and its logs"
+    )
+    args = parser.parse_args(argv)
+    configure_logging("WARNING", "console")
+
+    def terminated(signum: int, _frame: object) -> None:
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    previous = signal.signal(signal.SIGTERM, terminated)
+    workdir = Path(tempfile.mkdtemp(prefix="minqing-bench-intake-"))
+    server = EmbeddedPostgres(workdir / "pg")
+    broker = Broker(port=None, log_path=workdir / "tansu.log")
+    relay: subprocess.Popen[bytes] | None = None
+    intakes: list[subprocess.Popen[bytes]] = []
+    try:
+        step(f"starting PostgreSQL and Tansu in {workdir}")
+        admin_url = server.start()
+        broker.start()
+        ports = [free_port() for _ in range(args.processes)]
+        settings = Settings(kafka_bootstrap=broker.bootstrap)
+        url = asyncio.run(prepare(admin_url, settings))
+        env = {
+            **os.environ,
+            "MINQING_DATABASE_URL": url,
+            "MINQING_KAFKA_BOOTSTRAP": broker.bootstrap,
+            "MINQING_LOG_FORMAT": "json",
+            "MINQING_LOG_LEVEL": "WARNING",
+            "MINQING_DATABASE_POOL_MAX": "20",
+            # The load comes from one address: lift the per-address limits.
+            "MINQING_RATE_SUBMIT_PER_MINUTE": "1e9",
+            "MINQING_RATE_SUBMIT_BURST": "1000000000",
+        }
+        step("starting the relay and intake")
+        relay = child(
+            [sys.executable, "-m", "minqing.cli", "relay", "run"], env, workdir / "relay.log"
+        )
+        for n, port in enumerate(ports):
+            intakes.append(
+                child(
+                    [sys.executable, "-m", "services.intake"],
+                    {**env, "MINQING_INTAKE_PORT": str(port)},
+                    workdir / f"intake-{n}.log",
+                )
+            )
+        for port in ports:
+            wait_for_port("127.0.0.1", port, timeout=60)
+        step(f"{args.clients} clients for {args.warmup:.0f} + {args.duration:.0f} s")
+        results = asyncio.run(
+            measure(
+                ports,
+                url,
+                clients=args.clients,
+                warmup=args.warmup,
+                duration=args.duration,
+                processes={
+                    "intake": [(p.pid, False) for p in intakes],
+                    "postgres": [(postmaster_pid(workdir / "pg"), True)],
+                    "relay": [(relay.pid, False)],
+                    "broker": [(broker.pid or 0, False)],
+                    "clients": [(os.getpid(), False)],
+                },
+            )
+        )
+    except KeyboardInterrupt as exc:
+        print(f"interrupted ({exc}); cleaning up", file=sys.stderr)
+        return 130
+    finally:
+        for process in intakes:
+            stop(process)
+        stop(relay)
+        with contextlib.suppress(Exception):
+            broker.stop()
+        with contextlib.suppress(Exception):
+            server.stop()
+        if args.keep:
+            print(f"kept {workdir} (logs of intake, the relay and Tansu)", file=sys.stderr)
+        else:
+            shutil.rmtree(workdir, ignore_errors=True)
+        signal.signal(signal.SIGTERM, previous)
+    print(report(results))
+    print(json.dumps(results, ensure_ascii=False, separators=(",", ":")))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,164 @@
+"""Intake's commands in ``minqing``: ``intake import-12345`` and ``privacy forget``."""
+
+from __future__ import annotations
+
+import asyncio
+import getpass
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+
+import click
+
+from eventkit.db import create_pool
+from eventkit.privacy import PersonalDataVault
+from eventkit.settings import Settings
+from eventkit.store import EventStore
+from services.intake.directory import Directory
+from services.intake.hotline import ImportFileError, ImportReport, import_work_orders, read_rows
+from services.intake.submission import Submissions
+
+
+def _database_url(settings: Settings) -> str:
+    from minqing.cli import database_url
+
+    return database_url(settings)
+
+
+def _operator() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return "operator"
+
+
+@click.group("intake")
+def intake() -> None:
+    """受理 / Intake: opinions from every channel."""
+
+
+@intake.command("import-12345")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--district", required=True, help="区编号 / district code, e.g. demo")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["csv", "json"]),
+    default=None,
+    help="默认按扩展名 / by default from the file's extension",
+)
+@click.option("--operator", default="12345-import", show_default=True, help="记为提交者的工号")
+@click.option(
+    "--report",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="把每行结果写入 CSV / write every row's outcome to this CSV file",
+)
+@click.pass_obj
+def import_12345(
+    settings: Settings,
+    file: Path,
+    district: str,
+    fmt: str | None,
+    operator: str,
+    report: Path | None,
+) -> None:
+    """导入 12345 派单 / Import 12345 hotline work orders (CSV or JSON).
+
+    The work-order number is the idempotency key: importing the same file again creates
+    nothing new. Every rejected row is listed with its reason; the others are imported.
+    Exits 1 when some row was rejected.
+    """
+    try:
+        rows = read_rows(file, fmt)
+    except ImportFileError as exc:
+        raise click.ClickException(str(exc)) from exc
+    url = _database_url(settings)
+
+    async def work() -> ImportReport:
+        pool = await create_pool(url, role=settings.database_role, max_size=2)
+        try:
+            directory = Directory(pool)
+            known = await directory.district(district)
+            if known is None:
+                raise click.ClickException(
+                    f"区 {district!r} 未登记（intake 尚未从目录事件得知）/ district "
+                    f"{district!r} is not registered"
+                )
+            submissions = Submissions(
+                pool=pool,
+                store=EventStore(pool),
+                vault=PersonalDataVault(pool),
+                directory=directory,
+                public_base_url=settings.public_base_url,
+            )
+            return await import_work_orders(
+                submissions,
+                rows,
+                district_id=district,
+                operator=operator,
+                tz=known.timezone,
+                now=datetime.now(UTC),
+            )
+        finally:
+            await pool.close()
+
+    outcome = asyncio.run(work())
+    click.echo(
+        f"共 {len(rows)} 行：新导入 {len(outcome.created)}，已导入过 {len(outcome.duplicates)}，"
+        f"未导入 {len(outcome.rejected)} / {len(rows)} rows: {len(outcome.created)} imported, "
+        f"{len(outcome.duplicates)} already imported, {len(outcome.rejected)} rejected"
+    )
+    for rejection in sorted(outcome.rejected, key=lambda r: r.row):
+        click.echo(
+            f"  第 {rejection.row} 行 工单 {rejection.number or '-'}：{rejection.reason} / "
+            f"row {rejection.row}: {rejection.reason_en}"
+        )
+    if report is not None:
+        outcome.write_csv(report)
+        click.echo(f"结果已写入 / report written to {report}")
+    if outcome.rejected:
+        sys.exit(1)
+
+
+@click.group("privacy")
+def privacy() -> None:
+    """个人信息 / Residents' personal data."""
+
+
+@privacy.command("forget")
+@click.argument("subject_id")
+@click.option("--by", "requested_by", default=None, help="经办人 / who asked (default: you)")
+@click.option("--reason", default=None, help="原因 / why, e.g. the resident's request number")
+@click.pass_obj
+def forget(
+    settings: Settings, subject_id: str, requested_by: str | None, reason: str | None
+) -> None:
+    """删除居民密钥 / Forget a resident: delete their key (crypto-shredding).
+
+    Their name and phone number become unreadable everywhere (store, Kafka, copies);
+    the events stay, so the record and its hash chain remain intact.
+    """
+    url = _database_url(settings)
+
+    async def work() -> tuple[bool, bool]:
+        pool = await create_pool(url, role=settings.database_role, max_size=1)
+        try:
+            vault = PersonalDataVault(pool)
+            deleted = await vault.forget(
+                subject_id, requested_by=requested_by or _operator(), reason=reason
+            )
+            return deleted, await vault.forgotten(subject_id)
+        finally:
+            await pool.close()
+
+    deleted, forgotten = asyncio.run(work())
+    if deleted:
+        click.echo(f"已删除 {subject_id} 的密钥 / {subject_id} forgotten: key deleted")
+    elif forgotten:
+        click.echo(f"{subject_id} 此前已删除 / {subject_id} was already forgotten")
+    else:
+        raise click.ClickException(f"没有这个居民编号 / no subject {subject_id!r}")
+
+
+COMMANDS = [intake, privacy]

@@ -1,0 +1,18 @@
+"""Intake's consumer: it learns the directory and follows the cases."""
+
+from __future__ import annotations
+
+import asyncpg
+
+from eventkit.consumer import Consumer
+from eventkit.settings import Settings
+from services.intake.directory import register_directory_handlers
+from services.intake.tracking import register_case_handlers
+
+
+def intake_consumer(settings: Settings, pool: asyncpg.Pool) -> Consumer:
+    """The ``intake`` consumer (group ``minqing.intake``): directory and case events."""
+    consumer = Consumer("intake", settings=settings, pool=pool)
+    register_directory_handlers(consumer)
+    register_case_handlers(consumer)
+    return consumer

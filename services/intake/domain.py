@@ -1,0 +1,821 @@
+"""Intake's decisions, without I/O: is a submission acceptable, who may make it, what
+event it becomes; may a resident give feedback now. Clocks, ids and randomness are
+passed in; the handlers (``submission.py``, ``tracking.py``) do the reading and writing.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Final
+from urllib.parse import urlsplit
+
+from pydantic import HttpUrl, TypeAdapter, ValidationError
+
+from contracts import (
+    Actor,
+    ActorRole,
+    Channel,
+    FeedbackSubmitted,
+    OnBehalfOf,
+    OpinionSubmitted,
+    OpinionWithdrawn,
+)
+from contracts.intake import Location, SubmitterRef
+from eventkit.auth import Principal, Role
+
+PUBLIC_CHANNELS: Final = frozenset({Channel.QR, Channel.ONLINE})
+"""Channels residents use themselves: no token, rate-limited per client address."""
+
+TEXT_MIN: Final = 5
+TEXT_MAX: Final = 4000
+MAX_ATTACHMENTS: Final = 9
+MAX_URL_LENGTH: Final = 2000
+NAME_MAX: Final = 50
+COMMUNITY_MAX: Final = 100
+ADDRESS_MAX: Final = 300
+CATEGORY_MAX: Final = 64
+EXTERNAL_REF_MAX: Final = 64
+COMMENT_MAX: Final = 1000
+
+MOBILE: Final = re.compile(r"^1[3-9]\d{9}$")
+"""A mainland China mobile number: 11 digits, 1 then 3 to 9."""
+_PHONE_SEPARATORS: Final = re.compile(r"[\s\-()（）]")
+_HTTP_URL: Final = TypeAdapter(HttpUrl)
+_IDENTIFIER: Final = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:]{0,63}$")
+
+STAFF_ROLES_THAT_SUBMIT: Final = frozenset(
+    {
+        Role.LIAISON,
+        Role.REPRESENTATIVE,
+        Role.SPOKESPERSON,
+        Role.STREET_SUPERVISOR,
+        Role.DISTRICT_ADMIN,
+        Role.HOTLINE,
+    }
+)
+"""Every staff role but the auditor, who only reads."""
+ON_BEHALF_ROLES: Final = frozenset({Role.SPOKESPERSON, Role.LIAISON, Role.REPRESENTATIVE})
+"""Staff whose submissions are made for a resident (on_behalf_of)."""
+ACTOR_ROLE: Final[dict[Role, ActorRole]] = {
+    Role.LIAISON: ActorRole.LIAISON,
+    Role.REPRESENTATIVE: ActorRole.REPRESENTATIVE,
+    Role.SPOKESPERSON: ActorRole.SPOKESPERSON,
+    Role.STREET_SUPERVISOR: ActorRole.STREET_SUPERVISOR,
+    Role.DISTRICT_ADMIN: ActorRole.DISTRICT_ADMIN,
+    Role.AUDITOR: ActorRole.AUDITOR,
+    Role.HOTLINE: ActorRole.HOTLINE,
+}
+
+
+# --- refusals --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class FieldError:
+    """What is wrong with one field, for a clerk (zh-CN) and in English."""
+
+    field: str
+    code: str
+    message: str
+    message_en: str
+
+
+class IntakeError(Exception):
+    """A request refused, with the reason in Simplified Chinese and English."""
+
+    status: int = 422
+
+    def __init__(
+        self,
+        code: str,
+        title: str,
+        title_en: str,
+        detail: str | None = None,
+        detail_en: str | None = None,
+        *,
+        errors: Sequence[FieldError] = (),
+    ) -> None:
+        super().__init__(title_en)
+        self.code = code
+        self.title = title
+        self.title_en = title_en
+        self.detail = detail
+        self.detail_en = detail_en
+        self.errors = tuple(errors)
+
+
+class InvalidSubmission(IntakeError):
+    """One or more fields are wrong; ``errors`` lists every one of them."""
+
+    def __init__(self, errors: Sequence[FieldError]) -> None:
+        first = errors[0]
+        super().__init__(
+            first.code if len(errors) == 1 else "invalid-opinion",
+            "提交的内容有误" if len(errors) > 1 else first.message,
+            "The submission has errors" if len(errors) > 1 else first.message_en,
+            "；".join(e.message for e in errors),
+            "; ".join(e.message_en for e in errors),
+            errors=errors,
+        )
+
+
+class UnknownStation(IntakeError):
+    """No station has this code (in this district)."""
+
+    def __init__(self, station_code: str) -> None:
+        super().__init__(
+            "unknown-station",
+            "联络站不存在",
+            "Unknown station",
+            f"没有编号为「{station_code}」的代表联络站，请核对二维码或站点编号",
+            f"There is no liaison station with the code {station_code!r}",
+        )
+
+
+class AmbiguousStation(IntakeError):
+    """The station code exists in several districts: the district must be given."""
+
+    def __init__(self, station_code: str, districts: Sequence[str]) -> None:
+        super().__init__(
+            "ambiguous-station",
+            "请注明所属区",
+            "Please name the district",
+            f"多个区都有编号为「{station_code}」的联络站：{'、'.join(districts)}",
+            f"Several districts have a station {station_code!r}: {', '.join(districts)}",
+        )
+
+
+class UnknownDistrict(IntakeError):
+    """No district has this code."""
+
+    def __init__(self, district_id: str) -> None:
+        super().__init__(
+            "unknown-district",
+            "所属区不存在",
+            "Unknown district",
+            f"没有编号为「{district_id}」的区",
+            f"There is no district with the code {district_id!r}",
+        )
+
+
+class StaffTokenRequired(IntakeError):
+    """A staff channel used without a staff token."""
+
+    status = 401
+
+    def __init__(self, channel: Channel) -> None:
+        super().__init__(
+            "staff-token-required",
+            "此渠道需要工作人员令牌",
+            "This channel needs a staff token",
+            f"「{channel.value}」渠道的意见须由工作人员登记，请在 Authorization 头中提供令牌",
+            f"Opinions of the {channel.value!r} channel are registered by staff: "
+            "send a Bearer token",
+        )
+
+
+class NotAllowed(IntakeError):
+    """The caller's role or district does not allow this."""
+
+    status = 403
+
+
+class Refused(IntakeError):
+    """The resident cannot do this now: rate (not resolved yet, or already rated) or
+    withdraw (already handled, or already withdrawn)."""
+
+    status = 409
+
+
+# --- submissions ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Contact:
+    """How to reach the resident again: optional, and never stored in clear."""
+
+    name: str | None = None
+    phone: str | None = None
+
+
+@dataclass(frozen=True)
+class SubmitOpinion:
+    """A resident's opinion as it arrives, from any channel."""
+
+    channel: Channel
+    text: str
+    station_code: str | None = None
+    district_id: str | None = None
+    category_hint: str | None = None
+    community: str | None = None
+    address: str | None = None
+    lat: float | None = None
+    long: float | None = None
+    contact: Contact | None = None
+    consent: bool | None = None
+    """Whether the resident agreed to the use of their contact details (public channels)."""
+    on_behalf_of: OnBehalfOf | None = None
+    attachments: tuple[str, ...] = ()
+    external_ref: str | None = None
+    occurred_at: datetime | None = None
+    """When the resident raised it, if earlier than now (a 12345 call)."""
+
+
+@dataclass(frozen=True)
+class ApiClient:
+    """An outside system calling with a district's Open311 ``api_key``."""
+
+    client_id: str
+    """Names the key without revealing it (``open311:`` and a digest prefix)."""
+    district_id: str
+
+
+Caller = Principal | ApiClient | None
+"""Who submits: staff (token), an outside system (api_key) or a resident (nothing)."""
+
+
+@dataclass(frozen=True)
+class StationInfo:
+    """A station as intake knows it from the directory."""
+
+    district_id: str
+    station_code: str
+    name_zh: str
+    retired: bool = False
+    communities: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Place:
+    """Where a submission belongs: its district and, when named, its station."""
+
+    district_id: str
+    station: StationInfo | None
+
+
+@dataclass(frozen=True)
+class CleanSubmission:
+    """A submission whose every field was checked and normalised."""
+
+    command: SubmitOpinion
+    text: str
+    phone: str | None
+    name: str | None
+    attachments: tuple[str, ...]
+    category_hint: str | None
+    community: str | None
+    address: str | None
+
+
+def normalise_phone(raw: str) -> str | None:
+    """The 11-digit mainland mobile number in ``raw``, or None when it is not one.
+
+    Spaces, hyphens and brackets are ignored, and so is a +86 / 0086 / 86 prefix.
+    """
+    digits = _PHONE_SEPARATORS.sub("", raw.strip())
+    for prefix in ("+86", "0086", "86"):
+        if digits.startswith(prefix) and len(digits) == len(prefix) + 11:
+            digits = digits[len(prefix) :]
+            break
+    return digits if MOBILE.match(digits) else None
+
+
+def _blank(value: str | None) -> str | None:
+    if value is None:
+        return None
+    value = value.strip()
+    return value or None
+
+
+def _check_url(index: int, url: str) -> FieldError | None:
+    where = f"attachments.{index}"
+    if len(url) > MAX_URL_LENGTH:
+        return FieldError(
+            where,
+            "attachment-too-long",
+            f"第 {index + 1} 个附件链接过长",
+            f"Attachment {index + 1}: the URL is too long",
+        )
+    parts = urlsplit(url)
+    if parts.scheme.lower() != "https" or not parts.hostname:
+        return FieldError(
+            where,
+            "attachment-not-https",
+            f"第 {index + 1} 个附件必须是 https:// 开头的链接",
+            f"Attachment {index + 1} must be an https:// URL",
+        )
+    try:
+        _HTTP_URL.validate_python(url)
+    except ValidationError:
+        return FieldError(
+            where,
+            "attachment-invalid",
+            f"第 {index + 1} 个附件链接格式不正确",
+            f"Attachment {index + 1} is not a valid URL",
+        )
+    return None
+
+
+def check_submission(command: SubmitOpinion) -> CleanSubmission:
+    """The submission checked field by field; :class:`InvalidSubmission` lists every error."""
+    errors: list[FieldError] = []
+    text = command.text.strip()
+    if len(text) < TEXT_MIN:
+        errors.append(
+            FieldError(
+                "text",
+                "text-too-short",
+                f"意见内容太短，请至少写 {TEXT_MIN} 个字",
+                f"The text is too short: write at least {TEXT_MIN} characters",
+            )
+        )
+    elif len(text) > TEXT_MAX:
+        errors.append(
+            FieldError(
+                "text",
+                "text-too-long",
+                f"意见内容太长，最多 {TEXT_MAX} 个字（现有 {len(text)} 个）",
+                f"The text is too long: at most {TEXT_MAX} characters (it has {len(text)})",
+            )
+        )
+    if command.station_code is None and command.district_id is None:
+        errors.append(
+            FieldError(
+                "station_code",
+                "place-required",
+                "请提供联络站编号（station_code）或所属区（district）",
+                "Give the station code (station_code) or the district (district)",
+            )
+        )
+    if command.station_code is not None and not _IDENTIFIER.match(command.station_code):
+        errors.append(
+            FieldError(
+                "station_code",
+                "invalid-station-code",
+                "联络站编号格式不正确",
+                "The station code is malformed",
+            )
+        )
+    name = phone = raw_phone = None
+    if command.contact is not None:
+        name = _blank(command.contact.name)
+        if name is not None and len(name) > NAME_MAX:
+            errors.append(
+                FieldError(
+                    "contact.name",
+                    "name-too-long",
+                    f"联系人姓名最多 {NAME_MAX} 个字",
+                    f"The contact name may have at most {NAME_MAX} characters",
+                )
+            )
+        raw_phone = _blank(command.contact.phone)
+        if raw_phone is not None:
+            phone = normalise_phone(raw_phone)
+            if phone is None:
+                # Never echo the number: it is personal data, and problems get logged.
+                errors.append(
+                    FieldError(
+                        "contact.phone",
+                        "invalid-phone",
+                        "手机号码格式不正确，应为 11 位大陆手机号（1 开头，第二位 3–9）",
+                        "The phone number must be an 11-digit mainland mobile number "
+                        "(1, then 3 to 9, then 9 digits)",
+                    )
+                )
+    if (
+        command.channel in PUBLIC_CHANNELS
+        and (name is not None or raw_phone is not None)
+        and not command.consent
+    ):
+        errors.append(
+            FieldError(
+                "consent",
+                "consent-required",
+                "留下联系方式需勾选同意：仅用于办理和回访本事项",
+                "Leaving contact details needs your consent: they are used only to handle "
+                "and follow up this matter",
+            )
+        )
+    if len(command.attachments) > MAX_ATTACHMENTS:
+        errors.append(
+            FieldError(
+                "attachments",
+                "too-many-attachments",
+                f"附件最多 {MAX_ATTACHMENTS} 个（现有 {len(command.attachments)} 个）",
+                f"At most {MAX_ATTACHMENTS} attachments (there are {len(command.attachments)})",
+            )
+        )
+    attachments = tuple(url.strip() for url in command.attachments)
+    for index, url in enumerate(attachments):
+        problem = _check_url(index, url)
+        if problem is not None:
+            errors.append(problem)
+    category = _blank(command.category_hint)
+    if category is not None and len(category) > CATEGORY_MAX:
+        errors.append(
+            FieldError(
+                "category_hint",
+                "category-too-long",
+                f"类别最多 {CATEGORY_MAX} 个字",
+                f"The category may have at most {CATEGORY_MAX} characters",
+            )
+        )
+    community = _blank(command.community)
+    if community is not None and len(community) > COMMUNITY_MAX:
+        errors.append(
+            FieldError(
+                "location.community",
+                "community-too-long",
+                f"社区名称最多 {COMMUNITY_MAX} 个字",
+                f"The community may have at most {COMMUNITY_MAX} characters",
+            )
+        )
+    address = _blank(command.address)
+    if address is not None and len(address) > ADDRESS_MAX:
+        errors.append(
+            FieldError(
+                "location.address",
+                "address-too-long",
+                f"地址最多 {ADDRESS_MAX} 个字",
+                f"The address may have at most {ADDRESS_MAX} characters",
+            )
+        )
+    if (command.lat is None) != (command.long is None):
+        errors.append(
+            FieldError(
+                "location",
+                "incomplete-position",
+                "经度和纬度须同时提供",
+                "Latitude and longitude go together",
+            )
+        )
+    if command.lat is not None and not -90 <= command.lat <= 90:
+        errors.append(
+            FieldError("location.lat", "invalid-lat", "纬度应在 -90 到 90 之间", "lat: -90 to 90")
+        )
+    if command.long is not None and not -180 <= command.long <= 180:
+        errors.append(
+            FieldError(
+                "location.long", "invalid-long", "经度应在 -180 到 180 之间", "long: -180 to 180"
+            )
+        )
+    if command.external_ref is not None and len(command.external_ref) > EXTERNAL_REF_MAX:
+        errors.append(
+            FieldError(
+                "external_ref",
+                "external-ref-too-long",
+                f"外部编号最多 {EXTERNAL_REF_MAX} 个字符",
+                f"The external reference may have at most {EXTERNAL_REF_MAX} characters",
+            )
+        )
+    if errors:
+        raise InvalidSubmission(errors)
+    return CleanSubmission(
+        command=command,
+        text=text,
+        phone=phone,
+        name=name,
+        attachments=attachments,
+        category_hint=category,
+        community=community,
+        address=address,
+    )
+
+
+def locate(
+    command: SubmitOpinion,
+    *,
+    stations: Sequence[StationInfo],
+    district_known: bool,
+) -> Place:
+    """The district and station of a submission.
+
+    ``stations`` are the stations with the command's code in every district;
+    ``district_known`` tells whether the command's district (if any) is registered.
+    """
+    if command.station_code is None:
+        if command.district_id is None or not district_known:
+            raise UnknownDistrict(command.district_id or "")
+        return Place(command.district_id, None)
+    candidates = [s for s in stations if not s.retired]
+    if command.district_id is not None:
+        if not district_known:
+            raise UnknownDistrict(command.district_id)
+        candidates = [s for s in candidates if s.district_id == command.district_id]
+    if not candidates:
+        raise UnknownStation(command.station_code)
+    if len(candidates) > 1:
+        raise AmbiguousStation(command.station_code, sorted(s.district_id for s in candidates))
+    return Place(candidates[0].district_id, candidates[0])
+
+
+def authorize(command: SubmitOpinion, principal: Caller, place: Place) -> Actor:
+    """Who submits: a resident on a public channel, otherwise staff of the district (or
+    an Open311 client with the district's api_key, on the ``open311`` channel).
+
+    A staff token is needed for every channel but ``qr`` and ``online``; it must be of
+    the submission's district and of a role that registers opinions.
+    """
+    if isinstance(principal, ApiClient):
+        if command.channel is not Channel.OPEN311 or principal.district_id != place.district_id:
+            raise NotAllowed(
+                "api-key-scope",
+                "此 api_key 只能为本区提交 Open311 请求",
+                "This api_key submits Open311 requests for its own district only",
+            )
+        return Actor(id=principal.client_id, role=ActorRole.EXTERNAL)
+    if principal is None:
+        if command.channel not in PUBLIC_CHANNELS:
+            raise StaffTokenRequired(command.channel)
+        if command.on_behalf_of is not None:
+            raise NotAllowed(
+                "on-behalf-needs-staff",
+                "代为提交须由工作人员登录",
+                "Submitting on behalf of a resident needs a staff token",
+            )
+        return Actor(id="anonymous", role=ActorRole.RESIDENT)
+    if principal.role not in STAFF_ROLES_THAT_SUBMIT:
+        raise NotAllowed(
+            "role-may-not-submit",
+            "当前角色不能登记意见",
+            "Your role may not register opinions",
+            f"角色「{principal.role.value}」只能查看",
+            f"The role {principal.role.value!r} is read-only",
+        )
+    if not principal.may_act_in(place.district_id):
+        raise NotAllowed(
+            "wrong-district",
+            "无权为其他区登记意见",
+            "You may not register opinions for another district",
+            f"令牌属于「{principal.district_id}」，意见属于「{place.district_id}」",
+            f"The token is for {principal.district_id!r}, the opinion for {place.district_id!r}",
+        )
+    behalf = command.on_behalf_of
+    if (
+        behalf is not None
+        and behalf.staff_id != principal.subject
+        and principal.role not in {Role.LIAISON, Role.DISTRICT_ADMIN, Role.STREET_SUPERVISOR}
+    ):
+        raise NotAllowed(
+            "on-behalf-of-someone-else",
+            "不能以他人名义代为提交",
+            "You may not submit on behalf of another staff member",
+            "只有联络员和管理人员可以登记他人收集的意见",
+            "Only liaison officers and supervisors register what others collected",
+        )
+    return Actor(id=principal.subject, role=ACTOR_ROLE[principal.role])
+
+
+def on_behalf_of(command: SubmitOpinion, principal: Caller) -> OnBehalfOf | None:
+    """The staff member who submits for the resident: as given, or the caller themself."""
+    if command.on_behalf_of is not None:
+        return command.on_behalf_of
+    if (
+        isinstance(principal, Principal)
+        and principal.role in ON_BEHALF_ROLES
+        and command.channel not in PUBLIC_CHANNELS
+        and _IDENTIFIER.match(principal.subject)
+    ):
+        return OnBehalfOf(role=principal.role.value, staff_id=principal.subject)
+    return None
+
+
+def opinion_submitted(
+    clean: CleanSubmission,
+    *,
+    opinion_id: str,
+    place: Place,
+    actor: Actor,
+    submitter: SubmitterRef | None,
+    behalf: OnBehalfOf | None,
+    now: datetime,
+) -> OpinionSubmitted:
+    """The event that records the accepted submission."""
+    command = clean.command
+    if submitter is not None and actor.role is ActorRole.RESIDENT:
+        actor = Actor(id=submitter.subject_id, role=ActorRole.RESIDENT)
+    occurred = command.occurred_at if command.occurred_at and command.occurred_at < now else now
+    return OpinionSubmitted(
+        district_id=place.district_id,
+        occurred_at=occurred,
+        actor=actor,
+        opinion_id=opinion_id,
+        channel=command.channel,
+        text=clean.text,
+        category_hint=clean.category_hint,
+        location=Location(
+            station_code=place.station.station_code if place.station else None,
+            community=clean.community,
+            address=clean.address,
+            lat=command.lat,
+            long=command.long,
+        ),
+        submitter=submitter,
+        on_behalf_of=behalf,
+        attachments=[_HTTP_URL.validate_python(url) for url in clean.attachments],
+        external_ref=command.external_ref,
+    )
+
+
+# --- ids and tracking codes ----------------------------------------------------------
+
+CROCKFORD: Final = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+"""Crockford's base32: no I, L, O or U, so a code read aloud or typed is not misread."""
+TRACKING_CODE_LENGTH: Final = 12
+"""12 symbols of 5 bits: 60 random bits."""
+_ALIASES: Final = str.maketrans({"I": "1", "L": "1", "O": "0", "U": "V"})
+
+
+def new_tracking_code(random_bits: Callable[[int], int] = secrets.randbits) -> str:
+    """A fresh tracking code: 60 random bits in 12 Crockford base32 symbols."""
+    value = random_bits(5 * TRACKING_CODE_LENGTH)
+    symbols = []
+    for _ in range(TRACKING_CODE_LENGTH):
+        symbols.append(CROCKFORD[value & 31])
+        value >>= 5
+    return "".join(reversed(symbols))
+
+
+def format_tracking_code(code: str) -> str:
+    """A code as shown to people: ``ABCD-EFGH-JKMN``."""
+    return "-".join(code[i : i + 4] for i in range(0, len(code), 4))
+
+
+def normalise_tracking_code(raw: str) -> str | None:
+    """The canonical form of a typed code (case, dashes, spaces and look-alikes forgiven),
+    or None when it cannot be a code."""
+    code = re.sub(r"[\s\-]", "", raw).upper().translate(_ALIASES)
+    if len(code) != TRACKING_CODE_LENGTH or any(c not in CROCKFORD for c in code):
+        return None
+    return code
+
+
+def new_opinion_id(now: datetime, random_token: Callable[[int], str] = secrets.token_hex) -> str:
+    """An opinion id: the day it arrived and 40 random bits, e.g. ``op_20250314_9f3a1c07d2``."""
+    return f"op_{now:%Y%m%d}_{random_token(5)}"
+
+
+# --- feedback ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class GiveFeedback:
+    """A resident's rating of how a resolved case was handled."""
+
+    satisfaction: int
+    resolved: bool
+    comment: str | None = None
+
+
+@dataclass(frozen=True)
+class FeedbackState:
+    """What decides whether feedback may be given: the case and the ratings so far."""
+
+    opinion_id: str
+    district_id: str
+    case_id: str | None
+    resolved: bool
+    """Whether the case currently stands resolved (or closed after a resolution)."""
+    resolution_seq: int
+    rated: frozenset[int] = field(default_factory=frozenset)
+    """The resolutions already rated."""
+    subject_id: str | None = None
+    """The resident who submitted the opinion, when they left contact details."""
+
+
+def check_feedback(command: GiveFeedback) -> GiveFeedback:
+    """The feedback checked; :class:`InvalidSubmission` otherwise."""
+    errors = []
+    if not 1 <= command.satisfaction <= 5:
+        errors.append(
+            FieldError(
+                "satisfaction",
+                "invalid-satisfaction",
+                "满意度请选择 1 到 5 分",
+                "Satisfaction is rated from 1 to 5",
+            )
+        )
+    comment = _blank(command.comment)
+    if comment is not None and len(comment) > COMMENT_MAX:
+        errors.append(
+            FieldError(
+                "comment",
+                "comment-too-long",
+                f"评价内容最多 {COMMENT_MAX} 个字",
+                f"The comment may have at most {COMMENT_MAX} characters",
+            )
+        )
+    if errors:
+        raise InvalidSubmission(errors)
+    return GiveFeedback(command.satisfaction, command.resolved, comment)
+
+
+def decide_feedback(
+    state: FeedbackState, command: GiveFeedback, *, now: datetime
+) -> FeedbackSubmitted:
+    """The feedback event, once per resolution; :class:`Refused` otherwise."""
+    command = check_feedback(command)
+    if state.case_id is None or not state.resolved or state.resolution_seq < 1:
+        raise Refused(
+            "feedback-not-open",
+            "事项尚未办结，暂不能评价",
+            "The matter is not resolved yet: feedback opens once it is",
+            "办结后，您可以在此页面评价办理情况",
+            "Once it is resolved you can rate how it was handled on this page",
+        )
+    if state.resolution_seq in state.rated:
+        raise Refused(
+            "feedback-already-given",
+            "您已评价过本次办理结果",
+            "You have already rated this resolution",
+            "每次办结只能评价一次；如问题再次出现，重新办理后可再次评价",
+            "Each resolution can be rated once; if the matter is reopened and resolved "
+            "again you can rate it again",
+        )
+    return FeedbackSubmitted(
+        district_id=state.district_id,
+        occurred_at=now,
+        actor=Actor(id=state.subject_id or "anonymous", role=ActorRole.RESIDENT),
+        opinion_id=state.opinion_id,
+        case_id=state.case_id,
+        resolution_seq=state.resolution_seq,
+        satisfaction=command.satisfaction,
+        resolved=command.resolved,
+        comment=command.comment,
+    )
+
+
+# --- withdrawal ------------------------------------------------------------------------
+
+REASON_MAX: Final = 500
+
+
+@dataclass(frozen=True)
+class WithdrawalState:
+    """What decides whether a resident may still withdraw their opinion."""
+
+    opinion_id: str
+    district_id: str
+    withdrawn: bool
+    finished: bool
+    """Whether the case was already resolved, closed, merged or sent to another district."""
+    subject_id: str | None = None
+
+
+def decide_withdrawal(
+    state: WithdrawalState, reason: str | None, *, now: datetime
+) -> OpinionWithdrawn:
+    """The resident takes the opinion back, while it is not handled yet."""
+    reason = _blank(reason)
+    if reason is not None and len(reason) > REASON_MAX:
+        raise InvalidSubmission(
+            [
+                FieldError(
+                    "reason",
+                    "reason-too-long",
+                    f"撤回原因最多 {REASON_MAX} 个字",
+                    f"The reason may have at most {REASON_MAX} characters",
+                )
+            ]
+        )
+    if state.withdrawn:
+        raise Refused(
+            "already-withdrawn",
+            "此事项已撤回",
+            "This matter was already withdrawn",
+        )
+    if state.finished:
+        raise Refused(
+            "withdraw-too-late",
+            "事项已办结，不能撤回",
+            "The matter is already handled: it can no longer be withdrawn",
+            "如对结果不满意，请在本页评价，说明问题未解决",
+            "If you are not satisfied, rate the result on this page and say it is not solved",
+        )
+    return OpinionWithdrawn(
+        district_id=state.district_id,
+        occurred_at=now,
+        actor=Actor(id=state.subject_id or "anonymous", role=ActorRole.RESIDENT),
+        opinion_id=state.opinion_id,
+        reason=reason,
+    )
+
+
+# --- what the public may see ----------------------------------------------------------
+
+_MASKS: Final = (
+    # Resident ID numbers (18 characters, last may be X) before phone numbers.
+    (re.compile(r"(?<!\d)(\d{6})\d{8}(\d{3}[\dXx])(?!\d)"), r"\1********\2"),
+    (re.compile(r"(?<!\d)(1[3-9]\d)\d{4}(\d{4})(?!\d)"), r"\1****\2"),
+)
+
+
+def mask_personal_numbers(text: str) -> str:
+    """``text`` with mobile and resident ID numbers masked, for public views."""
+    for pattern, replacement in _MASKS:
+        text = pattern.sub(replacement, text)
+    return text

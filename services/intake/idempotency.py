@@ -1,0 +1,128 @@
+"""Idempotency keys: a retried request gets the first answer, and nothing new happens.
+
+The key, a hash of the request and the answer are stored in ``intake.idempotency_keys``
+in the same transaction as the event (in the same statement as the opinion's row), so
+either both exist or neither does. A second request with the key waits on the row until
+the first commits or rolls back, claims nothing, and answers with what is stored. The
+event id is derived from the key too, so the store itself would refuse a second copy.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import uuid
+from dataclasses import dataclass
+from typing import Any, Final
+
+import asyncpg
+
+from eventkit.db import Conn
+from services.intake.domain import IntakeError
+
+_NAMESPACE: Final = uuid.UUID("6a1b3c5e-2f4d-4e8a-9b7c-0d1e2f3a4b5c")
+_KEY: Final = re.compile(r"^[\x21-\x7e]{1,255}$")
+
+
+class IdempotencyKeyReused(IntakeError):
+    """The key was used before with a different request."""
+
+    status = 422
+
+    def __init__(self) -> None:
+        super().__init__(
+            "idempotency-key-reused",
+            "幂等键已用于另一份不同的提交",
+            "This Idempotency-Key was already used for a different request",
+            "重试时请原样提交相同内容；新的提交请使用新的幂等键",
+            "Retry with exactly the same body, or use a new key for a new submission",
+        )
+
+
+class InvalidIdempotencyKey(IntakeError):
+    """The key is empty, too long or not printable ASCII."""
+
+    status = 400
+
+    def __init__(self) -> None:
+        super().__init__(
+            "invalid-idempotency-key",
+            "幂等键格式不正确",
+            "Malformed Idempotency-Key",
+            "幂等键应为 1–255 个可见 ASCII 字符，建议使用 UUID",
+            "The key must be 1 to 255 visible ASCII characters; a UUID is a good choice",
+        )
+
+
+def request_hash(payload: Any) -> bytes:
+    """A digest of a request's meaning: its parsed body in canonical JSON."""
+    canonical = json.dumps(payload, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).digest()
+
+
+@dataclass(frozen=True)
+class IdempotencyKey:
+    """A client's key, in the scope of who sent it, with the hash of what they sent."""
+
+    scope: str
+    key: str
+    request_hash: bytes
+
+    @classmethod
+    def of(cls, scope: str, key: str, payload: Any) -> IdempotencyKey:
+        """A checked key for ``payload`` (:class:`InvalidIdempotencyKey` otherwise)."""
+        if not _KEY.match(key):
+            raise InvalidIdempotencyKey()
+        return cls(scope, key, request_hash(payload))
+
+    @property
+    def event_id(self) -> uuid.UUID:
+        """The id of the event this key's request appends: the same on every retry."""
+        return uuid.uuid5(_NAMESPACE, f"{self.scope}\n{self.key}")
+
+
+async def stored_answer(conn: Conn | asyncpg.Pool, key: IdempotencyKey) -> dict[str, Any] | None:
+    """The answer given before for ``key``, or None when the key is new.
+
+    :class:`IdempotencyKeyReused` when the key came with another request.
+    """
+    row = await conn.fetchrow(
+        "SELECT request_hash, response FROM intake.idempotency_keys WHERE scope = $1 AND key = $2",
+        key.scope,
+        key.key,
+    )
+    if row is None:
+        return None
+    if bytes(row["request_hash"]) != key.request_hash:
+        raise IdempotencyKeyReused()
+    response: dict[str, Any] = row["response"]
+    return response
+
+
+@dataclass(frozen=True)
+class Claim:
+    """A key with the answer its request gets, stored in the transaction of the effect."""
+
+    key: IdempotencyKey
+    status: int
+    response: dict[str, Any]
+
+    def cte(self, first: int) -> tuple[str, list[Any]]:
+        """A ``claim`` CTE (returns a row when the key was free) and its arguments, numbered
+        from ``$first``. Two requests with one key: the second waits on the row until the
+        first commits, then claims nothing."""
+        n = first
+        sql = (
+            "claim AS (INSERT INTO intake.idempotency_keys "
+            "(scope, key, request_hash, status, response) "
+            f"VALUES (${n}, ${n + 1}, ${n + 2}, ${n + 3}, ${n + 4}) "
+            "ON CONFLICT (scope, key) DO NOTHING RETURNING true AS claimed)"
+        )
+        return sql, [
+            self.key.scope,
+            self.key.key,
+            self.key.request_hash,
+            self.status,
+            self.response,
+        ]

@@ -1,0 +1,212 @@
+"""Open311 GeoReport v2 documents, in XML and JSON, as the specification writes them.
+
+Pure: data in, bytes out. XML is schemaless, without namespace, UTF-8 with its
+declaration; JSON follows the Spark convention (a list element becomes an array, the
+root of a list response is the array itself; empty elements become null). Dates are
+W3C date-times with their offset. Ids are strings.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping, Sequence
+from datetime import datetime, time, timedelta
+from typing import Any, Final, Literal, cast
+from xml.etree import ElementTree as ET
+from zoneinfo import ZoneInfo
+
+from services.intake.domain import mask_personal_numbers
+from services.intake.progress import (
+    STAGE_WORDS,
+    Names,
+    Step,
+    agency_responsible,
+    describe,
+    open311_status,
+)
+from services.intake.taxonomy import Category
+from services.intake.tracking import RequestView
+
+Format = Literal["xml", "json"]
+FORMATS: Final[tuple[Format, ...]] = ("xml", "json")
+CONTENT_TYPE: Final[dict[Format, str]] = {
+    "xml": "text/xml; charset=utf-8",
+    "json": "application/json; charset=utf-8",
+}
+SPECIFICATION: Final = "http://wiki.open311.org/GeoReport_v2"
+
+_LIST_ITEMS: Final[dict[str, str]] = {
+    "attributes": "attribute",
+    "values": "value",
+    "endpoints": "endpoint",
+    "formats": "format",
+}
+"""The element of each item of a nested list (XML), per the specification."""
+
+
+def _text(value: Any) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def _element(tag: str, value: Any) -> ET.Element:
+    element = ET.Element(tag)
+    if isinstance(value, Mapping):
+        for key, child in value.items():
+            element.append(_element(key, child))
+    elif isinstance(value, list):
+        item_tag = _LIST_ITEMS.get(tag, "item")
+        for child in value:
+            element.append(_element(item_tag, child))
+    else:
+        element.text = _text(value)
+    return element
+
+
+def _xml(root: ET.Element) -> bytes:
+    body = cast(bytes, ET.tostring(root, encoding="utf-8", xml_declaration=False))
+    return b'<?xml version="1.0" encoding="utf-8"?>\n' + body
+
+
+def render_list(fmt: Format, root: str, item: str, items: Sequence[Mapping[str, Any]]) -> bytes:
+    """A list response: ``<root><item>…</item>…</root>`` or a JSON array."""
+    if fmt == "json":
+        return json.dumps(list(items), ensure_ascii=False).encode()
+    element = ET.Element(root)
+    for entry in items:
+        element.append(_element(item, entry))
+    return _xml(element)
+
+
+def render_object(fmt: Format, root: str, value: Mapping[str, Any]) -> bytes:
+    """A single-object response (service definition, discovery)."""
+    if fmt == "json":
+        return json.dumps(value, ensure_ascii=False).encode()
+    return _xml(_element(root, value))
+
+
+def render_errors(fmt: Format, errors: Sequence[tuple[int | str, str]]) -> bytes:
+    """``<errors><error><code/><description/></error></errors>`` or its JSON array."""
+    return render_list(
+        fmt, "errors", "error", [{"code": code, "description": text} for code, text in errors]
+    )
+
+
+def w3c(value: datetime | None, tz: ZoneInfo) -> str | None:
+    """A date-time in the W3C profile of ISO 8601, with its offset, to the second."""
+    return None if value is None else value.astimezone(tz).isoformat(timespec="seconds")
+
+
+_DATE_ONLY: Final = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+
+
+def parse_w3c(value: str, tz: ZoneInfo) -> datetime:
+    """A W3C date-time from a query; a date alone is midnight and a missing offset is the
+    district's time zone. :class:`ValueError` when it is not a date."""
+    text = value.strip()
+    if _DATE_ONLY.match(text):
+        return datetime.combine(datetime.fromisoformat(text).date(), time(0), tzinfo=tz)
+    parsed = datetime.fromisoformat(text.replace("z", "Z"))
+    return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=tz)
+
+
+MAX_SPAN: Final = timedelta(days=90)
+
+
+def service(category: Category) -> dict[str, Any]:
+    """A category as an Open311 service."""
+    description = category.description or (
+        f"{category.name_zh} / {category.name_en}" if category.name_en else category.name_zh
+    )
+    return {
+        "service_code": category.code,
+        "service_name": category.name_zh,
+        "description": description,
+        "metadata": False,
+        "type": "realtime",
+        "keywords": ", ".join(category.keywords),
+        "group": category.group,
+    }
+
+
+def service_definition(category: Category) -> dict[str, Any]:
+    """The definition of a service: no extra attributes (``metadata`` is false)."""
+    return {"service_code": category.code, "attributes": []}
+
+
+def service_request(
+    view: RequestView,
+    names: Names,
+    *,
+    publish_description: bool,
+) -> dict[str, Any]:
+    """An opinion and its case as an Open311 service request, in the spec's order."""
+    opinion, progress = view.opinion, view.progress
+    tz = names.timezone
+    stage_zh, _ = STAGE_WORDS[view.stage]
+    note = progress.last_note if progress else None
+    status_notes = f"{stage_zh}：{note}" if note else stage_zh
+    code = view.service_code
+    category = names.categories.get(code or "")
+    return {
+        "service_request_id": opinion.opinion_id,
+        "status": open311_status(view.stage),
+        "status_notes": mask_personal_numbers(status_notes),
+        "service_name": category[0] if category else None,
+        "service_code": code,
+        "description": mask_personal_numbers(opinion.text) if publish_description else None,
+        "agency_responsible": agency_responsible(progress, names) if progress else None,
+        "service_notice": None,
+        "requested_datetime": w3c(opinion.submitted_at, tz),
+        "updated_datetime": w3c(view.updated_at, tz),
+        "expected_datetime": w3c(progress.resolution_due, tz) if progress else None,
+        "address": opinion.address or opinion.community,
+        "address_id": None,
+        "zipcode": None,
+        "lat": opinion.lat,
+        "long": opinion.long,
+        "media_url": opinion.attachments[0] if opinion.attachments else None,
+    }
+
+
+def request_update(opinion_id: str, step: Step, names: Names) -> dict[str, Any]:
+    """A case event as one of mySociety's service request updates."""
+    zh, _ = describe(step, names)
+    return {
+        "update_id": step.event_id,
+        "service_request_id": opinion_id,
+        "status": step.status.value,
+        "updated_datetime": w3c(step.at, names.timezone),
+        "description": mask_personal_numbers(zh),
+        "media_url": step.media_url,
+        "external_status_code": step.kind,
+    }
+
+
+def created(opinion_id: str, notice: str) -> dict[str, Any]:
+    """The answer to POST requests: the id at once (realtime), never a token."""
+    return {"service_request_id": opinion_id, "service_notice": notice, "account_id": None}
+
+
+def discovery(base_url: str, contact: str, changeset: datetime, tz: ZoneInfo) -> dict[str, Any]:
+    """The Service Discovery document of this endpoint."""
+    stamp = w3c(changeset, tz)
+    return {
+        "changeset": stamp,
+        "contact": contact,
+        "key_service": "api_key：向区人大常委会代表联络工作室申请 / ask the district's liaison "
+        "office for an api_key",
+        "endpoints": [
+            {
+                "specification": SPECIFICATION,
+                "url": f"{base_url.rstrip('/')}/open311/v2",
+                "changeset": stamp,
+                "type": "production",
+                "formats": ["text/xml", "application/json"],
+            }
+        ],
+    }

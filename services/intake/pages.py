@@ -1,0 +1,391 @@
+"""Residents' pages, rendered on the server: the QR form ``/q/<station>``, its poster,
+tracking ``/t/<code>`` with the feedback form, and a home page to look a code up.
+
+Every form works without JavaScript (it posts to the page, which answers with HTML); the
+QR form's small script sends JSON to the API instead and shows the code in place.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qsl, urlencode
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.templating import Jinja2Templates
+
+from contracts import Channel
+from eventkit.http import Problem
+from services.intake.api import poster_url
+from services.intake.deps import (
+    Intake,
+    IntakeDep,
+    limit_reads,
+    limit_submissions,
+    read_body,
+    request_metadata,
+)
+from services.intake.directory import Station
+from services.intake.domain import (
+    Contact,
+    GiveFeedback,
+    IntakeError,
+    SubmitOpinion,
+    format_tracking_code,
+    normalise_tracking_code,
+)
+from services.intake.i18n import TEXT, Lang, lang_of
+from services.intake.idempotency import IdempotencyKey
+from services.intake.submission import Receipt
+from services.intake.taxonomy import Category
+
+TEMPLATES_DIR = Path(__file__).parent / "templates"
+
+router = APIRouter(include_in_schema=False)
+templates = Jinja2Templates(directory=str(TEMPLATES_DIR))
+
+_SECURITY_HEADERS = {
+    "Content-Security-Policy": (
+        "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
+        "form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
+    ),
+    "X-Content-Type-Options": "nosniff",
+    # Tracking codes are in URLs: never send them to another site.
+    "Referrer-Policy": "no-referrer",
+    "Cache-Control": "no-store",
+}
+
+
+def _when(value: str | None, lang: str) -> str:
+    if not value:
+        return ""
+    moment = datetime.fromisoformat(value)
+    return f"{moment:%Y年%m月%d日 %H:%M}" if lang == "zh" else f"{moment:%Y-%m-%d %H:%M}"
+
+
+templates.env.filters["when"] = _when
+
+
+def _switch_url(request: Request, lang: Lang) -> str:
+    params = {k: v for k, v in request.query_params.items() if k != "lang"}
+    if lang == "zh":
+        params["lang"] = "en"
+    query = urlencode(params)
+    return request.url.path + (f"?{query}" if query else "")
+
+
+def _render(
+    request: Request, name: str, lang: Lang, *, status: int = 200, **context: Any
+) -> HTMLResponse:
+    response = templates.TemplateResponse(
+        request,
+        name,
+        {"t": TEXT[lang], "lang": lang, "switch_url": _switch_url(request, lang), **context},
+        status_code=status,
+    )
+    response.headers.update(_SECURITY_HEADERS)
+    return response
+
+
+def _notice(request: Request, lang: Lang, heading_key: str, message_key: str) -> HTMLResponse:
+    t = TEXT[lang]
+    return _render(
+        request, "notice.html", lang, status=404, heading=t[heading_key], message=t[message_key]
+    )
+
+
+def _messages(error: IntakeError, lang: Lang) -> list[str]:
+    if error.errors:
+        return [e.message if lang == "zh" else e.message_en for e in error.errors]
+    detail = error.detail if lang == "zh" else error.detail_en
+    title = error.title if lang == "zh" else error.title_en
+    if not detail:
+        return [title]
+    return [f"{title}：{detail}" if lang == "zh" else f"{title}: {detail}"]
+
+
+# --- home and lookup ------------------------------------------------------------------
+
+
+@router.get("/", dependencies=[Depends(limit_reads)])
+async def home(request: Request, lang: str | None = None) -> HTMLResponse:
+    return _render(request, "home.html", lang_of(lang))
+
+
+@router.get("/t", dependencies=[Depends(limit_reads)])
+async def lookup(request: Request, code: str = "", lang: str | None = None) -> Response:
+    canonical = normalise_tracking_code(code)
+    if canonical is None:
+        return _notice(request, lang_of(lang), "not_found_title", "code_not_found")
+    suffix = "?lang=en" if lang_of(lang) == "en" else ""
+    return RedirectResponse(f"/t/{canonical}{suffix}", status_code=303)
+
+
+# --- the QR form --------------------------------------------------------------------------
+
+
+async def _station(intake: Intake, station_code: str, district: str | None) -> Station | None:
+    candidates = [
+        s
+        for s in await intake.directory.stations_with_code(station_code)
+        if not s.retired and (district is None or s.district_id == district)
+    ]
+    if len(candidates) != 1:
+        return None
+    return await intake.directory.station(candidates[0].district_id, station_code)
+
+
+def _grouped(categories: tuple[Category, ...]) -> list[tuple[str | None, list[Category]]]:
+    groups: dict[str | None, list[Category]] = {}
+    for category in categories:
+        groups.setdefault(category.group, []).append(category)
+    return list(groups.items())
+
+
+async def _form_page(
+    request: Request,
+    intake: Intake,
+    station: Station,
+    lang: Lang,
+    *,
+    values: Mapping[str, Any] | None = None,
+    errors: list[str] | None = None,
+    receipt: Receipt | None = None,
+    status: int = 200,
+) -> HTMLResponse:
+    taxonomy = await intake.taxonomy.for_district(station.district_id)
+    query = urlencode({"district": station.district_id, **({"lang": "en"} if lang == "en" else {})})
+    return _render(
+        request,
+        "qr_form.html",
+        lang,
+        status=status,
+        station=station,
+        communities=await intake.directory.communities_near(station),
+        representatives=await intake.directory.representatives_of(
+            station.district_id, station.station_code
+        ),
+        categories=_grouped(taxonomy.categories),
+        values=values or {},
+        errors=errors or [],
+        receipt=(
+            {"tracking_code": format_tracking_code(receipt.tracking_code)} if receipt else None
+        ),
+        receipt_link=(
+            f"/t/{receipt.tracking_code}" + ("?lang=en" if lang == "en" else "")
+            if receipt
+            else None
+        ),
+        form_action=f"/q/{station.station_code}?{query}",
+        idempotency_key=(values or {}).get("idempotency_key") or uuid.uuid4().hex,
+    )
+
+
+@router.get("/q/{station_code}", dependencies=[Depends(limit_reads)])
+async def qr_form(
+    request: Request,
+    intake: IntakeDep,
+    station_code: str,
+    district: str | None = None,
+    lang: str | None = None,
+) -> HTMLResponse:
+    station = await _station(intake, station_code, district)
+    if station is None:
+        return _notice(request, lang_of(lang), "not_found_title", "station_not_found")
+    return await _form_page(request, intake, station, lang_of(lang))
+
+
+def _float(value: str | None) -> float | None:
+    try:
+        return float(value) if value else None
+    except ValueError:
+        return None
+
+
+@router.post("/q/{station_code}", dependencies=[Depends(limit_submissions)])
+async def qr_form_post(
+    request: Request,
+    intake: IntakeDep,
+    station_code: str,
+    district: str | None = None,
+) -> HTMLResponse:
+    """The form without JavaScript: the same submission, answered with a page."""
+    fields = await _form_fields(request)
+    lang = lang_of(fields.get("lang"))
+    station = await _station(intake, station_code, district)
+    if station is None:
+        return _notice(request, lang, "not_found_title", "station_not_found")
+    name, phone = fields.get("name") or None, fields.get("phone") or None
+    command = SubmitOpinion(
+        channel=Channel.QR,
+        text=fields.get("text", ""),
+        station_code=station.station_code,
+        district_id=station.district_id,
+        category_hint=fields.get("category_hint") or None,
+        community=fields.get("community") or None,
+        address=fields.get("address") or None,
+        lat=_float(fields.get("lat")),
+        long=_float(fields.get("long")),
+        contact=Contact(name, phone) if name or phone else None,
+        consent=fields.get("consent") == "yes",
+    )
+    payload = {k: v for k, v in fields.items() if k not in {"idempotency_key", "lang"}}
+    try:
+        key = (
+            IdempotencyKey.of("public", fields["idempotency_key"], payload)
+            if fields.get("idempotency_key")
+            else None
+        )
+        receipt = await intake.submissions.submit(
+            command, None, key=key, metadata=request_metadata(request)
+        )
+    except IntakeError as error:
+        return await _form_page(
+            request,
+            intake,
+            station,
+            lang,
+            values={**fields, "consent": fields.get("consent") == "yes"},
+            errors=_messages(error, lang),
+            status=error.status,
+        )
+    return await _form_page(request, intake, station, lang, receipt=receipt, status=201)
+
+
+async def _form_fields(request: Request) -> dict[str, str]:
+    body = await read_body(request, 64 * 1024)
+    kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if kind != "application/x-www-form-urlencoded":
+        raise Problem(
+            415,
+            "unsupported-media-type",
+            "不支持的内容类型",
+            "Unsupported media type",
+            "表单应以 application/x-www-form-urlencoded 提交",
+            "Forms are sent as application/x-www-form-urlencoded",
+        )
+    try:
+        pairs = parse_qsl(body.decode("utf-8"), keep_blank_values=True)
+    except UnicodeDecodeError as exc:
+        raise Problem(400, "invalid-form", "表单编码错误", "The form is not UTF-8") from exc
+    return {key: value.strip() if key != "text" else value for key, value in pairs}
+
+
+@router.get("/q/{station_code}/poster", dependencies=[Depends(limit_reads)])
+async def poster(
+    request: Request,
+    intake: IntakeDep,
+    station_code: str,
+    district: str | None = None,
+    lang: str | None = None,
+) -> HTMLResponse:
+    """A printable poster: the station's name and its QR code."""
+    station = await _station(intake, station_code, district)
+    if station is None:
+        return _notice(request, lang_of(lang), "not_found_title", "station_not_found")
+    return _render(
+        request,
+        "poster.html",
+        lang_of(lang),
+        station=station,
+        qr_src=f"/api/v1/stations/{station.station_code}/qr.svg?district={station.district_id}",
+        form_url=poster_url(intake.settings, station),
+    )
+
+
+# --- tracking and feedback ----------------------------------------------------------------
+
+
+async def _track_page(
+    request: Request,
+    intake: Intake,
+    code: str,
+    lang: Lang,
+    *,
+    notice: str | None = None,
+    errors: list[str] | None = None,
+    status: int = 200,
+) -> HTMLResponse:
+    try:
+        tracking = await intake.tracking.track(code)
+    except IntakeError:
+        return _notice(request, lang, "not_found_title", "code_not_found")
+    view = tracking.to_json()
+    return _render(
+        request,
+        "track.html",
+        lang,
+        status=status,
+        view=view,
+        code=view["tracking_code"],
+        raw_code=tracking.opinion.tracking_code,
+        notice=notice,
+        errors=errors or [],
+    )
+
+
+@router.get("/t/{code}", dependencies=[Depends(limit_reads)])
+async def track_page(
+    request: Request,
+    intake: IntakeDep,
+    code: str,
+    lang: str | None = None,
+    feedback: str | None = None,
+    withdrawn: str | None = None,
+) -> HTMLResponse:
+    language = lang_of(lang)
+    notice = None
+    if feedback == "thanks":
+        notice = TEXT[language]["feedback_thanks"]
+    elif withdrawn == "yes":
+        notice = TEXT[language]["withdrawn_notice"]
+    return await _track_page(request, intake, code, language, notice=notice)
+
+
+@router.post("/t/{code}/feedback", dependencies=[Depends(limit_submissions)])
+async def feedback_form(request: Request, intake: IntakeDep, code: str) -> Response:
+    fields = await _form_fields(request)
+    lang = lang_of(fields.get("lang"))
+    try:
+        satisfaction = int(fields.get("satisfaction", "0"))
+    except ValueError:
+        satisfaction = 0
+    command = GiveFeedback(
+        satisfaction=satisfaction,
+        resolved=fields.get("resolved") == "yes",
+        comment=fields.get("comment") or None,
+    )
+    try:
+        await intake.tracking.give_feedback(code, command, metadata=request_metadata(request))
+    except IntakeError as error:
+        if error.status == 404:
+            return _notice(request, lang, "not_found_title", "code_not_found")
+        return await _track_page(
+            request, intake, code, lang, errors=_messages(error, lang), status=error.status
+        )
+    suffix = "&lang=en" if lang == "en" else ""
+    canonical = normalise_tracking_code(code) or code
+    return RedirectResponse(f"/t/{canonical}?feedback=thanks{suffix}", status_code=303)
+
+
+@router.post("/t/{code}/withdraw", dependencies=[Depends(limit_submissions)])
+async def withdraw_form(request: Request, intake: IntakeDep, code: str) -> Response:
+    fields = await _form_fields(request)
+    lang = lang_of(fields.get("lang"))
+    try:
+        await intake.tracking.withdraw(
+            code, fields.get("reason") or None, metadata=request_metadata(request)
+        )
+    except IntakeError as error:
+        if error.status == 404:
+            return _notice(request, lang, "not_found_title", "code_not_found")
+        return await _track_page(
+            request, intake, code, lang, errors=_messages(error, lang), status=error.status
+        )
+    suffix = "&lang=en" if lang == "en" else ""
+    canonical = normalise_tracking_code(code) or code
+    return RedirectResponse(f"/t/{canonical}?withdrawn=yes{suffix}", status_code=303)

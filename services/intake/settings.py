@@ -1,0 +1,68 @@
+"""Intake's settings: the shared ones plus its port, rate limits and Open311 keys."""
+
+from __future__ import annotations
+
+import hmac
+from functools import cached_property
+from ipaddress import IPv4Network, IPv6Network, ip_network
+from pathlib import Path
+
+import yaml
+from pydantic import Field
+
+from eventkit.settings import Settings
+
+
+class IntakeSettings(Settings):
+    """``MINQING_*`` variables read by intake, each with a default that works locally."""
+
+    intake_port: int = Field(default=8001, ge=1, le=65535)
+
+    districts_dir: Path = Path("deploy/districts")
+    """Where each district's taxonomy lives (``<district>.yaml``): the Open311 services
+    and the QR form's category choice."""
+
+    open311_api_keys: dict[str, list[str]] = Field(default_factory=dict)
+    """District → the Open311 api_keys accepted for it, as JSON in
+    ``MINQING_OPEN311_API_KEYS``, e.g. ``{"demo": ["k-3f9c..."]}``."""
+    open311_api_keys_file: Path | None = None
+    """A YAML file with the same mapping (district: [keys]); merged with the above."""
+    open311_contact: str = "区人大常委会代表联络工作室 / district people's congress liaison office"
+    """Shown in the Open311 discovery document."""
+    open311_publish_descriptions: bool = True
+    """Whether GET requests shows the resident's text (phone and ID numbers masked)."""
+
+    rate_submit_per_minute: float = Field(default=6.0, gt=0)
+    """Public submissions (QR, online, Open311, feedback) per client address per minute."""
+    rate_submit_burst: int = Field(default=10, ge=1)
+    rate_read_per_minute: float = Field(default=120.0, gt=0)
+    """Public reads (tracking pages, station lists) per client address per minute."""
+    rate_read_burst: int = Field(default=60, ge=1)
+    trusted_proxies: list[str] = Field(default_factory=list)
+    """Networks (CIDR) of reverse proxies whose X-Forwarded-For names the real client."""
+
+    directory_cache_seconds: float = Field(default=5.0, ge=0)
+    """How long a station or district looked up for a submission is reused."""
+
+    @cached_property
+    def trusted_proxy_networks(self) -> tuple[IPv4Network | IPv6Network, ...]:
+        """``trusted_proxies`` parsed."""
+        return tuple(ip_network(cidr, strict=False) for cidr in self.trusted_proxies)
+
+    def api_keys_for(self, district_id: str) -> list[str]:
+        """Every Open311 api_key accepted for ``district_id``."""
+        keys = list(self.open311_api_keys.get(district_id, []))
+        if self.open311_api_keys_file is not None and self.open311_api_keys_file.exists():
+            loaded = yaml.safe_load(self.open311_api_keys_file.read_text(encoding="utf-8"))
+            if isinstance(loaded, dict):
+                found = loaded.get(district_id) or []
+                keys.extend(str(k) for k in (found if isinstance(found, list) else [found]))
+        return [k for k in keys if k]
+
+    def api_key_valid(self, district_id: str, api_key: str) -> bool:
+        """Whether ``api_key`` is one of the district's keys (compared in constant time)."""
+        supplied = api_key.encode()
+        valid = False
+        for key in self.api_keys_for(district_id):
+            valid |= hmac.compare_digest(key.encode(), supplied)
+        return valid
