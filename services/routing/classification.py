@@ -1,0 +1,201 @@
+"""Classification (分类) and priority (小事/大事/要事) of an opinion's text.
+
+The text is segmented with jieba, whose dictionary has learnt every keyword of the
+district's taxonomy, so that "燃气泄漏" or "电线裸露" come out as words. A category
+matches through its keywords (and the intake hint when it names the category); the
+matched words are recorded in ``CaseOpened`` so anyone can see why. No keyword, no
+category: the case goes to a triage queue, never to a silent default.
+"""
+
+from __future__ import annotations
+
+import threading
+import unicodedata
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+import jieba
+
+from contracts.cases import Priority
+from contracts.directory import DeadlinePair, TaxonomyCategory, TaxonomyPublished
+
+KEYWORD_FREQ = 100_000
+"""jieba frequency given to taxonomy keywords: high enough that a keyword is cut whole
+even next to characters that form a rare dictionary word with it (路灯|不亮, not 路|灯不亮)."""
+
+FALLBACK_DEADLINES = DeadlinePair(response="2wd", resolution="15wd")
+"""Used only when a taxonomy names no default deadline for a priority or for normal."""
+
+_RANK = {Priority.NORMAL: 0, Priority.IMPORTANT: 1, Priority.URGENT: 2}
+
+
+def higher(a: Priority, b: Priority) -> Priority:
+    """The higher of two priorities."""
+    return a if _RANK[a] >= _RANK[b] else b
+
+
+class Segmenter(Protocol):
+    """Cuts Chinese text into words."""
+
+    def learn(self, words: Iterable[str]) -> None:
+        """Make sure each of ``words`` is cut as one word."""
+
+    def cut(self, text: str) -> list[str]:
+        """The words of ``text`` (long words and the shorter words inside them)."""
+
+
+class JiebaSegmenter:
+    """jieba's default tokenizer, loaded once per process (it takes about a second)."""
+
+    _lock = threading.Lock()
+    _loaded = False
+
+    def __init__(self) -> None:
+        self._known: set[str] = set()
+
+    def load(self) -> None:
+        """Build jieba's prefix dictionary now rather than on the first opinion."""
+        with JiebaSegmenter._lock:
+            if not JiebaSegmenter._loaded:
+                jieba.setLogLevel(60)  # its "Building prefix dict" lines are noise
+                jieba.initialize()
+                JiebaSegmenter._loaded = True
+
+    @property
+    def loaded(self) -> bool:
+        """Whether jieba's dictionary is built."""
+        return JiebaSegmenter._loaded
+
+    def learn(self, words: Iterable[str]) -> None:
+        """Add ``words`` to jieba's dictionary with a frequency that keeps them whole."""
+        self.load()
+        for word in words:
+            if word not in self._known:
+                jieba.add_word(word, freq=max(jieba.suggest_freq(word, tune=False), KEYWORD_FREQ))
+                self._known.add(word)
+
+    def cut(self, text: str) -> list[str]:
+        """Search-mode segmentation: long words plus the dictionary words inside them."""
+        self.load()
+        words: list[str] = jieba.lcut_for_search(text, HMM=False)
+        return words
+
+
+def normalise(text: str) -> str:
+    """Full-width to half-width, lower case: the form keywords are matched in."""
+    return unicodedata.normalize("NFKC", text).lower()
+
+
+@dataclass(frozen=True, slots=True)
+class Classification:
+    """The outcome of classifying one text, with the evidence."""
+
+    category_code: str | None
+    matched_keywords: tuple[str, ...]
+    priority: Priority
+    priority_keywords: tuple[str, ...]
+    hint_matched: bool = False
+
+
+class Taxonomy:
+    """A district's published taxonomy, with the lookups routing needs."""
+
+    def __init__(self, published: TaxonomyPublished) -> None:
+        self.published = published
+        self.version = published.version
+        self.categories: dict[str, TaxonomyCategory] = {c.code: c for c in published.categories}
+        self._by_name = {normalise(c.name_zh): c.code for c in published.categories}
+        self._by_name.update({normalise(c.code): c.code for c in published.categories})
+
+    def category(self, code: str | None) -> TaxonomyCategory | None:
+        """The category of ``code`` (None for None or an unknown code)."""
+        return self.categories.get(code) if code else None
+
+    def category_of_hint(self, hint: str | None) -> str | None:
+        """The category a hint names by code or Chinese name, if any."""
+        return self._by_name.get(normalise(hint).strip()) if hint else None
+
+    def keywords(self) -> set[str]:
+        """Every word the segmenter must keep whole."""
+        words = {normalise(k) for c in self.published.categories for k in c.keywords}
+        words |= {normalise(k) for k in self.published.urgent_keywords}
+        words |= {normalise(k) for k in self.published.important_keywords}
+        return words
+
+    def deadlines(self, category_code: str | None, priority: Priority) -> DeadlinePair:
+        """The response and resolution allowances for a category at a priority.
+
+        The category's own entry for the priority, else the taxonomy's default for the
+        priority, else the taxonomy's default for normal matters.
+        """
+        category = self.category(category_code)
+        for table in (category.deadlines if category else None, self.published.default_deadlines):
+            if table is not None:
+                pair: DeadlinePair | None = getattr(table, priority.value)
+                if pair is not None:
+                    return pair
+        return self.published.default_deadlines.normal or FALLBACK_DEADLINES
+
+    def expertise(self, category_code: str | None) -> frozenset[str]:
+        """The expertise tags that fit a category (its tags and its name)."""
+        category = self.category(category_code)
+        if category is None:
+            return frozenset()
+        return frozenset([*category.expertise, category.name_zh])
+
+
+class Classifier:
+    """Classifies texts with one taxonomy and a segmenter that has learnt its keywords."""
+
+    def __init__(self, taxonomy: Taxonomy, segmenter: Segmenter) -> None:
+        self.taxonomy = taxonomy
+        self._segmenter = segmenter
+        segmenter.learn(taxonomy.keywords())
+        self._category_words = [
+            (c.code, c.priority, [normalise(k) for k in c.keywords])
+            for c in taxonomy.published.categories
+        ]
+        self._urgent = [normalise(k) for k in taxonomy.published.urgent_keywords]
+        self._important = [normalise(k) for k in taxonomy.published.important_keywords]
+
+    def classify(self, text: str, hint: str | None = None) -> Classification:
+        """Category, priority and the words that decided them.
+
+        The category with the most distinct matched keywords wins (a hint naming a
+        category counts as two); a tie goes to the category listed first in the
+        taxonomy, so the outcome never depends on chance.
+        """
+        words = set(self._segmenter.cut(normalise(text)))
+        hinted = self.taxonomy.category_of_hint(hint)
+        best: tuple[int, str, Priority, list[str]] | None = None
+        for code, own_priority, keywords in self._category_words:
+            matched = _in_order(keywords, words)
+            score = len(matched) + (2 if code == hinted else 0)
+            if score > 0 and (best is None or score > best[0]):
+                best = (score, code, own_priority, matched)
+        urgent = _in_order(self._urgent, words)
+        important = _in_order(self._important, words)
+        priority = Priority.URGENT if urgent else Priority.NORMAL
+        if not urgent and important:
+            priority = Priority.IMPORTANT
+        if best is None:
+            category = self.taxonomy.published.urgent_category if urgent else None
+            if category is not None and category not in self.taxonomy.categories:
+                category = None
+            if category is not None:
+                priority = higher(priority, self.taxonomy.categories[category].priority)
+            return Classification(category, (), priority, tuple(urgent or important))
+        _, code, own_priority, words_matched = best
+        return Classification(
+            code,
+            tuple(words_matched),
+            higher(priority, own_priority),
+            tuple(urgent or important),
+            hint_matched=code == hinted,
+        )
+
+
+def _in_order(keywords: Sequence[str], words: set[str]) -> list[str]:
+    """The keywords present among ``words``, once each, in the taxonomy's order."""
+    return list(dict.fromkeys(k for k in keywords if k in words))

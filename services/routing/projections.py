@@ -1,0 +1,630 @@
+"""The read models in schema ``routing``, written in the transaction of their events.
+
+Directory events update the directory tables one by one; a case's row is the state the
+domain folds from its stream (plus the facts of the opinion it came from), so the
+queues, the overdue scanner and the case views can never disagree with the domain.
+:func:`rebuild` recomputes everything from the event store.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from contracts import registry
+from contracts.base import Event
+from contracts.cases import CaseEvent, CaseLinked
+from contracts.directory import (
+    CommunityRegistered,
+    DistrictRegistered,
+    ReceptionDayScheduled,
+    RepresentativeJoinedStation,
+    RepresentativeLeftStation,
+    RepresentativeLevel,
+    RepresentativeRegistered,
+    RepresentativeRetired,
+    RoutingPolicyPublished,
+    StationKind,
+    StationMoved,
+    StationRegistered,
+    StationRetired,
+    StreetRegistered,
+    TaxonomyPublished,
+    WorkCalendarPublished,
+)
+from contracts.intake import FeedbackSubmitted, OpinionSubmitted
+from contracts.registry import serialize
+from eventkit.db import Conn
+from eventkit.store import EventStore
+from services.routing.directory import (
+    Community,
+    Directory,
+    ReceptionDay,
+    Representative,
+    Station,
+    Street,
+    reception_index,
+)
+from services.routing.district_file import DistrictConfig
+from services.routing.domain import CaseState, evolve
+from services.routing.duplicates import bands, normalise_text, simhash
+
+DIRECTORY_CATEGORIES = ("district", "station", "representative")
+
+R = TypeVar("R", bound=Event)
+
+
+# --------------------------------------------------------------------------- directory
+
+
+async def project_directory(conn: Conn, events: Sequence[Event]) -> None:
+    """Apply directory events to the directory tables and bump their districts' version."""
+    touched: set[str] = set()
+    for event in events:
+        await _apply_directory(conn, event)
+        touched.add(event.district_id)
+    if touched:
+        await conn.execute(
+            "UPDATE routing.districts SET config_version = config_version + 1, updated_at = now() "
+            "WHERE district_id = ANY($1::text[])",
+            sorted(touched),
+        )
+
+
+async def _apply_directory(conn: Conn, event: Event) -> None:
+    d, at = event.district_id, event.occurred_at
+    match event:
+        case DistrictRegistered():
+            await conn.execute(
+                """
+                INSERT INTO routing.districts
+                    (district_id, name_zh, name_en, timezone, registered_at, updated_at)
+                VALUES ($1, $2, $3, $4, $5, $5)
+                ON CONFLICT (district_id) DO UPDATE SET name_zh = excluded.name_zh,
+                    name_en = excluded.name_en, timezone = excluded.timezone,
+                    updated_at = excluded.updated_at
+                """,
+                d,
+                event.name_zh,
+                event.name_en,
+                event.timezone,
+                at,
+            )
+        case StreetRegistered():
+            await conn.execute(
+                """
+                INSERT INTO routing.streets
+                    (district_id, street_code, name_zh, committee_name_zh, supervisors)
+                VALUES ($1, $2, $3, $4, $5)
+                ON CONFLICT (district_id, street_code) DO UPDATE SET name_zh = excluded.name_zh,
+                    committee_name_zh = excluded.committee_name_zh,
+                    supervisors = excluded.supervisors
+                """,
+                d,
+                event.street_code,
+                event.name_zh,
+                event.committee_name_zh,
+                event.supervisors,
+            )
+        case CommunityRegistered():
+            lat, long = _latlong(event.position)
+            await conn.execute(
+                """
+                INSERT INTO routing.communities
+                    (district_id, community, street_code, electoral_district, lat, long)
+                VALUES ($1, $2, $3, $4, $5, $6)
+                ON CONFLICT (district_id, community) DO UPDATE SET
+                    street_code = excluded.street_code,
+                    electoral_district = excluded.electoral_district,
+                    lat = excluded.lat, long = excluded.long
+                """,
+                d,
+                event.community,
+                event.street_code,
+                event.electoral_district,
+                lat,
+                long,
+            )
+        case StationRegistered():
+            lat, long = _latlong(event.position)
+            await conn.execute(
+                """
+                INSERT INTO routing.stations (district_id, station_code, name_zh, kind,
+                    street_code, street_name_zh, communities, address, lat, long, star_rating,
+                    head_representative_id, liaison_officers, active, registered_at)
+                VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, true, $14)
+                ON CONFLICT (district_id, station_code) DO UPDATE SET
+                    name_zh = excluded.name_zh, kind = excluded.kind,
+                    street_code = excluded.street_code, street_name_zh = excluded.street_name_zh,
+                    communities = excluded.communities, address = excluded.address,
+                    lat = excluded.lat, long = excluded.long, star_rating = excluded.star_rating,
+                    head_representative_id = excluded.head_representative_id,
+                    liaison_officers = excluded.liaison_officers, active = true,
+                    retired_at = NULL, retired_reason = NULL
+                """,
+                d,
+                event.station_code,
+                event.name_zh,
+                event.kind.value,
+                event.street_code,
+                event.street_name_zh,
+                event.communities,
+                event.address,
+                lat,
+                long,
+                event.star_rating,
+                event.head_representative_id,
+                event.liaison_officers,
+                at,
+            )
+        case StationMoved():
+            lat, long = _latlong(event.position)
+            await conn.execute(
+                """
+                UPDATE routing.stations s SET street_code = $3, communities = $4, address = $5,
+                    lat = $6, long = $7,
+                    street_name_zh = coalesce((SELECT name_zh FROM routing.streets t
+                        WHERE t.district_id = $1 AND t.street_code = $3), s.street_name_zh)
+                 WHERE district_id = $1 AND station_code = $2
+                """,
+                d,
+                event.station_code,
+                event.street_code,
+                event.communities,
+                event.address,
+                lat,
+                long,
+            )
+        case StationRetired():
+            await conn.execute(
+                "UPDATE routing.stations SET active = false, retired_at = $3, retired_reason = $4 "
+                "WHERE district_id = $1 AND station_code = $2",
+                d,
+                event.station_code,
+                at,
+                event.reason,
+            )
+        case RepresentativeRegistered():
+            await conn.execute(
+                """
+                INSERT INTO routing.representatives (district_id, representative_id, name_zh,
+                    level, electoral_district, residence_community, expertise, contact_point,
+                    leading_cadre, active, registered_at)
+                VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, true, $10)
+                ON CONFLICT (district_id, representative_id) DO UPDATE SET
+                    name_zh = excluded.name_zh, level = excluded.level,
+                    electoral_district = excluded.electoral_district,
+                    residence_community = excluded.residence_community,
+                    expertise = excluded.expertise, contact_point = excluded.contact_point,
+                    leading_cadre = excluded.leading_cadre, active = true,
+                    retired_at = NULL, retired_reason = NULL
+                """,
+                d,
+                event.representative_id,
+                event.name_zh,
+                event.level.value,
+                event.electoral_district,
+                event.residence_community,
+                event.expertise,
+                event.contact_point,
+                event.leading_cadre,
+                at,
+            )
+        case RepresentativeRetired():
+            await conn.execute(
+                "UPDATE routing.representatives SET active = false, retired_at = $3, "
+                "retired_reason = $4 WHERE district_id = $1 AND representative_id = $2",
+                d,
+                event.representative_id,
+                at,
+                event.reason,
+            )
+        case RepresentativeJoinedStation():
+            await conn.execute(
+                """
+                INSERT INTO routing.memberships
+                    (district_id, representative_id, station_code, joined_at)
+                SELECT $1, $2, $3, $4
+                 WHERE NOT EXISTS (SELECT 1 FROM routing.memberships WHERE district_id = $1
+                       AND representative_id = $2 AND station_code = $3 AND left_at IS NULL)
+                ON CONFLICT DO NOTHING
+                """,
+                d,
+                event.representative_id,
+                event.station_code,
+                at,
+            )
+        case RepresentativeLeftStation():
+            await conn.execute(
+                "UPDATE routing.memberships SET left_at = $4 WHERE district_id = $1 "
+                "AND representative_id = $2 AND station_code = $3 AND left_at IS NULL",
+                d,
+                event.representative_id,
+                event.station_code,
+                at,
+            )
+        case ReceptionDayScheduled():
+            await conn.execute(
+                """
+                INSERT INTO routing.reception_days
+                    (district_id, representative_id, station_code, day, starts_at, ends_at)
+                VALUES ($1, $2, $3, $4, $5, $6)
+                ON CONFLICT (district_id, representative_id, station_code, day) DO UPDATE SET
+                    starts_at = excluded.starts_at, ends_at = excluded.ends_at
+                """,
+                d,
+                event.representative_id,
+                event.station_code,
+                event.day,
+                event.starts_at,
+                event.ends_at,
+            )
+        case TaxonomyPublished():
+            await _set_rules(conn, d, "taxonomy", event)
+        case WorkCalendarPublished():
+            await _set_rules(conn, d, "calendar", event)
+        case RoutingPolicyPublished():
+            await _set_rules(conn, d, "policy", event)
+
+
+async def _set_rules(conn: Conn, district_id: str, column: str, event: Event) -> None:
+    # ``column`` is one of three literals above, never input.
+    await conn.execute(
+        f"UPDATE routing.districts SET {column} = $2 WHERE district_id = $1",
+        district_id,
+        serialize(event),
+    )
+
+
+def _latlong(position: Any) -> tuple[float | None, float | None]:
+    return (position.lat, position.long) if position is not None else (None, None)
+
+
+async def config_version(conn: Conn, district_id: str) -> int | None:
+    """The district's directory version (None when the district is unknown)."""
+    value = await conn.fetchval(
+        "SELECT config_version FROM routing.districts WHERE district_id = $1", district_id
+    )
+    return None if value is None else int(value)
+
+
+async def load_config(conn: Conn, district_id: str) -> tuple[int, DistrictConfig] | None:
+    """The district's directory and rules from the read model, with their version."""
+    row = await conn.fetchrow("SELECT * FROM routing.districts WHERE district_id = $1", district_id)
+    if row is None:
+        return None
+    streets = {
+        r["street_code"]: Street(
+            r["street_code"], r["name_zh"], r["committee_name_zh"], frozenset(r["supervisors"])
+        )
+        for r in await conn.fetch(
+            "SELECT * FROM routing.streets WHERE district_id = $1", district_id
+        )
+    }
+    communities = {
+        r["community"]: Community(
+            r["community"], r["street_code"], r["electoral_district"], _point(r)
+        )
+        for r in await conn.fetch(
+            "SELECT * FROM routing.communities WHERE district_id = $1", district_id
+        )
+    }
+    stations = {
+        r["station_code"]: Station(
+            code=r["station_code"],
+            name_zh=r["name_zh"],
+            kind=StationKind(r["kind"]),
+            street_code=r["street_code"],
+            communities=frozenset(r["communities"]),
+            position=_point(r),
+            address=r["address"],
+            star_rating=r["star_rating"],
+            head_representative_id=r["head_representative_id"],
+            liaison_officers=frozenset(r["liaison_officers"]),
+            active=r["active"],
+        )
+        for r in await conn.fetch(
+            "SELECT * FROM routing.stations WHERE district_id = $1", district_id
+        )
+    }
+    members: dict[str, set[str]] = {}
+    for r in await conn.fetch(
+        "SELECT representative_id, station_code FROM routing.memberships "
+        "WHERE district_id = $1 AND left_at IS NULL",
+        district_id,
+    ):
+        members.setdefault(r["representative_id"], set()).add(r["station_code"])
+    representatives = {
+        r["representative_id"]: Representative(
+            id=r["representative_id"],
+            name_zh=r["name_zh"],
+            level=RepresentativeLevel(r["level"]),
+            electoral_district=r["electoral_district"],
+            residence_community=r["residence_community"],
+            expertise=frozenset(r["expertise"]),
+            contact_point=r["contact_point"],
+            leading_cadre=r["leading_cadre"],
+            stations=frozenset(members.get(r["representative_id"], ())),
+            active=r["active"],
+        )
+        for r in await conn.fetch(
+            "SELECT * FROM routing.representatives WHERE district_id = $1", district_id
+        )
+    }
+    days = [
+        ReceptionDay(r["representative_id"], r["station_code"], r["day"])
+        for r in await conn.fetch(
+            "SELECT representative_id, station_code, day FROM routing.reception_days "
+            "WHERE district_id = $1",
+            district_id,
+        )
+    ]
+    directory = Directory(
+        district_id=district_id,
+        name_zh=row["name_zh"],
+        timezone=row["timezone"],
+        streets=streets,
+        communities=communities,
+        stations=stations,
+        representatives=representatives,
+        reception_days=reception_index(days),
+    )
+    config = DistrictConfig(
+        directory=directory,
+        name_en=row["name_en"],
+        taxonomy=_rules(TaxonomyPublished, row["taxonomy"]),
+        calendar=_rules(WorkCalendarPublished, row["calendar"]),
+        policy=_rules(RoutingPolicyPublished, row["policy"]),
+        scheduled=frozenset((d.representative_id, d.station_code, d.day) for d in days),
+    )
+    return int(row["config_version"]), config
+
+
+async def _rows(conn: Conn, table: str, district_id: str) -> list[Any]:
+    # ``table`` is a literal of this module, never input.
+    return list(
+        await conn.fetch(f"SELECT * FROM routing.{table} WHERE district_id = $1", district_id)
+    )
+
+
+def _rules(model: type[R], data: Any) -> R | None:
+    if data is None:
+        return None
+    if isinstance(data, str):
+        data = json.loads(data)
+    return model.model_validate(data)
+
+
+def _point(row: Any) -> tuple[float, float] | None:
+    return None if row["lat"] is None or row["long"] is None else (row["lat"], row["long"])
+
+
+# --------------------------------------------------------------------------- cases
+
+
+@dataclass(frozen=True, slots=True)
+class OpinionFacts:
+    """What a case keeps of the opinion it came from (never the submitter)."""
+
+    channel: str | None
+    text: str
+    community: str | None
+    address: str | None
+    point: tuple[float, float] | None
+
+    @classmethod
+    def of(cls, opinion: OpinionSubmitted) -> OpinionFacts:
+        """The facts of ``opinion`` as it was submitted."""
+        location = opinion.location
+        point = (
+            (location.lat, location.long)
+            if location.lat is not None and location.long is not None
+            else None
+        )
+        return cls(
+            opinion.channel.value,
+            opinion.text,
+            location.community,
+            location.address,
+            point,
+        )
+
+    @property
+    def normalised(self) -> str:
+        """The text as duplicate detection compares it."""
+        return normalise_text(self.text)
+
+
+_STATE_COLUMNS = """status, is_open, category_code, matched_keywords, priority, station_code,
+    representative_id, queue, response_due, resolution_due, next_due, deadlines_provisional,
+    overdue, overdue_count, resolution_seq, updated_at, closed_at, version"""
+
+
+def _state_values(state: CaseState) -> list[Any]:
+    response = state.latest("response")
+    resolution = state.latest("resolution")
+    return [
+        state.status.value,
+        state.is_open,
+        state.category_code,
+        list(state.matched_keywords),
+        state.priority.value,
+        state.station_code,
+        state.representative_id,
+        state.queue,
+        response.due if response else None,
+        resolution.due if resolution else None,
+        state.next_due,
+        state.provisional,
+        state.overdue,
+        state.overdue_count,
+        state.resolution_seq,
+        state.updated_at,
+        state.closed_at,
+        state.version,
+    ]
+
+
+async def insert_case(
+    conn: Conn, state: CaseState, facts: OpinionFacts, fingerprint: int | None = None
+) -> None:
+    """Write a new case's row (or rewrite it, on a rebuild).
+
+    ``fingerprint`` is the SimHash of the normalised text, when the caller has it.
+    """
+    text_norm = facts.normalised
+    if fingerprint is None:
+        fingerprint = simhash(text_norm)
+    b0, b1, b2, b3 = bands(fingerprint)
+    lat, long = facts.point if facts.point else (None, None)
+    columns = [c.strip() for c in _STATE_COLUMNS.split(",")]
+    fixed = [
+        "case_id",
+        "district_id",
+        "opinion_id",
+        "channel",
+        "text",
+        "text_norm",
+        "simhash",
+        "band0",
+        "band1",
+        "band2",
+        "band3",
+        "community",
+        "address",
+        "lat",
+        "long",
+        "opened_at",
+    ]
+    values = [
+        state.case_id,
+        state.district_id,
+        state.opinion_id,
+        facts.channel,
+        facts.text,
+        text_norm,
+        fingerprint,
+        b0,
+        b1,
+        b2,
+        b3,
+        facts.community,
+        facts.address,
+        lat,
+        long,
+        state.opened_at,
+        *_state_values(state),
+    ]
+    names = fixed + columns
+    placeholders = ", ".join(f"${i}" for i in range(1, len(names) + 1))
+    updates = ", ".join(f"{c} = excluded.{c}" for c in columns)
+    await conn.execute(
+        f"INSERT INTO routing.cases ({', '.join(names)}) VALUES ({placeholders}) "
+        f"ON CONFLICT (case_id) DO UPDATE SET {updates}",
+        *values,
+    )
+
+
+async def update_case(conn: Conn, state: CaseState) -> None:
+    """Bring an existing case's row to ``state``."""
+    columns = [c.strip() for c in _STATE_COLUMNS.split(",")]
+    sets = ", ".join(f"{c} = ${i}" for i, c in enumerate(columns, start=2))
+    await conn.execute(
+        f"UPDATE routing.cases SET {sets} WHERE case_id = $1", state.case_id, *_state_values(state)
+    )
+
+
+async def add_links(conn: Conn, events: Iterable[CaseEvent]) -> None:
+    """Record the ``CaseLinked`` among ``events`` (one statement for all of them)."""
+    links = [e for e in events if isinstance(e, CaseLinked)]
+    if not links:
+        return
+    await conn.execute(
+        """
+        INSERT INTO routing.case_links (case_id, related_case_id, relation, reason, linked_at)
+        SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::timestamptz[])
+        ON CONFLICT DO NOTHING
+        """,
+        [e.case_id for e in links],
+        [e.related_case_id for e in links],
+        [e.relation for e in links],
+        [e.reason for e in links],
+        [e.occurred_at for e in links],
+    )
+
+
+async def record_feedback(conn: Conn, feedback: FeedbackSubmitted) -> None:
+    """Keep the resident's latest rating on the case (its comment stays with intake)."""
+    await conn.execute(
+        "UPDATE routing.cases SET satisfaction = $3, feedback_resolved = $4 "
+        "WHERE case_id = $1 AND district_id = $2",
+        feedback.case_id,
+        feedback.district_id,
+        feedback.satisfaction,
+        feedback.resolved,
+    )
+
+
+# --------------------------------------------------------------------------- rebuild
+
+
+_TABLES = (
+    "case_links",
+    "cases",
+    "reception_days",
+    "memberships",
+    "representatives",
+    "stations",
+    "communities",
+    "streets",
+    "districts",
+)
+
+
+async def rebuild(conn: Conn, store: EventStore) -> dict[str, int]:
+    """Recompute every routing table from the event store, in one transaction.
+
+    Returns how many events of each kind were applied.
+    """
+    counts = {"directory": 0, "case": 0, "cases": 0, "feedback": 0}
+    async with conn.transaction():
+        for table in _TABLES:
+            await conn.execute(f"DELETE FROM routing.{table}")
+        opinions: dict[str, OpinionSubmitted] = {}
+        feedback: dict[str, FeedbackSubmitted] = {}
+        states: dict[str, CaseState] = {}
+        links: list[CaseEvent] = []
+        async for recorded in store.iterate_all(
+            categories=(*DIRECTORY_CATEGORIES, "case", "opinion")
+        ):
+            event = registry.parse(recorded.event_type, recorded.schema_version, recorded.data)
+            if recorded.category in DIRECTORY_CATEGORIES:
+                await project_directory(conn, [event])
+                counts["directory"] += 1
+            elif isinstance(event, CaseEvent):
+                previous = states.get(event.case_id)
+                states[event.case_id] = evolve(previous, event)
+                if isinstance(event, CaseLinked):
+                    links.append(event)
+                counts["case"] += 1
+            elif isinstance(event, OpinionSubmitted):
+                opinions[event.opinion_id] = event
+            elif isinstance(event, FeedbackSubmitted):
+                feedback[event.case_id] = event
+        for state in states.values():
+            opinion = opinions.get(state.opinion_id)
+            facts = (
+                OpinionFacts.of(opinion)
+                if opinion is not None
+                else OpinionFacts(None, "（原始意见不可用）", None, None, None)
+            )
+            await insert_case(conn, state, facts)
+            counts["cases"] += 1
+        await add_links(conn, links)
+        for fb in feedback.values():
+            if fb.case_id in states:
+                await record_feedback(conn, fb)
+                counts["feedback"] += 1
+    return counts

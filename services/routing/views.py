@@ -1,0 +1,285 @@
+"""What the workbench shows: cases, queues, a case with its full history, the directory.
+
+Reads only, always scoped to one district.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from contracts import registry
+from contracts.cases import Priority
+from eventkit.db import Conn
+from eventkit.store import EventStore
+from services.routing.directory import Directory
+from services.routing.domain import (
+    COMMAND_LABELS,
+    STATUS_LABELS,
+    CaseState,
+    CaseStatus,
+    allowed_commands,
+)
+
+PRIORITY_LABELS: dict[str, tuple[str, str]] = {
+    Priority.NORMAL.value: ("小事", "normal"),
+    Priority.IMPORTANT.value: ("大事", "important"),
+    Priority.URGENT.value: ("要事", "urgent"),
+}
+
+EVENT_LABELS: dict[str, str] = {
+    "CaseOpened": "立案",
+    "CaseAssigned": "分派",
+    "CaseClassified": "分类定级",
+    "CaseAccepted": "报到",
+    "CaseReplied": "答复居民",
+    "CaseTransferred": "转办",
+    "CaseEscalated": "吹哨",
+    "CaseResolved": "办结",
+    "CaseClosed": "核实结项",
+    "CaseReopened": "重新办理",
+    "CaseOverdue": "超期督办",
+    "CaseLinked": "关联案件",
+    "CaseMerged": "并案",
+    "CaseConvertedToSuggestion": "转代表建议",
+}
+
+_ORDER = (
+    "CASE priority WHEN 'urgent' THEN 0 WHEN 'important' THEN 1 ELSE 2 END, "
+    "next_due NULLS LAST, opened_at"
+)
+"""Urgent matters first (they skip every queue), then the nearest deadline."""
+
+_LIST_COLUMNS = """case_id, district_id, opinion_id, status, priority, category_code,
+    station_code, representative_id, queue, next_due, response_due, resolution_due, overdue,
+    deadlines_provisional, opened_at, updated_at, left(text, 80) AS excerpt, community"""
+
+
+def _label(pair: tuple[str, str]) -> dict[str, str]:
+    return {"zh": pair[0], "en": pair[1]}
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value is not None else None
+
+
+def row_view(row: Any) -> dict[str, Any]:
+    """A case in a list."""
+    status = CaseStatus(row["status"])
+    return {
+        "case_id": row["case_id"],
+        "opinion_id": row["opinion_id"],
+        "status": status.value,
+        "status_label": _label(STATUS_LABELS[status]),
+        "priority": row["priority"],
+        "priority_label": _label(PRIORITY_LABELS[row["priority"]]),
+        "category_code": row["category_code"],
+        "station_code": row["station_code"],
+        "representative_id": row["representative_id"],
+        "queue": row["queue"],
+        "community": row["community"],
+        "excerpt": row["excerpt"],
+        "next_due": _iso(row["next_due"]),
+        "response_due": _iso(row["response_due"]),
+        "resolution_due": _iso(row["resolution_due"]),
+        "deadlines_provisional": row["deadlines_provisional"],
+        "overdue": row["overdue"],
+        "opened_at": _iso(row["opened_at"]),
+        "updated_at": _iso(row["updated_at"]),
+    }
+
+
+async def list_cases(
+    conn: Conn,
+    district_id: str,
+    *,
+    status: str | None = None,
+    open_only: bool = False,
+    stations: Sequence[str] | None = None,
+    representative_id: str | None = None,
+    queues: Sequence[str] | None = None,
+    priority: str | None = None,
+    category_code: str | None = None,
+    overdue: bool | None = None,
+    unplaced_or_overdue: bool = False,
+    escalated_or_overdue: bool = False,
+    limit: int = 50,
+    offset: int = 0,
+) -> list[dict[str, Any]]:
+    """Cases of one district matching every given filter, the most pressing first."""
+    where = ["district_id = $1"]
+    params: list[Any] = [district_id]
+
+    def add(condition: str, value: Any) -> None:
+        params.append(value)
+        where.append(condition.replace("?", f"${len(params)}"))
+
+    if status is not None:
+        add("status = ?", status)
+    if open_only:
+        where.append("is_open")
+    if stations is not None:
+        add("station_code = ANY(?::text[])", list(stations))
+    if representative_id is not None:
+        add("representative_id = ?", representative_id)
+    if queues is not None:
+        add("queue = ANY(?::text[])", list(queues))
+    if priority is not None:
+        add("priority = ?", priority)
+    if category_code is not None:
+        add("category_code = ?", category_code)
+    if overdue is not None:
+        add("overdue = ?", overdue)
+    if unplaced_or_overdue:
+        where.append("(station_code IS NULL OR overdue)")
+    if escalated_or_overdue:
+        where.append("(status = 'escalated' OR overdue)")
+    params += [limit, offset]
+    rows = await conn.fetch(
+        f"SELECT {_LIST_COLUMNS} FROM routing.cases WHERE {' AND '.join(where)} "
+        f"ORDER BY {_ORDER} LIMIT ${len(params) - 1} OFFSET ${len(params)}",
+        *params,
+    )
+    return [row_view(r) for r in rows]
+
+
+def state_view(state: CaseState) -> dict[str, Any]:
+    """A case as the domain sees it, with what may be done next."""
+    return {
+        "case_id": state.case_id,
+        "district_id": state.district_id,
+        "opinion_id": state.opinion_id,
+        "status": state.status.value,
+        "status_label": _label(STATUS_LABELS[state.status]),
+        "priority": state.priority.value,
+        "priority_label": _label(PRIORITY_LABELS[state.priority.value]),
+        "category_code": state.category_code,
+        "matched_keywords": list(state.matched_keywords),
+        "station_code": state.station_code,
+        "representative_id": state.representative_id,
+        "queue": state.queue,
+        "next_due": _iso(state.next_due),
+        "deadlines": [
+            {
+                "kind": d.kind,
+                "due": d.due.isoformat(),
+                "demands": d.demands,
+                "met": d.met,
+                "overdue": d.overdue,
+            }
+            for d in state.deadlines
+        ],
+        "deadlines_provisional": state.provisional,
+        "overdue": state.overdue,
+        "overdue_count": state.overdue_count,
+        "resolution_seq": state.resolution_seq,
+        "escalations": [
+            {"to_level": level, "to_name": name, "due": _iso(due)}
+            for level, name, due in state.escalations
+        ],
+        "merged_into": state.merged_into,
+        "transferred_to": (
+            {"district_id": state.transferred_to[0], "case_id": state.transferred_to[1]}
+            if state.transferred_to
+            else None
+        ),
+        "suggestion_title": state.suggestion_title,
+        "opened_at": state.opened_at.isoformat(),
+        "updated_at": state.updated_at.isoformat(),
+        "closed_at": _iso(state.closed_at),
+        "version": state.version,
+        "allowed_actions": [
+            {"command": name, "label": COMMAND_LABELS[name]}
+            for name in allowed_commands(state.status)
+        ],
+    }
+
+
+async def history(store: EventStore, conn: Conn, case_id: str) -> list[dict[str, Any]]:
+    """Every event of the case, in order: who did what, when (吹哨全留痕)."""
+    entries = []
+    for record in await store.read_stream(f"case-{case_id}", conn=conn):
+        data = registry.parse(record.event_type, record.schema_version, record.data).model_dump(
+            mode="json"
+        )
+        actor = data.pop("actor")
+        for key in ("district_id", "case_id", "occurred_at"):
+            data.pop(key, None)
+        entries.append(
+            {
+                "version": record.stream_version,
+                "event_id": str(record.event_id),
+                "type": record.event_type,
+                "label": EVENT_LABELS.get(record.event_type, record.event_type),
+                "occurred_at": record.occurred_at.isoformat(),
+                "recorded_at": record.recorded_at.isoformat(),
+                "actor": actor,
+                "data": data,
+            }
+        )
+    return entries
+
+
+async def case_detail(
+    store: EventStore, conn: Conn, state: CaseState, directory: Directory | None
+) -> dict[str, Any]:
+    """A case with its opinion, names, cluster and full history."""
+    view = state_view(state)
+    row = await conn.fetchrow(
+        "SELECT channel, text, community, address, lat, long, satisfaction, feedback_resolved "
+        "FROM routing.cases WHERE case_id = $1",
+        state.case_id,
+    )
+    if row is not None:
+        view["opinion"] = {
+            "channel": row["channel"],
+            "text": row["text"],
+            "community": row["community"],
+            "address": row["address"],
+            "lat": row["lat"],
+            "long": row["long"],
+        }
+        view["feedback"] = (
+            {"satisfaction": row["satisfaction"], "resolved": row["feedback_resolved"]}
+            if row["satisfaction"] is not None
+            else None
+        )
+    if directory is not None:
+        station = directory.stations.get(state.station_code or "")
+        rep = directory.representatives.get(state.representative_id or "")
+        view["station_name"] = station.name_zh if station else None
+        view["representative_name"] = rep.name_zh if rep else None
+    links = await conn.fetch(
+        """
+        SELECT l.case_id, l.related_case_id, l.relation, l.reason, l.linked_at, c.status
+          FROM routing.case_links l
+          JOIN routing.cases c
+            ON c.case_id = CASE WHEN l.case_id = $1 THEN l.related_case_id ELSE l.case_id END
+         WHERE (l.case_id = $1 OR l.related_case_id = $1) AND c.district_id = $2
+         ORDER BY l.linked_at
+        """,
+        state.case_id,
+        state.district_id,
+    )
+    view["cluster"] = [
+        {
+            "case_id": r["related_case_id"] if r["case_id"] == state.case_id else r["case_id"],
+            "relation": r["relation"],
+            "reason": r["reason"],
+            "status": r["status"],
+            "linked_at": r["linked_at"].isoformat(),
+        }
+        for r in links
+    ]
+    view["history"] = await history(store, conn, state.case_id)
+    opened = view["history"][0]["data"] if view["history"] else {}
+    source = opened.get("transferred_from_case_id")
+    if source:
+        # The other district handed the case over with its record: show what was done.
+        view["transferred_from"] = {
+            "district_id": opened.get("transferred_from_district_id"),
+            "case_id": source,
+            "history": await history(store, conn, source),
+        }
+    return view

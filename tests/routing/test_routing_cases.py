@@ -1,0 +1,444 @@
+"""Opinions become cases, against the real database (handlers applied without Kafka)."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import datetime, timedelta
+from typing import Any
+
+import asyncpg
+import pytest
+
+from contracts import (
+    Actor,
+    ActorRole,
+    FeedbackSubmitted,
+    OpinionSubmitted,
+    OpinionWithdrawn,
+    registry,
+)
+from contracts.cases import CaseOpened, CaseOverdue
+from eventkit.consumer import PermanentError
+from eventkit.store import EventStore
+from services.routing import projections
+from services.routing.classification import JiebaSegmenter
+from services.routing.consumers import RoutingConsumer
+from services.routing.domain import CaseStatus
+from services.routing.service import RoutingService, case_id_for
+from tests.routing.routing_support import SHANGHAI, Clock, Submit, append_event
+
+LIAISON = Actor(id="lo_dh_02", role=ActorRole.LIAISON)
+
+
+async def case_events(store: EventStore, case_id: str) -> list[tuple[str, dict[str, object]]]:
+    return [(r.event_type, r.data) for r in await store.read_stream(f"case-{case_id}")]
+
+
+async def test_an_opinion_scanned_at_a_station_is_opened_and_assigned_to_the_best_representative(
+    demo: RoutingService, consumer: RoutingConsumer, submit: Submit, store: EventStore
+) -> None:
+    opinion = await submit(
+        "小区电梯坏了三个月，物业一直不修", station_code="dh_donghu", community="东湖社区"
+    )
+
+    assert await consumer.apply(opinion)
+
+    case_id = case_id_for("demo", opinion.data["opinion_id"])
+    events = await case_events(store, case_id)
+    assert [t for t, _ in events] == ["CaseOpened", "CaseAssigned"]
+    opened, assigned = events[0][1], events[1][1]
+    assert opened["category_code"] == "property"
+    assert opened["matched_keywords"] == ["物业", "电梯"]
+    assert opened["priority"] == "normal"
+    assert opened["taxonomy_version"] == 1
+    # property, normal: respond in 1 working day, resolve in 10; received Monday 28 Sep 2026
+    # before National Day (1-7 Oct off, Saturday 10 Oct worked).
+    assert opened["response_due"] == "2026-09-29T17:30:00+08:00"
+    assert opened["resolution_due"] == "2026-10-16T17:30:00+08:00"
+    assert opened["deadlines_provisional"] is False
+    assert assigned["station_code"] == "dh_donghu"
+    assert assigned["representative_id"] == "r002"
+    assert assigned["queue"] == "representative"
+    candidates = assigned["candidates"]
+    assert isinstance(candidates, list)
+    assert [c["representative_id"] for c in candidates] == ["r002", "r017", "r004"]
+    assert candidates[0]["components"] == {
+        "electoral_district": 3.0,
+        "residence": 2.0,
+        "expertise": 3.0,
+        "contact_point": 1.5,
+        "workload": 2.0,
+        "reception": 0.0,
+        "leading_cadre": 0.0,
+    }
+    assert candidates[0]["score"] == 11.5
+
+
+async def test_applying_the_same_opinion_twice_opens_one_case(
+    demo: RoutingService, consumer: RoutingConsumer, submit: Submit, store: EventStore
+) -> None:
+    opinion = await submit("路灯不亮了，晚上走路很黑", community="柳岸社区")
+
+    assert await consumer.apply(opinion) is True
+    assert await consumer.apply(opinion) is False
+
+    case_id = case_id_for("demo", opinion.data["opinion_id"])
+    assert len(await store.read_stream(f"case-{case_id}")) == 2
+
+
+async def test_handling_an_opinion_again_after_an_unknown_outcome_cannot_open_a_second_case(
+    demo: RoutingService, pool: asyncpg.Pool, submit: Submit, store: EventStore
+) -> None:
+    # As if the gate had been lost: the handler itself refuses to open a second case.
+    opinion = await submit("楼下垃圾桶满了好几天没人清运", community="南城社区")
+    event = opinion.event(registry)
+    for _ in range(2):
+        async with pool.acquire() as conn, conn.transaction():
+            assert isinstance(event, OpinionSubmitted)
+            await demo.open_case(event, opinion, conn)
+
+    case_id = case_id_for("demo", opinion.data["opinion_id"])
+    assert len(await store.read_stream(f"case-{case_id}")) == 2
+    count = await pool.fetchval("SELECT count(*) FROM routing.cases WHERE case_id = $1", case_id)
+    assert count == 1
+
+
+async def test_an_opinion_without_a_known_category_waits_in_the_station_triage_queue(
+    demo: RoutingService, consumer: RoutingConsumer, submit: Submit, store: EventStore
+) -> None:
+    opinion = await submit("想问一下社区最近有什么活动可以参加", station_code="xs_fenglin")
+
+    await consumer.apply(opinion)
+
+    events = await case_events(store, case_id_for("demo", opinion.data["opinion_id"]))
+    opened, assigned = events[0][1], events[1][1]
+    assert opened["category_code"] is None
+    assert opened["matched_keywords"] == []
+    assert assigned["queue"] == "triage"
+    assert assigned["station_code"] == "xs_fenglin"
+    assert assigned["representative_id"] is None
+    assert "分拣" in str(assigned["reason"])
+
+
+async def test_an_opinion_with_no_place_goes_to_the_district_triage_queue(
+    demo: RoutingService, consumer: RoutingConsumer, submit: Submit, store: EventStore
+) -> None:
+    opinion = await submit("希望增加公交线路的班次", channel="online")
+
+    await consumer.apply(opinion)
+
+    events = await case_events(store, case_id_for("demo", opinion.data["opinion_id"]))
+    assigned = events[1][1]
+    assert assigned["station_code"] is None
+    assert assigned["queue"] == "triage"
+
+
+async def test_an_opinion_with_only_a_point_goes_to_the_nearest_station(
+    demo: RoutingService, consumer: RoutingConsumer, submit: Submit, store: EventStore
+) -> None:
+    # A few metres from the 石门社区 station (30.2600, 120.1252).
+    opinion = await submit("井盖缺失，晚上很危险", lat=30.2601, long=120.1254)
+
+    await consumer.apply(opinion)
+
+    events = await case_events(store, case_id_for("demo", opinion.data["opinion_id"]))
+    assigned = events[1][1]
+    assert assigned["station_code"] == "xs_shimen"
+    assert "最近" in str(assigned["reason"])
+
+
+async def test_an_urgent_opinion_gets_hours_not_days_and_is_never_left_in_triage(
+    demo: RoutingService, consumer: RoutingConsumer, submit: Submit, store: EventStore
+) -> None:
+    opinion = await submit("三单元楼道里燃气泄漏，味道很大", community="锦绣社区")
+
+    await consumer.apply(opinion)
+
+    events = await case_events(store, case_id_for("demo", opinion.data["opinion_id"]))
+    opened, assigned = events[0][1], events[1][1]
+    assert opened["priority"] == "urgent"
+    assert opened["priority_keywords"] == ["燃气泄漏"]
+    assert opened["category_code"] == "safety"
+    # safety, urgent: respond within 1 clock hour, even on a holiday.
+    assert opened["response_due"] == "2026-09-28T11:00:00+08:00"
+    assert assigned["queue"] == "representative"
+    assert assigned["station_code"] == "nc_jinxiu"
+
+
+async def test_a_similar_opinion_nearby_is_linked_to_the_open_case(
+    demo: RoutingService,
+    consumer: RoutingConsumer,
+    submit: Submit,
+    store: EventStore,
+    pool: asyncpg.Pool,
+) -> None:
+    first = await submit("小区门口的路灯坏了一排", lat=30.2498, long=120.1602)
+    same_text = await submit("小区门口的路灯坏了一排！", community="河畔社区")
+    nearby = await submit("路灯不亮，夜里看不清路", lat=30.2508, long=120.1612)
+    far = await submit("路灯坏了", lat=30.2765, long=120.1600)
+    for opinion in (first, same_text, nearby, far):
+        await consumer.apply(opinion)
+    first_id = case_id_for("demo", first.data["opinion_id"])
+
+    def links(events: list[tuple[str, dict[str, object]]]) -> list[tuple[object, object]]:
+        return [(d["related_case_id"], d["relation"]) for t, d in events if t == "CaseLinked"]
+
+    same = await case_events(store, case_id_for("demo", same_text.data["opinion_id"]))
+    near = await case_events(store, case_id_for("demo", nearby.data["opinion_id"]))
+    distant = await case_events(store, case_id_for("demo", far.data["opinion_id"]))
+    assert (first_id, "duplicate") in links(same)
+    assert (first_id, "related") in links(near)
+    assert first_id not in [case for case, _ in links(distant)]
+    cluster = await pool.fetchval(
+        "SELECT count(*) FROM routing.case_links WHERE related_case_id = $1", first_id
+    )
+    assert cluster == 2
+
+
+async def test_unhappy_feedback_reopens_the_case_for_the_same_representative(
+    demo: RoutingService,
+    consumer: RoutingConsumer,
+    submit: Submit,
+    store: EventStore,
+    clock: Clock,
+) -> None:
+    opinion = await submit("楼道漏水很严重", station_code="dh_hubin", community="湖滨社区")
+    await consumer.apply(opinion)
+    case_id = case_id_for("demo", opinion.data["opinion_id"])
+    state = await demo.load_case(case_id)
+    assert state is not None
+    assert state.representative_id is not None
+    rep = Actor(id=state.representative_id, role=ActorRole.REPRESENTATIVE)
+    await demo.accept("demo", case_id, rep)
+    await demo.resolve("demo", case_id, rep, "已联系物业修好水管")
+    clock.advance(days=1)
+    feedback = FeedbackSubmitted(
+        district_id="demo",
+        occurred_at=clock.now,
+        actor=Actor(id="subj_resident", role=ActorRole.RESIDENT),
+        opinion_id=opinion.data["opinion_id"],
+        case_id=case_id,
+        resolution_seq=1,
+        satisfaction=2,
+        resolved=False,
+    )
+    stored = await append_event(store, feedback)
+
+    await consumer.apply(stored)
+    await consumer.apply(stored)
+
+    reopened = await demo.load_case(case_id)
+    assert reopened is not None
+    assert reopened.status is CaseStatus.IN_PROGRESS
+    assert reopened.representative_id == state.representative_id
+    types = [t for t, _ in await case_events(store, case_id)]
+    assert types.count("CaseReopened") == 1
+    data = (await case_events(store, case_id))[-1][1]
+    assert data["representative_id"] == state.representative_id
+    assert data["actor"] == {"id": "subj_resident", "role": "resident"}
+
+
+async def test_satisfied_feedback_is_recorded_without_reopening(
+    demo: RoutingService,
+    consumer: RoutingConsumer,
+    submit: Submit,
+    store: EventStore,
+    pool: asyncpg.Pool,
+) -> None:
+    opinion = await submit("垃圾清运不及时", community="文昌社区")
+    await consumer.apply(opinion)
+    case_id = case_id_for("demo", opinion.data["opinion_id"])
+    await demo.accept("demo", case_id, LIAISON)
+    await demo.resolve("demo", case_id, LIAISON, "已协调环卫每日清运两次")
+    feedback = FeedbackSubmitted(
+        district_id="demo",
+        occurred_at=datetime.now(SHANGHAI),
+        actor=Actor(id="subj_resident", role=ActorRole.RESIDENT),
+        opinion_id=opinion.data["opinion_id"],
+        case_id=case_id,
+        resolution_seq=1,
+        satisfaction=5,
+        resolved=True,
+    )
+
+    await consumer.apply(await append_event(store, feedback))
+
+    state = await demo.load_case(case_id)
+    assert state is not None
+    assert state.status is CaseStatus.RESOLVED
+    row = await pool.fetchrow(
+        "SELECT satisfaction, feedback_resolved FROM routing.cases WHERE case_id = $1", case_id
+    )
+    assert row is not None
+    assert tuple(row) == (5, True)
+
+
+async def test_a_withdrawn_opinion_closes_its_case(
+    demo: RoutingService, consumer: RoutingConsumer, submit: Submit, store: EventStore
+) -> None:
+    opinion = await submit("噪音扰民", community="枫林社区")
+    await consumer.apply(opinion)
+    withdrawn = OpinionWithdrawn(
+        district_id="demo",
+        occurred_at=datetime.now(SHANGHAI),
+        actor=Actor(id="subj_resident", role=ActorRole.RESIDENT),
+        opinion_id=opinion.data["opinion_id"],
+        reason="已和邻居协商解决",
+    )
+
+    await consumer.apply(await append_event(store, withdrawn))
+
+    case_id = case_id_for("demo", opinion.data["opinion_id"])
+    state = await demo.load_case(case_id)
+    assert state is not None
+    assert state.status is CaseStatus.CLOSED
+    last = (await case_events(store, case_id))[-1]
+    assert last[0] == "CaseClosed"
+    assert last[1]["withdrawn"] is True
+    # The resident's own words stay with intake.
+    assert "邻居" not in str(await case_events(store, case_id))
+
+
+async def test_two_scanners_record_each_missed_deadline_exactly_once_and_escalate_by_the_ladder(
+    demo: RoutingService,
+    consumer: RoutingConsumer,
+    submit: Submit,
+    store: EventStore,
+    clock: Clock,
+    pool: asyncpg.Pool,
+    segmenter: JiebaSegmenter,
+) -> None:
+    opinion = await submit("电梯经常停运", station_code="dh_donghu", community="东湖社区")
+    await consumer.apply(opinion)
+    case_id = case_id_for("demo", opinion.data["opinion_id"])
+    other = RoutingService(pool, store, segmenter=segmenter, clock=clock)
+
+    # Response due Tue 29 Sep 17:30. The station head is told and gets one working day.
+    at = datetime(2026, 9, 30, 9, 0, tzinfo=SHANGHAI)
+    first = await asyncio.gather(demo.scan_overdue(at), other.scan_overdue(at))
+    again = await demo.scan_overdue(at)
+
+    assert sum(first) == 1
+    assert again == 0
+
+    async def overdue() -> list[CaseOverdue]:
+        records = await store.read_stream(f"case-{case_id}")
+        events = [r.envelope().event(registry) for r in records]
+        return [e for e in events if isinstance(e, CaseOverdue)]
+
+    (told,) = await overdue()
+    assert told.deadline == "response"
+    assert told.due == datetime(2026, 9, 29, 17, 30, tzinfo=SHANGHAI)
+    assert told.escalation_level == "station_head"
+    assert told.escalated_to == "东湖社区代表联络站站长李秀英"
+    assert told.next_due == datetime(2026, 9, 30, 17, 30, tzinfo=SHANGHAI)
+
+    # The station head lets it pass too: the street committee is told, and its working
+    # day runs past the National Day holidays to Thursday 8 October.
+    assert await demo.scan_overdue(datetime(2026, 10, 1, 9, 0, tzinfo=SHANGHAI)) == 1
+    # Then the district, the last rung: no further deadline.
+    assert await demo.scan_overdue(datetime(2026, 10, 9, 9, 0, tzinfo=SHANGHAI)) == 1
+    assert await other.scan_overdue(datetime(2026, 10, 9, 9, 0, tzinfo=SHANGHAI)) == 0
+    ladder = await overdue()
+    assert [(o.deadline, o.escalation_level) for o in ladder] == [
+        ("response", "station_head"),
+        ("escalation", "street"),
+        ("escalation", "district"),
+    ]
+    assert ladder[1].escalated_to == "东湖街道人大工委"
+    assert ladder[1].next_due == datetime(2026, 10, 8, 17, 30, tzinfo=SHANGHAI)
+    assert ladder[2].escalated_to == "示范区人大常委会"
+    assert ladder[2].next_due is None
+    row = await pool.fetchrow(
+        "SELECT overdue, overdue_count FROM routing.cases WHERE case_id = $1", case_id
+    )
+    assert row is not None
+    assert tuple(row) == (True, 3)
+
+
+async def test_a_late_step_records_the_missed_deadline_first(
+    demo: RoutingService, consumer: RoutingConsumer, submit: Submit, store: EventStore, clock: Clock
+) -> None:
+    opinion = await submit("楼道灯坏了，物业不管", station_code="dh_donghu", community="东湖社区")
+    await consumer.apply(opinion)
+    case_id = case_id_for("demo", opinion.data["opinion_id"])
+    clock.now = datetime(2026, 9, 30, 9, 0, tzinfo=SHANGHAI)
+
+    await demo.accept("demo", case_id, Actor(id="r002", role=ActorRole.REPRESENTATIVE))
+    await demo.scan_overdue(clock.now)
+
+    types = [t for t, _ in await case_events(store, case_id)]
+    assert types == ["CaseOpened", "CaseAssigned", "CaseOverdue", "CaseAccepted"]
+
+
+async def test_the_read_models_rebuilt_from_the_store_equal_the_live_ones(
+    demo: RoutingService,
+    consumer: RoutingConsumer,
+    submit: Submit,
+    store: EventStore,
+    pool: asyncpg.Pool,
+) -> None:
+    places: list[tuple[str, dict[str, Any]]] = [
+        ("电梯坏了", {"station_code": "dh_donghu"}),
+        ("路灯不亮", {"community": "柳岸社区"}),
+        ("路灯不亮！", {"community": "柳岸社区"}),
+        ("孩子入学问题", {"lat": 30.2468, "long": 120.1659}),
+    ]
+    for text, place in places:
+        await consumer.apply(await submit(text, **place))
+    case_id = await pool.fetchval("SELECT case_id FROM routing.cases ORDER BY opened_at LIMIT 1")
+    await demo.accept("demo", case_id, LIAISON)
+    await demo.retire_representative("demo", "r060", "任期届满", LIAISON)
+
+    async def snapshot() -> dict[str, list[tuple[object, ...]]]:
+        tables = {
+            "cases": "SELECT * FROM routing.cases ORDER BY case_id",
+            "links": "SELECT * FROM routing.case_links ORDER BY case_id, related_case_id",
+            "representatives": "SELECT * FROM routing.representatives ORDER BY representative_id",
+            "stations": "SELECT * FROM routing.stations ORDER BY station_code",
+            "memberships": "SELECT * FROM routing.memberships "
+            "ORDER BY representative_id, station_code, joined_at",
+            "days": "SELECT * FROM routing.reception_days ORDER BY 2, 3, 4",
+            "districts": "SELECT district_id, name_zh, timezone, taxonomy, calendar, policy "
+            "FROM routing.districts",
+        }
+        return {k: [tuple(r) for r in await pool.fetch(q)] for k, q in tables.items()}
+
+    live = await snapshot()
+    async with pool.acquire() as conn:
+        counts = await projections.rebuild(conn, store)
+
+    assert counts["cases"] == 4
+    assert await snapshot() == live
+
+
+async def test_an_opinion_for_an_unregistered_district_is_dead_lettered_not_retried(
+    consumer: RoutingConsumer, submit: Submit, store: EventStore
+) -> None:
+    opinion = await submit("路灯不亮", district="nowhere", community="某社区")
+    with pytest.raises(PermanentError, match="nowhere"):
+        await consumer.apply(opinion)
+    assert (
+        await store.read_stream(f"case-{case_id_for('nowhere', opinion.data['opinion_id'])}") == []
+    )
+
+
+async def test_case_opened_records_why_it_was_classified(
+    demo: RoutingService, consumer: RoutingConsumer, submit: Submit, store: EventStore
+) -> None:
+    opinion = await submit(
+        "独居老人家门口的下水道堵了，积水很深", community="西山社区", category_hint="市政设施"
+    )
+    await consumer.apply(opinion)
+
+    records = await store.read_stream(f"case-{case_id_for('demo', opinion.data['opinion_id'])}")
+    opened = records[0].envelope().event(registry)
+    assert isinstance(opened, CaseOpened)
+    assert opened.category_code == "municipal"
+    assert opened.matched_keywords == ["积水", "下水道"]
+    assert opened.category_hint_matched is True
+    assert opened.priority_keywords == ["老人", "独居老人"]
+    assert opened.priority.value == "important"
+    assert records[0].metadata["causation_id"] == str(opinion.event_id)
+    assert opened.response_due is not None
+    assert opened.response_due - opened.occurred_at < timedelta(days=2)
