@@ -447,8 +447,9 @@ async def run_relay_lag(
         kafka_bootstrap=target.bootstrap,
         topic_prefix=topic_prefix,
         kafka_partitions=6,
-        **({"relay_poll_interval": poll_interval} if poll_interval else {}),
     )
+    if poll_interval:
+        settings = settings.model_copy(update={"relay_poll_interval": poll_interval})
     topic = settings.topic(CASES)
     writer_pool = await runtime_pool(url, 10)
     relay_pool = await create_pool(url, role=RUNTIME_ROLE, min_size=1, max_size=4)
