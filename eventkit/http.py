@@ -19,6 +19,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from eventkit.auth import AuthError, Principal, Role, verify_token
 from eventkit.logging import get_logger
@@ -158,6 +159,66 @@ def install_problem_handlers(app: FastAPI) -> None:
 ReadyCheck = Callable[[], Awaitable[bool]]
 
 
+class _Edge:
+    """Plain ASGI middleware at the edge of every service: a correlation id per request
+    (``X-Request-ID`` in and out, bound in the logs), the body-size limit on
+    ``Content-Length``, and the request metrics.
+
+    Written against ASGI directly rather than Starlette's ``BaseHTTPMiddleware``, which
+    relays every request and response through extra tasks and costs about a third of a
+    small request's CPU.
+    """
+
+    def __init__(self, app: ASGIApp, *, service: str, max_body_bytes: int) -> None:
+        self.app = app
+        self.service = service
+        self.max_body_bytes = max_body_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = dict(scope["headers"])
+        correlation = (headers.get(b"x-request-id") or b"").decode("latin-1")[:128]
+        correlation = correlation or uuid.uuid4().hex
+        length = headers.get(b"content-length", b"")
+        if length.isdigit() and int(length) > self.max_body_bytes:
+            kb = self.max_body_bytes // 1024
+            response = problem_response(
+                Problem(
+                    413,
+                    "too-large",
+                    "请求内容过大",
+                    "Request body too large",
+                    f"请求体不能超过 {kb} KB",
+                    f"The body may not exceed {kb} KB",
+                ),
+                scope.get("path"),
+            )
+            response.headers["X-Request-ID"] = correlation
+            await response(scope, receive, send)
+            return
+        status = 500
+        marker = correlation.encode("latin-1")
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                message["headers"] = [*message.get("headers", ()), (b"x-request-id", marker)]
+            await send(message)
+
+        started = time.perf_counter()
+        structlog.contextvars.bind_contextvars(correlation_id=correlation)
+        try:
+            await self.app(scope, receive, send_with_id)
+        finally:
+            structlog.contextvars.unbind_contextvars("correlation_id")
+            route = getattr(scope.get("route"), "path", "unmatched")
+            REQUESTS.labels(self.service, route, str(status)).inc()
+            LATENCY.labels(self.service, route).observe(time.perf_counter() - started)
+
+
 def create_app(
     *,
     service: str,
@@ -165,42 +226,13 @@ def create_app(
     lifespan: Callable[[FastAPI], AbstractAsyncContextManager[None]],
     max_body_bytes: int = 64 * 1024,
 ) -> FastAPI:
-    """A FastAPI app with problems, ``/healthz``, ``/readyz``, ``/metrics``, body limit
-    and a correlation id per request (``X-Request-ID`` in and out, bound in the logs)."""
+    """A FastAPI app with problems, ``/healthz``, ``/readyz``, ``/metrics``, ``/asyncapi``,
+    the body limit and a correlation id per request (see :class:`_Edge`)."""
     app = FastAPI(title=title, lifespan=lifespan)
     app.state.ready_checks = []
     install_problem_handlers(app)
 
-    @app.middleware("http")
-    async def around(
-        request: Request, call_next: Callable[[Request], Awaitable[Response]]
-    ) -> Response:
-        correlation = request.headers.get("x-request-id") or uuid.uuid4().hex
-        length = request.headers.get("content-length")
-        if length is not None and length.isdigit() and int(length) > max_body_bytes:
-            return problem_response(
-                Problem(
-                    413,
-                    "too-large",
-                    "请求内容过大",
-                    "Request body too large",
-                    f"请求体不能超过 {max_body_bytes // 1024} KB",
-                    f"The body may not exceed {max_body_bytes // 1024} KB",
-                ),
-                request.url.path,
-            )
-        started = time.perf_counter()
-        structlog.contextvars.bind_contextvars(correlation_id=correlation)
-        try:
-            response = await call_next(request)
-        finally:
-            structlog.contextvars.unbind_contextvars("correlation_id")
-        route = request.scope.get("route")
-        path = getattr(route, "path", "unmatched")
-        REQUESTS.labels(service, path, str(response.status_code)).inc()
-        LATENCY.labels(service, path).observe(time.perf_counter() - started)
-        response.headers["X-Request-ID"] = correlation
-        return response
+    app.add_middleware(_Edge, service=service, max_body_bytes=max_body_bytes)
 
     @app.get("/healthz", include_in_schema=False)
     async def healthz() -> dict[str, str]:
