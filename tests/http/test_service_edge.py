@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import AsyncIterator
+
 import httpx
 from fastapi import Depends, FastAPI
 
