@@ -271,9 +271,15 @@ def ignored(path: str) -> bool:
 
 
 def setting_names() -> list[str]:
-    """The environment variable of each field of Settings, in field order."""
+    """The environment variable of each field of the settings classes, shared and services'."""
+    from services.intake.settings import IntakeSettings
+    from services.routing.settings import RoutingSettings
+
     prefix = str(Settings.model_config.get("env_prefix", ""))
-    return [(prefix + name).upper() for name in Settings.model_fields]
+    names: dict[str, None] = {}
+    for cls in (Settings, IntakeSettings, RoutingSettings):
+        names.update({(prefix + name).upper(): None for name in cls.model_fields})
+    return list(names)
 
 
 def url_user(url: str) -> str | None:
@@ -686,9 +692,10 @@ def test_k8s_services_take_every_secret_setting_from_the_secret() -> None:
 
 def test_no_k8s_process_keeps_a_setting_that_points_at_loopback() -> None:
     loopback = re.compile(r"127\.0\.0\.1|localhost|\[::1\]")
+    prefix = str(Settings.model_config.get("env_prefix", ""))
     local_defaults = {
-        setting
-        for setting, field in zip(setting_names(), Settings.model_fields.values(), strict=True)
+        (prefix + name).upper()
+        for name, field in Settings.model_fields.items()
         if isinstance(field.default, str) and loopback.search(field.default)
     }
     assert local_defaults, "no default points at loopback any more"
