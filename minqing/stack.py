@@ -516,8 +516,8 @@ class _Stack:
             say = self.console.say
             say("Minqing 本地系统已启动 / the local stack is up")
             for spec in services:
-                if spec.port is not None:
-                    say(f"  {spec.name:<13} http://127.0.0.1:{spec.port}/")
+                if spec.effective_port() is not None:
+                    say(f"  {spec.name:<13} http://127.0.0.1:{spec.effective_port()}/")
             if not services:
                 say("  (还没有服务 / no services yet)")
             say(f"  {'database':<13} {database_label}")
@@ -539,10 +539,11 @@ class _Stack:
                 f"{EXTERNAL_KAFKA_ENV}=1 to use the broker that listens there."
             )
         for spec in services:
-            if spec.port is not None and port_in_use("127.0.0.1", spec.port):
+            service_port = spec.effective_port()
+            if service_port is not None and port_in_use("127.0.0.1", service_port):
                 raise _StartupError(
-                    f"端口 {spec.port} 已被占用 / port {spec.port} ({spec.name}) is taken: "
-                    "another `minqing up` with another data dir?"
+                    f"端口 {service_port} 已被占用 / port {service_port} ({spec.name}) is taken: "
+                    f"another `minqing up`? Move the service with {spec.port_variable}=<port>."
                 )
 
     def _migrate(self, database_url: str) -> None:

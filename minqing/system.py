@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import os
 from dataclasses import dataclass
 
 
@@ -14,6 +15,18 @@ class ServiceSpec:
     module: str
     """The module that ``python -m`` runs."""
     port: int | None
+    """The default HTTP port; ``MINQING_<NAME>_PORT`` overrides it (the service reads the
+    same variable through its settings)."""
+
+    @property
+    def port_variable(self) -> str:
+        """The environment variable that moves the service to another port."""
+        return f"MINQING_{self.name.upper()}_PORT"
+
+    def effective_port(self) -> int | None:
+        """The port the service will listen on, given the environment."""
+        value = os.environ.get(self.port_variable)
+        return int(value) if value and value.isdigit() else self.port
 
 
 SERVICES: tuple[ServiceSpec, ...] = (

@@ -33,6 +33,7 @@ from eventkit.local import die_with_parent, free_port, port_in_use
 from eventkit.settings import Settings
 from eventkit.store import EventStore
 from minqing.stack import local_database_url
+from minqing.system import existing_services
 
 pytestmark = pytest.mark.slow
 
@@ -54,13 +55,15 @@ def data_dir() -> Iterator[Path]:
 
 @pytest.fixture
 def env(data_dir: Path) -> dict[str, str]:
-    """The environment of the ``minqing`` commands: our data dir and our broker port."""
+    """The environment of the ``minqing`` commands: our data dir, our broker port and our
+    service ports, so a developer's own running stack is never in the way."""
     clean = {k: v for k, v in os.environ.items() if not k.startswith("MINQING_")}
     return {
         **clean,
         "MINQING_DATA_DIR": str(data_dir),
         "MINQING_KAFKA_BOOTSTRAP": f"127.0.0.1:{free_port()}",
         "MINQING_LOG_FORMAT": "json",
+        **{spec.port_variable: str(free_port()) for spec in existing_services()},
     }
 
 
