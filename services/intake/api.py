@@ -15,7 +15,9 @@ from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from contracts import Channel, OnBehalfOf
+from eventkit.auth import Role
 from eventkit.http import Problem
+from eventkit.logging import get_logger
 from services.intake.deps import (
     IntakeDep,
     StaffDep,
@@ -43,6 +45,13 @@ from services.intake.opinions import opinion_by_id
 from services.intake.settings import IntakeSettings
 
 router = APIRouter(prefix="/api/v1")
+
+#: Audit trail of who opened which resident's contact details (never the details).
+audit_log = get_logger("services.intake.audit")
+
+#: The staff roles whose work needs the resident's name and phone: the others see the
+#: opinion with the contact withheld.
+CONTACT_ROLES = frozenset({Role.LIAISON, Role.STREET_SUPERVISOR, Role.DISTRICT_ADMIN})
 
 
 # --- bodies ---------------------------------------------------------------------------
@@ -181,6 +190,7 @@ async def submit_opinion(request: Request) -> JSONResponse:
                 ),
                 header,
                 payload,
+                secret=intake.settings.intake_hash_secret,
             )
             if header is not None
             else None
@@ -200,7 +210,9 @@ async def submit_opinion(request: Request) -> JSONResponse:
 
 @router.get("/opinions/{opinion_id}", summary="查看意见（工作人员）/ An opinion, for staff")
 async def get_opinion(intake: IntakeDep, principal: StaffDep, opinion_id: str) -> dict[str, Any]:
-    """An opinion with the resident's contact details opened, for staff of its district.
+    """An opinion, for staff of its district; the resident's contact details are opened
+    only for liaison officers, street supervisors and district administrators (each
+    opening is written to the audit log). Other roles get ``contact_withheld: true``.
 
     After ``minqing privacy forget`` the contact shows as erased: the key is gone.
     """
@@ -211,10 +223,20 @@ async def get_opinion(intake: IntakeDep, principal: StaffDep, opinion_id: str) -
     submitted = next((e for e in events if e.event_type == "OpinionSubmitted"), None)
     submitter = (submitted.data.get("submitter") if submitted else None) or None
     contact: dict[str, Any] | None = None
-    if submitter is not None:
+    withheld = submitter is not None and principal.role not in CONTACT_ROLES
+    if submitter is not None and not withheld:
         opened = await intake.vault.open(
             submitter["subject_id"],
             {"name": submitter.get("name_ciphertext"), "phone": submitter.get("phone_ciphertext")},
+        )
+        audit_log.info(
+            "contact opened",
+            audit=True,
+            subject=principal.subject,
+            role=principal.role.value,
+            opinion_id=opinion_id,
+            subject_id=submitter["subject_id"],
+            erased=opened is None,
         )
         contact = {
             "subject_id": submitter["subject_id"],
@@ -226,6 +248,7 @@ async def get_opinion(intake: IntakeDep, principal: StaffDep, opinion_id: str) -
     view = tracking.to_json()
     view.pop("tracking_code")  # the resident's credential, not staff's business
     view["contact"] = contact
+    view["contact_withheld"] = withheld
     view["external_ref"] = record.external_ref
     view["attachments"] = list(record.attachments)
     return view
@@ -323,7 +346,11 @@ def _qr(data: str) -> segno.QRCode:
     return segno.make(data, error="m", micro=False)
 
 
-@router.get("/stations/{station_code}/qr.svg", summary="民情码 SVG / QR poster code (SVG)")
+@router.get(
+    "/stations/{station_code}/qr.svg",
+    dependencies=[Depends(limit_reads)],
+    summary="民情码 SVG / QR poster code (SVG)",
+)
 async def station_qr_svg(
     intake: IntakeDep, station_code: str, district: str | None = None, scale: int = 8
 ) -> Response:
@@ -345,7 +372,11 @@ async def station_qr_svg(
     )
 
 
-@router.get("/stations/{station_code}/qr.png", summary="民情码 PNG / QR poster code (PNG)")
+@router.get(
+    "/stations/{station_code}/qr.png",
+    dependencies=[Depends(limit_reads)],
+    summary="民情码 PNG / QR poster code (PNG)",
+)
 async def station_qr_png(
     intake: IntakeDep, station_code: str, district: str | None = None, scale: int = 10
 ) -> Response:

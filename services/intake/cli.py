@@ -16,6 +16,7 @@ from eventkit.settings import Settings
 from eventkit.store import EventStore
 from services.intake.directory import Directory
 from services.intake.hotline import ImportFileError, ImportReport, import_work_orders, read_rows
+from services.intake.settings import IntakeSettings
 from services.intake.submission import Submissions
 
 
@@ -99,6 +100,7 @@ def import_12345(
                 operator=operator,
                 tz=known.timezone,
                 now=datetime.now(UTC),
+                hash_key=IntakeSettings().intake_hash_secret,
             )
         finally:
             await pool.close()
@@ -113,6 +115,11 @@ def import_12345(
         click.echo(
             f"  第 {rejection.row} 行 工单 {rejection.number or '-'}：{rejection.reason} / "
             f"row {rejection.row}: {rejection.reason_en}"
+        )
+    for warning in sorted(outcome.warnings, key=lambda w: w.row):
+        click.echo(
+            f"  注意：第 {warning.row} 行 工单 {warning.number or '-'}：{warning.reason} / "
+            f"warning, row {warning.row}: {warning.reason_en}"
         )
     if report is not None:
         outcome.write_csv(report)

@@ -269,6 +269,16 @@ class CleanSubmission:
     category_hint: str | None
     community: str | None
     address: str | None
+    phone_identified: bool = True
+    """Whether ``phone`` is a normalised mainland mobile number, which identifies the
+    resident (blind index, same subject on every submission). A number another system
+    passed on as given (a landline from 12345, anything from Open311) is only sealed."""
+
+
+PHONE_AS_GIVEN_CHANNELS: Final = frozenset({Channel.HOTLINE_12345, Channel.OPEN311})
+"""Channels relaying numbers we do not choose the format of: a number that is not a
+mainland mobile is kept as given (sealed, never an identifier) instead of refused."""
+PHONE_MAX: Final = 40
 
 
 def normalise_phone(raw: str) -> str | None:
@@ -284,10 +294,19 @@ def normalise_phone(raw: str) -> str | None:
     return digits if MOBILE.match(digits) else None
 
 
+_CONTROL: Final = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+
+
+def strip_controls(value: str) -> str:
+    """``value`` without C0 control characters (tab, newline and carriage return kept)
+    and DEL: they carry no meaning in a resident's text and break XML output."""
+    return _CONTROL.sub("", value)
+
+
 def _blank(value: str | None) -> str | None:
     if value is None:
         return None
-    value = value.strip()
+    value = strip_controls(value).strip()
     return value or None
 
 
@@ -323,7 +342,7 @@ def _check_url(index: int, url: str) -> FieldError | None:
 def check_submission(command: SubmitOpinion) -> CleanSubmission:
     """The submission checked field by field; :class:`InvalidSubmission` lists every error."""
     errors: list[FieldError] = []
-    text = command.text.strip()
+    text = strip_controls(command.text).strip()
     if len(text) < TEXT_MIN:
         errors.append(
             FieldError(
@@ -361,6 +380,7 @@ def check_submission(command: SubmitOpinion) -> CleanSubmission:
             )
         )
     name = phone = raw_phone = None
+    phone_identified = True
     if command.contact is not None:
         name = _blank(command.contact.name)
         if name is not None and len(name) > NAME_MAX:
@@ -375,6 +395,12 @@ def check_submission(command: SubmitOpinion) -> CleanSubmission:
         raw_phone = _blank(command.contact.phone)
         if raw_phone is not None:
             phone = normalise_phone(raw_phone)
+            if (
+                phone is None
+                and command.channel in PHONE_AS_GIVEN_CHANNELS
+                and len(raw_phone) <= PHONE_MAX
+            ):
+                phone, phone_identified = raw_phone, False
             if phone is None:
                 # Never echo the number: it is personal data, and problems get logged.
                 errors.append(
@@ -483,6 +509,7 @@ def check_submission(command: SubmitOpinion) -> CleanSubmission:
         category_hint=category,
         community=community,
         address=address,
+        phone_identified=phone_identified,
     )
 
 

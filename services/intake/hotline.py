@@ -46,7 +46,13 @@ from zoneinfo import ZoneInfo
 from contracts import Channel
 from eventkit.auth import Principal, Role
 from eventkit.logging import get_logger
-from services.intake.domain import Contact, IntakeError, SubmitOpinion, format_tracking_code
+from services.intake.domain import (
+    Contact,
+    IntakeError,
+    SubmitOpinion,
+    format_tracking_code,
+    normalise_phone,
+)
 from services.intake.idempotency import IdempotencyKey
 from services.intake.submission import Submissions
 
@@ -309,6 +315,9 @@ class ImportReport:
 
     imported: list[Imported] = field(default_factory=list)
     rejected: list[Rejection] = field(default_factory=list)
+    warnings: list[Rejection] = field(default_factory=list)
+    """Rows imported with something an operator should know (e.g. a landline kept as
+    given): the same shape as a rejection, but the row is in."""
 
     @property
     def created(self) -> list[Imported]:
@@ -325,7 +334,9 @@ class ImportReport:
         with path.open("w", encoding="utf-8-sig", newline="") as out:
             writer = csv.writer(out)
             writer.writerow(["行号", "工单编号", "结果", "意见编号", "查询码", "原因", "reason"])
+            warned = {w.row: w for w in self.warnings}
             for i in sorted(self.imported, key=lambda x: x.row):
+                warning = warned.get(i.row)
                 writer.writerow(
                     [
                         i.row,
@@ -333,8 +344,8 @@ class ImportReport:
                         "已导入（重复）" if i.duplicate else "已导入",
                         i.opinion_id,
                         format_tracking_code(i.tracking_code),
-                        "",
-                        "",
+                        warning.reason if warning else "",
+                        warning.reason_en if warning else "",
                     ]
                 )
             for r in sorted(self.rejected, key=lambda x: x.row):
@@ -360,6 +371,7 @@ async def import_work_orders(
     operator: str,
     tz: ZoneInfo,
     now: datetime,
+    hash_key: bytes,
 ) -> ImportReport:
     """Submit each row as a 12345 opinion of ``district_id``; report every outcome."""
     report = ImportReport()
@@ -368,7 +380,9 @@ async def import_work_orders(
         number = _clean(fields.get("number"))
         try:
             order = parse_work_order(row, fields, tz=tz, now=now)
-            key = IdempotencyKey.of(f"12345:{district_id}", order.number, order.fingerprint())
+            key = IdempotencyKey.of(
+                f"12345:{district_id}", order.number, order.fingerprint(), secret=hash_key
+            )
             receipt = await submissions.submit(order.command(district_id), hotline, key=key)
         except RowRejected as exc:
             report.rejected.append(Rejection(row, number, exc.reason, exc.reason_en))
@@ -394,4 +408,15 @@ async def import_work_orders(
         report.imported.append(
             Imported(row, order.number, receipt.opinion_id, receipt.tracking_code, receipt.replayed)
         )
+        if order.contact_phone is not None and normalise_phone(order.contact_phone) is None:
+            # Never echo the number: the report is a file operators pass around.
+            report.warnings.append(
+                Rejection(
+                    row,
+                    order.number,
+                    "联系电话不是手机号（如座机），已按原样加密保存，不用于识别同一居民",
+                    "the phone is not a mobile number (a landline?): sealed as given, "
+                    "not used to recognise the resident",
+                )
+            )
     return report

@@ -10,6 +10,7 @@ event id is derived from the key too, so the store itself would refuse a second 
 from __future__ import annotations
 
 import hashlib
+import hmac
 import json
 import re
 import uuid
@@ -55,10 +56,15 @@ class InvalidIdempotencyKey(IntakeError):
         )
 
 
-def request_hash(payload: Any) -> bytes:
-    """A digest of a request's meaning: its parsed body in canonical JSON."""
+def request_hash(payload: Any, secret: bytes) -> bytes:
+    """A digest of a request's meaning: its parsed body in canonical JSON, keyed.
+
+    HMAC-SHA256 with the server's ``intake_hash_key``: a body may hold a resident's name
+    and phone, and a plain hash of it would let anyone with the table confirm a guessed
+    name and number offline, even after the resident's key is shredded.
+    """
     canonical = json.dumps(payload, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
-    return hashlib.sha256(canonical.encode()).digest()
+    return hmac.new(secret, canonical.encode(), hashlib.sha256).digest()
 
 
 @dataclass(frozen=True)
@@ -70,11 +76,12 @@ class IdempotencyKey:
     request_hash: bytes
 
     @classmethod
-    def of(cls, scope: str, key: str, payload: Any) -> IdempotencyKey:
-        """A checked key for ``payload`` (:class:`InvalidIdempotencyKey` otherwise)."""
+    def of(cls, scope: str, key: str, payload: Any, *, secret: bytes) -> IdempotencyKey:
+        """A checked key for ``payload``, hashed with ``secret`` (the settings'
+        ``intake_hash_secret``); :class:`InvalidIdempotencyKey` otherwise."""
         if not _KEY.match(key):
             raise InvalidIdempotencyKey()
-        return cls(scope, key, request_hash(payload))
+        return cls(scope, key, request_hash(payload, secret))
 
     @property
     def event_id(self) -> uuid.UUID:

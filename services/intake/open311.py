@@ -12,6 +12,7 @@ import hashlib
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from urllib.parse import urlsplit
 
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
@@ -30,11 +31,13 @@ from services.intake.deps import (
 )
 from services.intake.directory import SHANGHAI, District
 from services.intake.domain import (
+    TEXT_MIN,
     ApiClient,
     Contact,
     IntakeError,
     SubmitOpinion,
     format_tracking_code,
+    strip_controls,
 )
 from services.intake.idempotency import IdempotencyKey
 from services.intake.progress import Names
@@ -236,6 +239,34 @@ def _float(form: dict[str, str], name: str) -> float | None:
         raise Open311Error(400, f"{name} 不是数字 / {name} is not a number") from None
 
 
+def request_text(description: str | None, service_name: str, address: str | None) -> str:
+    """The opinion's text for an Open311 request: its description, or when that is missing
+    or too short for our minimum (the spec makes it optional), the service's name and the
+    address, with whatever short description there was."""
+    given = strip_controls(description or "").strip()
+    if len(given) >= TEXT_MIN:
+        return given
+    parts = [f"【{service_name}】", address or "", given]
+    text = " ".join(p.strip() for p in parts if p and p.strip())
+    if len(text) < TEXT_MIN:
+        text += "（Open311 报告）"
+    return text
+
+
+def _media(url: str | None) -> tuple[tuple[str, ...], str | None]:
+    """The attachments a ``media_url`` makes, and a notice when it was left out: the spec
+    accepts any URL, we keep only https ones."""
+    url = (url or "").strip()
+    if not url:
+        return (), None
+    if urlsplit(url).scheme.lower() == "https":
+        return (url,), None
+    return (), (
+        "media_url 不是 https:// 链接，未作为附件保存 / media_url was not kept as an "
+        "attachment: only https:// URLs are"
+    )
+
+
 def _name(first: str | None, last: str | None) -> str | None:
     parts = [p.strip() for p in (last, first) if p and p.strip()]
     if not parts:
@@ -283,26 +314,30 @@ async def create_request(request: Request, suffix: str) -> Response:
                 "location is required: lat & long, address_string or "
                 "address_id",
             )
-        if not fields.get("description"):
-            raise Open311Error(400, "请填写 description（问题描述）/ description is required")
+        attachments, media_notice = _media(fields.get("media_url"))
         name = _name(fields.get("first_name"), fields.get("last_name"))
         phone = fields.get("phone")
         command = SubmitOpinion(
             channel=Channel.OPEN311,
-            text=fields["description"],
+            text=request_text(fields.get("description"), category.name_zh, address),
             district_id=district.district_id,
             category_hint=category.code,
             address=address,
             lat=lat,
             long=long,
             contact=Contact(name, phone) if name or phone else None,
-            attachments=(fields["media_url"],) if fields.get("media_url") else (),
+            attachments=attachments,
         )
         client = _api_client(district.district_id, api_key)
         header = request.headers.get("idempotency-key")
         payload = {k: v for k, v in fields.items() if k != "api_key"}
         key = (
-            IdempotencyKey.of(f"open311:{district.district_id}:{client.client_id}", header, payload)
+            IdempotencyKey.of(
+                f"open311:{district.district_id}:{client.client_id}",
+                header,
+                payload,
+                secret=intake.settings.intake_hash_secret,
+            )
             if header
             else None
         )
@@ -315,6 +350,8 @@ async def create_request(request: Request, suffix: str) -> Response:
             f"已受理，请保存查询码 {tracking}，可在 {url} 查看办理进度。 / Received: keep the "
             f"tracking code {tracking} and follow the case at {url}."
         )
+        if media_notice is not None:
+            notice = f"{notice} {media_notice}"
         body = fmt.render_list(
             form, "service_requests", "request", [fmt.created(receipt.opinion_id, notice)]
         )

@@ -45,12 +45,16 @@ _LIST_ITEMS: Final[dict[str, str]] = {
 """The element of each item of a nested list (XML), per the specification."""
 
 
+_NOT_XML: Final = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+"""Characters XML 1.0 does not allow (a second guard: intake strips controls already)."""
+
+
 def _text(value: Any) -> str | None:
     if value is None:
         return None
     if isinstance(value, bool):
         return "true" if value else "false"
-    return str(value)
+    return _NOT_XML.sub("", str(value))
 
 
 def _element(tag: str, value: Any) -> ET.Element:
@@ -138,6 +142,18 @@ def service_definition(category: Category) -> dict[str, Any]:
     return {"service_code": category.code, "attributes": []}
 
 
+PUBLISHED_CHANNELS: Final = frozenset({"open311", "online"})
+"""Channels whose residents wrote for a public web form: their text and address may be
+shown to anyone. What was said at a walk-in, by a spokesperson, on a visit or to 12345
+was not written to be published: those show the service's name and no address."""
+POSITION_DECIMALS: Final = 3
+"""Public positions are rounded to about 100 m: enough for a map, not a front door."""
+
+
+def _rounded(value: float | None) -> float | None:
+    return None if value is None else round(value, POSITION_DECIMALS)
+
+
 def service_request(
     view: RequestView,
     names: Names,
@@ -152,23 +168,28 @@ def service_request(
     status_notes = f"{stage_zh}：{note}" if note else stage_zh
     code = view.service_code
     category = names.categories.get(code or "")
+    service_name = category[0] if category else None
+    public = opinion.channel in PUBLISHED_CHANNELS
+    description = (
+        mask_personal_numbers(opinion.text) if publish_description and public else service_name
+    )
     return {
         "service_request_id": opinion.opinion_id,
         "status": open311_status(view.stage),
         "status_notes": mask_personal_numbers(status_notes),
-        "service_name": category[0] if category else None,
+        "service_name": service_name,
         "service_code": code,
-        "description": mask_personal_numbers(opinion.text) if publish_description else None,
+        "description": description,
         "agency_responsible": agency_responsible(progress, names) if progress else None,
         "service_notice": None,
         "requested_datetime": w3c(opinion.submitted_at, tz),
         "updated_datetime": w3c(view.updated_at, tz),
         "expected_datetime": w3c(progress.resolution_due, tz) if progress else None,
-        "address": opinion.address or opinion.community,
+        "address": (opinion.address or opinion.community) if public else None,
         "address_id": None,
         "zipcode": None,
-        "lat": opinion.lat,
-        "long": opinion.long,
+        "lat": _rounded(opinion.lat),
+        "long": _rounded(opinion.long),
         "media_url": opinion.attachments[0] if opinion.attachments else None,
     }
 

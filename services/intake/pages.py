@@ -236,7 +236,12 @@ async def qr_form_post(
     payload = {k: v for k, v in fields.items() if k not in {"idempotency_key", "lang"}}
     try:
         key = (
-            IdempotencyKey.of("public", fields["idempotency_key"], payload)
+            IdempotencyKey.of(
+                "public",
+                fields["idempotency_key"],
+                payload,
+                secret=intake.settings.intake_hash_secret,
+            )
             if fields.get("idempotency_key")
             else None
         )

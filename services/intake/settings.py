@@ -30,7 +30,9 @@ class IntakeSettings(Settings):
     open311_contact: str = "区人大常委会代表联络工作室 / district people's congress liaison office"
     """Shown in the Open311 discovery document."""
     open311_publish_descriptions: bool = True
-    """Whether GET requests shows the resident's text (phone and ID numbers masked)."""
+    """Whether GET requests shows the resident's text (phone and ID numbers masked), for
+    opinions sent through the public web channels (``open311``, ``online``) only: the
+    others always show the service's name and no address."""
 
     rate_submit_per_minute: float = Field(default=6.0, gt=0)
     """Public submissions (QR, online, Open311, feedback) per client address per minute."""
@@ -41,6 +43,12 @@ class IntakeSettings(Settings):
     trusted_proxies: list[str] = Field(default_factory=list)
     """Networks (CIDR) of reverse proxies whose X-Forwarded-For names the real client."""
 
+    intake_hash_key: str = "minqing-local-development-intake-hash-key-change-me"
+    """Key of the HMAC-SHA256 digests intake stores of request bodies (idempotency keys,
+    12345 work orders, Open311 posts), which may hold a resident's name and phone. Set a
+    long random value in production (``MINQING_INTAKE_HASH_KEY``); changing it only
+    makes a retry of an earlier request with its old key look like a different request."""
+
     directory_cache_seconds: float = Field(default=5.0, ge=0)
     """How long a station or district looked up for a submission is reused."""
 
@@ -48,6 +56,11 @@ class IntakeSettings(Settings):
     def trusted_proxy_networks(self) -> tuple[IPv4Network | IPv6Network, ...]:
         """``trusted_proxies`` parsed."""
         return tuple(ip_network(cidr, strict=False) for cidr in self.trusted_proxies)
+
+    @property
+    def intake_hash_secret(self) -> bytes:
+        """``intake_hash_key`` as the HMAC key."""
+        return self.intake_hash_key.encode()
 
     def api_keys_for(self, district_id: str) -> list[str]:
         """Every Open311 api_key accepted for ``district_id``."""

@@ -212,7 +212,7 @@ class Submissions:
             sealed = await self._vault.seal(
                 place.district_id,
                 {"name": clean.name, "phone": clean.phone},
-                identifier=clean.phone,
+                identifier=clean.phone if clean.phone_identified else None,
                 conn=conn,
             )
             submitter = SubmitterRef(

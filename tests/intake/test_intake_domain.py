@@ -685,3 +685,39 @@ def test_a_matter_can_be_withdrawn_once_and_only_before_it_is_handled() -> None:
         assert refused.value.code == code
     with pytest.raises(InvalidSubmission):
         decide_withdrawal(open_matter, "因" * 501, now=NOW)
+
+
+# --- control characters ------------------------------------------------------------------
+
+
+def test_control_characters_are_stripped_from_every_free_text_field() -> None:
+    clean = check_submission(
+        submission(
+            text="楼道里\x01的灯坏了\x7f一个月了\n第二行\t完",
+            category_hint="municipal.\x02road",
+            community="中关村\x1b社区",
+            address="东门\x00",
+            contact=Contact("王\x0b秀英", "139\x0c1234 5678"),
+            consent=True,
+        )
+    )
+    assert clean.text == "楼道里的灯坏了一个月了\n第二行\t完"
+    assert clean.category_hint == "municipal.road"
+    assert clean.community == "中关村社区"
+    assert clean.address == "东门"
+    assert clean.name == "王秀英"
+    assert clean.phone == "13912345678"
+    event = decide_feedback(state(), GiveFeedback(4, True, "很\x08快\x7f"), now=NOW)
+    assert event.comment == "很快"
+    from services.intake.domain import WithdrawalState, decide_withdrawal
+
+    open_matter = WithdrawalState("op_1", DISTRICT, withdrawn=False, finished=False)
+    assert decide_withdrawal(open_matter, "修\x1f好了", now=NOW).reason == "修好了"
+
+
+def test_the_xml_writer_drops_characters_xml_does_not_allow() -> None:
+    body = fmt.render_list(
+        "xml", "service_requests", "request", [{"description": "坏\x01了\ufffe\x7f\n"}]
+    )
+    root = ET.fromstring(body)
+    assert root.findtext("request/description") == "坏了\x7f\n"

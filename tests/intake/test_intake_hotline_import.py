@@ -102,7 +102,7 @@ async def test_bad_rows_are_reported_with_their_reason_and_never_stop_the_good_o
         row("", "没有工单编号的一行记录"),  # row 3
         row("2025031600003", "来电时间写错的一行记录", at="昨天上午"),  # row 4
         row("2025031600004", "太短"),  # row 5
-        row("2025031600005", "电话号码不对的一行记录", name="赵先生", phone="1380000"),  # 6
+        row("2025031600005", "电话号码是座机的一行记录", name="赵先生", phone="1380000"),  # 6
         row("2025031600006", "承办站点不存在的一行记录", station="no_such_station"),  # row 7
         row("2025031600007", "附件不是https的一行", attachment="http://files.example.cn/a.jpg"),
         row("2025031600008", "指定承办站点的一行记录", station=STATION),  # row 9
@@ -116,14 +116,14 @@ async def test_bad_rows_are_reported_with_their_reason_and_never_stop_the_good_o
     result = import_12345(database_url, path, "--report", str(report))
 
     assert result.returncode == 1
-    assert "10 rows: 2 imported, 1 already imported, 7 rejected" in result.stdout
+    assert "10 rows: 3 imported, 1 already imported, 6 rejected" in result.stdout
     out = result.stdout
     assert "第 3 行 工单 -：缺少工单编号" in out
     assert "第 4 行 工单 2025031600003：来电时间格式不正确" in out
     assert "第 5 行" in out
     assert "text is too short" in out
-    assert "第 6 行" in out
-    assert "mobile number" in out
+    assert "注意：第 6 行 工单 2025031600005" in out  # imported, with a warning
+    assert "not a mobile number" in out
     assert "第 7 行" in out
     assert "Unknown station" in out
     assert "第 8 行" in out
@@ -134,6 +134,7 @@ async def test_bad_rows_are_reported_with_their_reason_and_never_stop_the_good_o
     events = [e.data for e in await store.read_all() if e.event_type == "OpinionSubmitted"]
     assert [(e["external_ref"], e["location"]["station_code"]) for e in events] == [
         ("2025031600001", None),
+        ("2025031600005", None),
         ("2025031600008", STATION),
     ]
     with report.open(encoding="utf-8-sig") as f:
@@ -143,7 +144,7 @@ async def test_bad_rows_are_reported_with_their_reason_and_never_stop_the_good_o
         3: "未导入",
         4: "未导入",
         5: "未导入",
-        6: "未导入",
+        6: "已导入",
         7: "未导入",
         8: "未导入",
         9: "已导入",
@@ -168,3 +169,41 @@ async def test_a_file_that_cannot_be_read_is_refused_whole(
     unknown = import_12345(database_url, EXAMPLES / "12345_workorders.csv", district="atlantis")
     assert unknown.returncode == 1
     assert "not registered" in unknown.stderr
+
+
+async def test_a_landline_is_sealed_as_given_and_the_row_imported_with_a_warning(
+    directory: None, database_url: str, store: EventStore, pool: asyncpg.Pool, tmp_path: Path
+) -> None:
+    from eventkit.privacy import PersonalDataVault
+
+    landline = "010-6275 1234"
+    lines = [
+        HEADER,
+        f"2025031700001,2025-03-17 08:00:00,市政设施,楼下路灯坏了一个多月没人修,东门,,"
+        f"张先生,{landline},,",
+        f"2025031700002,2025-03-17 09:00:00,市政设施,楼道里堆满了杂物没人清,东门,,"
+        f"张先生,{landline},,",
+    ]
+    path = tmp_path / "landline.csv"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    report = tmp_path / "report.csv"
+
+    result = import_12345(database_url, path, "--report", str(report))
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "2 rows: 2 imported, 0 already imported, 0 rejected" in result.stdout
+    assert "warning, row 2: the phone is not a mobile number" in result.stdout
+    assert landline not in result.stdout + result.stderr
+    events = [e.data for e in await store.read_all() if e.event_type == "OpinionSubmitted"]
+    submitters = [e["submitter"] for e in events]
+    assert all(s is not None for s in submitters)
+    # Sealed as given, never a blind index: two calls are two subjects, not one resident.
+    assert submitters[0]["subject_id"] != submitters[1]["subject_id"]
+    opened = await PersonalDataVault(pool).open(
+        submitters[0]["subject_id"], {"phone": submitters[0]["phone_ciphertext"]}
+    )
+    assert opened == {"phone": landline}
+    with report.open(encoding="utf-8-sig") as f:
+        rows = {int(r["行号"]): r for r in csv.DictReader(f)}
+    assert rows[2]["结果"] == "已导入"
+    assert "not a mobile number" in rows[2]["reason"]

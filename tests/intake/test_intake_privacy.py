@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import asyncpg
 import httpx
@@ -203,3 +205,96 @@ async def test_the_services_may_delete_keys_and_nothing_else_of_the_privacy_tabl
             with pytest.raises(asyncpg.InsufficientPrivilegeError):
                 await conn.execute(statement)
         assert await conn.execute("DELETE FROM privacy.subject_keys") == "DELETE 1"
+
+
+_MINQING = (sys.executable, "-m", "minqing.cli")
+
+
+def _import_12345(database_url: str, path: Path, hash_key: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [*_MINQING, "intake", "import-12345", str(path), "--district", DISTRICT],
+        env={
+            **os.environ,
+            "MINQING_DATABASE_URL": database_url,
+            "MINQING_LOG_FORMAT": "json",
+            "MINQING_INTAKE_HASH_KEY": hash_key,
+        },
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def _canonical(payload: object) -> bytes:
+    import json
+
+    return json.dumps(payload, sort_keys=True, ensure_ascii=False, separators=(",", ":")).encode()
+
+
+async def test_stored_request_hashes_are_keyed_and_cannot_confirm_a_guess(
+    client: httpx.AsyncClient,
+    intake_settings: IntakeSettings,
+    pool: asyncpg.Pool,
+    database_url: str,
+    directory: None,
+    tmp_path: Path,
+) -> None:
+    import hashlib
+    import hmac
+    from datetime import UTC, datetime
+
+    from services.intake.hotline import parse_work_order, read_rows
+
+    body = opinion_body(contact={"name": NAME, "phone": PHONE}, consent=True)
+    headers = {"Idempotency-Key": "api-1"}
+    assert (await client.post("/api/v1/opinions", json=body, headers=headers)).is_success
+    fields = {
+        "api_key": API_KEY,
+        "jurisdiction_id": DISTRICT,
+        "service_code": "municipal.road",
+        "address_string": "东门",
+        "description": "路口有个大坑，下雨积水",
+        "first_name": "秀英",
+        "last_name": "王",
+        "phone": PHONE,
+    }
+    posted = await client.post(
+        "/open311/v2/requests.json", data=fields, headers={"Idempotency-Key": "o311-1"}
+    )
+    assert posted.status_code == 200, posted.text
+    csv_file = tmp_path / "orders.csv"
+    csv_file.write_text(
+        "工单编号,来电时间,诉求类别,诉求内容,诉求地址,所属社区,联系人,联系电话,承办站点,附件\n"
+        f"2025031499001,2025-03-14 09:30:12,,楼下路灯坏了一个月没人修,东门,,{NAME},{PHONE},,\n",
+        encoding="utf-8",
+    )
+    hotline_key = "a-test-only-intake-hash-key"
+    imported = _import_12345(database_url, csv_file, hotline_key)
+    assert imported.returncode == 0, imported.stdout + imported.stderr
+
+    stored = {
+        r["key"]: bytes(r["request_hash"])
+        for r in await pool.fetch("SELECT key, request_hash FROM intake.idempotency_keys")
+    }
+    order = parse_work_order(
+        1,
+        read_rows(csv_file)[0][1],
+        tz=intake_settings_tz(),
+        now=datetime.now(UTC),
+    )
+    expected = {
+        "api-1": (body, intake_settings.intake_hash_secret),
+        "o311-1": (
+            {k: v for k, v in fields.items() if k != "api_key"},
+            intake_settings.intake_hash_secret,
+        ),
+        "2025031499001": (order.fingerprint(), hotline_key.encode()),
+    }
+    for key, (payload, secret) in expected.items():
+        canonical = _canonical(payload)
+        assert stored[key] == hmac.new(secret, canonical, hashlib.sha256).digest(), key
+        assert stored[key] != hashlib.sha256(canonical).digest(), key
+
+
+def intake_settings_tz() -> ZoneInfo:
+    return ZoneInfo("Asia/Shanghai")

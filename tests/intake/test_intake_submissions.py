@@ -351,6 +351,17 @@ async def test_tracking_lookups_are_rate_limited_too(
         assert statuses == [404, 404, 404, 429]
 
 
+@pytest.mark.parametrize("kind", ["svg", "png"])
+async def test_qr_codes_are_rate_limited_like_other_reads(
+    intake_settings: IntakeSettings, directory: None, make_client: MakeClient, kind: str
+) -> None:
+    settings = intake_settings.model_copy(update={"rate_read_per_minute": 1, "rate_read_burst": 2})
+    async for client in make_client(create_app(settings, consumers=False)):
+        url = f"/api/v1/stations/{STATION}/qr.{kind}"
+        statuses = [(await client.get(url)).status_code for _ in range(3)]
+        assert statuses == [200, 200, 429]
+
+
 # --- stations and QR codes ------------------------------------------------------------
 
 
@@ -422,3 +433,68 @@ async def test_staff_of_the_district_see_the_contact_details_opened(
     assert hidden.status_code == 404
     anonymous = await client.get(f"/api/v1/opinions/{opinion_id}")
     assert anonymous.status_code == 401
+
+
+@pytest.mark.parametrize(
+    "role", [Role.SPOKESPERSON, Role.HOTLINE, Role.AUDITOR, Role.REPRESENTATIVE]
+)
+async def test_other_staff_roles_get_the_opinion_with_the_contact_withheld(
+    client: httpx.AsyncClient,
+    intake_settings: IntakeSettings,
+    monkeypatch: pytest.MonkeyPatch,
+    role: Role,
+) -> None:
+    from services.intake import api
+
+    audit: list[tuple[str, dict[str, Any]]] = []
+
+    class Recorder:
+        def info(self, event: str, **fields: Any) -> None:
+            audit.append((event, fields))
+
+    monkeypatch.setattr(api, "audit_log", Recorder())
+    body = opinion_body(contact={"name": NAME, "phone": PHONE}, consent=True)
+    opinion_id = (await client.post("/api/v1/opinions", json=body)).json()["opinion_id"]
+
+    caller = {"Authorization": token(intake_settings, role)}
+    response = await client.get(f"/api/v1/opinions/{opinion_id}", headers=caller)
+    assert response.status_code == 200
+    view = response.json()
+    assert view["contact"] is None
+    assert view["contact_withheld"] is True
+    assert NAME not in response.text
+    assert PHONE not in response.text
+    assert audit == []
+
+
+@pytest.mark.parametrize("role", [Role.LIAISON, Role.STREET_SUPERVISOR, Role.DISTRICT_ADMIN])
+async def test_each_opening_of_a_contact_is_audited_without_the_contact(
+    client: httpx.AsyncClient,
+    intake_settings: IntakeSettings,
+    monkeypatch: pytest.MonkeyPatch,
+    role: Role,
+) -> None:
+    from services.intake import api
+
+    audit: list[tuple[str, dict[str, Any]]] = []
+
+    class Recorder:
+        def info(self, event: str, **fields: Any) -> None:
+            audit.append((event, fields))
+
+    monkeypatch.setattr(api, "audit_log", Recorder())
+    body = opinion_body(contact={"name": NAME, "phone": PHONE}, consent=True)
+    opinion_id = (await client.post("/api/v1/opinions", json=body)).json()["opinion_id"]
+
+    caller = {"Authorization": token(intake_settings, role, subject="staff_0077")}
+    view = (await client.get(f"/api/v1/opinions/{opinion_id}", headers=caller)).json()
+    assert view["contact"]["phone"] == PHONE
+    assert view["contact_withheld"] is False
+    assert len(audit) == 1
+    _, fields = audit[0]
+    assert fields["subject"] == "staff_0077"
+    assert fields["role"] == role.value
+    assert fields["opinion_id"] == opinion_id
+    assert fields["subject_id"] == view["contact"]["subject_id"]
+    assert NAME not in repr(audit)
+    assert PHONE not in repr(audit)
