@@ -452,6 +452,7 @@ def decide(state: CaseState | None, command: Command) -> list[CaseEvent]:
                 )
             ]
         case Escalate():
+            _check_representative(state, command.actor)
             return [
                 make(
                     CaseEscalated,

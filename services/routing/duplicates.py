@@ -10,9 +10,11 @@ default) when either
 
 Staff see the cluster on the case and may merge. Finding near-identical texts among
 thousands of open cases without comparing them all: each text gets a 64-bit SimHash of
-its character bigrams, stored as four 16-bit bands; two texts whose hashes differ in at
-most three bits share at least one band, so the database fetches only cases sharing a
-band and the exact similarity is then checked here.
+its character bigrams, stored as eight 8-bit bands; two texts whose hashes differ in at
+most seven bits share at least one band, so the database fetches only cases sharing a
+band and the exact similarity is then checked here. (A one-character edit of a short
+Chinese text changes about a tenth of its bigrams and flips some five to ten bits of
+the hash: four 16-bit bands missed most such pairs, eight 8-bit ones catch nearly all.)
 """
 
 from __future__ import annotations
@@ -61,15 +63,16 @@ def simhash(normalised: str) -> int:
     return result - (1 << 64) if result >= 1 << 63 else result
 
 
-def bands(value: int) -> tuple[int, int, int, int]:
-    """The four 16-bit bands of a SimHash."""
+BANDS = 8
+"""How many bands a SimHash is cut into (``band0`` … ``band7`` of ``routing.cases``)."""
+_BAND_BITS = 64 // BANDS
+
+
+def bands(value: int) -> tuple[int, ...]:
+    """The eight 8-bit bands of a SimHash, lowest first."""
     unsigned = value & 0xFFFFFFFFFFFFFFFF
-    return (
-        unsigned & 0xFFFF,
-        unsigned >> 16 & 0xFFFF,
-        unsigned >> 32 & 0xFFFF,
-        unsigned >> 48 & 0xFFFF,
-    )
+    mask = (1 << _BAND_BITS) - 1
+    return tuple(unsigned >> (i * _BAND_BITS) & mask for i in range(BANDS))
 
 
 def similarity(a: str, b: str) -> float:

@@ -9,7 +9,6 @@ to :func:`build_router`, and FastAPI can only resolve annotations that are objec
 """
 
 import io
-from collections.abc import Awaitable, Callable
 from typing import Annotated, Any, Literal
 
 import segno
@@ -22,7 +21,7 @@ from contracts.base import Actor, ActorRole, Identifier
 from contracts.cases import Priority
 from contracts.directory import Duration
 from eventkit.auth import Principal, Role
-from eventkit.http import Problem, bearer_principal, problem_response
+from eventkit.http import Problem, bearer_principal, problem_response, require_roles
 from services.routing import views
 from services.routing.district_file import (
     CalendarEntry,
@@ -130,33 +129,6 @@ class RetireBody(_Body):
     reason: Reason | None = None
 
 
-def require(
-    authenticated: Callable[..., Awaitable[Principal]], *roles: Role
-) -> Callable[..., Awaitable[Principal]]:
-    """A dependency letting only ``roles`` through (403 otherwise).
-
-    The same as ``eventkit.http.require_roles``, which FastAPI cannot use as it stands:
-    its dependency sits in a string annotation naming a closure variable (that module
-    has ``from __future__ import annotations``), so FastAPI takes ``principal`` for a
-    query parameter. This module evaluates its annotations at definition time.
-    """
-
-    async def check(principal: Annotated[Principal, Depends(authenticated)]) -> Principal:
-        if principal.role not in roles:
-            allowed = ", ".join(r.value for r in roles)
-            raise Problem(
-                403,
-                "forbidden",
-                "当前角色无权执行此操作",
-                "Your role may not do this",
-                f"需要以下角色之一：{allowed}",
-                f"One of these roles is required: {allowed}",
-            )
-        return principal
-
-    return check
-
-
 def actor_of(principal: Principal) -> Actor:
     """The event actor for a staff member."""
     return Actor(id=principal.subject, role=ActorRole(principal.role.value))
@@ -231,10 +203,10 @@ def build_router(settings: RoutingSettings) -> APIRouter:
     """Every route of the routing service's API."""
     router = APIRouter(prefix="/api/v1")
     authenticated = bearer_principal(settings)
-    Reader = Annotated[Principal, Depends(require(authenticated, *READERS))]
-    Caseworker = Annotated[Principal, Depends(require(authenticated, *CASEWORKERS))]
-    Coordinator = Annotated[Principal, Depends(require(authenticated, *COORDINATORS))]
-    Admin = Annotated[Principal, Depends(require(authenticated, *ADMINS))]
+    Reader = Annotated[Principal, Depends(require_roles(authenticated, *READERS))]
+    Caseworker = Annotated[Principal, Depends(require_roles(authenticated, *CASEWORKERS))]
+    Coordinator = Annotated[Principal, Depends(require_roles(authenticated, *COORDINATORS))]
+    Admin = Annotated[Principal, Depends(require_roles(authenticated, *ADMINS))]
     IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key", max_length=100)]
 
     def service_of(request: Request) -> RoutingService:

@@ -477,7 +477,7 @@ async def insert_case(
     text_norm = facts.normalised
     if fingerprint is None:
         fingerprint = simhash(text_norm)
-    b0, b1, b2, b3 = bands(fingerprint)
+    band_values = bands(fingerprint)
     lat, long = facts.point if facts.point else (None, None)
     columns = [c.strip() for c in _STATE_COLUMNS.split(",")]
     fixed = [
@@ -488,10 +488,7 @@ async def insert_case(
         "text",
         "text_norm",
         "simhash",
-        "band0",
-        "band1",
-        "band2",
-        "band3",
+        *(f"band{i}" for i in range(len(band_values))),
         "community",
         "address",
         "lat",
@@ -506,10 +503,7 @@ async def insert_case(
         facts.text,
         text_norm,
         fingerprint,
-        b0,
-        b1,
-        b2,
-        b3,
+        *band_values,
         facts.community,
         facts.address,
         lat,
@@ -528,11 +522,18 @@ async def insert_case(
 
 
 async def update_case(conn: Conn, state: CaseState) -> None:
-    """Bring an existing case's row to ``state``."""
+    """Bring an existing case's row to ``state``, unless the row already shows a later one.
+
+    A reader that loaded the stream before someone else saved (the overdue scanner, say)
+    must not put the older state back.
+    """
     columns = [c.strip() for c in _STATE_COLUMNS.split(",")]
     sets = ", ".join(f"{c} = ${i}" for i, c in enumerate(columns, start=2))
+    version = 2 + columns.index("version")
     await conn.execute(
-        f"UPDATE routing.cases SET {sets} WHERE case_id = $1", state.case_id, *_state_values(state)
+        f"UPDATE routing.cases SET {sets} WHERE case_id = $1 AND version <= ${version}",
+        state.case_id,
+        *_state_values(state),
     )
 
 

@@ -90,7 +90,14 @@ from services.routing.domain import (
     fold,
     overdue_events,
 )
-from services.routing.duplicates import CaseFacts, bands, bounding_box, find_related, simhash
+from services.routing.duplicates import (
+    BANDS,
+    CaseFacts,
+    bands,
+    bounding_box,
+    find_related,
+    simhash,
+)
 
 log = get_logger(__name__)
 
@@ -109,6 +116,11 @@ DEADLINES_MISSED = Counter(
     "minqing_routing_deadlines_missed_total",
     "Missed deadlines recorded (CaseOverdue)",
     ["district", "deadline", "level"],
+)
+SCAN_FAILURES = Counter(
+    "minqing_routing_overdue_scan_failures_total",
+    "Cases the overdue scanner could not handle (tried again on the next scan)",
+    ["district"],
 )
 
 
@@ -231,10 +243,13 @@ class DistrictContext:
         street = d.streets.get(station.street_code) if station else None
         rungs: list[Rung] = []
         for level in self.policy.escalation_ladder:
-            if level == "station_head" and station is not None:
-                head_id = station.head_representative_id
+            if level == "station_head":
+                # Nobody to tell if the station has no head, and no point telling the
+                # representative who missed the deadline: the street is next.
+                head_id = station.head_representative_id if station else None
                 head = d.representatives.get(head_id) if head_id else None
-                rungs.append(Rung(level, f"{station.name_zh}站长{head.name_zh if head else ''}"))
+                if station is not None and head is not None and head_id != state.representative_id:
+                    rungs.append(Rung(level, f"{station.name_zh}站长{head.name_zh}"))
             elif level == "street" and street is not None:
                 rungs.append(Rung(level, street.committee))
             elif level == "district":
@@ -648,13 +663,30 @@ class RoutingService:
     async def on_withdrawn(
         self, withdrawn: OpinionWithdrawn, envelope: Envelope, conn: Conn
     ) -> None:
-        """The resident withdrew the opinion: its case is closed, if still open."""
+        """The resident withdrew the opinion: the case carrying it is closed, if still open.
+
+        A case transferred to another district is followed there: the new case carries
+        the work. A case merged into another is not followed: the case it was merged
+        into carries other residents' opinions, so one withdrawal does not close it.
+        """
         case_id = case_id_for(withdrawn.district_id, withdrawn.opinion_id)
         state = await self._load(conn, case_id)
         if state is None:
             log.info("withdrawn opinion had no case", opinion_id=withdrawn.opinion_id)
             return
-        ctx = await self.require_context(conn, withdrawn.district_id)
+        seen = {case_id}
+        while state.transferred_to is not None:
+            to_case_id = state.transferred_to[1]
+            following = await self._load(conn, to_case_id) if to_case_id else None
+            if following is None or to_case_id in seen:
+                break
+            seen.add(to_case_id)
+            state = following
+        case_id = state.case_id
+        if state.merged_into is not None:
+            log.info("withdrawn opinion's case was merged", case_id=case_id)
+            return
+        ctx = await self.require_context(conn, state.district_id)
         command = Withdraw(
             actor=Actor(id=withdrawn.actor.id, role=ActorRole.RESIDENT), now=self._clock()
         )
@@ -1167,7 +1199,20 @@ class RoutingService:
             )
             for row in rows:
                 seen.add(row["case_id"])
-                recorded += await self._record_overdue(row["district_id"], row["case_id"], moment)
+                try:
+                    recorded += await self._record_overdue(
+                        row["district_id"], row["case_id"], moment
+                    )
+                except Exception as exc:
+                    # One case must not stop the others; the next scan tries it again.
+                    # Only ids and the error's type are logged: no resident's words.
+                    SCAN_FAILURES.labels(row["district_id"]).inc()
+                    log.error(
+                        "overdue scan of a case failed",
+                        case_id=row["case_id"],
+                        district_id=row["district_id"],
+                        error=type(exc).__name__,
+                    )
             if len(rows) < batch:
                 return recorded
 
@@ -1349,18 +1394,22 @@ class _Opening:
 _OPENING_QUERY = """
 WITH recent AS NOT MATERIALIZED (
     SELECT * FROM routing.cases
-     WHERE $4 AND district_id = $1 AND is_open AND opened_at >= to_timestamp($9)
-       AND case_id <> $16
+     WHERE $4 AND district_id = $1 AND is_open AND opened_at >= to_timestamp($13)
+       AND case_id <> $20
 ), by_text AS (
     (SELECT * FROM recent WHERE band0 = $5 ORDER BY opened_at DESC LIMIT 10)
     UNION (SELECT * FROM recent WHERE band1 = $6 ORDER BY opened_at DESC LIMIT 10)
     UNION (SELECT * FROM recent WHERE band2 = $7 ORDER BY opened_at DESC LIMIT 10)
     UNION (SELECT * FROM recent WHERE band3 = $8 ORDER BY opened_at DESC LIMIT 10)
+    UNION (SELECT * FROM recent WHERE band4 = $9 ORDER BY opened_at DESC LIMIT 10)
+    UNION (SELECT * FROM recent WHERE band5 = $10 ORDER BY opened_at DESC LIMIT 10)
+    UNION (SELECT * FROM recent WHERE band6 = $11 ORDER BY opened_at DESC LIMIT 10)
+    UNION (SELECT * FROM recent WHERE band7 = $12 ORDER BY opened_at DESC LIMIT 10)
 ), by_place AS (
-    (SELECT * FROM recent WHERE category_code = $10 AND community = $11
+    (SELECT * FROM recent WHERE category_code = $14 AND community = $15
       ORDER BY opened_at DESC LIMIT 10)
-    UNION (SELECT * FROM recent WHERE category_code = $10
-             AND lat BETWEEN $12 AND $13 AND long BETWEEN $14 AND $15
+    UNION (SELECT * FROM recent WHERE category_code = $14
+             AND lat BETWEEN $16 AND $17 AND long BETWEEN $18 AND $19
            ORDER BY opened_at DESC LIMIT 10)
 ), found AS (
     SELECT case_id, category_code, community, lat, long, text_norm, opened_at,
@@ -1383,18 +1432,14 @@ workloads, and the open cases it may duplicate or relate to (see duplicates.py).
 
 def _opening_args(ctx: DistrictContext | None, opening: _Opening | None) -> list[Any]:
     if ctx is None or opening is None:
-        return [[], False, 0, 0, 0, 0, 0.0, None, None, None, None, None, None, ""]
+        return [[], False, *([0] * BANDS), 0.0, None, None, None, None, None, None, ""]
     policy = ctx.policy
     new = opening.facts_for_duplicates
     box = bounding_box(new.point, policy.duplicate_radius_m) if new.point else None
-    b0, b1, b2, b3 = bands(opening.fingerprint)
     return [
         list(opening.candidates),
         True,
-        b0,
-        b1,
-        b2,
-        b3,
+        *bands(opening.fingerprint),
         new.opened_at.timestamp() - policy.duplicate_window_days * 86400,
         new.category_code,
         new.community,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -195,6 +196,31 @@ async def test_a_similar_opinion_nearby_is_linked_to_the_open_case(
     assert cluster == 2
 
 
+@pytest.mark.parametrize(
+    ("text", "edited"),
+    [
+        ("幸福小区3号楼楼下的路灯坏了好几天晚上很黑", "幸福小区5号楼楼下的路灯坏了好几天晚上很黑"),
+        ("小区门口旁边的垃圾桶满了没人清理气味很大", "小区门口旁边垃圾桶满了没人清理气味很大"),
+    ],
+)
+async def test_an_opinion_one_character_apart_is_linked_as_a_duplicate(
+    demo: RoutingService,
+    consumer: RoutingConsumer,
+    submit: Submit,
+    store: EventStore,
+    text: str,
+    edited: str,
+) -> None:
+    first = await submit(text, community="东湖社区")
+    second = await submit(edited, community="柳岸社区")
+    await consumer.apply(first)
+    await consumer.apply(second)
+
+    events = await case_events(store, case_id_for("demo", second.data["opinion_id"]))
+    links = [(d["related_case_id"], d["relation"]) for t, d in events if t == "CaseLinked"]
+    assert (case_id_for("demo", first.data["opinion_id"]), "duplicate") in links
+
+
 async def test_unhappy_feedback_reopens_the_case_for_the_same_representative(
     demo: RoutingService,
     consumer: RoutingConsumer,
@@ -329,31 +355,118 @@ async def test_two_scanners_record_each_missed_deadline_exactly_once_and_escalat
     (told,) = await overdue()
     assert told.deadline == "response"
     assert told.due == datetime(2026, 9, 29, 17, 30, tzinfo=SHANGHAI)
-    assert told.escalation_level == "station_head"
-    assert told.escalated_to == "东湖社区代表联络站站长李秀英"
+    # The case is r002's and r002 (李秀英) heads the station herself: telling her of her
+    # own miss would be no escalation, so the street committee is told first and gets
+    # one working day.
+    assert told.escalation_level == "street"
+    assert told.escalated_to == "东湖街道人大工委"
     assert told.next_due == datetime(2026, 9, 30, 17, 30, tzinfo=SHANGHAI)
 
-    # The station head lets it pass too: the street committee is told, and its working
-    # day runs past the National Day holidays to Thursday 8 October.
+    # The street lets it pass too: the district, the last rung, with no further deadline.
     assert await demo.scan_overdue(datetime(2026, 10, 1, 9, 0, tzinfo=SHANGHAI)) == 1
-    # Then the district, the last rung: no further deadline.
-    assert await demo.scan_overdue(datetime(2026, 10, 9, 9, 0, tzinfo=SHANGHAI)) == 1
     assert await other.scan_overdue(datetime(2026, 10, 9, 9, 0, tzinfo=SHANGHAI)) == 0
     ladder = await overdue()
     assert [(o.deadline, o.escalation_level) for o in ladder] == [
-        ("response", "station_head"),
-        ("escalation", "street"),
+        ("response", "street"),
         ("escalation", "district"),
     ]
-    assert ladder[1].escalated_to == "东湖街道人大工委"
-    assert ladder[1].next_due == datetime(2026, 10, 8, 17, 30, tzinfo=SHANGHAI)
-    assert ladder[2].escalated_to == "示范区人大常委会"
-    assert ladder[2].next_due is None
+    assert ladder[1].escalated_to == "示范区人大常委会"
+    assert ladder[1].next_due is None
     row = await pool.fetchrow(
         "SELECT overdue, overdue_count FROM routing.cases WHERE case_id = $1", case_id
     )
     assert row is not None
-    assert tuple(row) == (True, 3)
+    assert tuple(row) == (True, 2)
+
+
+async def test_the_station_head_is_told_only_of_other_representatives_misses(
+    demo: RoutingService, consumer: RoutingConsumer, submit: Submit, pool: asyncpg.Pool
+) -> None:
+    opinion = await submit("电梯经常停运", station_code="dh_donghu", community="东湖社区")
+    await consumer.apply(opinion)
+    state = await demo.load_case(case_id_for("demo", opinion.data["opinion_id"]))
+    assert state is not None
+    assert state.representative_id == "r002"
+    async with pool.acquire() as conn:
+        ctx = await demo.context(conn, "demo")
+    assert ctx is not None
+
+    def ladder(representative_id: str | None, head: str | None = "r002") -> list[str]:
+        station = ctx.directory.stations["dh_donghu"]
+        stations = {
+            **ctx.directory.stations,
+            "dh_donghu": replace(station, head_representative_id=head),
+        }
+        config = replace(ctx.config, directory=replace(ctx.directory, stations=stations))
+        rules = replace(ctx, config=config).rules(
+            replace(state, representative_id=representative_id)
+        )
+        return [f"{r.level}:{r.name}" for r in rules.ladder]
+
+    told_of_r017 = ["station_head:东湖社区代表联络站站长李秀英", "street:东湖街道人大工委"]
+    assert ladder("r017")[:2] == told_of_r017
+    assert ladder("r002")[0] == "street:东湖街道人大工委"
+    assert ladder("r017", head=None)[0] == "street:东湖街道人大工委"
+    assert ladder("r017", head="r_gone")[0] == "street:东湖街道人大工委"
+
+
+async def test_one_failing_case_does_not_stop_the_overdue_scan(
+    demo: RoutingService,
+    consumer: RoutingConsumer,
+    submit: Submit,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    first = await submit("电梯经常停运", station_code="dh_donghu", community="东湖社区")
+    second = await submit("路灯坏了", station_code="dh_donghu", community="东湖社区")
+    await consumer.apply(first)
+    await consumer.apply(second)
+    broken = case_id_for("demo", first.data["opinion_id"])
+    record = demo._record_overdue
+
+    async def failing(district_id: str, case_id: str, now: datetime) -> int:
+        if case_id == broken:
+            raise RuntimeError("boom")
+        return await record(district_id, case_id, now)
+
+    monkeypatch.setattr(demo, "_record_overdue", failing)
+    at = datetime(2026, 10, 20, 9, 0, tzinfo=SHANGHAI)
+
+    assert await demo.scan_overdue(at) >= 1
+    fine = await demo.load_case(case_id_for("demo", second.data["opinion_id"]))
+    assert fine is not None
+    assert fine.overdue_count >= 1
+    stuck = await demo.load_case(broken)
+    assert stuck is not None
+    assert stuck.overdue_count == 0
+
+    # The next scan tries the failed case again.
+    monkeypatch.setattr(demo, "_record_overdue", record)
+    assert await demo.scan_overdue(at) >= 1
+    retried = await demo.load_case(broken)
+    assert retried is not None
+    assert retried.overdue_count >= 1
+
+
+async def test_an_older_state_does_not_overwrite_the_cases_row(
+    demo: RoutingService, consumer: RoutingConsumer, submit: Submit, pool: asyncpg.Pool
+) -> None:
+    opinion = await submit("电梯经常停运", station_code="dh_donghu", community="东湖社区")
+    await consumer.apply(opinion)
+    case_id = case_id_for("demo", opinion.data["opinion_id"])
+    before = await demo.load_case(case_id)
+    assert before is not None
+    await demo.accept("demo", case_id, Actor(id="r002", role=ActorRole.REPRESENTATIVE))
+
+    # As a scanner would that loaded the case before the representative accepted it.
+    async with pool.acquire() as conn:
+        await projections.update_case(conn, before)
+
+    row = await pool.fetchrow(
+        "SELECT status, version FROM routing.cases WHERE case_id = $1", case_id
+    )
+    assert row is not None
+    assert row["status"] == CaseStatus.IN_PROGRESS.value
+    assert row["version"] > before.version
 
 
 async def test_a_late_step_records_the_missed_deadline_first(

@@ -13,6 +13,15 @@ from tests.routing.routing_support import SHANGHAI
 CALENDAR = WorkCalendar.from_years((), closes=time(17, 30))
 
 
+def official_until_2026(day: date) -> bool | None:
+    """The official calendar as if nothing after 2026 were published (whatever the
+    installed chinese-calendar knows)."""
+    return official_working_day(day) if day.year <= 2026 else None
+
+
+UNPUBLISHED_2027 = WorkCalendar.from_years((), closes=time(17, 30), official=official_until_2026)
+
+
 def at(year: int, month: int, day: int, hour: int = 0, minute: int = 0) -> datetime:
     return datetime(year, month, day, hour, minute, tzinfo=SHANGHAI)
 
@@ -50,8 +59,9 @@ def test_working_days_from_the_eve_of_national_day_skip_the_holiday_and_count_th
     assert CALENDAR.add(at(2026, 9, 30, 10, 0), allowance) == Due(due, provisional=False)
 
 
-def test_a_make_up_sunday_before_mid_autumn_is_a_working_day() -> None:
-    # Friday 18 September 2026 + 1 working day: Saturday 19 is off, Sunday 20 is worked.
+def test_the_national_day_make_up_sunday_in_september_is_a_working_day() -> None:
+    # Friday 18 September 2026 + 1 working day: Saturday 19 is off, Sunday 20 is worked
+    # (调休上班 for the National Day holiday).
     assert CALENDAR.add(at(2026, 9, 18, 15, 0), "1wd").at == at(2026, 9, 20, 17, 30)
 
 
@@ -72,9 +82,9 @@ def test_clock_hours_and_calendar_days_ignore_holidays() -> None:
 def test_a_deadline_in_a_year_without_official_data_is_computed_from_weekends_and_provisional() -> (
     None
 ):
-    assert official_working_day(date(2027, 1, 4)) is None
+    assert UNPUBLISHED_2027.official(date(2027, 1, 4)) is None
 
-    due = CALENDAR.add(at(2026, 12, 30, 10, 0), "5wd")
+    due = UNPUBLISHED_2027.add(at(2026, 12, 30, 10, 0), "5wd")
 
     # 31 Dec, then Fri 1 Jan (a weekday: nothing says it is off), Mon 4, Tue 5, Wed 6.
     assert due == Due(at(2027, 1, 6, 17, 30), provisional=True)
@@ -86,7 +96,7 @@ def test_the_districts_holiday_file_fills_in_an_unpublished_year() -> None:
         days_off=[date(2027, 1, 1)],
         working_days=[date(2027, 1, 9)],  # a make-up Saturday
     )
-    calendar = WorkCalendar.from_years([year], closes=time(17, 30))
+    calendar = WorkCalendar.from_years([year], closes=time(17, 30), official=official_until_2026)
 
     due = calendar.add(at(2026, 12, 30, 10, 0), "5wd")
 
@@ -97,7 +107,7 @@ def test_the_districts_holiday_file_fills_in_an_unpublished_year() -> None:
 
 def test_a_year_the_district_marked_complete_is_not_provisional() -> None:
     year = CalendarYear(year=2027, complete=True, days_off=[date(2027, 1, 1)])
-    calendar = WorkCalendar.from_years([year], closes=time(17, 30))
+    calendar = WorkCalendar.from_years([year], closes=time(17, 30), official=official_until_2026)
 
     assert calendar.add(at(2026, 12, 30, 10, 0), "5wd") == Due(at(2027, 1, 7, 17, 30), False)
 

@@ -12,7 +12,6 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from contracts import Actor, ActorRole
 from contracts.base import LatLong
 from eventkit.store import EventStore
 from services.routing.district_file import (
@@ -217,7 +216,3 @@ def test_the_cli_imports_a_district_file_and_a_repeat_changes_nothing(
     )
     assert refused.returncode != 0
     assert "zz" in refused.stderr
-
-
-def test_the_admin_actor_is_a_district_admin() -> None:
-    assert Actor(id="admin_demo", role=ActorRole.DISTRICT_ADMIN) == ADMIN

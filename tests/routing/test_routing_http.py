@@ -3,20 +3,23 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from datetime import datetime
 from typing import Any
 
 import httpx
 import pytest
 from fastapi import FastAPI
 
+from contracts import Actor, ActorRole, OpinionWithdrawn
 from eventkit.auth import Role, issue_token
 from eventkit.store import EventStore
 from services.routing.app import create_routing_app
 from services.routing.classification import JiebaSegmenter
 from services.routing.consumers import build_consumer
+from services.routing.domain import CaseStatus
 from services.routing.service import RoutingService, case_id_for
 from services.routing.settings import RoutingSettings
-from tests.routing.routing_support import DEMO_FILE, Clock, Submit
+from tests.routing.routing_support import DEMO_FILE, SHANGHAI, Clock, Submit, append_event
 
 OTHER_DISTRICT = """
 district: {code: other, name_zh: 邻区}
@@ -191,19 +194,30 @@ async def test_an_illegal_transition_is_a_409_problem_naming_the_allowed_ones(
 async def test_a_token_of_another_district_cannot_see_or_touch_the_case(
     api: Api, app: FastAPI, routing_settings: RoutingSettings, submit: Submit
 ) -> None:
+    imported = await api.client.post(
+        "/api/v1/directory/import",
+        content=OTHER_DISTRICT.encode(),
+        headers=api.headers(Role.DISTRICT_ADMIN, "admin_other", "other"),
+    )
+    assert imported.status_code == 200, imported.text
     case_id = await open_case(app, routing_settings, submit, "路灯坏了", station_code="dh_donghu")
+    theirs = await open_case(
+        app, routing_settings, submit, "路灯坏了", district="other", station_code="hx_home"
+    )
 
     seen = await api.get(f"/api/v1/cases/{case_id}", Role.DISTRICT_ADMIN, "admin_x", "other")
     touched = await api.post(
         f"/api/v1/cases/{case_id}/accept", Role.DISTRICT_ADMIN, "admin_x", district="other"
     )
     listed = await api.get("/api/v1/cases", Role.DISTRICT_ADMIN, "admin_x", "other")
+    listed_here = await api.get("/api/v1/cases", Role.DISTRICT_ADMIN, "admin_demo")
     own = await api.get(f"/api/v1/cases/{case_id}", Role.DISTRICT_ADMIN, "admin_demo")
 
     assert seen.status_code == 404
     assert seen.json()["type"].endswith("/case-not-found")
     assert touched.status_code == 404
-    assert listed.json()["cases"] == []
+    assert [c["case_id"] for c in listed.json()["cases"]] == [theirs]
+    assert [c["case_id"] for c in listed_here.json()["cases"]] == [case_id]
     assert own.status_code == 200
 
 
@@ -337,6 +351,47 @@ async def test_a_case_transferred_to_another_district_continues_there_with_its_r
         {"reason": "x", "to_district_id": "other"},
     )
     assert again.status_code == 409
+
+
+async def test_a_withdrawal_after_a_transfer_closes_the_case_in_the_other_district(
+    api: Api, app: FastAPI, routing_settings: RoutingSettings, submit: Submit, store: EventStore
+) -> None:
+    imported = await api.client.post(
+        "/api/v1/directory/import",
+        content=OTHER_DISTRICT.encode(),
+        headers=api.headers(Role.DISTRICT_ADMIN, "admin_other", "other"),
+    )
+    assert imported.status_code == 200, imported.text
+    case_id = await open_case(
+        app, routing_settings, submit, "河西社区路灯坏了", station_code="dh_donghu"
+    )
+    moved = await api.post(
+        f"/api/v1/cases/{case_id}/transfer",
+        Role.DISTRICT_ADMIN,
+        "admin_demo",
+        {"reason": "归邻区管辖", "to_district_id": "other", "to_station_code": "hx_home"},
+    )
+    assert moved.status_code == 200, moved.text
+    there = moved.json()["transferred_to"]["case_id"]
+    withdrawn = OpinionWithdrawn(
+        district_id="demo",
+        occurred_at=datetime.now(SHANGHAI),
+        actor=Actor(id="subj_resident", role=ActorRole.RESIDENT),
+        opinion_id=moved.json()["opinion_id"],
+        reason="已自行解决",
+    )
+    service: RoutingService = app.state.service
+    consumer = build_consumer(routing_settings, service.pool, service)
+
+    await consumer.apply(await append_event(store, withdrawn))
+
+    target = await service.load_case(there)
+    assert target is not None
+    assert target.status is CaseStatus.CLOSED
+    assert [r.event_type for r in await store.read_stream(f"case-{there}")][-1] == "CaseClosed"
+    source = await service.load_case(case_id)
+    assert source is not None
+    assert source.status is CaseStatus.TRANSFERRED_OUT
 
 
 async def test_a_repeated_request_with_the_same_idempotency_key_acts_once(

@@ -226,6 +226,23 @@ def test_a_representative_cannot_work_a_case_assigned_to_someone_else() -> None:
         decide(state, Resolve(actor=OTHER_REP, now=at(), result="x"))
 
 
+def test_a_representative_cannot_escalate_a_case_assigned_to_someone_else() -> None:
+    def escalate(actor: Actor) -> Escalate:
+        return Escalate(
+            actor=actor,
+            now=at(),
+            to_level="street",
+            to_name="东湖街道人大工委",
+            due=at(48),
+            reason="吹哨",
+        )
+
+    accepted, _ = run(opened(), Accept(actor=REP, now=at()))
+    with pytest.raises(NotYourCase):
+        decide(accepted, escalate(OTHER_REP))
+    assert [e.to_level for e in decide(accepted, escalate(REP))] == ["street"]  # type: ignore[attr-defined]
+
+
 def test_a_missed_deadline_is_recorded_once_and_climbs_the_ladder() -> None:
     state = opened()
     late = T0 + timedelta(days=1, hours=1)

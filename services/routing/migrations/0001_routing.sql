@@ -115,6 +115,10 @@ CREATE TABLE routing.cases (
     band1                 integer NOT NULL,
     band2                 integer NOT NULL,
     band3                 integer NOT NULL,
+    band4                 integer NOT NULL,
+    band5                 integer NOT NULL,
+    band6                 integer NOT NULL,
+    band7                 integer NOT NULL,
     community             text,
     address               text,
     lat                   double precision,
@@ -157,6 +161,10 @@ CREATE INDEX cases_band0 ON routing.cases (district_id, band0, opened_at DESC) W
 CREATE INDEX cases_band1 ON routing.cases (district_id, band1, opened_at DESC) WHERE is_open;
 CREATE INDEX cases_band2 ON routing.cases (district_id, band2, opened_at DESC) WHERE is_open;
 CREATE INDEX cases_band3 ON routing.cases (district_id, band3, opened_at DESC) WHERE is_open;
+CREATE INDEX cases_band4 ON routing.cases (district_id, band4, opened_at DESC) WHERE is_open;
+CREATE INDEX cases_band5 ON routing.cases (district_id, band5, opened_at DESC) WHERE is_open;
+CREATE INDEX cases_band6 ON routing.cases (district_id, band6, opened_at DESC) WHERE is_open;
+CREATE INDEX cases_band7 ON routing.cases (district_id, band7, opened_at DESC) WHERE is_open;
 
 -- Links (clusters): one row per CaseLinked, found from either side.
 CREATE TABLE routing.case_links (
