@@ -69,5 +69,10 @@ def serve(app: FastAPI, settings: Settings, *, port: int, host: str | None = Non
     config = uvicorn.Config(
         app, host=host, port=port, log_config=None, access_log=False, lifespan="on"
     )
+    for name in settings.development_secrets():
+        log.warning(
+            "development secret in use: set it before going live",
+            setting=f"MINQING_{name.upper()}",
+        )
     log.info("listening", url=f"http://{host}:{port}/")
     uvicorn.Server(config).run()

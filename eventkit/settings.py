@@ -60,6 +60,17 @@ class Settings(BaseSettings):
     consumer_backoff: float = Field(default=0.2, ge=0)
     """First retry delay in seconds; doubles on each attempt, capped at 30 s."""
 
+    def development_secrets(self) -> list[str]:
+        """Secret settings still at their development default (fine locally, never in
+        production): every field whose name says secret or key and that was not set."""
+        return [
+            name
+            for name, field in type(self).model_fields.items()
+            if ("secret" in name or name.endswith("_key"))
+            and isinstance(field.default, str)
+            and getattr(self, name) == field.default
+        ]
+
     def topic(self, name: str) -> str:
         """The real name of a topic under this deployment's prefix."""
         return self.topic_prefix + name

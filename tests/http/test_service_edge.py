@@ -89,3 +89,15 @@ async def test_roles_are_enforced_from_the_staff_token() -> None:
     assert forged.status_code == 401
     assert auditor.status_code == 403
     assert liaison.json() == {"subject": "s-1", "district": "demo"}
+
+
+def test_secrets_left_at_their_development_default_are_named() -> None:
+    from services.intake.settings import IntakeSettings
+
+    default = Settings.model_fields["jwt_secret"].default
+    assert "jwt_secret" in Settings(jwt_secret=default).development_secrets()
+    assert SETTINGS.development_secrets() == []
+    hash_default = IntakeSettings.model_fields["intake_hash_key"].default
+    names = IntakeSettings(jwt_secret="x" * 40, intake_hash_key=hash_default).development_secrets()
+    assert "intake_hash_key" in names
+    assert "jwt_secret" not in names
