@@ -10,6 +10,7 @@ import asyncpg
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
+from eventkit.asyncapi import asyncapi_document
 from eventkit.consumer import Consumer
 from eventkit.http import create_app as create_service_app
 from eventkit.privacy import PersonalDataVault
@@ -70,6 +71,9 @@ def create_app(settings: IntakeSettings | None = None, *, consumers: bool = True
             settings, consumers=start_consumers if consumers else None
         ) as runtime:
             app.state.intake = build_intake(settings, runtime.pool, runtime.store)
+            app.state.asyncapi = asyncapi_document(
+                "intake", settings, runtime.consumers or start_consumers(runtime)
+            )
 
             async def database_ready() -> bool:
                 try:

@@ -18,6 +18,7 @@ from pathlib import Path
 from fastapi import FastAPI
 
 from contracts.base import Actor, ActorRole
+from eventkit.asyncapi import asyncapi_document
 from eventkit.consumer import Consumer
 from eventkit.db import create_pool
 from eventkit.http import create_app
@@ -89,6 +90,11 @@ def create_routing_app(
             service = built[0] if built else make_service(runtime.store)
             app.state.service = service
             app.state.runtime = runtime
+            app.state.asyncapi = asyncapi_document(
+                "routing",
+                settings,
+                runtime.consumers or [build_consumer(settings, runtime.pool, service)],
+            )
 
             async def database_ready() -> bool:
                 try:

@@ -498,3 +498,15 @@ async def test_each_opening_of_a_contact_is_audited_without_the_contact(
     assert fields["subject_id"] == view["contact"]["subject_id"]
     assert NAME not in repr(audit)
     assert PHONE not in repr(audit)
+
+
+async def test_the_asyncapi_document_names_what_intake_consumes_and_publishes(
+    client: httpx.AsyncClient,
+) -> None:
+    response = await client.get("/asyncapi")
+    assert response.status_code == 200
+    channels = list(response.json()["channels"].values())
+    descriptions = " ".join(c.get("description", "") for c in channels)
+    assert any(c["address"].endswith("minqing.opinions.v1") for c in channels)
+    assert "CaseOpened" in descriptions
+    assert "OpinionSubmitted" in response.json()["components"]["schemas"]

@@ -495,3 +495,17 @@ async def test_an_invalid_district_file_is_a_422_listing_the_problems(api: Api) 
 async def test_the_service_reports_ready(api: Api) -> None:
     assert (await api.client.get("/readyz")).status_code == 200
     assert (await api.client.get("/healthz")).json() == {"status": "ok"}
+
+
+async def test_the_asyncapi_document_names_what_routing_consumes_and_publishes(
+    api: Api,
+) -> None:
+    response = await api.client.get("/asyncapi")
+    assert response.status_code == 200
+    document = response.json()
+    addresses = [c["address"] for c in document["channels"].values()]
+    assert any(a.endswith("minqing.cases.v1") for a in addresses)
+    assert any(a.endswith("minqing.opinions.v1") for a in addresses)
+    assert {"CaseOpened", "CaseAssigned", "StationRegistered"} <= set(
+        document["components"]["schemas"]
+    )
