@@ -261,34 +261,44 @@ def create_app(
     return app
 
 
+def principal_from_authorization(
+    settings: Settings, authorization: str | None, *, required: bool = True
+) -> Principal | None:
+    """The caller of an ``Authorization: Bearer`` header, as a 401 problem when the header is
+    malformed or the token invalid; ``None`` without a header unless ``required``."""
+    unauthenticated = {"headers": {"WWW-Authenticate": "Bearer"}}
+    if not authorization:
+        if not required:
+            return None
+        raise Problem(
+            401, "unauthenticated", "需要工作人员令牌", "A staff token is required",
+            "请在 Authorization 头中提供 Bearer 令牌",
+            "Send a Bearer token in the Authorization header", **unauthenticated,
+        )  # fmt: skip
+    if not authorization.lower().startswith("bearer "):
+        raise Problem(
+            401, "unauthenticated", "令牌格式不正确", "Malformed Authorization header",
+            "请使用 Authorization: Bearer <令牌>", "Use Authorization: Bearer <token>",
+            **unauthenticated,
+        )  # fmt: skip
+    try:
+        return verify_token(settings, authorization[7:].strip())
+    except AuthError as exc:
+        raise Problem(
+            401, "unauthenticated", "令牌无效或已过期", "Invalid or expired token", str(exc),
+            str(exc), **unauthenticated,
+        ) from exc  # fmt: skip
+
+
 def bearer_principal(settings: Settings) -> Callable[..., Awaitable[Principal]]:
     """A dependency giving the caller's :class:`Principal` from ``Authorization: Bearer``."""
 
     async def principal(
         authorization: Annotated[str | None, Header()] = None,
     ) -> Principal:
-        if not authorization or not authorization.lower().startswith("bearer "):
-            raise Problem(
-                401,
-                "unauthenticated",
-                "需要工作人员令牌",
-                "A staff token is required",
-                "请在 Authorization 头中提供 Bearer 令牌",
-                "Send a Bearer token in the Authorization header",
-                headers={"WWW-Authenticate": "Bearer"},
-            )
-        try:
-            return verify_token(settings, authorization[7:].strip())
-        except AuthError as exc:
-            raise Problem(
-                401,
-                "unauthenticated",
-                "令牌无效或已过期",
-                "Invalid or expired token",
-                str(exc),
-                str(exc),
-                headers={"WWW-Authenticate": "Bearer"},
-            ) from exc
+        caller = principal_from_authorization(settings, authorization)
+        assert caller is not None  # required: a missing header raised
+        return caller
 
     return principal
 

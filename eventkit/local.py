@@ -8,7 +8,6 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import os
-import shutil
 import signal
 import socket
 import subprocess
@@ -161,8 +160,3 @@ class Broker:
         if self._log is not None:
             self._log.close()
             self._log = None
-
-
-def remove_tree(path: Path) -> None:
-    """Remove a directory tree, quietly when it is already gone."""
-    shutil.rmtree(path, ignore_errors=True)

@@ -12,8 +12,8 @@ from fastapi import Depends, Request
 from pydantic import ValidationError
 
 from contracts.envelope import Metadata
-from eventkit.auth import AuthError, Principal, verify_token
-from eventkit.http import Problem
+from eventkit.auth import Principal
+from eventkit.http import Problem, principal_from_authorization
 from eventkit.privacy import PersonalDataVault
 from eventkit.store import EventStore
 from services.intake.directory import Directory
@@ -78,46 +78,15 @@ def problem(error: IntakeError) -> Problem:
 
 def optional_principal(intake: Intake, request: Request) -> Principal | None:
     """The staff member calling, if a Bearer token is sent (401 when it is not valid)."""
-    header = request.headers.get("authorization")
-    if not header:
-        return None
-    if not header.lower().startswith("bearer "):
-        raise Problem(
-            401,
-            "unauthenticated",
-            "令牌格式不正确",
-            "Malformed Authorization header",
-            "请使用 Authorization: Bearer <令牌>",
-            "Use Authorization: Bearer <token>",
-            headers={"WWW-Authenticate": "Bearer"},
-        )
-    try:
-        return verify_token(intake.settings, header[7:].strip())
-    except AuthError as exc:
-        raise Problem(
-            401,
-            "unauthenticated",
-            "令牌无效或已过期",
-            "Invalid or expired token",
-            str(exc),
-            str(exc),
-            headers={"WWW-Authenticate": "Bearer"},
-        ) from exc
+    return principal_from_authorization(
+        intake.settings, request.headers.get("authorization"), required=False
+    )
 
 
 def staff_principal(intake: IntakeDep, request: Request) -> Principal:
     """Dependency: a staff member (any role), from the Bearer token (401 without one)."""
-    principal = optional_principal(intake, request)
-    if principal is None:
-        raise Problem(
-            401,
-            "unauthenticated",
-            "需要工作人员令牌",
-            "A staff token is required",
-            "请在 Authorization 头中提供 Bearer 令牌",
-            "Send a Bearer token in the Authorization header",
-            headers={"WWW-Authenticate": "Bearer"},
-        )
+    principal = principal_from_authorization(intake.settings, request.headers.get("authorization"))
+    assert principal is not None  # required: a missing header raised
     return principal
 
 

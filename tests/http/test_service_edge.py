@@ -83,10 +83,15 @@ async def test_roles_are_enforced_from_the_staff_token() -> None:
     async with client() as c:
         anonymous = await c.get("/mine")
         forged = await c.get("/mine", headers={"Authorization": "Bearer not-a-token"})
+        basic = await c.get("/mine", headers={"Authorization": "Basic dXNlcjpwdw=="})
         auditor = await c.get("/mine", headers=bearer(Role.AUDITOR))
         liaison = await c.get("/mine", headers=bearer(Role.LIAISON))
     assert anonymous.status_code == 401
     assert forged.status_code == 401
+    assert forged.json()["title"] == "令牌无效或已过期"
+    assert basic.status_code == 401
+    assert basic.json()["title"] == "令牌格式不正确"
+    assert anonymous.json()["title"] == "需要工作人员令牌"
     assert auditor.status_code == 403
     assert liaison.json() == {"subject": "s-1", "district": "demo"}
 
