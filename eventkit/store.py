@@ -10,10 +10,10 @@ reader's checkpoint never jumps over a late commit.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Final
+from typing import Any, Final, TypeVar
 from uuid import UUID
 
 import asyncpg
@@ -306,6 +306,32 @@ class EventStore:
             await conn.execute(query, *args)
         else:
             await self._pool.execute(query, *args)
+
+
+T = TypeVar("T")
+
+async def retrying(
+    attempt: Callable[[], Awaitable[T]],
+    *,
+    on: tuple[type[BaseException], ...] | None = None,
+    attempts: int = 5,
+    backoff: float = 0.005,
+) -> T:
+    """Run ``attempt`` (one whole transaction) again when it lost a race.
+
+    By default a race is a :class:`ConcurrencyError` (someone appended to the stream
+    first) or an :class:`OrderingConflict` (the transaction is older than the stream's
+    head). The last failure is raised as it is.
+    """
+    retry_on = on if on is not None else (ConcurrencyError, OrderingConflict)
+    for number in range(1, attempts + 1):
+        try:
+            return await attempt()
+        except retry_on:
+            if number == attempts:
+                raise
+            await asyncio.sleep(backoff * number)
+    raise AssertionError("unreachable")  # pragma: no cover
 
 
 def _translate(exc: asyncpg.PostgresError, stream_id: str, expected: int) -> Exception:

@@ -28,6 +28,7 @@ from eventkit.store import (
     DuplicateEventIdError,
     EventStore,
     OrderingConflict,
+    retrying,
 )
 from services.intake import idempotency
 from services.intake.directory import Directory
@@ -139,30 +140,28 @@ class Submissions:
     ) -> Receipt:
         """Accept ``command`` or raise the :class:`IntakeError` that says why not."""
         clean = check_submission(command)
-        for attempt in range(1, _ATTEMPTS + 1):
-            try:
-                receipt = await self._submit_once(clean, principal, key, metadata)
-            except (
+        # A colliding opinion id or tracking code (rare) draws new ones on the next
+        # attempt; the same key at the same moment finds the stored answer.
+        receipt = await retrying(
+            lambda: self._submit_once(clean, principal, key, metadata),
+            on=(
                 ConcurrencyError,
                 OrderingConflict,
                 DuplicateEventIdError,
                 asyncpg.UniqueViolationError,
                 _AnsweredElsewhere,
-            ):
-                # A colliding opinion id or tracking code (rare): draw new ones; or the
-                # same key at the same moment: the next attempt finds the stored answer.
-                if attempt == _ATTEMPTS:
-                    raise
-                continue
-            log.info(
-                "opinion replayed" if receipt.replayed else "opinion accepted",
-                opinion_id=receipt.opinion_id,
-                district=receipt.district_id,
-                channel=command.channel.value,
-                station=receipt.station_code,
-            )
-            return receipt
-        raise AssertionError("unreachable")
+            ),
+            attempts=_ATTEMPTS,
+            backoff=0,
+        )
+        log.info(
+            "opinion replayed" if receipt.replayed else "opinion accepted",
+            opinion_id=receipt.opinion_id,
+            district=receipt.district_id,
+            channel=command.channel.value,
+            station=receipt.station_code,
+        )
+        return receipt
 
     async def _submit_once(
         self,

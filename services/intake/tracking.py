@@ -38,7 +38,7 @@ from contracts.envelope import Envelope, Metadata
 from eventkit.consumer import Consumer, HandlerContext, PermanentError
 from eventkit.db import Conn
 from eventkit.logging import get_logger
-from eventkit.store import ANY_VERSION, EventStore, OrderingConflict
+from eventkit.store import ANY_VERSION, EventStore, OrderingConflict, retrying
 from services.intake.directory import SHANGHAI, Directory
 from services.intake.domain import (
     FeedbackState,
@@ -460,13 +460,9 @@ class TrackingService:
     ) -> FeedbackGiven:
         """Record the resident's rating of the current resolution, once."""
         opinion = await self.opinion(raw_code)
-        for attempt in range(1, 6):
-            try:
-                return await self._give_feedback_once(opinion, command, metadata)
-            except OrderingConflict:
-                if attempt == 5:
-                    raise
-        raise AssertionError("unreachable")
+        return await retrying(
+            lambda: self._give_feedback_once(opinion, command, metadata), on=(OrderingConflict,)
+        )
 
     async def _give_feedback_once(
         self, opinion: OpinionRecord, command: GiveFeedback, metadata: Metadata | None
@@ -532,13 +528,10 @@ class TrackingService:
     ) -> datetime:
         """Take the opinion back while it is not handled yet; when it was withdrawn."""
         opinion = await self.opinion(raw_code)
-        for attempt in range(1, 6):
-            try:
-                return await self._withdraw_once(opinion.opinion_id, reason, metadata)
-            except OrderingConflict:
-                if attempt == 5:
-                    raise
-        raise AssertionError("unreachable")
+        return await retrying(
+            lambda: self._withdraw_once(opinion.opinion_id, reason, metadata),
+            on=(OrderingConflict,),
+        )
 
     async def _withdraw_once(
         self, opinion_id: str, reason: str | None, metadata: Metadata | None

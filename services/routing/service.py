@@ -9,7 +9,6 @@ race (another writer moved the stream) is retried from a fresh read.
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
@@ -39,6 +38,7 @@ from eventkit.store import (
     DuplicateEventIdError,
     EventStore,
     OrderingConflict,
+    retrying,
 )
 from services.routing import projections
 from services.routing.assignment import (
@@ -719,43 +719,42 @@ class RoutingService:
         """
         source = f"{idempotency_key}:{case_id}" if idempotency_key else None
         metadata = Metadata(correlation_id=correlation_id, causation_id=source)
-        for attempt in range(1, self._max_attempts + 1):
-            try:
-                async with self._pool.acquire() as conn, conn.transaction():
-                    state = await self._load(conn, case_id)
-                    if state is None or state.district_id != district_id:
-                        raise CaseNotFound(f"案件 {case_id} 不存在", f"no case {case_id}")
-                    if source is not None and await self._event_exists(conn, source):
-                        return state
-                    if command is not None and state.status not in ALLOWED[command]:
-                        raise IllegalTransition(command, state.status)
-                    ctx = await self.require_context(conn, district_id)
-                    now = self._clock()
-                    rules = ctx.rules(state)
-                    overdue = overdue_events(state, now, rules)
-                    current = fold(overdue, state)
-                    assert current is not None
-                    asked = await build(Step(conn, ctx, current, now, actor))
-                    events = [*overdue, *decide(current, asked)]
-                    saved = await self._save(
-                        conn,
-                        state,
-                        events,
-                        _ids(events, source or uuid.uuid4().hex, state.overdue_count),
-                        metadata,
-                    )
-                    if after is not None:
-                        await after(Step(conn, ctx, saved, now, actor), saved, events)
-                    return saved
-            except RETRYABLE as exc:
-                if attempt == self._max_attempts:
-                    raise Conflict(
-                        "案件正被他人同时处理，请稍后重试",
-                        "the case is being changed by someone else; please retry",
-                    ) from exc
-                log.info("lost a race on a case; retrying", case_id=case_id, attempt=attempt)
-                await asyncio.sleep(0.005 * attempt)
-        raise AssertionError("unreachable")  # pragma: no cover
+
+        async def attempt() -> CaseState:
+            async with self._pool.acquire() as conn, conn.transaction():
+                state = await self._load(conn, case_id)
+                if state is None or state.district_id != district_id:
+                    raise CaseNotFound(f"案件 {case_id} 不存在", f"no case {case_id}")
+                if source is not None and await self._event_exists(conn, source):
+                    return state
+                if command is not None and state.status not in ALLOWED[command]:
+                    raise IllegalTransition(command, state.status)
+                ctx = await self.require_context(conn, district_id)
+                now = self._clock()
+                rules = ctx.rules(state)
+                overdue = overdue_events(state, now, rules)
+                current = fold(overdue, state)
+                assert current is not None
+                asked = await build(Step(conn, ctx, current, now, actor))
+                events = [*overdue, *decide(current, asked)]
+                saved = await self._save(
+                    conn,
+                    state,
+                    events,
+                    _ids(events, source or uuid.uuid4().hex, state.overdue_count),
+                    metadata,
+                )
+                if after is not None:
+                    await after(Step(conn, ctx, saved, now, actor), saved, events)
+                return saved
+
+        try:
+            return await retrying(attempt, on=RETRYABLE, attempts=self._max_attempts)
+        except RETRYABLE as exc:
+            raise Conflict(
+                "案件正被他人同时处理，请稍后重试",
+                "the case is being changed by someone else; please retry",
+            ) from exc
 
     async def _decide_and_save(
         self,
@@ -1217,43 +1216,39 @@ class RoutingService:
                 return recorded
 
     async def _record_overdue(self, district_id: str, case_id: str, now: datetime) -> int:
-        for attempt in range(1, self._max_attempts + 1):
-            try:
-                async with self._pool.acquire() as conn, conn.transaction():
-                    state = await self._load(conn, case_id)
-                    if state is None:
-                        return 0
-                    ctx = await self.require_context(conn, district_id)
-                    events = overdue_events(state, now, ctx.rules(state))
-                    if not events:
-                        await projections.update_case(conn, state)
-                        return 0
-                    appended = await self._save(
-                        conn,
-                        state,
-                        list(events),
-                        _ids(events, "scanner", state.overdue_count),
-                        Metadata(),
+        async def attempt() -> int:
+            async with self._pool.acquire() as conn, conn.transaction():
+                state = await self._load(conn, case_id)
+                if state is None:
+                    return 0
+                ctx = await self.require_context(conn, district_id)
+                events = overdue_events(state, now, ctx.rules(state))
+                if not events:
+                    await projections.update_case(conn, state)
+                    return 0
+                appended = await self._save(
+                    conn,
+                    state,
+                    list(events),
+                    _ids(events, "scanner", state.overdue_count),
+                    Metadata(),
+                )
+                if appended.version == state.version:
+                    return 0  # another scanner recorded the very same events first
+                for event in events:
+                    DEADLINES_MISSED.labels(
+                        district_id, event.deadline, event.escalation_level or ""
+                    ).inc()
+                    log.warning(
+                        "deadline missed",
+                        case_id=case_id,
+                        deadline=event.deadline,
+                        due=event.due.isoformat(),
+                        escalated_to=event.escalated_to,
                     )
-                    if appended.version == state.version:
-                        return 0  # another scanner recorded the very same events first
-                    for event in events:
-                        DEADLINES_MISSED.labels(
-                            district_id, event.deadline, event.escalation_level or ""
-                        ).inc()
-                        log.warning(
-                            "deadline missed",
-                            case_id=case_id,
-                            deadline=event.deadline,
-                            due=event.due.isoformat(),
-                            escalated_to=event.escalated_to,
-                        )
-                    return len(events)
-            except RETRYABLE:
-                if attempt == self._max_attempts:
-                    raise
-                await asyncio.sleep(0.005 * attempt)
-        return 0  # pragma: no cover
+                return len(events)
+
+        return await retrying(attempt, on=RETRYABLE, attempts=self._max_attempts)
 
     # ----------------------------------------------------------------- storage
 

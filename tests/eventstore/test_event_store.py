@@ -275,3 +275,33 @@ async def test_appends_notify_only_while_the_relay_waits(
         assert received == ["minqing_events"]
     finally:
         await listener.close()
+
+
+async def test_retrying_repeats_a_lost_race_and_gives_up_with_the_last_error() -> None:
+    from eventkit.store import retrying
+
+    calls: list[int] = []
+
+    async def wins_on_the_third() -> str:
+        calls.append(1)
+        if len(calls) < 3:
+            raise ConcurrencyError("case-1", 1, 2)
+        return "saved"
+
+    assert await retrying(wins_on_the_third, backoff=0) == "saved"
+    assert len(calls) == 3
+
+    async def always_loses() -> str:
+        raise OrderingConflict("older transaction")
+
+    with pytest.raises(OrderingConflict):
+        await retrying(always_loses, attempts=2, backoff=0)
+
+    async def other_error() -> str:
+        calls.append(1)
+        raise ValueError("not a race")
+
+    calls.clear()
+    with pytest.raises(ValueError, match="not a race"):
+        await retrying(other_error, backoff=0)
+    assert len(calls) == 1
