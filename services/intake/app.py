@@ -18,7 +18,7 @@ from eventkit.service import Runtime, service_runtime
 from eventkit.store import EventStore
 from services.intake import api, open311, pages
 from services.intake.consumers import intake_consumer
-from services.intake.deps import Intake
+from services.intake.deps import MAX_BODY_BYTES, Intake
 from services.intake.directory import Directory
 from services.intake.ratelimit import RateLimiter
 from services.intake.settings import IntakeSettings
@@ -27,7 +27,6 @@ from services.intake.taxonomy import TaxonomySource
 from services.intake.tracking import TrackingService
 
 STATIC_DIR = Path(__file__).parent / "static"
-MAX_BODY_BYTES = 64 * 1024
 
 
 def build_intake(settings: IntakeSettings, pool: asyncpg.Pool, store: EventStore) -> Intake:

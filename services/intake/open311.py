@@ -22,6 +22,7 @@ from eventkit.http import Problem
 from eventkit.logging import get_logger
 from services.intake import open311_format as fmt
 from services.intake.deps import (
+    MAX_BODY_BYTES,
     Intake,
     get_intake,
     media_type,
@@ -363,7 +364,7 @@ async def create_request(request: Request, suffix: str) -> Response:
 
 async def _form(request: Request) -> dict[str, str]:
     """The form's fields (the last value of a repeated one), read within the body limit."""
-    body = await read_body(request, 64 * 1024)
+    body = await read_body(request, MAX_BODY_BYTES)
 
     async def replay() -> dict[str, Any]:
         return {"type": "http.request", "body": body, "more_body": False}

@@ -22,6 +22,7 @@ from contracts import Channel
 from eventkit.http import Problem
 from services.intake.api import poster_url
 from services.intake.deps import (
+    MAX_BODY_BYTES,
     Intake,
     IntakeDep,
     limit_reads,
@@ -262,7 +263,7 @@ async def qr_form_post(
 
 
 async def _form_fields(request: Request) -> dict[str, str]:
-    body = await read_body(request, 64 * 1024)
+    body = await read_body(request, MAX_BODY_BYTES)
     kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if kind != "application/x-www-form-urlencoded":
         raise Problem(
