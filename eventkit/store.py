@@ -310,6 +310,7 @@ class EventStore:
 
 T = TypeVar("T")
 
+
 async def retrying(
     attempt: Callable[[], Awaitable[T]],
     *,
