@@ -65,7 +65,7 @@ from eventkit.local import Broker, EmbeddedPostgres, die_with_parent, free_port
 from eventkit.logging import configure_logging
 from eventkit.store import EventStore
 from minqing.system import migration_packages
-from services.routing.service import case_id_for
+from services.routing.ids import case_id_for
 
 ROOT = Path(__file__).resolve().parents[1]
 DEMO_FILE = ROOT / "deploy" / "districts" / "demo.yaml"

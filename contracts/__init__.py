@@ -58,20 +58,16 @@ from contracts.intake import (
 from contracts.notifications import NotificationFailed, NotificationSent
 from contracts.registry import EventRegistry, UnknownEventType, serialize
 
-registry = EventRegistry()
+REGISTRY = EventRegistry()
+"""Every event of every context, with the upcasters of their older versions."""
 for _module in (intake, cases, directory, notifications):
-    registry.register(*_module.EVENTS)
+    REGISTRY.register(*_module.EVENTS)
     for _event_type, _from_version, _upcaster in getattr(_module, "UPCASTERS", ()):
-        registry.upcaster(_event_type, _from_version, _upcaster)
-
-
-def ce_type(event_type: str, schema_version: int) -> str:
-    """The CloudEvents ``type`` of an event: ``cn.minqing.<context>.<EventName>.v<N>``."""
-    model = registry.model(event_type, schema_version)
-    return f"cn.minqing.{model.context}.{event_type}.v{schema_version}"
+        REGISTRY.upcaster(_event_type, _from_version, _upcaster)
 
 
 __all__ = [
+    "REGISTRY",
     "Actor",
     "ActorRole",
     "CalendarYear",
@@ -125,7 +121,5 @@ __all__ = [
     "TaxonomyPublished",
     "UnknownEventType",
     "WorkCalendarPublished",
-    "ce_type",
-    "registry",
     "serialize",
 ]

@@ -249,6 +249,11 @@ class TaxonomyCategory(BaseModel):
     code: Identifier
     name_zh: ZhName
     name_en: Annotated[str, StringConstraints(max_length=100)] | None = None
+    group: ZhName | None = None
+    """The broader class it belongs to (城市建设与管理): the QR form's option group and
+    Open311's ``group``."""
+    description: Annotated[str, StringConstraints(max_length=500)] | None = None
+    """What belongs here, in words for residents (Open311's service description)."""
     keywords: list[Keyword] = Field(min_length=1)
     expertise: list[Tag] = Field(default_factory=list)
     """Representatives' expertise tags that fit this category."""

@@ -167,23 +167,22 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     # Imported here rather than at the top so that contracts/__init__.py may one day import
     # this module without a circular import.
-    from contracts import registry
+    from contracts import REGISTRY
 
     if args.check:
-        stale = stale_schemas(directory, registry)
+        stale = stale_schemas(directory, REGISTRY)
         for name in stale:
-            print(name)
+            sys.stdout.write(name + "\n")
         if stale:
-            print(
+            sys.stderr.write(
                 f"{len(stale)} stale schema file(s) in {directory}: "
-                "run `python -m contracts.jsonschema` and commit the result",
-                file=sys.stderr,
+                "run `python -m contracts.jsonschema` and commit the result\n"
             )
             return 1
         return 0
 
-    for name in write_schemas(directory, registry):
-        print(name)
+    for name in write_schemas(directory, REGISTRY):
+        sys.stdout.write(name + "\n")
     return 0
 
 

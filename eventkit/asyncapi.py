@@ -12,7 +12,7 @@ from typing import Any, Union
 from faststream.kafka import KafkaBroker
 from faststream.specification import AsyncAPI
 
-from contracts import registry
+from contracts import REGISTRY
 from contracts.topics import SERVICE_BY_CATEGORY, TOPIC_BY_CATEGORY
 from eventkit.consumer import Consumer
 from eventkit.settings import Settings
@@ -26,7 +26,7 @@ def asyncapi_document(
     for consumer in consumers:
         consumer.attach(broker)
     published: dict[str, list[type[Any]]] = {}
-    for model in registry.current_models():
+    for model in REGISTRY.current_models():
         if SERVICE_BY_CATEGORY.get(model.stream_category) == service:
             topic = settings.topic(TOPIC_BY_CATEGORY[model.stream_category])
             published.setdefault(topic, []).append(model)

@@ -7,43 +7,17 @@ alike. Every query a service answers is scoped to the token's district.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
-from enum import StrEnum
 
 import jwt
 
+from eventkit.identity import Principal, Role
 from eventkit.settings import Settings
 
 ISSUER = "minqing"
 
 
-class Role(StrEnum):
-    """What a staff member may do."""
-
-    LIAISON = "liaison"  # 联络员
-    REPRESENTATIVE = "representative"  # 代表
-    SPOKESPERSON = "spokesperson"  # 群众代言员
-    STREET_SUPERVISOR = "street_supervisor"  # 街道工委
-    DISTRICT_ADMIN = "district_admin"  # 区管理员
-    AUDITOR = "auditor"  # 审计（只读）
-    HOTLINE = "hotline"  # 12345 热线对接
-
-
 class AuthError(Exception):
     """A token that is missing, malformed, expired or signed with another key."""
-
-
-@dataclass(frozen=True)
-class Principal:
-    """Who is calling: from a verified token."""
-
-    subject: str
-    role: Role
-    district_id: str
-
-    def may_act_in(self, district_id: str) -> bool:
-        """Whether the caller may see or change data of ``district_id``."""
-        return self.district_id == district_id
 
 
 def issue_token(

@@ -14,7 +14,7 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from contracts import registry
+from contracts import REGISTRY
 from contracts.envelope import Envelope, Metadata
 from contracts.topics import SERVICE_BY_CATEGORY, category_of
 
@@ -29,8 +29,14 @@ class NotACloudEvent(ValueError):
 
 
 def ce_type(event_type: str, schema_version: int) -> str:
-    """``cn.minqing.<context>.<EventName>.v<N>``."""
-    context = registry.latest(event_type).context if registry.knows(event_type) else "unknown"
+    """``cn.minqing.<context>.<EventName>.v<N>``: the one name of an event's type on every
+    record the relay publishes.
+
+    The context comes from the type, whatever the version, and is ``unknown`` for a type
+    this code never heard of: the relay publishes what a newer writer stored rather than
+    stall on it.
+    """
+    context = REGISTRY.latest(event_type).context if REGISTRY.knows(event_type) else "unknown"
     return f"cn.minqing.{context}.{event_type}.v{schema_version}"
 
 

@@ -35,7 +35,7 @@ from faststream import AckPolicy
 from faststream.kafka import KafkaBroker
 from faststream.kafka.annotations import KafkaMessage
 
-from contracts import registry as default_registry
+from contracts import REGISTRY
 from contracts.base import Event
 from contracts.envelope import Envelope
 from contracts.registry import EventRegistry
@@ -99,7 +99,7 @@ class Consumer:
         *,
         settings: Settings,
         pool: asyncpg.Pool,
-        registry: EventRegistry = default_registry,
+        registry: EventRegistry = REGISTRY,
         after_commit: Callable[[Envelope], None] | None = None,
         batch_size: int | None = None,
     ) -> None:
@@ -220,7 +220,7 @@ class Consumer:
             except PermanentError as exc:
                 await self._dead_letter(record, _describe(exc), attempts=attempt)
                 return
-            except Exception as exc:
+            except Exception as exc:  # noqa: BLE001 - any handler failure is retried, then dead-lettered
                 if attempt >= self._settings.consumer_max_attempts:
                     log.error(
                         "handler failed for good; dead-lettering", attempts=attempt, error=repr(exc)
@@ -327,7 +327,7 @@ class Consumer:
                             if await self._apply_in(conn, envelope, record.topic, record.offset):
                                 applied.append(envelope)
                 self._committed(applied, duplicates=len(work) - len(applied))
-            except Exception as exc:
+            except Exception as exc:  # noqa: BLE001 - the records are handled one by one instead
                 log.warning("batch failed; handling its records one by one", error=repr(exc))
                 for record, envelope in work:
                     with bind(
@@ -371,7 +371,7 @@ class Consumer:
                     dlq_topic(record.topic), value=record.value, key=record.key, headers=headers
                 )
                 break
-            except Exception as exc:
+            except Exception as exc:  # noqa: BLE001 - never acknowledge what is not stored
                 log.error("cannot write to the DLQ; will retry", error=repr(exc))
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 30.0)

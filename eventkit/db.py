@@ -27,6 +27,37 @@ Conn = asyncpg.Connection | PoolConnectionProxy
 _MIGRATION_LOCK = 0x6D696E71  # "minq"
 
 
+DATABASE_ERRORS: tuple[type[Exception], ...] = (
+    OSError,  # refused, reset, no socket file: the server is not there
+    TimeoutError,  # no connection could be had in time
+    asyncpg.PostgresConnectionError,  # SQLSTATE class 08
+    asyncpg.CannotConnectNowError,  # starting up or shutting down
+    asyncpg.InterfaceError,  # e.g. "connection is closed"
+    asyncpg.exceptions.OperatorInterventionError,  # 57: admin shutdown, crash
+    asyncpg.exceptions.InsufficientResourcesError,  # 53: too many connections, disk full
+)
+"""Exception classes that may mean the database cannot be reached (see
+:func:`is_database_unavailable`)."""
+
+
+def is_database_unavailable(exc: BaseException) -> bool:
+    """Whether ``exc`` (or what caused it) says the database cannot be reached now, as
+    opposed to a query that is wrong: the caller may answer "try again later"."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, asyncpg.InterfaceError):
+            # Most interface errors are bugs (an operation already in progress); only a
+            # connection lost under us is the database's absence.
+            if "closed" in str(current):
+                return True
+        elif isinstance(current, DATABASE_ERRORS):
+            return True
+        current = current.__cause__ or current.__context__
+    return False
+
+
 async def _init_connection(conn: asyncpg.Connection, role: str | None) -> None:
     # jsonb comes back as Python objects, and goes in from them.
     await conn.set_type_codec(

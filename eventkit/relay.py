@@ -124,7 +124,7 @@ class Relay:
                         producer = make_producer(self._settings)
                         await producer.start()
                     await self._publish(producer, batch)
-                except Exception as exc:
+                except Exception as exc:  # noqa: BLE001 - any failure restarts from the checkpoint
                     # Nothing after the checkpoint counts as sent: start the batch again
                     # with a new producer (a record may be duplicated, never skipped).
                     log.warning("publishing failed; retrying", error=repr(exc), backoff=backoff)

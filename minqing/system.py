@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
 from dataclasses import dataclass
+from pathlib import Path
 
 
 @dataclass(frozen=True)
@@ -27,6 +29,19 @@ class ServiceSpec:
         """The port the service will listen on, given the environment."""
         value = os.environ.get(self.port_variable)
         return int(value) if value and value.isdigit() else self.port
+
+
+DEMO_DISTRICT_FILE = Path(__file__).resolve().parents[1] / "deploy" / "districts" / "demo.yaml"
+"""The demo district 示范区, which the local stack asks routing to import."""
+
+
+def local_stack_environment(environ: dict[str, str]) -> dict[str, str]:
+    """What the local stack adds to its services' environment: the demo district, unless
+    the caller named district files of their own."""
+    extra: dict[str, str] = {}
+    if "MINQING_ROUTING_DISTRICT_FILES" not in environ and DEMO_DISTRICT_FILE.is_file():
+        extra["MINQING_ROUTING_DISTRICT_FILES"] = json.dumps([str(DEMO_DISTRICT_FILE)])
+    return extra
 
 
 SERVICES: tuple[ServiceSpec, ...] = (

@@ -5,25 +5,34 @@ from __future__ import annotations
 import asyncio
 import getpass
 import sys
-from datetime import UTC, datetime
+from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import TypeVar
 
 import click
 
-from eventkit.db import create_pool
-from eventkit.privacy import PersonalDataVault
+from eventkit.local import NoDatabase
 from eventkit.settings import Settings
-from eventkit.store import EventStore
-from services.intake.directory import Directory
+from services.intake.bootstrap import Intake, bootstrap
 from services.intake.hotline import ImportFileError, ImportReport, import_work_orders, read_rows
 from services.intake.settings import IntakeSettings
-from services.intake.submission import Submissions
+
+T = TypeVar("T")
 
 
-def _database_url(settings: Settings) -> str:
-    from minqing.cli import database_url
+def _run(settings: Settings, work: Callable[[Intake], Awaitable[T]]) -> T:
+    """``work`` done on intake (without Kafka), on the database of ``settings`` (and
+    intake's own ``MINQING_*`` variables); no database to be found is a CLI message."""
 
-    return database_url(settings)
+    async def main() -> T:
+        own = IntakeSettings(**settings.model_dump())
+        async with bootstrap(own, background=False) as intake:
+            return await work(intake)
+
+    try:
+        return asyncio.run(main())
+    except NoDatabase as exc:
+        raise click.ClickException(str(exc)) from exc
 
 
 def _operator() -> str:
@@ -74,38 +83,25 @@ def import_12345(
         rows = read_rows(file, fmt)
     except ImportFileError as exc:
         raise click.ClickException(str(exc)) from exc
-    url = _database_url(settings)
 
-    async def work() -> ImportReport:
-        pool = await create_pool(url, role=settings.database_role, max_size=2)
-        try:
-            directory = Directory(pool)
-            known = await directory.district(district)
-            if known is None:
-                raise click.ClickException(
-                    f"区 {district!r} 未登记（intake 尚未从目录事件得知）/ district "
-                    f"{district!r} is not registered"
-                )
-            submissions = Submissions(
-                pool=pool,
-                store=EventStore(pool),
-                vault=PersonalDataVault(pool),
-                directory=directory,
-                public_base_url=settings.public_base_url,
+    async def work(intake: Intake) -> ImportReport:
+        known = await intake.directory.district(district)
+        if known is None:
+            raise click.ClickException(
+                f"区 {district!r} 未登记（intake 尚未从目录事件得知）/ district "
+                f"{district!r} is not registered"
             )
-            return await import_work_orders(
-                submissions,
-                rows,
-                district_id=district,
-                operator=operator,
-                tz=known.timezone,
-                now=datetime.now(UTC),
-                hash_key=IntakeSettings().intake_hash_secret,
-            )
-        finally:
-            await pool.close()
+        return await import_work_orders(
+            intake.submissions,
+            rows,
+            district_id=district,
+            operator=operator,
+            tz=known.timezone,
+            now=intake.clock(),
+            hash_key=intake.settings.intake_hash_secret,
+        )
 
-    outcome = asyncio.run(work())
+    outcome = _run(settings, work)
     click.echo(
         f"共 {len(rows)} 行：新导入 {len(outcome.created)}，已导入过 {len(outcome.duplicates)}，"
         f"未导入 {len(outcome.rejected)} / {len(rows)} rows: {len(outcome.created)} imported, "
@@ -146,20 +142,14 @@ def forget(
     Their name and phone number become unreadable everywhere (store, Kafka, copies);
     the events stay, so the record and its hash chain remain intact.
     """
-    url = _database_url(settings)
 
-    async def work() -> tuple[bool, bool]:
-        pool = await create_pool(url, role=settings.database_role, max_size=1)
-        try:
-            vault = PersonalDataVault(pool)
-            deleted = await vault.forget(
-                subject_id, requested_by=requested_by or _operator(), reason=reason
-            )
-            return deleted, await vault.forgotten(subject_id)
-        finally:
-            await pool.close()
+    async def work(intake: Intake) -> tuple[bool, bool]:
+        deleted = await intake.vault.forget(
+            subject_id, requested_by=requested_by or _operator(), reason=reason
+        )
+        return deleted, await intake.vault.forgotten(subject_id)
 
-    deleted, forgotten = asyncio.run(work())
+    deleted, forgotten = _run(settings, work)
     if deleted:
         click.echo(f"已删除 {subject_id} 的密钥 / {subject_id} forgotten: key deleted")
     elif forgotten:

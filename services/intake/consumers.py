@@ -6,8 +6,8 @@ import asyncpg
 
 from eventkit.consumer import Consumer
 from eventkit.settings import Settings
-from services.intake.directory import register_directory_handlers
-from services.intake.tracking import register_case_handlers
+from services.intake.case_handlers import register_case_handlers
+from services.intake.directory_handlers import register_directory_handlers
 
 
 def intake_consumer(settings: Settings, pool: asyncpg.Pool) -> Consumer:

@@ -1,47 +1,19 @@
-"""What intake's HTTP routes share: the service, the caller, rate limits, bodies, problems."""
+"""What intake's HTTP routes share: the service, the caller, the public rate limits."""
 
 from __future__ import annotations
 
-import json
-from dataclasses import dataclass
-from typing import Annotated, Any
+from typing import Annotated, Final
 
-import asyncpg
-import structlog
 from fastapi import Depends, Request
-from pydantic import ValidationError
 
 from contracts.envelope import Metadata
-from eventkit.auth import Principal
-from eventkit.http import Problem, principal_from_authorization
-from eventkit.privacy import PersonalDataVault
-from eventkit.store import EventStore
-from services.intake.directory import Directory
-from services.intake.domain import FieldError, IntakeError, InvalidSubmission
+from eventkit.http import Problem, metadata_of, principal_from_authorization
+from eventkit.identity import Principal
+from services.intake.bootstrap import Intake
 from services.intake.ratelimit import RateLimiter, client_address, retry_after_header
-from services.intake.settings import IntakeSettings
-from services.intake.submission import Submissions
-from services.intake.taxonomy import TaxonomySource
-from services.intake.tracking import TrackingService
 
-MAX_BODY_BYTES = 64 * 1024
+MAX_BODY_BYTES: Final = 64 * 1024
 """The largest request body intake reads (the issue's 64 KB)."""
-
-
-@dataclass
-class Intake:
-    """The running service: everything a route needs, built in the app's lifespan."""
-
-    settings: IntakeSettings
-    pool: asyncpg.Pool
-    store: EventStore
-    vault: PersonalDataVault
-    directory: Directory
-    taxonomy: TaxonomySource
-    submissions: Submissions
-    tracking: TrackingService
-    submit_limiter: RateLimiter
-    read_limiter: RateLimiter
 
 
 def get_intake(request: Request) -> Intake:
@@ -51,32 +23,6 @@ def get_intake(request: Request) -> Intake:
 
 
 IntakeDep = Annotated[Intake, Depends(get_intake)]
-
-
-def problem(error: IntakeError) -> Problem:
-    """An intake refusal as an RFC 9457 problem."""
-    extra: dict[str, Any] = {}
-    if error.errors:
-        extra["errors"] = [
-            {
-                "field": e.field,
-                "code": e.code,
-                "message": e.message,
-                "message_en": e.message_en,
-            }
-            for e in error.errors
-        ]
-    headers = {"WWW-Authenticate": "Bearer"} if error.status == 401 else None
-    return Problem(
-        error.status,
-        error.code,
-        error.title,
-        error.title_en,
-        error.detail,
-        error.detail_en,
-        headers=headers,
-        **extra,
-    )
 
 
 def optional_principal(intake: Intake, request: Request) -> Principal | None:
@@ -94,6 +40,16 @@ def staff_principal(intake: IntakeDep, request: Request) -> Principal:
 
 
 StaffDep = Annotated[Principal, Depends(staff_principal)]
+
+
+def event_metadata(request: Request) -> Metadata:
+    """Dependency: correlation and trace context for the events of a route that keeps no
+    ``Idempotency-Key``: what it records happens once by itself (one rating per
+    resolution, one withdrawal), or, on the QR form, the key is a field of the form."""
+    return metadata_of(request)
+
+
+MetadataDep = Annotated[Metadata, Depends(event_metadata)]
 
 
 def caller_address(intake: Intake, request: Request) -> str:
@@ -129,87 +85,3 @@ def limit_reads(intake: IntakeDep, request: Request) -> None:
 def limit_submissions(intake: IntakeDep, request: Request) -> None:
     """Dependency: the public submission budget."""
     rate_limit(intake.submit_limiter, intake, request)
-
-
-def request_metadata(request: Request) -> Metadata:
-    """Correlation (the request id) and trace context for the events a request causes."""
-    correlation = structlog.contextvars.get_contextvars().get("correlation_id")
-    return Metadata(
-        correlation_id=correlation or request.headers.get("x-request-id"),
-        causation_id=correlation,
-        traceparent=request.headers.get("traceparent"),
-    )
-
-
-async def read_body(request: Request, limit: int) -> bytes:
-    """The body, read in chunks: 413 as soon as it passes ``limit`` (chunked uploads
-    have no Content-Length for the middleware to check)."""
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise Problem(
-                413,
-                "too-large",
-                "请求内容过大",
-                "Request body too large",
-                f"请求体不能超过 {limit // 1024} KB",
-                f"The body may not exceed {limit // 1024} KB",
-            )
-        chunks.append(chunk)
-    return b"".join(chunks)
-
-
-def media_type(request: Request) -> str:
-    """The request's media type, without parameters, lower case."""
-    return request.headers.get("content-type", "").split(";")[0].strip().lower()
-
-
-async def read_json(request: Request, limit: int = MAX_BODY_BYTES) -> Any:
-    """A JSON body: 415 for another content type, 400 for malformed JSON, 413 if too big."""
-    kind = media_type(request)
-    if kind != "application/json" and not (
-        kind.startswith("application/") and kind.endswith("+json")
-    ):
-        raise Problem(
-            415,
-            "unsupported-media-type",
-            "不支持的内容类型",
-            "Unsupported media type",
-            "请以 JSON 提交，Content-Type: application/json",
-            "Send JSON with Content-Type: application/json",
-            headers={"Accept-Post": "application/json"},
-        )
-    body = await read_body(request, limit)
-    try:
-        return json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise Problem(
-            400,
-            "invalid-json",
-            "JSON 格式错误",
-            "Malformed JSON",
-            f"第 {getattr(exc, 'lineno', 1)} 行附近无法解析",
-            f"Cannot parse near line {getattr(exc, 'lineno', 1)}",
-        ) from exc
-
-
-def invalid_fields(exc: ValidationError) -> InvalidSubmission:
-    """A pydantic validation error as the fields a clerk should check."""
-    errors = []
-    for error in exc.errors(include_input=False, include_url=False):
-        field = ".".join(str(part) for part in error.get("loc", ()))
-        kind = error.get("type", "")
-        if kind == "missing":
-            zh = f"缺少必填项「{field}」"
-        elif kind == "extra_forbidden":
-            zh = f"不认识的字段「{field}」"
-        else:
-            zh = f"「{field}」格式不正确"
-        errors.append(
-            FieldError(field or "body", kind or "invalid", zh, f"{field}: {error['msg']}")
-        )
-    return InvalidSubmission(
-        errors or [FieldError("body", "invalid", "请求体格式不正确", "Bad body")]
-    )

@@ -1,8 +1,9 @@
-"""Intake's view of the directory: districts, stations and representatives.
+"""Intake's view of the directory: districts, stations, representatives, the taxonomy.
 
-Learned from the directory events on ``minqing.directory.v1`` (the handlers below write
-``intake.districts``, ``intake.stations``...) and read by submissions, the QR form, the
-station list and the tracking timeline.
+Learned from the directory events on ``minqing.directory.v1`` (``directory_handlers.py``
+writes ``intake.districts``, ``intake.stations``...) and read here, briefly cached where
+the submission path needs it, by submissions, the QR form, the station list, Open311 and
+the tracking timeline.
 """
 
 from __future__ import annotations
@@ -10,26 +11,12 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import asyncpg
 
-from contracts import (
-    CommunityRegistered,
-    DistrictRegistered,
-    RepresentativeJoinedStation,
-    RepresentativeLeftStation,
-    RepresentativeRegistered,
-    RepresentativeRetired,
-    StationMoved,
-    StationRegistered,
-    StationRetired,
-    StreetRegistered,
-    TaxonomyPublished,
-)
-from eventkit.consumer import Consumer, HandlerContext
-from services.intake.domain import StationInfo
+from services.intake.submission_rules import StationInfo
+from services.intake.taxonomy import Taxonomy, published_taxonomy
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 
@@ -62,29 +49,10 @@ class Station:
     retired: bool
 
     def info(self) -> StationInfo:
-        """What the domain's decisions need of it."""
+        """What the submission rules need of it."""
         return StationInfo(
             self.district_id, self.station_code, self.name_zh, self.retired, self.communities
         )
-
-    def to_json(self) -> dict[str, Any]:
-        """The station for the JSON API."""
-        return {
-            "district": self.district_id,
-            "station_code": self.station_code,
-            "name_zh": self.name_zh,
-            "kind": self.kind,
-            "street_code": self.street_code,
-            "street_name_zh": self.street_name_zh,
-            "communities": list(self.communities),
-            "address": self.address,
-            "position": (
-                {"lat": self.lat, "long": self.long}
-                if self.lat is not None and self.long is not None
-                else None
-            ),
-            "star_rating": self.star_rating,
-        }
 
 
 def _timezone(name: str | None) -> ZoneInfo:
@@ -254,182 +222,31 @@ class Directory:
         return {r["district_id"]: r["name_zh"] for r in rows}
 
 
-# --- learning the directory from its events --------------------------------------------
+class TaxonomySource:
+    """Each district's taxonomy as last published (briefly cached): empty until routing
+    has published one."""
 
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        *,
+        cache_seconds: float = 5.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._pool = pool
+        self._ttl = cache_seconds
+        self._clock = clock
+        self._published: dict[str, tuple[float, Taxonomy]] = {}
 
-async def _district_registered(event: DistrictRegistered, ctx: HandlerContext) -> None:
-    await ctx.conn.execute(
-        """
-        INSERT INTO intake.districts (district_id, name_zh, name_en, timezone)
-        VALUES ($1, $2, $3, $4)
-        ON CONFLICT (district_id) DO UPDATE
-           SET name_zh = excluded.name_zh, name_en = excluded.name_en,
-               timezone = excluded.timezone, updated_at = now()
-        """,
-        event.district_id,
-        event.name_zh,
-        event.name_en,
-        event.timezone,
-    )
-
-
-async def _station_registered(event: StationRegistered, ctx: HandlerContext) -> None:
-    # Registering a station again replaces its details (and reopens it).
-    await ctx.conn.execute(
-        """
-        INSERT INTO intake.stations (district_id, station_code, name_zh, kind, street_code,
-            street_name_zh, communities, address, lat, long, star_rating, retired_at)
-        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, NULL)
-        ON CONFLICT (district_id, station_code) DO UPDATE
-           SET name_zh = excluded.name_zh, kind = excluded.kind,
-               street_code = excluded.street_code, street_name_zh = excluded.street_name_zh,
-               communities = excluded.communities, address = excluded.address,
-               lat = excluded.lat, long = excluded.long, star_rating = excluded.star_rating,
-               retired_at = NULL, updated_at = now()
-        """,
-        event.district_id,
-        event.station_code,
-        event.name_zh,
-        event.kind.value,
-        event.street_code,
-        event.street_name_zh,
-        list(event.communities),
-        event.address,
-        event.position.lat if event.position else None,
-        event.position.long if event.position else None,
-        event.star_rating,
-    )
-
-
-async def _representative_registered(event: RepresentativeRegistered, ctx: HandlerContext) -> None:
-    await ctx.conn.execute(
-        """
-        INSERT INTO intake.representatives (district_id, representative_id, name_zh, level)
-        VALUES ($1, $2, $3, $4)
-        ON CONFLICT (district_id, representative_id) DO UPDATE
-           SET name_zh = excluded.name_zh, level = excluded.level, retired_at = NULL,
-               updated_at = now()
-        """,
-        event.district_id,
-        event.representative_id,
-        event.name_zh,
-        event.level.value,
-    )
-
-
-async def _joined(event: RepresentativeJoinedStation, ctx: HandlerContext) -> None:
-    await ctx.conn.execute(
-        """
-        INSERT INTO intake.station_representatives (district_id, station_code, representative_id)
-        VALUES ($1, $2, $3) ON CONFLICT DO NOTHING
-        """,
-        event.district_id,
-        event.station_code,
-        event.representative_id,
-    )
-
-
-async def _left(event: RepresentativeLeftStation, ctx: HandlerContext) -> None:
-    await ctx.conn.execute(
-        "DELETE FROM intake.station_representatives "
-        "WHERE district_id = $1 AND station_code = $2 AND representative_id = $3",
-        event.district_id,
-        event.station_code,
-        event.representative_id,
-    )
-
-
-async def _station_moved(event: StationMoved, ctx: HandlerContext) -> None:
-    await ctx.conn.execute(
-        """
-        UPDATE intake.stations
-           SET street_code = $3, communities = $4, address = $5, lat = $6, long = $7,
-               updated_at = now()
-         WHERE district_id = $1 AND station_code = $2
-        """,
-        event.district_id,
-        event.station_code,
-        event.street_code,
-        list(event.communities),
-        event.address,
-        event.position.lat if event.position else None,
-        event.position.long if event.position else None,
-    )
-
-
-async def _station_retired(event: StationRetired, ctx: HandlerContext) -> None:
-    # Its QR code takes no more submissions; its cases and their history stay.
-    await ctx.conn.execute(
-        "UPDATE intake.stations SET retired_at = $3, updated_at = now() "
-        "WHERE district_id = $1 AND station_code = $2",
-        event.district_id,
-        event.station_code,
-        event.occurred_at,
-    )
-
-
-async def _representative_retired(event: RepresentativeRetired, ctx: HandlerContext) -> None:
-    await ctx.conn.execute(
-        "UPDATE intake.representatives SET retired_at = $3, updated_at = now() "
-        "WHERE district_id = $1 AND representative_id = $2",
-        event.district_id,
-        event.representative_id,
-        event.occurred_at,
-    )
-
-
-async def _street_registered(event: StreetRegistered, ctx: HandlerContext) -> None:
-    await ctx.conn.execute(
-        """
-        INSERT INTO intake.streets (district_id, street_code, name_zh) VALUES ($1, $2, $3)
-        ON CONFLICT (district_id, street_code) DO UPDATE
-           SET name_zh = excluded.name_zh, updated_at = now()
-        """,
-        event.district_id,
-        event.street_code,
-        event.name_zh,
-    )
-
-
-async def _community_registered(event: CommunityRegistered, ctx: HandlerContext) -> None:
-    await ctx.conn.execute(
-        """
-        INSERT INTO intake.communities (district_id, community, street_code) VALUES ($1, $2, $3)
-        ON CONFLICT (district_id, community) DO UPDATE SET street_code = excluded.street_code
-        """,
-        event.district_id,
-        event.community,
-        event.street_code,
-    )
-
-
-async def _taxonomy_published(event: TaxonomyPublished, ctx: HandlerContext) -> None:
-    await ctx.conn.execute(
-        """
-        INSERT INTO intake.taxonomies (district_id, version, categories, published_at)
-        VALUES ($1, $2, $3, $4)
-        ON CONFLICT (district_id) DO UPDATE
-           SET version = excluded.version, categories = excluded.categories,
-               published_at = excluded.published_at
-         WHERE intake.taxonomies.version <= excluded.version
-        """,
-        event.district_id,
-        event.version,
-        [c.model_dump(mode="json") for c in event.categories],
-        event.occurred_at,
-    )
-
-
-def register_directory_handlers(consumer: Consumer) -> None:
-    """Teach ``consumer`` to keep intake's directory tables."""
-    consumer.handles(DistrictRegistered)(_district_registered)
-    consumer.handles(StationRegistered)(_station_registered)
-    consumer.handles(StationMoved)(_station_moved)
-    consumer.handles(StationRetired)(_station_retired)
-    consumer.handles(RepresentativeRegistered)(_representative_registered)
-    consumer.handles(RepresentativeRetired)(_representative_retired)
-    consumer.handles(RepresentativeJoinedStation)(_joined)
-    consumer.handles(RepresentativeLeftStation)(_left)
-    consumer.handles(StreetRegistered)(_street_registered)
-    consumer.handles(CommunityRegistered)(_community_registered)
-    consumer.handles(TaxonomyPublished)(_taxonomy_published)
+    async def for_district(self, district_id: str) -> Taxonomy:
+        """The district's published taxonomy; no categories before the first one."""
+        now = self._clock()
+        cached = self._published.get(district_id)
+        if cached is not None and now - cached[0] < self._ttl:
+            return cached[1]
+        categories = await self._pool.fetchval(
+            "SELECT categories FROM intake.taxonomies WHERE district_id = $1", district_id
+        )
+        taxonomy = published_taxonomy(district_id, categories or ())
+        self._published[district_id] = (now, taxonomy)
+        return taxonomy

@@ -44,17 +44,15 @@ from typing import Any, Final
 from zoneinfo import ZoneInfo
 
 from contracts import Channel
-from eventkit.auth import Principal, Role
+from eventkit.identity import Principal, Role
 from eventkit.logging import get_logger
-from services.intake.domain import (
-    Contact,
-    IntakeError,
-    SubmitOpinion,
-    format_tracking_code,
-    normalise_phone,
-)
+from eventkit.refusals import Refusal
+from services.intake.errors import IdempotencyKeyReused
 from services.intake.idempotency import IdempotencyKey
 from services.intake.submission import Submissions
+from services.intake.submission_rules import Contact, SubmitOpinion
+from services.intake.text import normalise_phone
+from services.intake.tracking_codes import format_tracking_code
 
 log = get_logger(__name__)
 
@@ -235,9 +233,8 @@ def parse_time(value: str, tz: ZoneInfo) -> datetime:
     match = _ZH_TIME.match(value)
     if match:
         y, mo, d, h, mi, s = (int(g) if g else 0 for g in match.groups())
-        parsed = datetime(y, mo, d, h, mi, s)
-    else:
-        parsed = datetime.fromisoformat(value.replace("/", "-"))
+        return datetime(y, mo, d, h, mi, s, tzinfo=tz)
+    parsed = datetime.fromisoformat(value.replace("/", "-"))
     return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=tz)
 
 
@@ -352,7 +349,7 @@ class ImportReport:
                 writer.writerow([r.row, r.number or "", "未导入", "", "", r.reason, r.reason_en])
 
 
-def _reason(error: IntakeError) -> tuple[str, str]:
+def _reason(error: Refusal) -> tuple[str, str]:
     if error.errors:
         return (
             "；".join(e.message for e in error.errors),
@@ -387,14 +384,18 @@ async def import_work_orders(
         except RowRejected as exc:
             report.rejected.append(Rejection(row, number, exc.reason, exc.reason_en))
             continue
-        except IntakeError as exc:
-            if exc.code == "idempotency-key-reused":
-                zh, en = (
+        except IdempotencyKeyReused:
+            report.rejected.append(
+                Rejection(
+                    row,
+                    number,
                     "该工单编号已导入，但内容与之前不同；请核对后用新编号或联系热线",
                     "this work order was imported before with other content",
                 )
-            else:
-                zh, en = _reason(exc)
+            )
+            continue
+        except Refusal as exc:
+            zh, en = _reason(exc)
             report.rejected.append(Rejection(row, number, zh, en))
             continue
         except Exception as exc:  # one broken row must not stop the others

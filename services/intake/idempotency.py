@@ -12,7 +12,6 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-import re
 import uuid
 from dataclasses import dataclass
 from typing import Any, Final
@@ -20,40 +19,10 @@ from typing import Any, Final
 import asyncpg
 
 from eventkit.db import Conn
-from services.intake.domain import IntakeError
+from eventkit.requests import checked_idempotency_key
+from services.intake.errors import IdempotencyKeyReused
 
 _NAMESPACE: Final = uuid.UUID("6a1b3c5e-2f4d-4e8a-9b7c-0d1e2f3a4b5c")
-_KEY: Final = re.compile(r"^[\x21-\x7e]{1,255}$")
-
-
-class IdempotencyKeyReused(IntakeError):
-    """The key was used before with a different request."""
-
-    status = 422
-
-    def __init__(self) -> None:
-        super().__init__(
-            "idempotency-key-reused",
-            "幂等键已用于另一份不同的提交",
-            "This Idempotency-Key was already used for a different request",
-            "重试时请原样提交相同内容；新的提交请使用新的幂等键",
-            "Retry with exactly the same body, or use a new key for a new submission",
-        )
-
-
-class InvalidIdempotencyKey(IntakeError):
-    """The key is empty, too long or not printable ASCII."""
-
-    status = 400
-
-    def __init__(self) -> None:
-        super().__init__(
-            "invalid-idempotency-key",
-            "幂等键格式不正确",
-            "Malformed Idempotency-Key",
-            "幂等键应为 1–255 个可见 ASCII 字符，建议使用 UUID",
-            "The key must be 1 to 255 visible ASCII characters; a UUID is a good choice",
-        )
 
 
 def request_hash(payload: Any, secret: bytes) -> bytes:
@@ -78,9 +47,9 @@ class IdempotencyKey:
     @classmethod
     def of(cls, scope: str, key: str, payload: Any, *, secret: bytes) -> IdempotencyKey:
         """A checked key for ``payload``, hashed with ``secret`` (the settings'
-        ``intake_hash_secret``); :class:`InvalidIdempotencyKey` otherwise."""
-        if not _KEY.match(key):
-            raise InvalidIdempotencyKey()
+        ``intake_hash_secret``); :class:`eventkit.http.InvalidIdempotencyKey` when the key
+        is malformed (a form field or a work-order number is checked here like a header)."""
+        checked_idempotency_key(key)
         return cls(scope, key, request_hash(payload, secret))
 
     @property

@@ -11,48 +11,42 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Final
 from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from contracts import Channel
-from eventkit.http import Problem
+from eventkit.db import is_database_unavailable
+from eventkit.http import FORM, MULTIPART, Problem, info_of, media_type, read_form
 from eventkit.logging import get_logger
+from eventkit.refusals import Forbidden, NotFound, Refusal, Unauthenticated
 from services.intake import open311_format as fmt
-from services.intake.deps import (
-    MAX_BODY_BYTES,
-    Intake,
-    get_intake,
-    media_type,
-    rate_limit,
-    read_body,
-    request_metadata,
-)
+from services.intake.bootstrap import Intake
+from services.intake.deps import MAX_BODY_BYTES, get_intake, rate_limit
 from services.intake.directory import SHANGHAI, District
-from services.intake.domain import (
-    TEXT_MIN,
-    ApiClient,
-    Contact,
-    IntakeError,
-    SubmitOpinion,
-    format_tracking_code,
-    strip_controls,
-)
 from services.intake.idempotency import IdempotencyKey
+from services.intake.open311_queries import service_request_updates, service_requests
 from services.intake.progress import Names
-from services.intake.tracking import service_request_updates, service_requests
+from services.intake.submission_rules import TEXT_MIN, ApiClient, Contact, SubmitOpinion
+from services.intake.text import strip_controls
+from services.intake.tracking_codes import format_tracking_code
+from services.intake.tracking_views import RequestView
 
 log = get_logger(__name__)
 
 router = APIRouter(prefix="/open311", include_in_schema=True, tags=["Open311"])
 
-DEFAULT_LIMIT = 1000
+DEFAULT_LIMIT: Final = 1000
+FORMS: Final = (FORM, MULTIPART)
+"""What POST requests may be sent as."""
 
 
 class Open311Error(Exception):
-    """An error answered as an Open311 ``<errors>`` document."""
+    """What the specification itself refuses (a missing ``jurisdiction_id``, a wrong
+    ``api_key``...), with the status it gives: answered as an ``<errors>`` document."""
 
     def __init__(self, status: int, description: str, headers: dict[str, str] | None = None):
         super().__init__(description)
@@ -78,6 +72,23 @@ def _respond(
     return Response(body, status_code=status, media_type=fmt.CONTENT_TYPE[form], headers=headers)
 
 
+def _status(refusal: Refusal) -> int:
+    """The status the specification gives a refusal: 403 for who is calling, 404 for what
+    does not exist, 400 for everything else."""
+    if isinstance(refusal, Unauthenticated | Forbidden):
+        return 403
+    return 404 if isinstance(refusal, NotFound) else 400
+
+
+def _descriptions(refusal: Refusal, status: int) -> list[tuple[int, str]]:
+    """A refusal as the ``<error>`` elements of an Open311 document: one per wrong field."""
+    if refusal.errors:
+        return [(status, f"{e.message} / {e.message_en} [{e.code}]") for e in refusal.errors]
+    detail = " ".join(d for d in (refusal.detail, refusal.detail_en) if d)
+    text = f"{refusal.title} / {refusal.title_en}" + (f": {detail}" if detail else "")
+    return [(status, f"{text} [{refusal.code}]")]
+
+
 async def _answer(
     request: Request,
     suffix: str,
@@ -91,30 +102,23 @@ async def _answer(
     try:
         form = _format(suffix)
         if public:
-            try:
-                rate_limit(intake.read_limiter, intake, request)
-            except Problem as exc:
-                raise Open311Error(429, exc.title + " / " + exc.title_en, exc.headers) from exc
+            rate_limit(intake.read_limiter, intake, request)
         return await work(intake, form)
     except Open311Error as exc:
         return _respond(
             form, fmt.render_errors(form, [(exc.status, exc.description)]), exc.status, exc.headers
         )
-    except IntakeError as exc:
-        status = 403 if exc.status in {401, 403} else 404 if exc.status == 404 else 400
-        if exc.errors:
-            errors = [(status, f"{e.message} / {e.message_en} [{e.code}]") for e in exc.errors]
-        else:
-            detail = " ".join(d for d in (exc.detail, exc.detail_en) if d)
-            text = f"{exc.title} / {exc.title_en}" + (f": {detail}" if detail else "")
-            errors = [(status, f"{text} [{exc.code}]")]
-        return _respond(form, fmt.render_errors(form, errors), status)
-    except Problem as exc:
+    except Problem as exc:  # what the edge decides: a rate limit, a body too large
         text = f"{exc.title} / {exc.title_en}"
         return _respond(
             form, fmt.render_errors(form, [(exc.status, text)]), exc.status, exc.headers
         )
-    except Exception:
+    except Refusal as exc:
+        status = _status(exc)
+        return _respond(form, fmt.render_errors(form, _descriptions(exc, status)), status)
+    except Exception as exc:  # the spec's "general service error", logged with its trace
+        if is_database_unavailable(exc):
+            raise  # the edge answers 503 with Retry-After, as every service does
         log.exception("open311 request failed", path=request.url.path)
         return _respond(
             form,
@@ -280,14 +284,14 @@ def _name(first: str | None, last: str | None) -> str | None:
 @router.post("/v2/requests.{suffix}", summary="POST Service Request")
 async def create_request(request: Request, suffix: str) -> Response:
     async def work(intake: Intake, form: fmt.Format) -> Response:
-        kind = media_type(request)
-        if kind not in {"application/x-www-form-urlencoded", "multipart/form-data"}:
+        if media_type(request) not in FORMS:
+            # Checked before read_form, which would answer 415: the spec gives 400.
             raise Open311Error(
                 400,
                 "请以 application/x-www-form-urlencoded 提交 / send "
                 "application/x-www-form-urlencoded",
             )
-        fields = await _form(request)
+        fields = await read_form(request, MAX_BODY_BYTES, media_types=FORMS)
         district = await _jurisdiction(intake, fields.get("jurisdiction_id"))
         api_key = fields.get("api_key") or _arg(request, "api_key")
         if not api_key or not intake.settings.api_key_valid(district.district_id, api_key):
@@ -330,20 +334,20 @@ async def create_request(request: Request, suffix: str) -> Response:
             attachments=attachments,
         )
         client = _api_client(district.district_id, api_key)
-        header = request.headers.get("idempotency-key")
+        info = info_of(request)
         payload = {k: v for k, v in fields.items() if k != "api_key"}
         key = (
             IdempotencyKey.of(
                 f"open311:{district.district_id}:{client.client_id}",
-                header,
+                info.idempotency_key,
                 payload,
                 secret=intake.settings.intake_hash_secret,
             )
-            if header
+            if info.idempotency_key
             else None
         )
         receipt = await intake.submissions.submit(
-            command, client, key=key, metadata=request_metadata(request)
+            command, client, key=key, metadata=info.metadata()
         )
         tracking = format_tracking_code(receipt.tracking_code)
         url = f"{intake.settings.public_base_url.rstrip('/')}/t/{receipt.tracking_code}"
@@ -362,18 +366,7 @@ async def create_request(request: Request, suffix: str) -> Response:
     return await _answer(request, suffix, work, public=False)
 
 
-async def _form(request: Request) -> dict[str, str]:
-    """The form's fields (the last value of a repeated one), read within the body limit."""
-    body = await read_body(request, MAX_BODY_BYTES)
-
-    async def replay() -> dict[str, Any]:
-        return {"type": "http.request", "body": body, "more_body": False}
-
-    parsed = await Request(request.scope, replay).form()
-    return {key: value for key, value in parsed.items() if isinstance(value, str)}
-
-
-def _window(request: Request, tz: Any) -> tuple[datetime, datetime]:
+def _window(request: Request, tz: ZoneInfo, now: datetime) -> tuple[datetime, datetime]:
     """The (start, end) of a query: 90 days at most, the last 90 days by default."""
     try:
         start = fmt.parse_w3c(s, tz) if (s := _arg(request, "start_date")) else None
@@ -396,7 +389,6 @@ def _window(request: Request, tz: Any) -> tuple[datetime, datetime]:
         return start, start + fmt.MAX_SPAN
     if end is not None:
         return end - fmt.MAX_SPAN, end
-    now = datetime.now(UTC)
     return now - fmt.MAX_SPAN, now + timedelta(minutes=1)
 
 
@@ -413,7 +405,7 @@ async def list_requests(request: Request, suffix: str) -> Response:
                 intake.pool, district.district_id, ids=ids, limit=DEFAULT_LIMIT
             )
         else:
-            start, end = _window(request, district.timezone)
+            start, end = _window(request, district.timezone, intake.clock())
             views = await service_requests(
                 intake.pool,
                 district.district_id,
@@ -438,7 +430,7 @@ async def list_requests(request: Request, suffix: str) -> Response:
     return await _answer(request, suffix, work)
 
 
-def _requests(intake: Intake, form: fmt.Format, views: list[Any], names: Names) -> Response:
+def _requests(intake: Intake, form: fmt.Format, views: list[RequestView], names: Names) -> Response:
     items = [
         fmt.service_request(
             v, names, publish_description=intake.settings.open311_publish_descriptions
@@ -476,7 +468,7 @@ async def get_request(request: Request, service_request_id: str, suffix: str) ->
 async def list_updates(request: Request, suffix: str) -> Response:
     async def work(intake: Intake, form: fmt.Format) -> Response:
         district = await _jurisdiction(intake, _arg(request, "jurisdiction_id"))
-        start, end = _window(request, district.timezone)
+        start, end = _window(request, district.timezone, intake.clock())
         updates = await service_request_updates(
             intake.pool, district.district_id, start=start, end=end, limit=DEFAULT_LIMIT
         )

@@ -16,7 +16,6 @@ from typing import Any, Final, Literal, cast
 from xml.etree import ElementTree as ET
 from zoneinfo import ZoneInfo
 
-from services.intake.domain import mask_personal_numbers
 from services.intake.progress import (
     STAGE_WORDS,
     Names,
@@ -26,7 +25,8 @@ from services.intake.progress import (
     open311_status,
 )
 from services.intake.taxonomy import Category
-from services.intake.tracking import RequestView
+from services.intake.text import mask_personal_numbers
+from services.intake.tracking_views import RequestView
 
 Format = Literal["xml", "json"]
 FORMATS: Final[tuple[Format, ...]] = ("xml", "json")

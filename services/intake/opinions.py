@@ -7,37 +7,13 @@ credential: it lives here, never in an event.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from datetime import datetime
-
 import asyncpg
 
 from eventkit.db import Conn
+from services.intake.errors import TrackingNotFound
 from services.intake.idempotency import Claim
-
-
-@dataclass(frozen=True)
-class OpinionRecord:
-    """An accepted opinion as intake keeps it (no personal data: only the subject id)."""
-
-    opinion_id: str
-    district_id: str
-    tracking_code: str
-    channel: str
-    station_code: str | None
-    community: str | None
-    address: str | None
-    lat: float | None
-    long: float | None
-    category_hint: str | None
-    text: str
-    attachments: tuple[str, ...]
-    external_ref: str | None
-    subject_id: str | None
-    submitted_at: datetime
-    withdrawn_at: datetime | None = None
-    withdraw_reason: str | None = None
-
+from services.intake.opinion_record import OpinionRecord
+from services.intake.tracking_codes import normalise_tracking_code
 
 _NAMES = (
     "opinion_id",
@@ -112,17 +88,28 @@ async def insert_opinion(conn: Conn, record: OpinionRecord, *, claim: Claim | No
     return bool(inserted)
 
 
-async def opinion_by_tracking_code(conn: Conn | asyncpg.Pool, code: str) -> OpinionRecord | None:
-    """The opinion a (canonical) tracking code belongs to."""
-    row = await conn.fetchrow(
-        f"SELECT {', '.join(_READ)} FROM intake.opinions WHERE tracking_code = $1", code
+async def opinion_by_code(conn: Conn | asyncpg.Pool, raw_code: str) -> OpinionRecord:
+    """The opinion of a tracking code as a resident typed it; :class:`TrackingNotFound`
+    for a code that is unknown or cannot be one (the same answer for both)."""
+    code = normalise_tracking_code(raw_code)
+    row = (
+        await conn.fetchrow(
+            f"SELECT {', '.join(_READ)} FROM intake.opinions WHERE tracking_code = $1", code
+        )
+        if code
+        else None
     )
-    return None if row is None else record_from_row(row)
+    if row is None:
+        raise TrackingNotFound()
+    return record_from_row(row)
 
 
-async def opinion_by_id(conn: Conn | asyncpg.Pool, opinion_id: str) -> OpinionRecord | None:
-    """One opinion by its id."""
+async def opinion_by_id(
+    conn: Conn | asyncpg.Pool, opinion_id: str, *, for_update: bool = False
+) -> OpinionRecord | None:
+    """One opinion by its id (``for_update``: its row locked until the transaction ends)."""
+    lock = " FOR UPDATE" if for_update else ""
     row = await conn.fetchrow(
-        f"SELECT {', '.join(_READ)} FROM intake.opinions WHERE opinion_id = $1", opinion_id
+        f"SELECT {', '.join(_READ)} FROM intake.opinions WHERE opinion_id = $1{lock}", opinion_id
     )
     return None if row is None else record_from_row(row)

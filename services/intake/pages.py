@@ -12,37 +12,34 @@ from collections.abc import Mapping
 from datetime import datetime
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qsl, urlencode
+from urllib.parse import urlencode
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 
 from contracts import Channel
-from eventkit.http import Problem
+from eventkit.http import read_form, status_for
+from eventkit.refusals import NotFound, Refusal
 from services.intake.api import poster_url
+from services.intake.api_models import tracking_body
+from services.intake.bootstrap import Intake
 from services.intake.deps import (
     MAX_BODY_BYTES,
-    Intake,
     IntakeDep,
+    MetadataDep,
     limit_reads,
     limit_submissions,
-    read_body,
-    request_metadata,
 )
 from services.intake.directory import Station
-from services.intake.domain import (
-    Contact,
-    GiveFeedback,
-    IntakeError,
-    SubmitOpinion,
-    format_tracking_code,
-    normalise_tracking_code,
-)
+from services.intake.errors import TrackingNotFound
+from services.intake.feedback_rules import GiveFeedback
 from services.intake.i18n import TEXT, Lang, lang_of
 from services.intake.idempotency import IdempotencyKey
 from services.intake.submission import Receipt
+from services.intake.submission_rules import Contact, SubmitOpinion
 from services.intake.taxonomy import Category
+from services.intake.tracking_codes import format_tracking_code, normalise_tracking_code
 
 TEMPLATES_DIR = Path(__file__).parent / "templates"
 
@@ -99,7 +96,12 @@ def _notice(request: Request, lang: Lang, heading_key: str, message_key: str) ->
     )
 
 
-def _messages(error: IntakeError, lang: Lang) -> list[str]:
+def _status(request: Request, error: Refusal) -> int:
+    """The status ``error`` leaves the app with, for the page that shows it."""
+    return status_for(request, error)
+
+
+def _messages(error: Refusal, lang: Lang) -> list[str]:
     if error.errors:
         return [e.message if lang == "zh" else e.message_en for e in error.errors]
     detail = error.detail if lang == "zh" else error.detail_en
@@ -211,6 +213,7 @@ def _float(value: str | None) -> float | None:
 async def qr_form_post(
     request: Request,
     intake: IntakeDep,
+    metadata: MetadataDep,
     station_code: str,
     district: str | None = None,
 ) -> HTMLResponse:
@@ -246,10 +249,8 @@ async def qr_form_post(
             if fields.get("idempotency_key")
             else None
         )
-        receipt = await intake.submissions.submit(
-            command, None, key=key, metadata=request_metadata(request)
-        )
-    except IntakeError as error:
+        receipt = await intake.submissions.submit(command, None, key=key, metadata=metadata)
+    except Refusal as error:
         return await _form_page(
             request,
             intake,
@@ -257,28 +258,16 @@ async def qr_form_post(
             lang,
             values={**fields, "consent": fields.get("consent") == "yes"},
             errors=_messages(error, lang),
-            status=error.status,
+            status=_status(request, error),
         )
     return await _form_page(request, intake, station, lang, receipt=receipt, status=201)
 
 
 async def _form_fields(request: Request) -> dict[str, str]:
-    body = await read_body(request, MAX_BODY_BYTES)
-    kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    if kind != "application/x-www-form-urlencoded":
-        raise Problem(
-            415,
-            "unsupported-media-type",
-            "不支持的内容类型",
-            "Unsupported media type",
-            "表单应以 application/x-www-form-urlencoded 提交",
-            "Forms are sent as application/x-www-form-urlencoded",
-        )
-    try:
-        pairs = parse_qsl(body.decode("utf-8"), keep_blank_values=True)
-    except UnicodeDecodeError as exc:
-        raise Problem(400, "invalid-form", "表单编码错误", "The form is not UTF-8") from exc
-    return {key: value.strip() if key != "text" else value for key, value in pairs}
+    """The form's fields, trimmed: only the resident's text keeps its blanks (the rules
+    strip it, and its length counts what was meant)."""
+    fields = await read_form(request, MAX_BODY_BYTES)
+    return {key: value.strip() if key != "text" else value for key, value in fields.items()}
 
 
 @router.get("/q/{station_code}/poster", dependencies=[Depends(limit_reads)])
@@ -318,16 +307,16 @@ async def _track_page(
 ) -> HTMLResponse:
     try:
         tracking = await intake.tracking.track(code)
-    except IntakeError:
+    except TrackingNotFound:
         return _notice(request, lang, "not_found_title", "code_not_found")
-    view = tracking.to_json()
+    view = tracking_body(tracking)
     return _render(
         request,
         "track.html",
         lang,
         status=status,
         view=view,
-        code=view["tracking_code"],
+        code=view.tracking_code,
         raw_code=tracking.opinion.tracking_code,
         notice=notice,
         errors=errors or [],
@@ -353,7 +342,9 @@ async def track_page(
 
 
 @router.post("/t/{code}/feedback", dependencies=[Depends(limit_submissions)])
-async def feedback_form(request: Request, intake: IntakeDep, code: str) -> Response:
+async def feedback_form(
+    request: Request, intake: IntakeDep, metadata: MetadataDep, code: str
+) -> Response:
     fields = await _form_fields(request)
     lang = lang_of(fields.get("lang"))
     try:
@@ -366,12 +357,17 @@ async def feedback_form(request: Request, intake: IntakeDep, code: str) -> Respo
         comment=fields.get("comment") or None,
     )
     try:
-        await intake.tracking.give_feedback(code, command, metadata=request_metadata(request))
-    except IntakeError as error:
-        if error.status == 404:
-            return _notice(request, lang, "not_found_title", "code_not_found")
+        await intake.feedback.give(code, command, metadata=metadata)
+    except NotFound:
+        return _notice(request, lang, "not_found_title", "code_not_found")
+    except Refusal as error:
         return await _track_page(
-            request, intake, code, lang, errors=_messages(error, lang), status=error.status
+            request,
+            intake,
+            code,
+            lang,
+            errors=_messages(error, lang),
+            status=_status(request, error),
         )
     suffix = "&lang=en" if lang == "en" else ""
     canonical = normalise_tracking_code(code) or code
@@ -379,18 +375,23 @@ async def feedback_form(request: Request, intake: IntakeDep, code: str) -> Respo
 
 
 @router.post("/t/{code}/withdraw", dependencies=[Depends(limit_submissions)])
-async def withdraw_form(request: Request, intake: IntakeDep, code: str) -> Response:
+async def withdraw_form(
+    request: Request, intake: IntakeDep, metadata: MetadataDep, code: str
+) -> Response:
     fields = await _form_fields(request)
     lang = lang_of(fields.get("lang"))
     try:
-        await intake.tracking.withdraw(
-            code, fields.get("reason") or None, metadata=request_metadata(request)
-        )
-    except IntakeError as error:
-        if error.status == 404:
-            return _notice(request, lang, "not_found_title", "code_not_found")
+        await intake.withdrawals.withdraw(code, fields.get("reason") or None, metadata=metadata)
+    except NotFound:
+        return _notice(request, lang, "not_found_title", "code_not_found")
+    except Refusal as error:
         return await _track_page(
-            request, intake, code, lang, errors=_messages(error, lang), status=error.status
+            request,
+            intake,
+            code,
+            lang,
+            errors=_messages(error, lang),
+            status=_status(request, error),
         )
     suffix = "&lang=en" if lang == "en" else ""
     canonical = normalise_tracking_code(code) or code

@@ -18,10 +18,6 @@ class IntakeSettings(Settings):
 
     intake_port: int = Field(default=8001, ge=1, le=65535)
 
-    districts_dir: Path = Path("deploy/districts")
-    """Where each district's taxonomy lives (``<district>.yaml``): the Open311 services
-    and the QR form's category choice."""
-
     open311_api_keys: dict[str, list[str]] = Field(default_factory=dict)
     """District → the Open311 api_keys accepted for it, as JSON in
     ``MINQING_OPEN311_API_KEYS``, e.g. ``{"demo": ["k-3f9c..."]}``."""

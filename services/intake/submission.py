@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import asyncpg
@@ -19,9 +19,11 @@ import asyncpg
 from contracts import Actor
 from contracts.envelope import Envelope, Metadata
 from contracts.intake import SubmitterRef
+from eventkit.clock import Clock
 from eventkit.db import Conn
 from eventkit.logging import get_logger
 from eventkit.privacy import PersonalDataVault
+from eventkit.refusals import Refusal
 from eventkit.store import (
     NO_STREAM,
     ConcurrencyError,
@@ -32,24 +34,22 @@ from eventkit.store import (
 )
 from services.intake import idempotency
 from services.intake.directory import Directory
-from services.intake.domain import (
+from services.intake.errors import UnknownDistrict
+from services.intake.idempotency import Claim, IdempotencyKey
+from services.intake.opinion_record import OpinionRecord
+from services.intake.opinions import insert_opinion
+from services.intake.submission_rules import (
     Caller,
     CleanSubmission,
-    IntakeError,
     Place,
     SubmitOpinion,
-    UnknownDistrict,
     authorize,
     check_submission,
-    format_tracking_code,
     locate,
-    new_opinion_id,
-    new_tracking_code,
     on_behalf_of,
     opinion_submitted,
 )
-from services.intake.idempotency import Claim, IdempotencyKey
-from services.intake.opinions import OpinionRecord, insert_opinion
+from services.intake.tracking_codes import format_tracking_code, new_opinion_id, new_tracking_code
 
 log = get_logger(__name__)
 
@@ -102,7 +102,7 @@ class Submissions:
         vault: PersonalDataVault,
         directory: Directory,
         public_base_url: str,
-        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        clock: Clock,
         new_code: Callable[[], str] = new_tracking_code,
         new_id: Callable[[datetime], str] = new_opinion_id,
     ) -> None:
@@ -138,7 +138,7 @@ class Submissions:
         key: IdempotencyKey | None = None,
         metadata: Metadata | None = None,
     ) -> Receipt:
-        """Accept ``command`` or raise the :class:`IntakeError` that says why not."""
+        """Accept ``command`` or raise the refusal that says why not."""
         clean = check_submission(command)
         # A colliding opinion id or tracking code (rare) draws new ones on the next
         # attempt; the same key at the same moment finds the stored answer.
@@ -173,10 +173,10 @@ class Submissions:
         command = clean.command
         # Looked up before a connection is taken: the lookups use the pool themselves,
         # and a request holding one connection while waiting for another could starve it.
-        place: Place | IntakeError
+        place: Place | Refusal
         try:
             place = await self.place(command)
-        except IntakeError as refusal:
+        except Refusal as refusal:
             place = refusal
         now = self._clock()
         opinion_id = self._new_id(now)
@@ -185,7 +185,7 @@ class Submissions:
                 stored = await idempotency.stored_answer(conn, key)
                 if stored is not None:
                     return Receipt.from_json(stored)  # the first answer, whatever changed
-            if isinstance(place, IntakeError):
+            if isinstance(place, Refusal):
                 raise place
             actor = authorize(command, principal, place)
             async with conn.transaction():

@@ -21,19 +21,10 @@ from typing import TypeVar
 import click
 
 from contracts.base import Actor, ActorRole
-from eventkit.db import create_pool
-from eventkit.store import EventStore
-from minqing.cli import database_url
-from services.routing import projections
-from services.routing.classification import JiebaSegmenter
-from services.routing.district_file import (
-    DistrictConfig,
-    DistrictFile,
-    DistrictFileError,
-    load_district_file,
-    plan_changes,
-)
-from services.routing.service import RoutingService, utc_now
+from eventkit.local import NoDatabase
+from services.routing.bootstrap import Routing, bootstrap
+from services.routing.district_file import DistrictFile, DistrictFileError, load_district_file
+from services.routing.rebuild import rebuild
 from services.routing.settings import RoutingSettings
 
 T = TypeVar("T")
@@ -41,18 +32,17 @@ T = TypeVar("T")
 CLI_ACTOR = Actor(id="minqing-cli", role=ActorRole.DISTRICT_ADMIN)
 
 
-def _with_service(work: Callable[[RoutingService], Awaitable[T]]) -> T:
-    settings = RoutingSettings()
-    url = database_url(settings)
+def _with_routing(work: Callable[[Routing], Awaitable[T]]) -> T:
+    """Run ``work`` on the routing service, without its background work."""
 
     async def main() -> T:
-        pool = await create_pool(url, role=settings.database_role, max_size=2)
-        try:
-            return await work(RoutingService(pool, EventStore(pool), segmenter=JiebaSegmenter()))
-        finally:
-            await pool.close()
+        async with bootstrap(RoutingSettings(), background=False) as routing:
+            return await work(routing)
 
-    return asyncio.run(main())
+    try:
+        return asyncio.run(main())
+    except NoDatabase as exc:
+        raise click.ClickException(str(exc)) from exc
 
 
 def load_district_file_or_exit(path: Path) -> DistrictFile:
@@ -83,14 +73,14 @@ def directory_import(file: Path, retire_missing: bool) -> None:
     """导入区目录文件 / Import a district file (YAML); repeating it changes nothing."""
     district = load_district_file_or_exit(file)
 
-    async def work(service: RoutingService) -> dict[str, int]:
-        plan = await service.change_directory(
+    async def work(routing: Routing) -> dict[str, int]:
+        plan = await routing.directory.change(
             district.district.code, district, CLI_ACTOR, retire_missing=retire_missing
         )
         return plan.summary
 
     try:
-        summary = _with_service(work)
+        summary = _with_routing(work)
     except DistrictFileError as exc:
         for problem in exc.problems:
             click.echo(f"  - {problem}", err=True)
@@ -110,18 +100,11 @@ def directory_check(file: Path) -> None:
     district = load_district_file_or_exit(file)
     code = district.district.code
 
-    async def work(service: RoutingService) -> dict[str, int]:
-        async with service.pool.acquire() as conn:
-            loaded = await projections.load_config(conn, code)
-        current: DistrictConfig | None = loaded[1] if loaded else None
-        now = utc_now()
-        plan = plan_changes(
-            current, district, district_id=code, actor=CLI_ACTOR, now=now, today=now.date()
-        )
-        return plan.summary
+    async def work(routing: Routing) -> dict[str, int]:
+        return (await routing.directory.preview(code, district, CLI_ACTOR)).summary
 
     try:
-        summary = _with_service(work)
+        summary = _with_routing(work)
     except DistrictFileError as exc:
         for problem in exc.problems:
             click.echo(f"  - {problem}", err=True)
@@ -146,10 +129,10 @@ def routing_scan(now_text: str | None) -> None:
     if moment is not None and moment.tzinfo is None:
         raise click.BadParameter("--now needs a time zone, e.g. 2026-10-09T09:00:00+08:00")
 
-    async def work(service: RoutingService) -> int:
-        return await service.scan_overdue(moment)
+    async def work(routing: Routing) -> int:
+        return await routing.overdue.scan(moment)
 
-    recorded = _with_service(work)
+    recorded = _with_routing(work)
     click.echo(f"超期记录 / overdue deadlines recorded: {recorded}")
 
 
@@ -157,11 +140,11 @@ def routing_scan(now_text: str | None) -> None:
 def routing_rebuild() -> None:
     """重建读模型 / Recompute the routing tables from the event store."""
 
-    async def work(service: RoutingService) -> dict[str, int]:
-        async with service.pool.acquire() as conn:
-            return await projections.rebuild(conn, service.store)
+    async def work(routing: Routing) -> dict[str, int]:
+        async with routing.pool.acquire() as conn:
+            return await rebuild(conn, routing.store)
 
-    counts = _with_service(work)
+    counts = _with_routing(work)
     click.echo(
         f"已重建 / rebuilt: {counts['cases']} cases from {counts['case']} case events, "
         f"{counts['directory']} directory events, {counts['feedback']} ratings"

@@ -1,9 +1,10 @@
 """Kafka entrypoints: opinions become cases; feedback and withdrawals act on them.
 
-Each handler runs inside the consumer runtime's transaction (``ctx.conn``), so the case's
-events, its read model and the version gate commit together: a redelivered opinion is
-recognised by the gate, and the events' ids derive from the opinion's event id, so even
-a handler retried after an unknown outcome cannot open the case twice.
+Thin: each handler hands the event to :mod:`services.routing.opening` or
+:mod:`services.routing.reactions` inside the consumer runtime's transaction
+(``ctx.conn``), so the case's events, its read model and the version gate commit together.
+A district not yet imported cannot be helped by retrying: such an event goes straight to
+the DLQ, and ``minqing dlq redrive`` brings it back afterwards.
 """
 
 from __future__ import annotations
@@ -15,7 +16,9 @@ from faststream.kafka import KafkaBroker
 
 from contracts.intake import FeedbackSubmitted, OpinionSubmitted, OpinionWithdrawn
 from eventkit.consumer import Consumer, HandlerContext, PermanentError
-from services.routing.service import CaseNotFound, RoutingService, UnknownDistrict
+from services.routing.errors import CaseNotFound, UnknownDistrict
+from services.routing.opening import CaseOpening
+from services.routing.reactions import Reactions
 from services.routing.settings import RoutingSettings
 
 CONSUMER_NAME = "routing"
@@ -40,7 +43,7 @@ class RoutingConsumer(Consumer):
 
 
 def build_consumer(
-    settings: RoutingSettings, pool: asyncpg.Pool, service: RoutingService
+    settings: RoutingSettings, pool: asyncpg.Pool, opening: CaseOpening, reactions: Reactions
 ) -> RoutingConsumer:
     """The routing consumer with its handlers."""
     consumer = RoutingConsumer(
@@ -50,23 +53,21 @@ def build_consumer(
     @consumer.handles(OpinionSubmitted)
     async def opinion_submitted(event: OpinionSubmitted, ctx: HandlerContext) -> None:
         try:
-            await service.open_case(event, ctx.envelope, ctx.conn)
+            await opening.open_case(event, ctx.envelope, ctx.conn)
         except UnknownDistrict as exc:
-            # Retrying cannot help until the district is imported: dead-letter it, and
-            # `minqing dlq redrive` brings it back afterwards.
             raise PermanentError(str(exc)) from exc
 
     @consumer.handles(FeedbackSubmitted)
     async def feedback_submitted(event: FeedbackSubmitted, ctx: HandlerContext) -> None:
         try:
-            await service.on_feedback(event, ctx.envelope, ctx.conn)
+            await reactions.on_feedback(event, ctx.envelope, ctx.conn)
         except (UnknownDistrict, CaseNotFound) as exc:
             raise PermanentError(str(exc)) from exc
 
     @consumer.handles(OpinionWithdrawn)
     async def opinion_withdrawn(event: OpinionWithdrawn, ctx: HandlerContext) -> None:
         try:
-            await service.on_withdrawn(event, ctx.envelope, ctx.conn)
+            await reactions.on_withdrawn(event, ctx.envelope, ctx.conn)
         except UnknownDistrict as exc:
             raise PermanentError(str(exc)) from exc
 

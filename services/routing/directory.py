@@ -10,7 +10,13 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import date
 
-from contracts.directory import RepresentativeLevel, StationKind
+from contracts.directory import (
+    RepresentativeLevel,
+    RoutingPolicyPublished,
+    StationKind,
+    TaxonomyPublished,
+    WorkCalendarPublished,
+)
 
 EARTH_RADIUS_M = 6_371_008.8
 
@@ -186,3 +192,16 @@ class Directory:
 def reception_index(days: Iterable[ReceptionDay]) -> tuple[ReceptionDay, ...]:
     """Reception days in a stable order."""
     return tuple(sorted(days, key=lambda r: (r.day, r.representative_id, r.station_code)))
+
+
+@dataclass(frozen=True)
+class DistrictConfig:
+    """A district's directory and published rules as they are now."""
+
+    directory: Directory
+    name_en: str | None = None
+    taxonomy: TaxonomyPublished | None = None
+    calendar: WorkCalendarPublished | None = None
+    policy: RoutingPolicyPublished | None = None
+    scheduled: frozenset[tuple[str, str, date]] = frozenset()
+    """(representative, station, day) already scheduled."""

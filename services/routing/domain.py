@@ -1,9 +1,10 @@
-"""The life of a case: a pure state machine.
+"""The life of a case: pure decisions.
 
 ``decide(state, command) -> events`` says what happens when staff (or the system) ask for
-something; ``evolve(state, event) -> state`` says what a case looks like after an event.
-No clock (every command carries ``now``), no database, no logging: the application
-layer (:mod:`services.routing.service`) loads the stream, decides, appends, projects.
+something; :func:`overdue_events` says which missed deadlines to record. No clock (every
+command carries ``now``), no database, no logging: the application layer loads the
+stream (:mod:`services.routing.case_store`), decides here, appends and projects. What a
+case looks like after its events is :mod:`services.routing.case_state`.
 
 States and the commands each allows (``ALLOWED``)::
 
@@ -21,11 +22,10 @@ final. A missed deadline is recorded (``CaseOverdue``) exactly once, by
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field, replace
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
-from enum import StrEnum
-from typing import Any, ClassVar, TypeVar
+from typing import Any, TypeVar
 
 from contracts.base import Actor, ActorRole
 from contracts.cases import (
@@ -44,367 +44,111 @@ from contracts.cases import (
     CaseReplied,
     CaseResolved,
     CaseTransferred,
-    Priority,
 )
+from eventkit.refusals import Conflict, Forbidden, InvalidInput
 from services.routing.assignment import Assignment
-from services.routing.deadlines import Due
+from services.routing.case_commands import (
+    Accept,
+    Classify,
+    Close,
+    Command,
+    ConvertToSuggestion,
+    Escalate,
+    LinkCase,
+    Merge,
+    OpenCase,
+    Reopen,
+    Reply,
+    Resolve,
+    Transfer,
+    TransferToDistrict,
+    Withdraw,
+)
+from services.routing.case_state import (
+    ALLOWED,
+    COMMAND_LABELS,
+    OPEN,
+    STATUS_LABELS,
+    CaseState,
+    CaseStatus,
+    allowed_commands,
+    evolve,
+)
 
 E = TypeVar("E", bound=CaseEvent)
 
 SYSTEM = Actor(id="routing", role=ActorRole.SYSTEM)
 """The routing service acting on its own (opening, assigning, recording overdue)."""
 
-
-class CaseStatus(StrEnum):
-    """Where a case stands."""
-
-    TRIAGE = "triage"
-    ASSIGNED = "assigned"
-    IN_PROGRESS = "in_progress"
-    ESCALATED = "escalated"
-    RESOLVED = "resolved"
-    CLOSED = "closed"
-    CONVERTED = "converted"
-    MERGED = "merged"
-    TRANSFERRED_OUT = "transferred_out"
+WITHDRAWN_NOTE = "居民撤回诉求 / withdrawn by the resident"
 
 
-STATUS_LABELS: dict[CaseStatus, tuple[str, str]] = {
-    CaseStatus.TRIAGE: ("待分拣", "awaiting triage"),
-    CaseStatus.ASSIGNED: ("待报到", "assigned, awaiting acceptance"),
-    CaseStatus.IN_PROGRESS: ("办理中", "in progress"),
-    CaseStatus.ESCALATED: ("已吹哨", "escalated to a department"),
-    CaseStatus.RESOLVED: ("待核实", "resolved, awaiting verification"),
-    CaseStatus.CLOSED: ("已结项", "closed"),
-    CaseStatus.CONVERTED: ("已转代表建议", "converted to a representative suggestion"),
-    CaseStatus.MERGED: ("已并案", "merged into another case"),
-    CaseStatus.TRANSFERRED_OUT: ("已转外区", "transferred to another district"),
-}
-
-OPEN = frozenset(
-    {CaseStatus.TRIAGE, CaseStatus.ASSIGNED, CaseStatus.IN_PROGRESS, CaseStatus.ESCALATED}
-)
-"""Statuses in which the case needs work (and counts in a representative's workload)."""
-
-_S = CaseStatus
-ALLOWED: dict[str, frozenset[CaseStatus]] = {
-    "accept": frozenset({_S.ASSIGNED}),
-    "reply": OPEN | {_S.RESOLVED, _S.CONVERTED},
-    "classify": OPEN,
-    "transfer": OPEN,
-    "escalate": frozenset({_S.IN_PROGRESS, _S.ESCALATED}),
-    "resolve": frozenset({_S.IN_PROGRESS, _S.ESCALATED}),
-    "convert": frozenset({_S.IN_PROGRESS, _S.ESCALATED}),
-    "close": frozenset({_S.RESOLVED, _S.CONVERTED}),
-    "reopen": frozenset({_S.RESOLVED, _S.CLOSED}),
-    "withdraw": OPEN | {_S.RESOLVED, _S.CONVERTED},
-    "merge": OPEN,
-    "link": OPEN | {_S.RESOLVED, _S.CONVERTED, _S.CLOSED},
-}
-"""For each command, the statuses it is allowed in."""
-
-COMMAND_LABELS: dict[str, str] = {
-    "accept": "报到",
-    "reply": "答复",
-    "classify": "分类/定级",
-    "transfer": "转办",
-    "escalate": "吹哨",
-    "resolve": "办结",
-    "convert": "转代表建议",
-    "close": "核实结项",
-    "reopen": "重新办理",
-    "withdraw": "撤回",
-    "merge": "并案",
-    "link": "关联",
-}
+# --------------------------------------------------------------------------- refusals
 
 
-def allowed_commands(status: CaseStatus) -> list[str]:
-    """The commands allowed in ``status``, in a stable order."""
-    return [name for name, statuses in ALLOWED.items() if status in statuses]
+class IllegalTransition(Conflict):
+    """The command is not allowed in the case's status; says which ones are."""
 
-
-# --------------------------------------------------------------------------- errors
-
-
-class CaseError(Exception):
-    """A command the case refuses."""
-
-
-class IllegalTransition(CaseError):
-    """The command is not allowed in the case's status."""
+    code = "illegal-transition"
 
     def __init__(self, command: str, status: CaseStatus) -> None:
         self.command = command
         self.status = status
         self.allowed = allowed_commands(status)
+        status_zh, status_en = STATUS_LABELS[status]
+        allowed_zh = "、".join(COMMAND_LABELS[c] for c in self.allowed) or "无"
         super().__init__(
-            f"{command} is not allowed when the case is {status.value}; "
-            f"allowed: {', '.join(self.allowed) or 'nothing'}"
+            "当前状态不允许此操作",
+            "This action is not allowed in the case's current status",
+            f"案件状态为「{status_zh}」，不能「{COMMAND_LABELS.get(command, command)}」。"
+            f"可以进行的操作：{allowed_zh}",
+            f"The case is {status_en}; '{command}' is not allowed. "
+            f"Allowed: {', '.join(self.allowed) or 'none'}",
+            extra={
+                "case_status": status.value,
+                "command": command,
+                "allowed_transitions": self.allowed,
+            },
         )
 
 
-class NotYourCase(CaseError):
+class NotYourCase(Forbidden):
     """A representative acting on a case assigned to someone else."""
 
+    code = "not-your-case"
 
-class InvalidCommand(CaseError):
+    def __init__(self, case_id: str, representative_id: str) -> None:
+        super().__init__(
+            "此案件未分派给您",
+            "This case is not assigned to you",
+            "代表只能办理分派给本人的案件",
+            "A representative may only work the cases assigned to them",
+        )
+        self.case_id = case_id
+        self.representative_id = representative_id
+
+
+class InvalidCommand(InvalidInput):
     """The command contradicts the case (e.g. a transfer to where it already is)."""
 
+    code = "invalid-command"
+
     def __init__(self, zh: str, en: str) -> None:
-        super().__init__(en)
-        self.zh = zh
-        self.en = en
+        super().__init__("操作无效", "Invalid action", zh, en)
 
 
-class StaleFeedback(CaseError):
+class StaleFeedback(Conflict):
     """Feedback about an earlier resolution, or about a case no longer resolved."""
 
-
-# --------------------------------------------------------------------------- state
-
-
-@dataclass(frozen=True, slots=True)
-class Deadline:
-    """A promise with a time: respond, resolve, or (for a summoned rung) see it done."""
-
-    kind: str
-    """``response``, ``resolution`` or ``escalation`` (as in ``CaseOverdue.deadline``)."""
-    due: datetime
-    demands: str
-    """The step that meets it: ``response`` (accept or reply) or ``resolution``."""
-    met: bool = False
-    overdue: bool = False
-
-    @property
-    def active(self) -> bool:
-        """Neither met nor already recorded as missed."""
-        return not self.met and not self.overdue
-
-
-@dataclass(frozen=True, slots=True)
-class Link:
-    """A relation to another case, as recorded on this case's stream."""
-
-    case_id: str
-    relation: str
-    reason: str
-
-
-@dataclass(frozen=True)
-class CaseState:
-    """A case as its events describe it."""
-
-    case_id: str
-    district_id: str
-    opinion_id: str
-    status: CaseStatus
-    priority: Priority
-    opened_at: datetime
-    updated_at: datetime
-    category_code: str | None = None
-    matched_keywords: tuple[str, ...] = ()
-    station_code: str | None = None
-    representative_id: str | None = None
-    queue: str = "triage"
-    deadlines: tuple[Deadline, ...] = ()
-    provisional: bool = False
-    resolution_seq: int = 0
-    overdue_count: int = 0
-    version: int = 0
-    closed_at: datetime | None = None
-    links: tuple[Link, ...] = ()
-    escalations: tuple[tuple[str, str, datetime | None], ...] = ()
-    merged_into: str | None = None
-    transferred_to: tuple[str, str] | None = None
-    """(district, case id) that continues the work after a cross-district transfer."""
-    suggestion_title: str | None = None
-
-    @property
-    def is_open(self) -> bool:
-        """Whether the case needs work."""
-        return self.status in OPEN
-
-    @property
-    def next_due(self) -> datetime | None:
-        """The earliest deadline still running (None when none or the case is done)."""
-        if self.status not in OPEN:
-            return None
-        dues = [d.due for d in self.deadlines if d.active]
-        return min(dues) if dues else None
-
-    def latest(self, kind: str) -> Deadline | None:
-        """The most recently set deadline of ``kind``."""
-        found = [d for d in self.deadlines if d.kind == kind]
-        return found[-1] if found else None
-
-    @property
-    def overdue(self) -> bool:
-        """Whether any deadline was missed while the case is still open."""
-        return self.status in OPEN and any(d.overdue and not d.met for d in self.deadlines)
-
-
-# --------------------------------------------------------------------------- commands
-
-
-@dataclass(frozen=True, kw_only=True)
-class Command:
-    """Something asked of a case, by someone, at a moment."""
-
-    name: ClassVar[str]
-    actor: Actor
-    now: datetime
-
-
-@dataclass(frozen=True, kw_only=True)
-class OpenCase(Command):
-    """Turn a classified opinion into a case and assign it."""
-
-    name: ClassVar[str] = "open"
-    case_id: str
-    district_id: str
-    opinion_id: str
-    category_code: str | None
-    matched_keywords: tuple[str, ...]
-    priority: Priority
-    priority_keywords: tuple[str, ...] = ()
-    hint_matched: bool = False
-    response_due: Due
-    resolution_due: Due
-    assignment: Assignment
-    related: tuple[Link, ...] = ()
-    taxonomy_version: int | None = None
-    transferred_from: tuple[str, str] | None = None
-    """(district, case id) of the case this one continues."""
-
-
-@dataclass(frozen=True, kw_only=True)
-class Accept(Command):
-    """报到: the representative (or the liaison officer) takes the case on."""
-
-    name: ClassVar[str] = "accept"
-
-
-@dataclass(frozen=True, kw_only=True)
-class Reply(Command):
-    """An answer to the resident, interim or final."""
-
-    name: ClassVar[str] = "reply"
-    message: str
-
-
-@dataclass(frozen=True, kw_only=True)
-class Classify(Command):
-    """Staff set the category and/or the priority; deadlines are recomputed."""
-
-    name: ClassVar[str] = "classify"
-    category_code: str | None
-    priority: Priority
-    reason: str
-    response_due: Due
-    resolution_due: Due
-    assignment: Assignment | None = None
-    """For a case in triage at a station: where it goes now that it is classified."""
-
-
-@dataclass(frozen=True, kw_only=True)
-class Transfer(Command):
-    """转办 inside the district: to another representative and/or station."""
-
-    name: ClassVar[str] = "transfer"
-    to_station_code: str | None
-    to_representative_id: str | None
-    reason: str
-    assignment: Assignment | None = None
-    """For a transfer to a station only: the station's scoring of its representatives."""
-
-
-@dataclass(frozen=True, kw_only=True)
-class TransferToDistrict(Command):
-    """转办 to another district: the work continues there, in a case of its own."""
-
-    name: ClassVar[str] = "transfer"
-    to_district_id: str
-    to_case_id: str
-    reason: str
-
-
-@dataclass(frozen=True, kw_only=True)
-class Escalate(Command):
-    """吹哨: a department, the station head, the street or the district is summoned."""
-
-    name: ClassVar[str] = "escalate"
-    to_level: str
-    to_name: str
-    due: datetime | None
-    reason: str
-
-
-@dataclass(frozen=True, kw_only=True)
-class Resolve(Command):
-    """The matter is handled: result and evidence."""
-
-    name: ClassVar[str] = "resolve"
-    result: str
-    evidence_urls: tuple[str, ...] = ()
-
-
-@dataclass(frozen=True, kw_only=True)
-class Close(Command):
-    """核实结项: the result was verified."""
-
-    name: ClassVar[str] = "close"
-    note: str | None = None
-
-
-@dataclass(frozen=True, kw_only=True)
-class Withdraw(Command):
-    """The resident withdrew the opinion."""
-
-    name: ClassVar[str] = "withdraw"
-
-
-WITHDRAWN_NOTE = "居民撤回诉求 / withdrawn by the resident"
-
-
-@dataclass(frozen=True, kw_only=True)
-class Reopen(Command):
-    """Back to work, with the same representative and a new resolution deadline."""
-
-    name: ClassVar[str] = "reopen"
-    reason: str
-    resolution_due: Due | None
-    for_resolution: int | None = None
-    """Set for a resident's feedback: the resolution it rates (must be the latest)."""
-
-
-@dataclass(frozen=True, kw_only=True)
-class ConvertToSuggestion(Command):
-    """The matter exceeds the station's remit: a representative suggestion (代表建议)."""
-
-    name: ClassVar[str] = "convert"
-    title: str
-    representative_id: str | None = None
-    reply_due: datetime | None = None
-
-
-@dataclass(frozen=True, kw_only=True)
-class Merge(Command):
-    """This case duplicates another: merge it there."""
-
-    name: ClassVar[str] = "merge"
-    into_case_id: str
-    reason: str
-
-
-@dataclass(frozen=True, kw_only=True)
-class LinkCase(Command):
-    """Record a relation to another case (``duplicate``, ``related`` or ``merged``)."""
-
-    name: ClassVar[str] = "link"
-    related_case_id: str
-    relation: str
-    reason: str
+    code = "stale-feedback"
+
+    def __init__(self, rated: int, current: int) -> None:
+        super().__init__(
+            "评价针对的不是最近一次办结",
+            "The feedback is not about the latest resolution",
+            f"评价的是第 {rated} 次办结，案件已到第 {current} 次",
+            f"feedback on resolution {rated}, the case is at {current}",
+        )
 
 
 # --------------------------------------------------------------------------- decide
@@ -483,10 +227,7 @@ def decide(state: CaseState | None, command: Command) -> list[CaseEvent]:
                 command.for_resolution is not None
                 and command.for_resolution != state.resolution_seq
             ):
-                raise StaleFeedback(
-                    f"feedback on resolution {command.for_resolution}, "
-                    f"the case is at {state.resolution_seq}"
-                )
+                raise StaleFeedback(command.for_resolution, state.resolution_seq)
             due = command.resolution_due
             return [
                 make(
@@ -549,7 +290,7 @@ def _make(cls: type[E], district_id: str, case_id: str, command: Command, **fiel
 
 def _check_representative(state: CaseState, actor: Actor) -> None:
     if actor.role is ActorRole.REPRESENTATIVE and state.representative_id != actor.id:
-        raise NotYourCase(f"case {state.case_id} is not assigned to {actor.id}")
+        raise NotYourCase(state.case_id, actor.id)
 
 
 def _assigned(district_id: str, case_id: str, command: Command, a: Assignment) -> CaseAssigned:
@@ -713,161 +454,3 @@ def overdue_events(state: CaseState, now: datetime, rules: OverdueRules) -> list
         events.append(event)
         current = evolve(current, event)
     return events
-
-
-# --------------------------------------------------------------------------- evolve
-
-
-def _meet(deadlines: Iterable[Deadline], *steps: str) -> tuple[Deadline, ...]:
-    return tuple(replace(d, met=True) if d.demands in steps and d.active else d for d in deadlines)
-
-
-def evolve(state: CaseState | None, event: CaseEvent) -> CaseState:
-    """The case after ``event``."""
-    if isinstance(event, CaseOpened):
-        initial: list[Deadline] = []
-        if event.response_due is not None:
-            initial.append(Deadline("response", event.response_due, "response"))
-        if event.resolution_due is not None:
-            initial.append(Deadline("resolution", event.resolution_due, "resolution"))
-        return CaseState(
-            case_id=event.case_id,
-            district_id=event.district_id,
-            opinion_id=event.opinion_id,
-            status=CaseStatus.TRIAGE,
-            priority=event.priority,
-            opened_at=event.occurred_at,
-            updated_at=event.occurred_at,
-            category_code=event.category_code,
-            matched_keywords=tuple(event.matched_keywords),
-            deadlines=tuple(initial),
-            provisional=event.deadlines_provisional,
-            version=1,
-        )
-    if state is None:
-        raise ValueError(f"{event.event_type} before CaseOpened in case {event.case_id}")
-    s = replace(state, version=state.version + 1, updated_at=event.occurred_at)
-    match event:
-        case CaseAssigned():
-            return replace(
-                s,
-                station_code=event.station_code,
-                representative_id=event.representative_id,
-                queue=event.queue,
-                status=CaseStatus.TRIAGE if event.queue == "triage" else CaseStatus.ASSIGNED,
-            )
-        case CaseClassified():
-            kept = tuple(
-                d for d in s.deadlines if not (d.kind in ("response", "resolution") and d.active)
-            )
-            responded = any(d.kind == "response" and d.met for d in s.deadlines)
-            new = []
-            if event.response_due is not None and not responded:
-                new.append(Deadline("response", event.response_due, "response"))
-            if event.resolution_due is not None:
-                new.append(Deadline("resolution", event.resolution_due, "resolution"))
-            return replace(
-                s,
-                category_code=event.category_code,
-                priority=event.priority,
-                deadlines=kept + tuple(new),
-                provisional=event.deadlines_provisional,
-            )
-        case CaseAccepted():
-            return replace(
-                s, status=CaseStatus.IN_PROGRESS, deadlines=_meet(s.deadlines, "response")
-            )
-        case CaseReplied():
-            return replace(s, deadlines=_meet(s.deadlines, "response"))
-        case CaseTransferred():
-            if event.to_district_id is not None and event.to_district_id != s.district_id:
-                return replace(
-                    s,
-                    status=CaseStatus.TRANSFERRED_OUT,
-                    deadlines=_meet(s.deadlines, "response", "resolution"),
-                    transferred_to=(event.to_district_id, event.to_case_id or ""),
-                    closed_at=event.occurred_at,
-                )
-            return replace(
-                s,
-                station_code=event.to_station_code or s.station_code,
-                representative_id=event.to_representative_id,
-                queue="representative" if event.to_representative_id else "liaison",
-                status=CaseStatus.ASSIGNED,
-            )
-        case CaseEscalated():
-            deadlines = s.deadlines
-            if event.due is not None:
-                deadlines += (Deadline("escalation", event.due, "resolution"),)
-            return replace(
-                s,
-                status=CaseStatus.ESCALATED,
-                deadlines=deadlines,
-                escalations=(*s.escalations, (event.to_level, event.to_name, event.due)),
-            )
-        case CaseResolved():
-            return replace(
-                s,
-                status=CaseStatus.RESOLVED,
-                resolution_seq=event.resolution_seq,
-                deadlines=_meet(s.deadlines, "response", "resolution"),
-            )
-        case CaseClosed():
-            return replace(
-                s,
-                status=CaseStatus.CLOSED,
-                deadlines=_meet(s.deadlines, "response", "resolution"),
-                closed_at=event.occurred_at,
-            )
-        case CaseReopened():
-            deadlines = s.deadlines
-            if event.resolution_due is not None:
-                deadlines += (Deadline("resolution", event.resolution_due, "resolution"),)
-            return replace(
-                s,
-                status=CaseStatus.IN_PROGRESS,
-                representative_id=event.representative_id or s.representative_id,
-                deadlines=deadlines,
-                provisional=event.deadlines_provisional,
-                closed_at=None,
-            )
-        case CaseOverdue():
-            missed: Deadline | None = None
-            marked = []
-            for d in s.deadlines:
-                if missed is None and d.kind == event.deadline and d.due == event.due and d.active:
-                    missed = d
-                    d = replace(d, overdue=True)
-                marked.append(d)
-            deadlines = tuple(marked)
-            if event.next_due is not None:
-                demands = missed.demands if missed else "resolution"
-                deadlines += (Deadline("escalation", event.next_due, demands),)
-            return replace(s, deadlines=deadlines, overdue_count=s.overdue_count + 1)
-        case CaseLinked():
-            link = Link(event.related_case_id, event.relation, event.reason)
-            return replace(s, links=(*s.links, link))
-        case CaseMerged():
-            return replace(
-                s,
-                status=CaseStatus.MERGED,
-                merged_into=event.into_case_id,
-                deadlines=_meet(s.deadlines, "response", "resolution"),
-                closed_at=event.occurred_at,
-            )
-        case CaseConvertedToSuggestion():
-            return replace(
-                s,
-                status=CaseStatus.CONVERTED,
-                representative_id=event.representative_id,
-                suggestion_title=event.title,
-                deadlines=_meet(s.deadlines, "response", "resolution"),
-            )
-    return s
-
-
-def fold(events: Iterable[CaseEvent], state: CaseState | None = None) -> CaseState | None:
-    """The case after all of ``events`` (from ``state``, or from nothing)."""
-    for event in events:
-        state = evolve(state, event)
-    return state

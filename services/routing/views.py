@@ -1,6 +1,7 @@
 """What the workbench shows: cases, queues, a case with its full history, the directory.
 
-Reads only, always scoped to one district.
+Reads only, always scoped to one district; answers are the models of
+:mod:`services.routing.api_models`.
 """
 
 from __future__ import annotations
@@ -9,18 +10,41 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from contracts import registry
+from contracts import REGISTRY
 from contracts.cases import Priority
 from eventkit.db import Conn
 from eventkit.store import EventStore
-from services.routing.directory import Directory
-from services.routing.domain import (
+from services.routing.api_models import (
+    AllowedAction,
+    CaseDetail,
+    CaseSummary,
+    CaseView,
+    ClusterEntry,
+    DeadlineView,
+    DirectoryView,
+    DistrictView,
+    EscalationView,
+    FeedbackView,
+    HistoryEntry,
+    Label,
+    OpinionView,
+    Position,
+    RepresentativeView,
+    StationView,
+    StreetView,
+    TransferredFrom,
+    TransferredTo,
+)
+from services.routing.case_state import (
     COMMAND_LABELS,
     STATUS_LABELS,
     CaseState,
     CaseStatus,
     allowed_commands,
 )
+from services.routing.case_store import stream_of
+from services.routing.directory import Directory, Representative, Station
+from services.routing.district_context import DistrictContext
 
 PRIORITY_LABELS: dict[str, tuple[str, str]] = {
     Priority.NORMAL.value: ("小事", "normal"),
@@ -56,38 +80,38 @@ _LIST_COLUMNS = """case_id, district_id, opinion_id, status, priority, category_
     deadlines_provisional, opened_at, updated_at, left(text, 80) AS excerpt, community"""
 
 
-def _label(pair: tuple[str, str]) -> dict[str, str]:
-    return {"zh": pair[0], "en": pair[1]}
+def _label(pair: tuple[str, str]) -> Label:
+    return Label(zh=pair[0], en=pair[1])
 
 
 def _iso(value: datetime | None) -> str | None:
     return value.isoformat() if value is not None else None
 
 
-def row_view(row: Any) -> dict[str, Any]:
+def row_view(row: Any) -> CaseSummary:
     """A case in a list."""
     status = CaseStatus(row["status"])
-    return {
-        "case_id": row["case_id"],
-        "opinion_id": row["opinion_id"],
-        "status": status.value,
-        "status_label": _label(STATUS_LABELS[status]),
-        "priority": row["priority"],
-        "priority_label": _label(PRIORITY_LABELS[row["priority"]]),
-        "category_code": row["category_code"],
-        "station_code": row["station_code"],
-        "representative_id": row["representative_id"],
-        "queue": row["queue"],
-        "community": row["community"],
-        "excerpt": row["excerpt"],
-        "next_due": _iso(row["next_due"]),
-        "response_due": _iso(row["response_due"]),
-        "resolution_due": _iso(row["resolution_due"]),
-        "deadlines_provisional": row["deadlines_provisional"],
-        "overdue": row["overdue"],
-        "opened_at": _iso(row["opened_at"]),
-        "updated_at": _iso(row["updated_at"]),
-    }
+    return CaseSummary(
+        case_id=row["case_id"],
+        opinion_id=row["opinion_id"],
+        status=status.value,
+        status_label=_label(STATUS_LABELS[status]),
+        priority=row["priority"],
+        priority_label=_label(PRIORITY_LABELS[row["priority"]]),
+        category_code=row["category_code"],
+        station_code=row["station_code"],
+        representative_id=row["representative_id"],
+        queue=row["queue"],
+        community=row["community"],
+        excerpt=row["excerpt"],
+        next_due=_iso(row["next_due"]),
+        response_due=_iso(row["response_due"]),
+        resolution_due=_iso(row["resolution_due"]),
+        deadlines_provisional=row["deadlines_provisional"],
+        overdue=row["overdue"],
+        opened_at=_iso(row["opened_at"]),
+        updated_at=_iso(row["updated_at"]),
+    )
 
 
 async def list_cases(
@@ -106,7 +130,7 @@ async def list_cases(
     escalated_or_overdue: bool = False,
     limit: int = 50,
     offset: int = 0,
-) -> list[dict[str, Any]]:
+) -> list[CaseSummary]:
     """Cases of one district matching every given filter, the most pressing first."""
     where = ["district_id = $1"]
     params: list[Any] = [district_id]
@@ -144,8 +168,12 @@ async def list_cases(
     return [row_view(r) for r in rows]
 
 
-def state_view(state: CaseState) -> dict[str, Any]:
+def state_view(state: CaseState) -> CaseView:
     """A case as the domain sees it, with what may be done next."""
+    return CaseView(**_state_fields(state))
+
+
+def _state_fields(state: CaseState) -> dict[str, Any]:
     return {
         "case_id": state.case_id,
         "district_id": state.district_id,
@@ -161,13 +189,9 @@ def state_view(state: CaseState) -> dict[str, Any]:
         "queue": state.queue,
         "next_due": _iso(state.next_due),
         "deadlines": [
-            {
-                "kind": d.kind,
-                "due": d.due.isoformat(),
-                "demands": d.demands,
-                "met": d.met,
-                "overdue": d.overdue,
-            }
+            DeadlineView(
+                kind=d.kind, due=d.due.isoformat(), demands=d.demands, met=d.met, overdue=d.overdue
+            )
             for d in state.deadlines
         ],
         "deadlines_provisional": state.provisional,
@@ -175,12 +199,12 @@ def state_view(state: CaseState) -> dict[str, Any]:
         "overdue_count": state.overdue_count,
         "resolution_seq": state.resolution_seq,
         "escalations": [
-            {"to_level": level, "to_name": name, "due": _iso(due)}
+            EscalationView(to_level=level, to_name=name, due=_iso(due))
             for level, name, due in state.escalations
         ],
         "merged_into": state.merged_into,
         "transferred_to": (
-            {"district_id": state.transferred_to[0], "case_id": state.transferred_to[1]}
+            TransferredTo(district_id=state.transferred_to[0], case_id=state.transferred_to[1])
             if state.transferred_to
             else None
         ),
@@ -190,66 +214,65 @@ def state_view(state: CaseState) -> dict[str, Any]:
         "closed_at": _iso(state.closed_at),
         "version": state.version,
         "allowed_actions": [
-            {"command": name, "label": COMMAND_LABELS[name]}
+            AllowedAction(command=name, label=COMMAND_LABELS[name])
             for name in allowed_commands(state.status)
         ],
     }
 
 
-async def history(store: EventStore, conn: Conn, case_id: str) -> list[dict[str, Any]]:
+async def history(store: EventStore, conn: Conn, case_id: str) -> list[HistoryEntry]:
     """Every event of the case, in order: who did what, when (吹哨全留痕)."""
     entries = []
-    for record in await store.read_stream(f"case-{case_id}", conn=conn):
-        data = registry.parse(record.event_type, record.schema_version, record.data).model_dump(
+    for record in await store.read_stream(stream_of(case_id), conn=conn):
+        data = REGISTRY.parse(record.event_type, record.schema_version, record.data).model_dump(
             mode="json"
         )
         actor = data.pop("actor")
         for key in ("district_id", "case_id", "occurred_at"):
             data.pop(key, None)
         entries.append(
-            {
-                "version": record.stream_version,
-                "event_id": str(record.event_id),
-                "type": record.event_type,
-                "label": EVENT_LABELS.get(record.event_type, record.event_type),
-                "occurred_at": record.occurred_at.isoformat(),
-                "recorded_at": record.recorded_at.isoformat(),
-                "actor": actor,
-                "data": data,
-            }
+            HistoryEntry(
+                version=record.stream_version,
+                event_id=str(record.event_id),
+                type=record.event_type,
+                label=EVENT_LABELS.get(record.event_type, record.event_type),
+                occurred_at=record.occurred_at.isoformat(),
+                recorded_at=record.recorded_at.isoformat(),
+                actor=actor,
+                data=data,
+            )
         )
     return entries
 
 
 async def case_detail(
     store: EventStore, conn: Conn, state: CaseState, directory: Directory | None
-) -> dict[str, Any]:
+) -> CaseDetail:
     """A case with its opinion, names, cluster and full history."""
-    view = state_view(state)
+    extra: dict[str, Any] = {}
     row = await conn.fetchrow(
         "SELECT channel, text, community, address, lat, long, satisfaction, feedback_resolved "
         "FROM routing.cases WHERE case_id = $1",
         state.case_id,
     )
     if row is not None:
-        view["opinion"] = {
-            "channel": row["channel"],
-            "text": row["text"],
-            "community": row["community"],
-            "address": row["address"],
-            "lat": row["lat"],
-            "long": row["long"],
-        }
-        view["feedback"] = (
-            {"satisfaction": row["satisfaction"], "resolved": row["feedback_resolved"]}
-            if row["satisfaction"] is not None
-            else None
+        extra["opinion"] = OpinionView(
+            channel=row["channel"],
+            text=row["text"],
+            community=row["community"],
+            address=row["address"],
+            lat=row["lat"],
+            long=row["long"],
         )
+        if row["satisfaction"] is not None:
+            extra["feedback"] = FeedbackView(
+                satisfaction=row["satisfaction"], resolved=row["feedback_resolved"]
+            )
     if directory is not None:
         station = directory.stations.get(state.station_code or "")
         rep = directory.representatives.get(state.representative_id or "")
-        view["station_name"] = station.name_zh if station else None
-        view["representative_name"] = rep.name_zh if rep else None
+        extra["station_name"] = station.name_zh if station else None
+        extra["representative_name"] = rep.name_zh if rep else None
     links = await conn.fetch(
         """
         SELECT l.case_id, l.related_case_id, l.relation, l.reason, l.linked_at, c.status
@@ -262,24 +285,95 @@ async def case_detail(
         state.case_id,
         state.district_id,
     )
-    view["cluster"] = [
-        {
-            "case_id": r["related_case_id"] if r["case_id"] == state.case_id else r["case_id"],
-            "relation": r["relation"],
-            "reason": r["reason"],
-            "status": r["status"],
-            "linked_at": r["linked_at"].isoformat(),
-        }
+    cluster = [
+        ClusterEntry(
+            case_id=r["related_case_id"] if r["case_id"] == state.case_id else r["case_id"],
+            relation=r["relation"],
+            reason=r["reason"],
+            status=r["status"],
+            linked_at=r["linked_at"].isoformat(),
+        )
         for r in links
     ]
-    view["history"] = await history(store, conn, state.case_id)
-    opened = view["history"][0]["data"] if view["history"] else {}
+    entries = await history(store, conn, state.case_id)
+    opened = entries[0].data if entries else {}
     source = opened.get("transferred_from_case_id")
     if source:
         # The other district handed the case over with its record: show what was done.
-        view["transferred_from"] = {
-            "district_id": opened.get("transferred_from_district_id"),
-            "case_id": source,
-            "history": await history(store, conn, source),
-        }
-    return view
+        extra["transferred_from"] = TransferredFrom(
+            district_id=opened.get("transferred_from_district_id"),
+            case_id=source,
+            history=await history(store, conn, source),
+        )
+    return CaseDetail(**_state_fields(state), **extra, cluster=cluster, history=entries)
+
+
+def station_view(s: Station) -> StationView:
+    """A station of the directory."""
+    return StationView(**station_fields(s))
+
+
+def station_fields(s: Station) -> dict[str, Any]:
+    """A station of the directory, as the fields of a view."""
+    return {
+        "code": s.code,
+        "name_zh": s.name_zh,
+        "kind": s.kind.value,
+        "street_code": s.street_code,
+        "communities": sorted(s.communities),
+        "address": s.address,
+        "position": Position(lat=s.position[0], long=s.position[1]) if s.position else None,
+        "star_rating": s.star_rating,
+        "head_representative_id": s.head_representative_id,
+        "liaison_officers": sorted(s.liaison_officers),
+        "active": s.active,
+    }
+
+
+def representative_fields(r: Representative) -> dict[str, Any]:
+    """A representative of the directory, as the fields of a view."""
+    return {
+        "id": r.id,
+        "name_zh": r.name_zh,
+        "level": r.level.value,
+        "electoral_district": r.electoral_district,
+        "residence_community": r.residence_community,
+        "expertise": sorted(r.expertise),
+        "contact_point": r.contact_point,
+        "leading_cadre": r.leading_cadre,
+        "stations": sorted(r.stations),
+        "active": r.active,
+    }
+
+
+def directory_view(ctx: DistrictContext) -> DirectoryView:
+    """The district's directory as routing knows it now."""
+    d = ctx.directory
+    return DirectoryView(
+        district=DistrictView(
+            code=d.district_id,
+            name_zh=d.name_zh,
+            name_en=ctx.config.name_en,
+            timezone=d.timezone,
+            version=ctx.version,
+        ),
+        streets=[
+            StreetView(
+                code=s.code,
+                name_zh=s.name_zh,
+                committee_name_zh=s.committee,
+                communities=sorted(
+                    c.name for c in d.communities.values() if c.street_code == s.code
+                ),
+            )
+            for s in sorted(d.streets.values(), key=lambda s: s.code)
+        ],
+        stations=[station_view(s) for s in sorted(d.stations.values(), key=lambda s: s.code)],
+        representatives=[
+            RepresentativeView(**representative_fields(r))
+            for r in sorted(d.representatives.values(), key=lambda r: r.id)
+        ],
+        taxonomy_version=ctx.taxonomy.version if ctx.taxonomy else None,
+        calendar_version=ctx.config.calendar.version if ctx.config.calendar else None,
+        policy_version=ctx.config.policy.version if ctx.config.policy else None,
+    )

@@ -10,8 +10,9 @@ import uuid
 
 import asyncpg
 
-from eventkit.auth import Role, verify_token
+from eventkit.auth import verify_token
 from eventkit.db import connect
+from eventkit.identity import Role
 from eventkit.settings import Settings
 from eventkit.store import EventStore
 from tests.helpers import envelope

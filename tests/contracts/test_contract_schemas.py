@@ -17,7 +17,7 @@ from typing import Any, Literal, NoReturn
 import pytest
 from pydantic import AwareDatetime, BaseModel, ConfigDict, create_model
 
-from contracts import CaseAccepted, CaseOpened, OpinionSubmitted, OpinionSubmittedV1, registry
+from contracts import REGISTRY, CaseAccepted, CaseOpened, OpinionSubmitted, OpinionSubmittedV1
 from contracts.base import Identifier
 from contracts.jsonschema import (
     SCHEMAS_DIR,
@@ -38,13 +38,13 @@ REGENERATE = "run `python -m contracts.jsonschema` and commit contracts/schemas/
 
 
 def test_committed_schemas_are_up_to_date() -> None:
-    stale = stale_schemas(SCHEMAS_DIR, registry)
+    stale = stale_schemas(SCHEMAS_DIR, REGISTRY)
     assert not stale, f"stale JSON Schemas in contracts/schemas/: {stale}; {REGENERATE}"
 
 
 def test_every_registered_model_has_a_schema_of_each_version() -> None:
-    names = set(generate(registry))
-    expected = {f"{m.event_type}.v{m.schema_version}.json" for m in registry.models()}
+    names = set(generate(REGISTRY))
+    expected = {f"{m.event_type}.v{m.schema_version}.json" for m in REGISTRY.models()}
     assert names == expected
     assert {"OpinionSubmitted.v1.json", "OpinionSubmitted.v2.json"} <= names
 
@@ -64,8 +64,8 @@ def test_a_schema_names_its_event_version_context_and_stream_category() -> None:
 
 
 def test_schema_output_is_deterministic() -> None:
-    first = {name: render(schema) for name, schema in generate(registry).items()}
-    second = {name: render(schema) for name, schema in generate(registry).items()}
+    first = {name: render(schema) for name, schema in generate(REGISTRY).items()}
+    second = {name: render(schema) for name, schema in generate(REGISTRY).items()}
     assert first == second
     assert list(schema_for(CaseOpened)) == sorted(schema_for(CaseOpened))
 
@@ -78,18 +78,18 @@ def test_rendered_schemas_keep_chinese_readable_and_end_with_a_newline() -> None
 
 
 def test_every_current_schema_is_compatible_with_itself() -> None:
-    for name, schema in generate(registry).items():
+    for name, schema in generate(REGISTRY).items():
         assert compatibility_problems(schema, copy.deepcopy(schema)) == [], name
 
 
 def test_write_schemas_writes_fixes_and_deletes_stale_files(tmp_path: Path) -> None:
     directory = tmp_path / "schemas"
-    expected = sorted(generate(registry))
+    expected = sorted(generate(REGISTRY))
 
-    assert stale_schemas(directory, registry) == expected
-    assert write_schemas(directory, registry) == expected
-    assert stale_schemas(directory, registry) == []
-    assert write_schemas(directory, registry) == []
+    assert stale_schemas(directory, REGISTRY) == expected
+    assert write_schemas(directory, REGISTRY) == expected
+    assert stale_schemas(directory, REGISTRY) == []
+    assert write_schemas(directory, REGISTRY) == []
     assert (directory / "CaseOpened.v1.json").read_text(encoding="utf-8") == render(
         schema_for(CaseOpened)
     )
@@ -107,9 +107,9 @@ def test_write_schemas_writes_fixes_and_deletes_stale_files(tmp_path: Path) -> N
         "CaseVanished.v1.json",
     ]
 
-    assert stale_schemas(directory, registry) == stale
-    assert write_schemas(directory, registry) == stale
-    assert stale_schemas(directory, registry) == []
+    assert stale_schemas(directory, REGISTRY) == stale
+    assert write_schemas(directory, REGISTRY) == stale
+    assert stale_schemas(directory, REGISTRY) == []
     assert not (directory / "CaseVanished.v1.json").exists()
     assert (directory / "README.md").exists()
     assert not list(directory.glob("*.tmp"))
@@ -542,7 +542,7 @@ def committed_schemas(directory: Path) -> list[tuple[str, dict[str, Any]]]:
 
 def test_every_committed_version_of_every_schema_is_compatible_with_the_current_one() -> None:
     history = committed_schemas(SCHEMAS_DIR)
-    problems = history_problems(history, generate(registry))
+    problems = history_problems(history, generate(REGISTRY))
     assert not problems, (
         "a contract changed incompatibly with a schema committed before; give the event a "
         "new schema_version with an upcaster instead (the old model stays registered):\n"
@@ -551,7 +551,7 @@ def test_every_committed_version_of_every_schema_is_compatible_with_the_current_
 
 
 def test_history_problems_of_compatible_history_is_empty() -> None:
-    current = generate(registry)
+    current = generate(REGISTRY)
     narrower = copy.deepcopy(current["CaseOpened.v1.json"])
     narrower["properties"]["opinion_id"]["maxLength"] = 32
     history = [("CaseOpened.v1.json", narrower), *current.items()]
@@ -560,7 +560,7 @@ def test_history_problems_of_compatible_history_is_empty() -> None:
 
 
 def test_history_problems_reports_an_incompatible_old_version() -> None:
-    current = generate(registry)
+    current = generate(REGISTRY)
     old = copy.deepcopy(current["CaseOpened.v1.json"])
     old["properties"]["legacy_flag"] = {"type": "boolean"}
     old["$defs"]["Priority"]["enum"].append("trivial")
@@ -571,7 +571,7 @@ def test_history_problems_reports_an_incompatible_old_version() -> None:
 
 
 def test_history_problems_reports_a_schema_that_is_no_longer_generated() -> None:
-    current = generate(registry)
+    current = generate(REGISTRY)
     history: list[tuple[str, dict[str, Any]]] = [
         ("CaseVanished.v1.json", {"type": "object"}),
         ("CaseVanished.v1.json", {"type": "object", "properties": {}}),

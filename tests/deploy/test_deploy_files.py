@@ -88,7 +88,7 @@ def compose_env(service: dict[str, Any]) -> dict[str, str]:
     env = service.get("environment") or {}
     if isinstance(env, list):
         return dict(item.split("=", 1) if "=" in item else (item, "") for item in env)
-    return {key: value for key, value in env.items()}
+    return dict(env)
 
 
 def compose_command(service: dict[str, Any]) -> list[str]:
@@ -512,7 +512,7 @@ def test_kafka_is_one_kraft_node_with_one_replica_of_everything() -> None:
     assert env["KAFKA_CONTROLLER_QUORUM_VOTERS"].startswith(env["KAFKA_NODE_ID"] + "@")
     assert len(base64.urlsafe_b64decode(env["CLUSTER_ID"] + "==")) == 16, "a 16-byte id"
     for key, value in env.items():
-        if key.endswith("_REPLICATION_FACTOR") or key.endswith("_MIN_ISR"):
+        if key.endswith(("_REPLICATION_FACTOR", "_MIN_ISR")):
             assert value == "1", f"{key}={value} on a single node"
     assert "KAFKA_OFFSETS_TOPIC_REPLICATION_FACTOR" in env
     assert "KAFKA_TRANSACTION_STATE_LOG_REPLICATION_FACTOR" in env

@@ -8,7 +8,7 @@ import uuid
 import asyncpg
 import pytest
 
-from contracts import registry
+from contracts import REGISTRY
 from contracts.envelope import Envelope
 from eventkit.db import connect
 from eventkit.store import (
@@ -83,7 +83,7 @@ async def test_a_stored_contract_event_reads_back_as_the_same_event(store: Event
     event = case_opened()
     await store.append(event.stream_id, [Envelope.wrap(event)], expected_version=NO_STREAM)
     [stored] = await store.read_stream(event.stream_id)
-    assert stored.envelope().event(registry) == event
+    assert stored.envelope().event(REGISTRY) == event
 
 
 @pytest.mark.parametrize(

@@ -8,8 +8,9 @@ from collections.abc import AsyncIterator
 import httpx
 from fastapi import Depends, FastAPI
 
-from eventkit.auth import Principal, Role, issue_token
+from eventkit.auth import issue_token
 from eventkit.http import PROBLEM_JSON, Problem, bearer_principal, create_app, require_roles
+from eventkit.identity import Principal, Role
 from eventkit.settings import Settings
 
 SETTINGS = Settings(jwt_secret="edge-test-secret-0123456789abcdef")

@@ -1,34 +1,31 @@
-"""Intake on the real database: its settings, its consumer, a known directory, its app."""
+"""Intake on the real database: its settings, the service from its composition root
+(without Kafka: the tests apply events themselves), a known directory, its app."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from pathlib import Path
+from collections.abc import AsyncIterator, Callable
 
 import asyncpg
 import httpx
 import pytest
-from fastapi import FastAPI
 
 from eventkit.consumer import Consumer
 from eventkit.settings import Settings
 from eventkit.store import EventStore
 from services.intake.app import create_app
-from services.intake.consumers import intake_consumer
+from services.intake.bootstrap import Intake, bootstrap
 from services.intake.settings import IntakeSettings
-from tests.intake.intake_support import API_KEY, DISTRICT, TAXONOMY_YAML, directory_events, publish
+from tests.intake.intake_support import API_KEY, DISTRICT, directory_events, publish
+
+MakeClient = Callable[[IntakeSettings], AsyncIterator[httpx.AsyncClient]]
 
 
 @pytest.fixture
-def intake_settings(settings: Settings, tmp_path: Path) -> IntakeSettings:
-    """The test's settings, with a demo taxonomy, an Open311 key and generous limits."""
-    districts = tmp_path / "districts"
-    districts.mkdir()
-    (districts / f"{DISTRICT}.yaml").write_text(TAXONOMY_YAML, encoding="utf-8")
+def intake_settings(settings: Settings) -> IntakeSettings:
+    """The test's settings, with an Open311 key and generous limits."""
     return IntakeSettings(
         **{
             **settings.model_dump(),
-            "districts_dir": districts,
             "open311_api_keys": {DISTRICT: [API_KEY]},
             "public_base_url": "https://minqing.example.cn",
             "rate_submit_per_minute": 10_000,
@@ -40,37 +37,47 @@ def intake_settings(settings: Settings, tmp_path: Path) -> IntakeSettings:
 
 
 @pytest.fixture
-def consumer(intake_settings: IntakeSettings, pool: asyncpg.Pool) -> Consumer:
+async def intake(intake_settings: IntakeSettings, pool: asyncpg.Pool) -> AsyncIterator[Intake]:
+    """Intake from its composition root, on the test's pool, without Kafka."""
+    async with bootstrap(intake_settings, pool=pool, background=False) as service:
+        yield service
+
+
+@pytest.fixture
+def consumer(intake: Intake) -> Consumer:
     """Intake's consumer, applied by hand (no Kafka)."""
-    return intake_consumer(intake_settings, pool)
+    return intake.consumer
 
 
 @pytest.fixture
 async def directory(store: EventStore, consumer: Consumer) -> None:
-    """The demo district, its stations and a representative, known to intake."""
+    """The demo district, its stations, a representative and its taxonomy, known to
+    intake."""
     await publish(store, consumer, directory_events())
 
 
-async def _client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
-    async with (
-        app.router.lifespan_context(app),
-        httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=app), base_url="https://intake.test"
-        ) as client,
-    ):
-        yield client
+@pytest.fixture
+def make_client(pool: asyncpg.Pool) -> MakeClient:
+    """A client of an intake app with the given settings (without Kafka) on the test's
+    pool: ``async for c in make_client(settings)``."""
+
+    async def client_of(settings: IntakeSettings) -> AsyncIterator[httpx.AsyncClient]:
+        app = create_app(settings, pool=pool, background=False)
+        async with (
+            app.router.lifespan_context(app),
+            httpx.AsyncClient(
+                transport=httpx.ASGITransport(app=app), base_url="https://intake.test"
+            ) as client,
+        ):
+            yield client
+
+    return client_of
 
 
 @pytest.fixture
 async def client(
-    intake_settings: IntakeSettings, directory: None
+    intake_settings: IntakeSettings, directory: None, make_client: MakeClient
 ) -> AsyncIterator[httpx.AsyncClient]:
     """An HTTP client of an intake app (without its Kafka consumers) on the test's DB."""
-    async for c in _client(create_app(intake_settings, consumers=False)):
+    async for c in make_client(intake_settings):
         yield c
-
-
-@pytest.fixture
-def make_client() -> object:
-    """Build a client for an app with other settings: ``async for c in make_client(app)``."""
-    return _client

@@ -16,20 +16,25 @@ from contracts import (
     CaseReopened,
     CaseReplied,
     CaseResolved,
+    DeadlinePair,
     DistrictRegistered,
     LatLong,
     Priority,
+    PriorityDeadlines,
     RepresentativeJoinedStation,
     RepresentativeLevel,
     RepresentativeRegistered,
     StationKind,
     StationRegistered,
+    TaxonomyCategory,
+    TaxonomyPublished,
 )
 from contracts.base import Event
 from contracts.cases import CaseEvent
 from contracts.envelope import Envelope
-from eventkit.auth import Role, issue_token
+from eventkit.auth import issue_token
 from eventkit.consumer import Consumer
+from eventkit.identity import Role
 from eventkit.settings import Settings
 from eventkit.store import EventStore
 
@@ -46,36 +51,50 @@ ADMIN = Actor(id="admin_01", role=ActorRole.DISTRICT_ADMIN)
 ROUTING = Actor(id="routing", role=ActorRole.SYSTEM)
 LIAISON = Actor(id="staff_0012", role=ActorRole.LIAISON)
 
-TAXONOMY_YAML = """\
-district: demo
-categories:
-  - code: municipal
-    name_zh: 市政设施
-    name_en: Municipal facilities
-    children:
-      - code: municipal.street_light
-        name_zh: 路灯照明
-        name_en: Street lights
-        keywords: [路灯, 不亮, 照明]
-      - code: municipal.road
-        name_zh: 道路破损
-        name_en: Damaged roads
-        keywords: [坑, 路面, 井盖]
-  - code: property.elevator
-    name_zh: 电梯故障
-    name_en: Lift breakdowns
-    group: 物业管理
-    keywords: [电梯, 困人]
-    description: 住宅电梯停运、困人、异响
-"""
+CATEGORIES = [
+    TaxonomyCategory(
+        code="municipal.street_light",
+        name_zh="路灯照明",
+        name_en="Street lights",
+        keywords=["路灯", "不亮", "照明"],
+    ),
+    TaxonomyCategory(
+        code="municipal.road",
+        name_zh="道路破损",
+        name_en="Damaged roads",
+        keywords=["坑", "路面", "井盖"],
+    ),
+    TaxonomyCategory(
+        code="property.elevator",
+        name_zh="电梯故障",
+        name_en="Lift breakdowns",
+        keywords=["电梯", "困人"],
+    ),
+]
+"""The demo district's categories, as routing publishes them."""
 
 
 def now() -> datetime:
     return datetime.now(UTC)
 
 
+def taxonomy_published(
+    version: int = 1, categories: Sequence[TaxonomyCategory] = CATEGORIES, district: str = DISTRICT
+) -> TaxonomyPublished:
+    """The district's taxonomy as routing publishes it."""
+    return TaxonomyPublished(
+        district_id=district,
+        occurred_at=now(),
+        actor=ADMIN,
+        version=version,
+        categories=list(categories),
+        default_deadlines=PriorityDeadlines(normal=DeadlinePair(response="2wd", resolution="15wd")),
+    )
+
+
 def directory_events(district: str = DISTRICT) -> list[Event]:
-    """A district with a home station, a community station and one representative."""
+    """A district with a home station, a community station, one representative and its
+    taxonomy."""
     return [
         DistrictRegistered(
             district_id=district,
@@ -123,6 +142,7 @@ def directory_events(district: str = DISTRICT) -> list[Event]:
             representative_id=REPRESENTATIVE,
             station_code=STATION,
         ),
+        taxonomy_published(district=district),
     ]
 
 

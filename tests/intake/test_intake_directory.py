@@ -3,16 +3,14 @@ communities, representatives, and the taxonomy routing publishes."""
 
 from __future__ import annotations
 
-from pathlib import Path
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import httpx
 
 from contracts import (
     CommunityRegistered,
-    DeadlinePair,
     LatLong,
-    PriorityDeadlines,
     RepresentativeRetired,
     StationKind,
     StationMoved,
@@ -24,22 +22,24 @@ from contracts import (
 )
 from eventkit.consumer import Consumer
 from eventkit.store import EventStore
-from services.intake.app import create_app
 from services.intake.settings import IntakeSettings
-from services.intake.taxonomy import TaxonomySource
+from services.intake.taxonomy import published_taxonomy
 from tests.intake.intake_support import (
     ADMIN,
+    CATEGORIES,
     COMMUNITY_STATION,
     DISTRICT,
     REPRESENTATIVE,
     STATION,
+    directory_events,
     now,
     opinion_body,
     publish,
+    taxonomy_published,
 )
 
 COMMON: dict[str, Any] = {"district_id": DISTRICT, "actor": ADMIN}
-SHIPPED_DISTRICTS = Path(__file__).resolve().parents[2] / "deploy" / "districts"
+MakeClient = Callable[[IntakeSettings], AsyncIterator[httpx.AsyncClient]]
 
 
 async def test_a_retired_station_takes_no_more_submissions(
@@ -124,29 +124,26 @@ async def test_a_retired_representative_is_no_longer_shown_at_the_station(
 
 
 def taxonomy(version: int, *codes: str) -> TaxonomyPublished:
-    return TaxonomyPublished(
-        **COMMON,
-        occurred_at=now(),
-        version=version,
-        categories=[
+    return taxonomy_published(
+        version,
+        [
             TaxonomyCategory(code=code, name_zh=f"类别{code}", name_en=code, keywords=[code])
             for code in codes
         ],
-        default_deadlines=PriorityDeadlines(normal=DeadlinePair(response="2wd", resolution="15wd")),
     )
 
 
-async def test_the_published_taxonomy_replaces_the_district_file(
+async def test_a_newer_published_taxonomy_replaces_the_older_one(
     intake_settings: IntakeSettings,
     directory: None,
     store: EventStore,
     consumer: Consumer,
-    make_client: Any,
+    make_client: MakeClient,
 ) -> None:
     settings = intake_settings.model_copy(update={"directory_cache_seconds": 0})
-    async for client in make_client(create_app(settings, consumers=False)):
+    async for client in make_client(settings):
         before = (await client.get("/api/v1/categories", params={"district": DISTRICT})).json()
-        assert before["categories"][0]["code"] == "municipal.street_light"  # from the file
+        assert before["categories"][0]["code"] == "municipal.street_light"  # version 1
 
         # Version 1 arriving late never replaces version 2.
         await publish(store, consumer, [taxonomy(2, "safety", "property"), taxonomy(1, "old")])
@@ -160,12 +157,41 @@ async def test_the_published_taxonomy_replaces_the_district_file(
         assert '<option value="safety"' in form
 
 
-async def test_the_demo_district_file_routing_ships_gives_its_categories() -> None:
-    taxonomy = await TaxonomySource(SHIPPED_DISTRICTS).for_district("demo")
-    codes = [c.code for c in taxonomy.categories]
-    assert len(codes) >= 10
-    assert "property" in codes
-    property_ = taxonomy.get("property")
-    assert property_ is not None
-    assert property_.name_zh == "物业管理"
-    assert "电梯" in property_.keywords
+async def test_a_district_without_a_published_taxonomy_offers_no_categories(
+    intake_settings: IntakeSettings,
+    store: EventStore,
+    consumer: Consumer,
+    make_client: MakeClient,
+) -> None:
+    await publish(
+        store, consumer, [e for e in directory_events() if not isinstance(e, TaxonomyPublished)]
+    )
+    async for client in make_client(intake_settings):
+        listed = (await client.get("/api/v1/categories", params={"district": DISTRICT})).json()
+        assert listed == {"district": DISTRICT, "categories": []}
+        services = await client.get(
+            "/open311/v2/services.json", params={"jurisdiction_id": DISTRICT}
+        )
+        assert services.json() == []
+        assert 'name="category_hint"' not in (await client.get(f"/q/{STATION}")).text
+
+
+def test_the_published_categories_keep_their_order_names_and_keywords() -> None:
+    published = [c.model_dump(mode="json") for c in CATEGORIES]
+    taxonomy = published_taxonomy(DISTRICT, [*published, {**published[0], "name_zh": "重复"}])
+    assert [c.code for c in taxonomy.categories] == [
+        "municipal.street_light",
+        "municipal.road",
+        "property.elevator",
+    ]
+    light = taxonomy.get("municipal.street_light")
+    assert light is not None
+    assert (light.name_zh, light.name_en, light.keywords) == (
+        "路灯照明",
+        "Street lights",
+        ("路灯", "不亮", "照明"),
+    )
+    assert (light.group, light.description) == (None, None)
+    assert taxonomy.names()["property.elevator"] == ("电梯故障", "Lift breakdowns")
+    grouped = published_taxonomy(DISTRICT, [{**published[1], "group": "市政设施"}])
+    assert grouped.categories[0].group == "市政设施"

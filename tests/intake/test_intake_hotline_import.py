@@ -7,11 +7,16 @@ import json
 import os
 import subprocess
 import sys
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import asyncpg
+import pytest
 
+from contracts import Channel
 from eventkit.store import EventStore
+from services.intake.hotline import RowRejected, parse_time, parse_work_order
 from tests.intake.intake_support import DISTRICT, PHONE, STATION
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "services" / "intake" / "examples"
@@ -207,3 +212,42 @@ async def test_a_landline_is_sealed_as_given_and_the_row_imported_with_a_warning
         rows = {int(r["行号"]): r for r in csv.DictReader(f)}
     assert rows[2]["结果"] == "已导入"
     assert "not a mobile number" in rows[2]["reason"]
+
+
+# --- rows, without I/O --------------------------------------------------------------
+
+NOW = datetime(2025, 3, 14, 1, 30, tzinfo=UTC)
+SHANGHAI = ZoneInfo("Asia/Shanghai")
+
+
+def test_a_work_order_row_is_checked_on_its_own() -> None:
+    fields = {
+        "number": "2025031400731",
+        "called_at": "2025-03-14 09:30:00",
+        "text": "小区门口井盖松动",
+        "attachments": "https://img.example.cn/1.jpg; https://img.example.cn/2.jpg",
+        "lat": "39.9",
+        "long": "116.3",
+    }
+    order = parse_work_order(2, fields, tz=SHANGHAI, now=NOW + timedelta(hours=1))
+    assert order.called_at == NOW
+    assert order.attachments == ("https://img.example.cn/1.jpg", "https://img.example.cn/2.jpg")
+    command = order.command(DISTRICT)
+    assert command.channel is Channel.HOTLINE_12345
+    assert command.external_ref == "2025031400731"
+    with pytest.raises(RowRejected, match="call time"):
+        parse_work_order(3, {**fields, "called_at": "昨天"}, tz=SHANGHAI, now=NOW)
+    with pytest.raises(RowRejected, match="number is missing"):
+        parse_work_order(4, {**fields, "number": " "}, tz=SHANGHAI, now=NOW)
+    with pytest.raises(RowRejected, match="future"):
+        parse_work_order(5, fields, tz=SHANGHAI, now=NOW - timedelta(days=1))
+
+
+def test_call_times_are_read_as_the_hotline_writes_them() -> None:
+    for text in (
+        "2025-03-14 09:30:00",
+        "2025/03/14 09:30",
+        "2025年3月14日 9:30",
+        "2025-03-14T01:30Z",
+    ):
+        assert parse_time(text, SHANGHAI) == NOW

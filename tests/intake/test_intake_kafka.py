@@ -8,7 +8,7 @@ import json
 import httpx
 
 from contracts.topics import OPINIONS
-from eventkit.auth import Role
+from eventkit.identity import Role
 from eventkit.relay import Relay
 from eventkit.store import EventStore
 from services.intake.settings import IntakeSettings

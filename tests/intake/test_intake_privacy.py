@@ -12,9 +12,16 @@ import asyncpg
 import httpx
 import pytest
 
-from eventkit.auth import Role
 from eventkit.db import connect
-from eventkit.privacy import PersonalDataVault
+from eventkit.identity import Role
+from eventkit.privacy import (
+    PersonalDataVault,
+    SealError,
+    SubjectKey,
+    new_key,
+    open_value,
+    seal_value,
+)
 from eventkit.store import verify_chains
 from services.intake.settings import IntakeSettings
 from tests.intake.intake_support import API_KEY, DISTRICT, NAME, PHONE, opinion_body, token
@@ -298,3 +305,18 @@ async def test_stored_request_hashes_are_keyed_and_cannot_confirm_a_guess(
 
 def intake_settings_tz() -> ZoneInfo:
     return ZoneInfo("Asia/Shanghai")
+
+
+def test_a_sealed_value_opens_only_for_its_subject_and_field() -> None:
+    subject = SubjectKey("subj_a", new_key())
+    token = seal_value(subject, "phone", "13912345678")
+    assert token.startswith("mq1.")
+    assert "13912345678" not in token
+    assert open_value(subject, "phone", token) == "13912345678"
+    with pytest.raises(SealError):
+        open_value(subject, "name", token)  # moved to another field
+    with pytest.raises(SealError):
+        open_value(SubjectKey("subj_b", subject.key), "phone", token)  # to another subject
+    with pytest.raises(SealError):
+        open_value(SubjectKey("subj_a", new_key()), "phone", token)  # another key
+    assert "key" not in repr(subject).replace("SubjectKey", "")

@@ -26,7 +26,6 @@ from tests.intake.intake_support import (
     NAME,
     PHONE,
     STATION,
-    TAXONOMY_YAML,
     case_events,
     directory_events,
     now,
@@ -53,7 +52,6 @@ async def test_the_running_service_learns_from_kafka_and_logs_no_personal_data(
 ) -> None:
     for event in directory_events():
         await store.append(event.stream_id, [Envelope.wrap(event)])
-    (tmp_path / f"{DISTRICT}.yaml").write_text(TAXONOMY_YAML, encoding="utf-8")
     port = free_port()
     env = {
         **os.environ,
@@ -64,7 +62,6 @@ async def test_the_running_service_learns_from_kafka_and_logs_no_personal_data(
         "MINQING_INTAKE_PORT": str(port),
         "MINQING_LOG_LEVEL": "DEBUG",
         "MINQING_LOG_FORMAT": "json",
-        "MINQING_DISTRICTS_DIR": str(tmp_path),
         "MINQING_OPEN311_API_KEYS": json.dumps({DISTRICT: [API_KEY]}),
     }
     log_path = tmp_path / "intake.log"
@@ -88,7 +85,12 @@ async def test_the_running_service_learns_from_kafka_and_logs_no_personal_data(
                 response = await client.get("/api/v1/stations", params={"district": DISTRICT})
                 return response.status_code == 200 and len(response.json()["stations"]) == 2
 
+            async def taxonomy_known() -> bool:
+                response = await client.get("/api/v1/categories", params={"district": DISTRICT})
+                return response.status_code == 200 and len(response.json()["categories"]) == 3
+
             await eventually(stations_known)  # learned from minqing.directory.v1
+            await eventually(taxonomy_known)  # TaxonomyPublished, on the same topic
 
             contact = {"name": NAME, "phone": PHONE}
             accepted = await client.post(

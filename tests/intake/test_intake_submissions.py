@@ -14,9 +14,9 @@ import httpx
 import pytest
 import segno
 
-from eventkit.auth import Role
+from eventkit.identity import Role
 from eventkit.store import EventStore
-from services.intake.app import create_app
+from services.intake.ratelimit import RateLimiter, client_address, retry_after_header
 from services.intake.settings import IntakeSettings
 from tests.intake.intake_support import (
     DISTRICT,
@@ -27,7 +27,7 @@ from tests.intake.intake_support import (
     token,
 )
 
-MakeClient = Callable[[Any], AsyncIterator[httpx.AsyncClient]]
+MakeClient = Callable[[IntakeSettings], AsyncIterator[httpx.AsyncClient]]
 
 
 async def submitted(store: EventStore, opinion_id: str) -> dict[str, Any]:
@@ -322,7 +322,7 @@ async def test_public_submissions_are_rate_limited_per_client_address(
             "trusted_proxies": ["127.0.0.0/8"],
         }
     )
-    async for client in make_client(create_app(settings, consumers=False)):
+    async for client in make_client(settings):
         behind = {"X-Forwarded-For": "203.0.113.9"}
         for _ in range(2):
             assert (
@@ -346,7 +346,7 @@ async def test_tracking_lookups_are_rate_limited_too(
     intake_settings: IntakeSettings, directory: None, make_client: MakeClient
 ) -> None:
     settings = intake_settings.model_copy(update={"rate_read_per_minute": 1, "rate_read_burst": 3})
-    async for client in make_client(create_app(settings, consumers=False)):
+    async for client in make_client(settings):
         statuses = [(await client.get(f"/api/v1/track/{'0' * 12}")).status_code for _ in range(4)]
         assert statuses == [404, 404, 404, 429]
 
@@ -356,10 +356,32 @@ async def test_qr_codes_are_rate_limited_like_other_reads(
     intake_settings: IntakeSettings, directory: None, make_client: MakeClient, kind: str
 ) -> None:
     settings = intake_settings.model_copy(update={"rate_read_per_minute": 1, "rate_read_burst": 2})
-    async for client in make_client(create_app(settings, consumers=False)):
+    async for client in make_client(settings):
         url = f"/api/v1/stations/{STATION}/qr.{kind}"
         statuses = [(await client.get(url)).status_code for _ in range(3)]
         assert statuses == [200, 200, 429]
+
+
+def test_the_token_bucket_allows_a_burst_then_one_per_interval() -> None:
+    clock = [0.0]
+    limiter = RateLimiter(per_minute=6, burst=2, clock=lambda: clock[0])
+    assert limiter.take("1.2.3.4") == 0.0
+    assert limiter.take("1.2.3.4") == 0.0
+    wait = limiter.take("1.2.3.4")
+    assert wait == pytest.approx(10.0)
+    assert retry_after_header(wait) == "10"
+    assert limiter.take("5.6.7.8") == 0.0  # another address has its own bucket
+    clock[0] = 10.0
+    assert limiter.take("1.2.3.4") == 0.0
+
+
+def test_the_client_address_is_read_through_trusted_proxies_only() -> None:
+    settings = IntakeSettings(trusted_proxies=["10.0.0.0/8"])
+    trusted = settings.trusted_proxy_networks
+    assert client_address("10.1.2.3", "203.0.113.9, 10.0.0.5", trusted) == "203.0.113.9"
+    # A client cannot pick its own bucket by sending the header itself.
+    assert client_address("198.51.100.7", "203.0.113.9", trusted) == "198.51.100.7"
+    assert client_address("10.1.2.3", None, trusted) == "10.1.2.3"
 
 
 # --- stations and QR codes ------------------------------------------------------------

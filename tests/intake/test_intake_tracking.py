@@ -214,7 +214,7 @@ async def test_the_qr_form_shows_the_station_its_categories_and_a_consent_line(
     html = page.text
     assert "中关村街道人大代表之家" in html
     assert "本站代表：李建华" in html
-    assert '<optgroup label="市政设施">' in html
+    assert '<option value="municipal.street_light"' in html
     assert "路灯照明" in html
     assert "我同意将以上联系方式仅用于办理和回访本事项" in html
     assert 'src="/static/qr.js"' in html

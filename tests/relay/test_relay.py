@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator, Callable
 
 from cloudevents.core.bindings.kafka import KafkaMessage, from_binary_event
 
-from contracts import registry
+from contracts import REGISTRY
 from contracts.envelope import Envelope
 from contracts.topics import CASES, DIRECTORY
 from eventkit.local import Broker
@@ -58,7 +58,7 @@ async def test_events_reach_their_topic_as_cloudevents_the_sdk_reads(
     assert cloud_event.get_extension("partitionkey") == event.stream_id
     data = cloud_event.get_data()
     assert isinstance(data, dict)
-    assert registry.parse("CaseOpened", 1, data) == event
+    assert REGISTRY.parse("CaseOpened", 1, data) == event
     assert json.loads(record.value) == data
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import AsyncIterator
 from typing import Any
 
 import asyncpg
@@ -12,10 +13,10 @@ from contracts import Actor, ActorRole, Location, OpinionSubmitted
 from contracts.envelope import Envelope
 from eventkit.settings import Settings
 from eventkit.store import EventStore
+from services.routing.bootstrap import Routing, bootstrap
 from services.routing.classification import JiebaSegmenter
-from services.routing.consumers import RoutingConsumer, build_consumer
+from services.routing.consumers import RoutingConsumer
 from services.routing.district_file import DistrictFile, load_district_file
-from services.routing.service import RoutingService
 from services.routing.settings import RoutingSettings
 from tests.routing.routing_support import ADMIN, DEMO_FILE, Clock, Submit, append_event
 
@@ -48,24 +49,27 @@ def routing_settings(settings: Settings) -> RoutingSettings:
 
 
 @pytest.fixture
-def service(
-    pool: asyncpg.Pool, store: EventStore, segmenter: JiebaSegmenter, clock: Clock
-) -> RoutingService:
-    return RoutingService(pool, store, segmenter=segmenter, clock=clock)
+async def service(
+    routing_settings: RoutingSettings, pool: asyncpg.Pool, segmenter: JiebaSegmenter, clock: Clock
+) -> AsyncIterator[Routing]:
+    """The routing service from its composition root, on the test's pool and clock, with
+    nothing running in the background (the tests drive it)."""
+    async with bootstrap(
+        routing_settings, pool=pool, clock=clock, segmenter=segmenter, background=False
+    ) as routing:
+        yield routing
 
 
 @pytest.fixture
-async def demo(service: RoutingService, demo_file: DistrictFile) -> RoutingService:
+async def demo(service: Routing, demo_file: DistrictFile) -> Routing:
     """The service with the demo district imported."""
-    await service.change_directory("demo", demo_file, ADMIN)
+    await service.directory.change("demo", demo_file, ADMIN)
     return service
 
 
 @pytest.fixture
-def consumer(
-    routing_settings: RoutingSettings, pool: asyncpg.Pool, service: RoutingService
-) -> RoutingConsumer:
-    return build_consumer(routing_settings, pool, service)
+def consumer(service: Routing) -> RoutingConsumer:
+    return service.consumer
 
 
 @pytest.fixture

@@ -11,22 +11,25 @@ import asyncpg
 import pytest
 
 from contracts import (
+    REGISTRY,
     Actor,
     ActorRole,
     FeedbackSubmitted,
     OpinionSubmitted,
     OpinionWithdrawn,
-    registry,
 )
 from contracts.cases import CaseOpened, CaseOverdue
 from eventkit.consumer import PermanentError
 from eventkit.store import EventStore
-from services.routing import projections
+from services.routing.bootstrap import Routing, bootstrap
+from services.routing.case_projection import update_case
+from services.routing.case_state import CaseStatus
 from services.routing.classification import JiebaSegmenter
 from services.routing.consumers import RoutingConsumer
-from services.routing.domain import CaseStatus
-from services.routing.service import RoutingService, case_id_for
-from tests.routing.routing_support import SHANGHAI, Clock, Submit, append_event
+from services.routing.ids import case_id_for
+from services.routing.rebuild import rebuild
+from services.routing.settings import RoutingSettings
+from tests.routing.routing_support import SHANGHAI, Clock, Submit, act, append_event, load_case
 
 LIAISON = Actor(id="lo_dh_02", role=ActorRole.LIAISON)
 
@@ -36,7 +39,7 @@ async def case_events(store: EventStore, case_id: str) -> list[tuple[str, dict[s
 
 
 async def test_an_opinion_scanned_at_a_station_is_opened_and_assigned_to_the_best_representative(
-    demo: RoutingService, consumer: RoutingConsumer, submit: Submit, store: EventStore
+    demo: Routing, consumer: RoutingConsumer, submit: Submit, store: EventStore
 ) -> None:
     opinion = await submit(
         "小区电梯坏了三个月，物业一直不修", station_code="dh_donghu", community="东湖社区"
@@ -76,7 +79,7 @@ async def test_an_opinion_scanned_at_a_station_is_opened_and_assigned_to_the_bes
 
 
 async def test_applying_the_same_opinion_twice_opens_one_case(
-    demo: RoutingService, consumer: RoutingConsumer, submit: Submit, store: EventStore
+    demo: Routing, consumer: RoutingConsumer, submit: Submit, store: EventStore
 ) -> None:
     opinion = await submit("路灯不亮了，晚上走路很黑", community="柳岸社区")
 
@@ -88,15 +91,15 @@ async def test_applying_the_same_opinion_twice_opens_one_case(
 
 
 async def test_handling_an_opinion_again_after_an_unknown_outcome_cannot_open_a_second_case(
-    demo: RoutingService, pool: asyncpg.Pool, submit: Submit, store: EventStore
+    demo: Routing, pool: asyncpg.Pool, submit: Submit, store: EventStore
 ) -> None:
     # As if the gate had been lost: the handler itself refuses to open a second case.
     opinion = await submit("楼下垃圾桶满了好几天没人清运", community="南城社区")
-    event = opinion.event(registry)
+    event = opinion.event(REGISTRY)
     for _ in range(2):
         async with pool.acquire() as conn, conn.transaction():
             assert isinstance(event, OpinionSubmitted)
-            await demo.open_case(event, opinion, conn)
+            await demo.opening.open_case(event, opinion, conn)
 
     case_id = case_id_for("demo", opinion.data["opinion_id"])
     assert len(await store.read_stream(f"case-{case_id}")) == 2
@@ -105,7 +108,7 @@ async def test_handling_an_opinion_again_after_an_unknown_outcome_cannot_open_a_
 
 
 async def test_an_opinion_without_a_known_category_waits_in_the_station_triage_queue(
-    demo: RoutingService, consumer: RoutingConsumer, submit: Submit, store: EventStore
+    demo: Routing, consumer: RoutingConsumer, submit: Submit, store: EventStore
 ) -> None:
     opinion = await submit("想问一下社区最近有什么活动可以参加", station_code="xs_fenglin")
 
@@ -122,7 +125,7 @@ async def test_an_opinion_without_a_known_category_waits_in_the_station_triage_q
 
 
 async def test_an_opinion_with_no_place_goes_to_the_district_triage_queue(
-    demo: RoutingService, consumer: RoutingConsumer, submit: Submit, store: EventStore
+    demo: Routing, consumer: RoutingConsumer, submit: Submit, store: EventStore
 ) -> None:
     opinion = await submit("希望增加公交线路的班次", channel="online")
 
@@ -135,7 +138,7 @@ async def test_an_opinion_with_no_place_goes_to_the_district_triage_queue(
 
 
 async def test_an_opinion_with_only_a_point_goes_to_the_nearest_station(
-    demo: RoutingService, consumer: RoutingConsumer, submit: Submit, store: EventStore
+    demo: Routing, consumer: RoutingConsumer, submit: Submit, store: EventStore
 ) -> None:
     # A few metres from the 石门社区 station (30.2600, 120.1252).
     opinion = await submit("井盖缺失，晚上很危险", lat=30.2601, long=120.1254)
@@ -149,7 +152,7 @@ async def test_an_opinion_with_only_a_point_goes_to_the_nearest_station(
 
 
 async def test_an_urgent_opinion_gets_hours_not_days_and_is_never_left_in_triage(
-    demo: RoutingService, consumer: RoutingConsumer, submit: Submit, store: EventStore
+    demo: Routing, consumer: RoutingConsumer, submit: Submit, store: EventStore
 ) -> None:
     opinion = await submit("三单元楼道里燃气泄漏，味道很大", community="锦绣社区")
 
@@ -167,7 +170,7 @@ async def test_an_urgent_opinion_gets_hours_not_days_and_is_never_left_in_triage
 
 
 async def test_a_similar_opinion_nearby_is_linked_to_the_open_case(
-    demo: RoutingService,
+    demo: Routing,
     consumer: RoutingConsumer,
     submit: Submit,
     store: EventStore,
@@ -204,7 +207,7 @@ async def test_a_similar_opinion_nearby_is_linked_to_the_open_case(
     ],
 )
 async def test_an_opinion_one_character_apart_is_linked_as_a_duplicate(
-    demo: RoutingService,
+    demo: Routing,
     consumer: RoutingConsumer,
     submit: Submit,
     store: EventStore,
@@ -222,7 +225,7 @@ async def test_an_opinion_one_character_apart_is_linked_as_a_duplicate(
 
 
 async def test_unhappy_feedback_reopens_the_case_for_the_same_representative(
-    demo: RoutingService,
+    demo: Routing,
     consumer: RoutingConsumer,
     submit: Submit,
     store: EventStore,
@@ -231,12 +234,12 @@ async def test_unhappy_feedback_reopens_the_case_for_the_same_representative(
     opinion = await submit("楼道漏水很严重", station_code="dh_hubin", community="湖滨社区")
     await consumer.apply(opinion)
     case_id = case_id_for("demo", opinion.data["opinion_id"])
-    state = await demo.load_case(case_id)
+    state = await load_case(demo, case_id)
     assert state is not None
     assert state.representative_id is not None
     rep = Actor(id=state.representative_id, role=ActorRole.REPRESENTATIVE)
-    await demo.accept("demo", case_id, rep)
-    await demo.resolve("demo", case_id, rep, "已联系物业修好水管")
+    await act(demo, "accept", "demo", case_id, rep)
+    await act(demo, "resolve", "demo", case_id, rep, result="已联系物业修好水管")
     clock.advance(days=1)
     feedback = FeedbackSubmitted(
         district_id="demo",
@@ -253,7 +256,7 @@ async def test_unhappy_feedback_reopens_the_case_for_the_same_representative(
     await consumer.apply(stored)
     await consumer.apply(stored)
 
-    reopened = await demo.load_case(case_id)
+    reopened = await load_case(demo, case_id)
     assert reopened is not None
     assert reopened.status is CaseStatus.IN_PROGRESS
     assert reopened.representative_id == state.representative_id
@@ -265,7 +268,7 @@ async def test_unhappy_feedback_reopens_the_case_for_the_same_representative(
 
 
 async def test_satisfied_feedback_is_recorded_without_reopening(
-    demo: RoutingService,
+    demo: Routing,
     consumer: RoutingConsumer,
     submit: Submit,
     store: EventStore,
@@ -274,8 +277,8 @@ async def test_satisfied_feedback_is_recorded_without_reopening(
     opinion = await submit("垃圾清运不及时", community="文昌社区")
     await consumer.apply(opinion)
     case_id = case_id_for("demo", opinion.data["opinion_id"])
-    await demo.accept("demo", case_id, LIAISON)
-    await demo.resolve("demo", case_id, LIAISON, "已协调环卫每日清运两次")
+    await act(demo, "accept", "demo", case_id, LIAISON)
+    await act(demo, "resolve", "demo", case_id, LIAISON, result="已协调环卫每日清运两次")
     feedback = FeedbackSubmitted(
         district_id="demo",
         occurred_at=datetime.now(SHANGHAI),
@@ -289,7 +292,7 @@ async def test_satisfied_feedback_is_recorded_without_reopening(
 
     await consumer.apply(await append_event(store, feedback))
 
-    state = await demo.load_case(case_id)
+    state = await load_case(demo, case_id)
     assert state is not None
     assert state.status is CaseStatus.RESOLVED
     row = await pool.fetchrow(
@@ -300,7 +303,7 @@ async def test_satisfied_feedback_is_recorded_without_reopening(
 
 
 async def test_a_withdrawn_opinion_closes_its_case(
-    demo: RoutingService, consumer: RoutingConsumer, submit: Submit, store: EventStore
+    demo: Routing, consumer: RoutingConsumer, submit: Submit, store: EventStore
 ) -> None:
     opinion = await submit("噪音扰民", community="枫林社区")
     await consumer.apply(opinion)
@@ -315,7 +318,7 @@ async def test_a_withdrawn_opinion_closes_its_case(
     await consumer.apply(await append_event(store, withdrawn))
 
     case_id = case_id_for("demo", opinion.data["opinion_id"])
-    state = await demo.load_case(case_id)
+    state = await load_case(demo, case_id)
     assert state is not None
     assert state.status is CaseStatus.CLOSED
     last = (await case_events(store, case_id))[-1]
@@ -326,30 +329,33 @@ async def test_a_withdrawn_opinion_closes_its_case(
 
 
 async def test_two_scanners_record_each_missed_deadline_exactly_once_and_escalate_by_the_ladder(
-    demo: RoutingService,
+    demo: Routing,
     consumer: RoutingConsumer,
     submit: Submit,
     store: EventStore,
     clock: Clock,
     pool: asyncpg.Pool,
     segmenter: JiebaSegmenter,
+    routing_settings: RoutingSettings,
 ) -> None:
     opinion = await submit("电梯经常停运", station_code="dh_donghu", community="东湖社区")
     await consumer.apply(opinion)
     case_id = case_id_for("demo", opinion.data["opinion_id"])
-    other = RoutingService(pool, store, segmenter=segmenter, clock=clock)
 
     # Response due Tue 29 Sep 17:30. The station head is told and gets one working day.
     at = datetime(2026, 9, 30, 9, 0, tzinfo=SHANGHAI)
-    first = await asyncio.gather(demo.scan_overdue(at), other.scan_overdue(at))
-    again = await demo.scan_overdue(at)
+    async with bootstrap(
+        routing_settings, pool=pool, clock=clock, segmenter=segmenter, background=False
+    ) as other:
+        first = await asyncio.gather(demo.overdue.scan(at), other.overdue.scan(at))
+    again = await demo.overdue.scan(at)
 
     assert sum(first) == 1
     assert again == 0
 
     async def overdue() -> list[CaseOverdue]:
         records = await store.read_stream(f"case-{case_id}")
-        events = [r.envelope().event(registry) for r in records]
+        events = [r.envelope().event(REGISTRY) for r in records]
         return [e for e in events if isinstance(e, CaseOverdue)]
 
     (told,) = await overdue()
@@ -363,8 +369,8 @@ async def test_two_scanners_record_each_missed_deadline_exactly_once_and_escalat
     assert told.next_due == datetime(2026, 9, 30, 17, 30, tzinfo=SHANGHAI)
 
     # The street lets it pass too: the district, the last rung, with no further deadline.
-    assert await demo.scan_overdue(datetime(2026, 10, 1, 9, 0, tzinfo=SHANGHAI)) == 1
-    assert await other.scan_overdue(datetime(2026, 10, 9, 9, 0, tzinfo=SHANGHAI)) == 0
+    assert await demo.overdue.scan(datetime(2026, 10, 1, 9, 0, tzinfo=SHANGHAI)) == 1
+    assert await other.overdue.scan(datetime(2026, 10, 9, 9, 0, tzinfo=SHANGHAI)) == 0
     ladder = await overdue()
     assert [(o.deadline, o.escalation_level) for o in ladder] == [
         ("response", "street"),
@@ -380,15 +386,15 @@ async def test_two_scanners_record_each_missed_deadline_exactly_once_and_escalat
 
 
 async def test_the_station_head_is_told_only_of_other_representatives_misses(
-    demo: RoutingService, consumer: RoutingConsumer, submit: Submit, pool: asyncpg.Pool
+    demo: Routing, consumer: RoutingConsumer, submit: Submit, pool: asyncpg.Pool
 ) -> None:
     opinion = await submit("电梯经常停运", station_code="dh_donghu", community="东湖社区")
     await consumer.apply(opinion)
-    state = await demo.load_case(case_id_for("demo", opinion.data["opinion_id"]))
+    state = await load_case(demo, case_id_for("demo", opinion.data["opinion_id"]))
     assert state is not None
     assert state.representative_id == "r002"
     async with pool.acquire() as conn:
-        ctx = await demo.context(conn, "demo")
+        ctx = await demo.districts.get(conn, "demo")
     assert ctx is not None
 
     def ladder(representative_id: str | None, head: str | None = "r002") -> list[str]:
@@ -411,7 +417,7 @@ async def test_the_station_head_is_told_only_of_other_representatives_misses(
 
 
 async def test_one_failing_case_does_not_stop_the_overdue_scan(
-    demo: RoutingService,
+    demo: Routing,
     consumer: RoutingConsumer,
     submit: Submit,
     monkeypatch: pytest.MonkeyPatch,
@@ -421,45 +427,45 @@ async def test_one_failing_case_does_not_stop_the_overdue_scan(
     await consumer.apply(first)
     await consumer.apply(second)
     broken = case_id_for("demo", first.data["opinion_id"])
-    record = demo._record_overdue
+    record = demo.overdue._record
 
     async def failing(district_id: str, case_id: str, now: datetime) -> int:
         if case_id == broken:
             raise RuntimeError("boom")
         return await record(district_id, case_id, now)
 
-    monkeypatch.setattr(demo, "_record_overdue", failing)
+    monkeypatch.setattr(demo.overdue, "_record", failing)
     at = datetime(2026, 10, 20, 9, 0, tzinfo=SHANGHAI)
 
-    assert await demo.scan_overdue(at) >= 1
-    fine = await demo.load_case(case_id_for("demo", second.data["opinion_id"]))
+    assert await demo.overdue.scan(at) >= 1
+    fine = await load_case(demo, case_id_for("demo", second.data["opinion_id"]))
     assert fine is not None
     assert fine.overdue_count >= 1
-    stuck = await demo.load_case(broken)
+    stuck = await load_case(demo, broken)
     assert stuck is not None
     assert stuck.overdue_count == 0
 
     # The next scan tries the failed case again.
-    monkeypatch.setattr(demo, "_record_overdue", record)
-    assert await demo.scan_overdue(at) >= 1
-    retried = await demo.load_case(broken)
+    monkeypatch.setattr(demo.overdue, "_record", record)
+    assert await demo.overdue.scan(at) >= 1
+    retried = await load_case(demo, broken)
     assert retried is not None
     assert retried.overdue_count >= 1
 
 
 async def test_an_older_state_does_not_overwrite_the_cases_row(
-    demo: RoutingService, consumer: RoutingConsumer, submit: Submit, pool: asyncpg.Pool
+    demo: Routing, consumer: RoutingConsumer, submit: Submit, pool: asyncpg.Pool
 ) -> None:
     opinion = await submit("电梯经常停运", station_code="dh_donghu", community="东湖社区")
     await consumer.apply(opinion)
     case_id = case_id_for("demo", opinion.data["opinion_id"])
-    before = await demo.load_case(case_id)
+    before = await load_case(demo, case_id)
     assert before is not None
-    await demo.accept("demo", case_id, Actor(id="r002", role=ActorRole.REPRESENTATIVE))
+    await act(demo, "accept", "demo", case_id, Actor(id="r002", role=ActorRole.REPRESENTATIVE))
 
     # As a scanner would that loaded the case before the representative accepted it.
     async with pool.acquire() as conn:
-        await projections.update_case(conn, before)
+        await update_case(conn, before)
 
     row = await pool.fetchrow(
         "SELECT status, version FROM routing.cases WHERE case_id = $1", case_id
@@ -470,22 +476,22 @@ async def test_an_older_state_does_not_overwrite_the_cases_row(
 
 
 async def test_a_late_step_records_the_missed_deadline_first(
-    demo: RoutingService, consumer: RoutingConsumer, submit: Submit, store: EventStore, clock: Clock
+    demo: Routing, consumer: RoutingConsumer, submit: Submit, store: EventStore, clock: Clock
 ) -> None:
     opinion = await submit("楼道灯坏了，物业不管", station_code="dh_donghu", community="东湖社区")
     await consumer.apply(opinion)
     case_id = case_id_for("demo", opinion.data["opinion_id"])
     clock.now = datetime(2026, 9, 30, 9, 0, tzinfo=SHANGHAI)
 
-    await demo.accept("demo", case_id, Actor(id="r002", role=ActorRole.REPRESENTATIVE))
-    await demo.scan_overdue(clock.now)
+    await act(demo, "accept", "demo", case_id, Actor(id="r002", role=ActorRole.REPRESENTATIVE))
+    await demo.overdue.scan(clock.now)
 
     types = [t for t, _ in await case_events(store, case_id)]
     assert types == ["CaseOpened", "CaseAssigned", "CaseOverdue", "CaseAccepted"]
 
 
 async def test_the_read_models_rebuilt_from_the_store_equal_the_live_ones(
-    demo: RoutingService,
+    demo: Routing,
     consumer: RoutingConsumer,
     submit: Submit,
     store: EventStore,
@@ -500,8 +506,8 @@ async def test_the_read_models_rebuilt_from_the_store_equal_the_live_ones(
     for text, place in places:
         await consumer.apply(await submit(text, **place))
     case_id = await pool.fetchval("SELECT case_id FROM routing.cases ORDER BY opened_at LIMIT 1")
-    await demo.accept("demo", case_id, LIAISON)
-    await demo.retire_representative("demo", "r060", "任期届满", LIAISON)
+    await act(demo, "accept", "demo", case_id, LIAISON)
+    await demo.directory.retire_representative("demo", "r060", "任期届满", LIAISON)
 
     async def snapshot() -> dict[str, list[tuple[object, ...]]]:
         tables = {
@@ -519,7 +525,7 @@ async def test_the_read_models_rebuilt_from_the_store_equal_the_live_ones(
 
     live = await snapshot()
     async with pool.acquire() as conn:
-        counts = await projections.rebuild(conn, store)
+        counts = await rebuild(conn, store)
 
     assert counts["cases"] == 4
     assert await snapshot() == live
@@ -537,7 +543,7 @@ async def test_an_opinion_for_an_unregistered_district_is_dead_lettered_not_retr
 
 
 async def test_case_opened_records_why_it_was_classified(
-    demo: RoutingService, consumer: RoutingConsumer, submit: Submit, store: EventStore
+    demo: Routing, consumer: RoutingConsumer, submit: Submit, store: EventStore
 ) -> None:
     opinion = await submit(
         "独居老人家门口的下水道堵了，积水很深", community="西山社区", category_hint="市政设施"
@@ -545,7 +551,7 @@ async def test_case_opened_records_why_it_was_classified(
     await consumer.apply(opinion)
 
     records = await store.read_stream(f"case-{case_id_for('demo', opinion.data['opinion_id'])}")
-    opened = records[0].envelope().event(registry)
+    opened = records[0].envelope().event(REGISTRY)
     assert isinstance(opened, CaseOpened)
     assert opened.category_code == "municipal"
     assert opened.matched_keywords == ["积水", "下水道"]

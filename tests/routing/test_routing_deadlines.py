@@ -141,4 +141,4 @@ def test_an_allowance_reads_back_in_chinese() -> None:
 
 def test_a_naive_start_is_refused() -> None:
     with pytest.raises(ValueError, match="aware"):
-        CALENDAR.add(datetime(2026, 10, 9, 9, 0), "1wd")
+        CALENDAR.add(datetime(2026, 10, 9, 9, 0), "1wd")  # noqa: DTZ001 - naive on purpose

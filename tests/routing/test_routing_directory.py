@@ -14,6 +14,8 @@ import pytest
 
 from contracts.base import LatLong
 from eventkit.store import EventStore
+from services.routing.bootstrap import Routing
+from services.routing.directory_plan import reception_days
 from services.routing.district_file import (
     DirectoryChanges,
     DistrictFile,
@@ -23,9 +25,7 @@ from services.routing.district_file import (
     StationEntry,
     TaxonomyEntry,
     parse_district_file,
-    reception_days,
 )
-from services.routing.service import RoutingService
 from tests.routing.routing_support import ADMIN, DEMO_FILE
 
 
@@ -35,9 +35,9 @@ async def event_types(pool: asyncpg.Pool) -> Counter[str]:
 
 
 async def test_importing_the_demo_district_emits_the_directory_and_fills_the_read_models(
-    service: RoutingService, demo_file: DistrictFile, pool: asyncpg.Pool
+    service: Routing, demo_file: DistrictFile, pool: asyncpg.Pool
 ) -> None:
-    plan = await service.change_directory("demo", demo_file, ADMIN)
+    plan = await service.directory.change("demo", demo_file, ADMIN)
 
     counts = await event_types(pool)
     assert counts == Counter(plan.summary)
@@ -64,18 +64,18 @@ async def test_importing_the_demo_district_emits_the_directory_and_fills_the_rea
 
 
 async def test_importing_the_same_file_again_changes_nothing(
-    demo: RoutingService, demo_file: DistrictFile, pool: asyncpg.Pool
+    demo: Routing, demo_file: DistrictFile, pool: asyncpg.Pool
 ) -> None:
     before = await pool.fetchval("SELECT count(*) FROM eventstore.events")
 
-    plan = await demo.change_directory("demo", demo_file, ADMIN)
+    plan = await demo.directory.change("demo", demo_file, ADMIN)
 
     assert plan.events == []
     assert await pool.fetchval("SELECT count(*) FROM eventstore.events") == before
 
 
 async def test_a_station_moves_and_a_representative_changes_station_without_losing_history(
-    demo: RoutingService, demo_file: DistrictFile, pool: asyncpg.Pool, store: EventStore
+    demo: Routing, demo_file: DistrictFile, pool: asyncpg.Pool, store: EventStore
 ) -> None:
     moved = StationEntry(
         **{
@@ -87,7 +87,7 @@ async def test_a_station_moves_and_a_representative_changes_station_without_losi
     rep = next(r for r in demo_file.representatives if r.id == "r003")
     rep_moved = RepresentativeEntry(**{**rep.model_dump(), "stations": ["dh_hubin"]})
 
-    plan = await demo.change_directory(
+    plan = await demo.directory.change(
         "demo", DirectoryChanges(stations=[moved], representatives=[rep_moved]), ADMIN
     )
 
@@ -111,11 +111,13 @@ async def test_a_station_moves_and_a_representative_changes_station_without_losi
 
 
 async def test_retiring_keeps_the_station_and_the_representative_in_the_record(
-    demo: RoutingService, pool: asyncpg.Pool, store: EventStore
+    demo: Routing, pool: asyncpg.Pool, store: EventStore
 ) -> None:
-    await demo.retire_station("demo", "dh_market", "市场搬迁", ADMIN)
-    await demo.retire_representative("demo", "r002", "任期届满", ADMIN)
-    await demo.retire_representative("demo", "r002", "再次", ADMIN)  # already retired: nothing
+    await demo.directory.retire_station("demo", "dh_market", "市场搬迁", ADMIN)
+    await demo.directory.retire_representative("demo", "r002", "任期届满", ADMIN)
+    await demo.directory.retire_representative(
+        "demo", "r002", "再次", ADMIN
+    )  # already retired: nothing
 
     station = await pool.fetchrow(
         "SELECT active, retired_reason FROM routing.stations WHERE station_code = 'dh_market'"
@@ -136,7 +138,7 @@ async def test_retiring_keeps_the_station_and_the_representative_in_the_record(
 
 
 async def test_a_changed_taxonomy_is_published_as_a_new_version(
-    demo: RoutingService, demo_file: DistrictFile, pool: asyncpg.Pool
+    demo: Routing, demo_file: DistrictFile, pool: asyncpg.Pool
 ) -> None:
     assert demo_file.taxonomy is not None
     categories = [c.model_dump() for c in demo_file.taxonomy.categories]
@@ -145,7 +147,7 @@ async def test_a_changed_taxonomy_is_published_as_a_new_version(
         {**demo_file.taxonomy.model_dump(), "categories": categories}
     )
 
-    plan = await demo.change_directory("demo", DirectoryChanges(taxonomy=taxonomy), ADMIN)
+    plan = await demo.directory.change("demo", DirectoryChanges(taxonomy=taxonomy), ADMIN)
 
     assert plan.summary == {"TaxonomyPublished": 1}
     version = await pool.fetchval(
@@ -155,7 +157,7 @@ async def test_a_changed_taxonomy_is_published_as_a_new_version(
 
 
 async def test_a_file_with_dangling_references_is_refused_with_every_problem(
-    demo: RoutingService, pool: asyncpg.Pool
+    demo: Routing, pool: asyncpg.Pool
 ) -> None:
     before = await pool.fetchval("SELECT count(*) FROM eventstore.events")
     changes = DirectoryChanges(
@@ -168,7 +170,7 @@ async def test_a_file_with_dangling_references_is_refused_with_every_problem(
     )
 
     with pytest.raises(DistrictFileError) as refused:
-        await demo.change_directory("demo", changes, ADMIN)
+        await demo.directory.change("demo", changes, ADMIN)
 
     problems = " ".join(refused.value.problems)
     assert "nowhere" in problems

@@ -22,10 +22,10 @@ from eventkit import cloudevents
 from eventkit.kafka import make_producer, partitions_of
 from eventkit.relay import Relay
 from eventkit.store import EventStore, RecordedEvent
-from services.routing.app import create_routing_app
+from services.routing.app import create_app
 from services.routing.classification import JiebaSegmenter
 from services.routing.consumers import RoutingConsumer
-from services.routing.service import case_id_for
+from services.routing.ids import case_id_for
 from services.routing.settings import RoutingSettings
 from tests.routing.routing_support import DEMO_FILE, Clock, Submit
 
@@ -94,7 +94,7 @@ async def running(
     settings = routing_settings.model_copy(
         update={"routing_district_files": [DEMO_FILE], "routing_scan_interval": 1.0}
     )
-    app = create_routing_app(settings, clock=clock, segmenter=segmenter)
+    app = create_app(settings, clock=clock, segmenter=segmenter)
     watch = Watch()
     stop = asyncio.Event()
     relay = asyncio.create_task(Relay(store, settings, on_published=watch.on_published).run(stop))
@@ -136,7 +136,7 @@ async def test_an_opinion_on_kafka_becomes_an_assigned_case_on_kafka_within_two_
     assert stored == ["CaseOpened", "CaseAssigned"]
 
     # Redelivery: the same record on the topic again (a producer retry, a redrive).
-    (consumer,) = app.state.runtime.consumers
+    (consumer,) = app.state.routing.runtime.consumers
     assert isinstance(consumer, RoutingConsumer)
     duplicates = consumer.stats.duplicates
     key, value, headers = cloudevents.encode(opinion)

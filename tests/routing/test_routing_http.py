@@ -11,15 +11,23 @@ import pytest
 from fastapi import FastAPI
 
 from contracts import Actor, ActorRole, OpinionWithdrawn
-from eventkit.auth import Role, issue_token
+from eventkit.auth import issue_token
+from eventkit.identity import Role
 from eventkit.store import EventStore
-from services.routing.app import create_routing_app
+from services.routing.app import create_app
+from services.routing.bootstrap import Routing
+from services.routing.case_state import CaseStatus
 from services.routing.classification import JiebaSegmenter
-from services.routing.consumers import build_consumer
-from services.routing.domain import CaseStatus
-from services.routing.service import RoutingService, case_id_for
+from services.routing.ids import case_id_for
 from services.routing.settings import RoutingSettings
-from tests.routing.routing_support import DEMO_FILE, SHANGHAI, Clock, Submit, append_event
+from tests.routing.routing_support import (
+    DEMO_FILE,
+    SHANGHAI,
+    Clock,
+    Submit,
+    append_event,
+    load_case,
+)
 
 OTHER_DISTRICT = """
 district: {code: other, name_zh: 邻区}
@@ -74,7 +82,7 @@ async def app(
     routing_settings: RoutingSettings, segmenter: JiebaSegmenter, clock: Clock
 ) -> AsyncIterator[FastAPI]:
     settings = routing_settings.model_copy(update={"routing_consume": False})
-    application = create_routing_app(settings, clock=clock, segmenter=segmenter)
+    application = create_app(settings, clock=clock, segmenter=segmenter)
     async with application.router.lifespan_context(application):
         yield application
 
@@ -96,10 +104,9 @@ async def api(app: FastAPI, routing_settings: RoutingSettings) -> AsyncIterator[
 async def open_case(
     app: FastAPI, routing_settings: RoutingSettings, submit: Submit, text: str, **where: Any
 ) -> str:
-    service: RoutingService = app.state.service
-    consumer = build_consumer(routing_settings, service.pool, service)
+    routing: Routing = app.state.routing
     opinion = await submit(text, **where)
-    await consumer.apply(opinion)
+    await routing.consumer.apply(opinion)
     return case_id_for(opinion.district_id, opinion.data["opinion_id"])
 
 
@@ -380,16 +387,16 @@ async def test_a_withdrawal_after_a_transfer_closes_the_case_in_the_other_distri
         opinion_id=moved.json()["opinion_id"],
         reason="已自行解决",
     )
-    service: RoutingService = app.state.service
-    consumer = build_consumer(routing_settings, service.pool, service)
+    service: Routing = app.state.routing
+    consumer = service.consumer
 
     await consumer.apply(await append_event(store, withdrawn))
 
-    target = await service.load_case(there)
+    target = await load_case(service, there)
     assert target is not None
     assert target.status is CaseStatus.CLOSED
     assert [r.event_type for r in await store.read_stream(f"case-{there}")][-1] == "CaseClosed"
-    source = await service.load_case(case_id)
+    source = await load_case(service, case_id)
     assert source is not None
     assert source.status is CaseStatus.TRANSFERRED_OUT
 

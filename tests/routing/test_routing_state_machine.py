@@ -11,36 +11,34 @@ import pytest
 from contracts import Actor, ActorRole, Priority, ScoredCandidate
 from contracts.cases import CaseEvent, CaseOverdue
 from services.routing.assignment import Assignment
-from services.routing.deadlines import Due
-from services.routing.domain import (
-    ALLOWED,
-    SYSTEM,
+from services.routing.case_commands import (
     Accept,
-    CaseState,
-    CaseStatus,
     Classify,
     Close,
     Command,
     ConvertToSuggestion,
     Escalate,
-    IllegalTransition,
-    InvalidCommand,
     LinkCase,
     Merge,
-    NotYourCase,
     OpenCase,
-    OverdueRules,
     Reopen,
     Reply,
     Resolve,
-    Rung,
-    StaleFeedback,
     Transfer,
     TransferToDistrict,
     Withdraw,
-    allowed_commands,
+)
+from services.routing.case_state import ALLOWED, CaseState, CaseStatus, allowed_commands, fold
+from services.routing.deadlines import Due
+from services.routing.domain import (
+    SYSTEM,
+    IllegalTransition,
+    InvalidCommand,
+    NotYourCase,
+    OverdueRules,
+    Rung,
+    StaleFeedback,
     decide,
-    fold,
     overdue_events,
 )
 from tests.routing.routing_support import SHANGHAI

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import shutil
 import signal
@@ -29,11 +30,11 @@ import pytest
 
 from contracts.envelope import Envelope
 from eventkit.db import create_pool
-from eventkit.local import die_with_parent, free_port, port_in_use
+from eventkit.local import die_with_parent, free_port, local_database_url, port_in_use
 from eventkit.settings import Settings
 from eventkit.store import EventStore
-from minqing.stack import local_database_url
-from minqing.system import existing_services
+from minqing.system import DEMO_DISTRICT_FILE, existing_services, local_stack_environment
+from services.routing.settings import RoutingSettings
 
 pytestmark = pytest.mark.slow
 
@@ -208,6 +209,8 @@ def test_up_serves_stops_cleanly_and_keeps_its_data(data_dir: Path, env: dict[st
     first = Up(env)
     try:
         url = wait_until_ready(first, env)
+        # The local stack asks routing for the demo district.
+        assert '"district": "demo"' in first.wait_for("district file imported")
         assert str(data_dir / "pg") in first.wait_for("(embedded,")
         assert "Tansu" in first.wait_for(bootstrap)
 
@@ -255,3 +258,12 @@ def test_up_refuses_a_taken_broker_port(data_dir: Path, env: dict[str, str]) -> 
     assert not (data_dir / "pg").exists()
     assert not (data_dir / "up.pid").exists()
     assert not _leftovers(data_dir)
+
+
+def test_the_local_stack_asks_for_the_demo_district_and_nothing_else_does() -> None:
+    extra = local_stack_environment({})
+    assert json.loads(extra["MINQING_ROUTING_DISTRICT_FILES"]) == [str(DEMO_DISTRICT_FILE)]
+    # A caller's own choice is kept, even none at all.
+    assert local_stack_environment({"MINQING_ROUTING_DISTRICT_FILES": "[]"}) == {}
+    # Outside the local stack, routing imports no district of its own accord.
+    assert RoutingSettings(_env_file=None).routing_district_files == []

@@ -1,34 +1,39 @@
-"""Intake's decisions, without I/O: is a submission acceptable, who may make it, what
-event it becomes; may a resident give feedback now. Clocks, ids and randomness are
-passed in; the handlers (``submission.py``, ``tracking.py``) do the reading and writing.
+"""What a submission must be, where it belongs, who may make it and the event it becomes.
+
+Pure: the handler (``submission.py``) looks the station and district up, passes the
+clock's time and the ids in, and stores what these functions decide.
 """
 
 from __future__ import annotations
 
 import re
-import secrets
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Final
 from urllib.parse import urlsplit
 
 from pydantic import HttpUrl, TypeAdapter, ValidationError
 
-from contracts import (
-    Actor,
-    ActorRole,
-    Channel,
-    FeedbackSubmitted,
-    OnBehalfOf,
-    OpinionSubmitted,
-    OpinionWithdrawn,
-)
+from contracts import Actor, ActorRole, Channel, OnBehalfOf, OpinionSubmitted
 from contracts.intake import Location, SubmitterRef
-from eventkit.auth import Principal, Role
+from eventkit.identity import Principal, Role
+from eventkit.refusals import FieldError
+from services.intake.errors import (
+    AmbiguousStation,
+    InvalidSubmission,
+    NotAllowed,
+    StaffTokenRequired,
+    UnknownDistrict,
+    UnknownStation,
+)
+from services.intake.text import cleaned, normalise_phone, strip_controls
 
 PUBLIC_CHANNELS: Final = frozenset({Channel.QR, Channel.ONLINE})
 """Channels residents use themselves: no token, rate-limited per client address."""
+PHONE_AS_GIVEN_CHANNELS: Final = frozenset({Channel.HOTLINE_12345, Channel.OPEN311})
+"""Channels relaying numbers we do not choose the format of: a number that is not a
+mainland mobile is kept as given (sealed, never an identifier) instead of refused."""
 
 TEXT_MIN: Final = 5
 TEXT_MAX: Final = 4000
@@ -37,13 +42,10 @@ MAX_URL_LENGTH: Final = 2000
 NAME_MAX: Final = 50
 COMMUNITY_MAX: Final = 100
 ADDRESS_MAX: Final = 300
+PHONE_MAX: Final = 40
 CATEGORY_MAX: Final = 64
 EXTERNAL_REF_MAX: Final = 64
-COMMENT_MAX: Final = 1000
 
-MOBILE: Final = re.compile(r"^1[3-9]\d{9}$")
-"""A mainland China mobile number: 11 digits, 1 then 3 to 9."""
-_PHONE_SEPARATORS: Final = re.compile(r"[\s\-()（）]")
 _HTTP_URL: Final = TypeAdapter(HttpUrl)
 _IDENTIFIER: Final = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:]{0,63}$")
 
@@ -69,129 +71,6 @@ ACTOR_ROLE: Final[dict[Role, ActorRole]] = {
     Role.AUDITOR: ActorRole.AUDITOR,
     Role.HOTLINE: ActorRole.HOTLINE,
 }
-
-
-# --- refusals --------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class FieldError:
-    """What is wrong with one field, for a clerk (zh-CN) and in English."""
-
-    field: str
-    code: str
-    message: str
-    message_en: str
-
-
-class IntakeError(Exception):
-    """A request refused, with the reason in Simplified Chinese and English."""
-
-    status: int = 422
-
-    def __init__(
-        self,
-        code: str,
-        title: str,
-        title_en: str,
-        detail: str | None = None,
-        detail_en: str | None = None,
-        *,
-        errors: Sequence[FieldError] = (),
-    ) -> None:
-        super().__init__(title_en)
-        self.code = code
-        self.title = title
-        self.title_en = title_en
-        self.detail = detail
-        self.detail_en = detail_en
-        self.errors = tuple(errors)
-
-
-class InvalidSubmission(IntakeError):
-    """One or more fields are wrong; ``errors`` lists every one of them."""
-
-    def __init__(self, errors: Sequence[FieldError]) -> None:
-        first = errors[0]
-        super().__init__(
-            first.code if len(errors) == 1 else "invalid-opinion",
-            "提交的内容有误" if len(errors) > 1 else first.message,
-            "The submission has errors" if len(errors) > 1 else first.message_en,
-            "；".join(e.message for e in errors),
-            "; ".join(e.message_en for e in errors),
-            errors=errors,
-        )
-
-
-class UnknownStation(IntakeError):
-    """No station has this code (in this district)."""
-
-    def __init__(self, station_code: str) -> None:
-        super().__init__(
-            "unknown-station",
-            "联络站不存在",
-            "Unknown station",
-            f"没有编号为「{station_code}」的代表联络站，请核对二维码或站点编号",
-            f"There is no liaison station with the code {station_code!r}",
-        )
-
-
-class AmbiguousStation(IntakeError):
-    """The station code exists in several districts: the district must be given."""
-
-    def __init__(self, station_code: str, districts: Sequence[str]) -> None:
-        super().__init__(
-            "ambiguous-station",
-            "请注明所属区",
-            "Please name the district",
-            f"多个区都有编号为「{station_code}」的联络站：{'、'.join(districts)}",
-            f"Several districts have a station {station_code!r}: {', '.join(districts)}",
-        )
-
-
-class UnknownDistrict(IntakeError):
-    """No district has this code."""
-
-    def __init__(self, district_id: str) -> None:
-        super().__init__(
-            "unknown-district",
-            "所属区不存在",
-            "Unknown district",
-            f"没有编号为「{district_id}」的区",
-            f"There is no district with the code {district_id!r}",
-        )
-
-
-class StaffTokenRequired(IntakeError):
-    """A staff channel used without a staff token."""
-
-    status = 401
-
-    def __init__(self, channel: Channel) -> None:
-        super().__init__(
-            "staff-token-required",
-            "此渠道需要工作人员令牌",
-            "This channel needs a staff token",
-            f"「{channel.value}」渠道的意见须由工作人员登记，请在 Authorization 头中提供令牌",
-            f"Opinions of the {channel.value!r} channel are registered by staff: "
-            "send a Bearer token",
-        )
-
-
-class NotAllowed(IntakeError):
-    """The caller's role or district does not allow this."""
-
-    status = 403
-
-
-class Refused(IntakeError):
-    """The resident cannot do this now: rate (not resolved yet, or already rated) or
-    withdraw (already handled, or already withdrawn)."""
-
-    status = 409
-
-
-# --- submissions ---------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -275,41 +154,6 @@ class CleanSubmission:
     passed on as given (a landline from 12345, anything from Open311) is only sealed."""
 
 
-PHONE_AS_GIVEN_CHANNELS: Final = frozenset({Channel.HOTLINE_12345, Channel.OPEN311})
-"""Channels relaying numbers we do not choose the format of: a number that is not a
-mainland mobile is kept as given (sealed, never an identifier) instead of refused."""
-PHONE_MAX: Final = 40
-
-
-def normalise_phone(raw: str) -> str | None:
-    """The 11-digit mainland mobile number in ``raw``, or None when it is not one.
-
-    Spaces, hyphens and brackets are ignored, and so is a +86 / 0086 / 86 prefix.
-    """
-    digits = _PHONE_SEPARATORS.sub("", raw.strip())
-    for prefix in ("+86", "0086", "86"):
-        if digits.startswith(prefix) and len(digits) == len(prefix) + 11:
-            digits = digits[len(prefix) :]
-            break
-    return digits if MOBILE.match(digits) else None
-
-
-_CONTROL: Final = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
-
-
-def strip_controls(value: str) -> str:
-    """``value`` without C0 control characters (tab, newline and carriage return kept)
-    and DEL: they carry no meaning in a resident's text and break XML output."""
-    return _CONTROL.sub("", value)
-
-
-def _blank(value: str | None) -> str | None:
-    if value is None:
-        return None
-    value = strip_controls(value).strip()
-    return value or None
-
-
 def _check_url(index: int, url: str) -> FieldError | None:
     where = f"attachments.{index}"
     if len(url) > MAX_URL_LENGTH:
@@ -382,7 +226,7 @@ def check_submission(command: SubmitOpinion) -> CleanSubmission:
     name = phone = raw_phone = None
     phone_identified = True
     if command.contact is not None:
-        name = _blank(command.contact.name)
+        name = cleaned(command.contact.name)
         if name is not None and len(name) > NAME_MAX:
             errors.append(
                 FieldError(
@@ -392,7 +236,7 @@ def check_submission(command: SubmitOpinion) -> CleanSubmission:
                     f"The contact name may have at most {NAME_MAX} characters",
                 )
             )
-        raw_phone = _blank(command.contact.phone)
+        raw_phone = cleaned(command.contact.phone)
         if raw_phone is not None:
             phone = normalise_phone(raw_phone)
             if (
@@ -440,7 +284,7 @@ def check_submission(command: SubmitOpinion) -> CleanSubmission:
         problem = _check_url(index, url)
         if problem is not None:
             errors.append(problem)
-    category = _blank(command.category_hint)
+    category = cleaned(command.category_hint)
     if category is not None and len(category) > CATEGORY_MAX:
         errors.append(
             FieldError(
@@ -450,7 +294,7 @@ def check_submission(command: SubmitOpinion) -> CleanSubmission:
                 f"The category may have at most {CATEGORY_MAX} characters",
             )
         )
-    community = _blank(command.community)
+    community = cleaned(command.community)
     if community is not None and len(community) > COMMUNITY_MAX:
         errors.append(
             FieldError(
@@ -460,7 +304,7 @@ def check_submission(command: SubmitOpinion) -> CleanSubmission:
                 f"The community may have at most {COMMUNITY_MAX} characters",
             )
         )
-    address = _blank(command.address)
+    address = cleaned(command.address)
     if address is not None and len(address) > ADDRESS_MAX:
         errors.append(
             FieldError(
@@ -550,9 +394,9 @@ def authorize(command: SubmitOpinion, principal: Caller, place: Place) -> Actor:
     if isinstance(principal, ApiClient):
         if command.channel is not Channel.OPEN311 or principal.district_id != place.district_id:
             raise NotAllowed(
-                "api-key-scope",
                 "此 api_key 只能为本区提交 Open311 请求",
                 "This api_key submits Open311 requests for its own district only",
+                code="api-key-scope",
             )
         return Actor(id=principal.client_id, role=ActorRole.EXTERNAL)
     if principal is None:
@@ -560,26 +404,26 @@ def authorize(command: SubmitOpinion, principal: Caller, place: Place) -> Actor:
             raise StaffTokenRequired(command.channel)
         if command.on_behalf_of is not None:
             raise NotAllowed(
-                "on-behalf-needs-staff",
                 "代为提交须由工作人员登录",
                 "Submitting on behalf of a resident needs a staff token",
+                code="on-behalf-needs-staff",
             )
         return Actor(id="anonymous", role=ActorRole.RESIDENT)
     if principal.role not in STAFF_ROLES_THAT_SUBMIT:
         raise NotAllowed(
-            "role-may-not-submit",
             "当前角色不能登记意见",
             "Your role may not register opinions",
             f"角色「{principal.role.value}」只能查看",
             f"The role {principal.role.value!r} is read-only",
+            code="role-may-not-submit",
         )
     if not principal.may_act_in(place.district_id):
         raise NotAllowed(
-            "wrong-district",
             "无权为其他区登记意见",
             "You may not register opinions for another district",
             f"令牌属于「{principal.district_id}」，意见属于「{place.district_id}」",
             f"The token is for {principal.district_id!r}, the opinion for {place.district_id!r}",
+            code="wrong-district",
         )
     behalf = command.on_behalf_of
     if (
@@ -588,11 +432,11 @@ def authorize(command: SubmitOpinion, principal: Caller, place: Place) -> Actor:
         and principal.role not in {Role.LIAISON, Role.DISTRICT_ADMIN, Role.STREET_SUPERVISOR}
     ):
         raise NotAllowed(
-            "on-behalf-of-someone-else",
             "不能以他人名义代为提交",
             "You may not submit on behalf of another staff member",
             "只有联络员和管理人员可以登记他人收集的意见",
             "Only liaison officers and supervisors register what others collected",
+            code="on-behalf-of-someone-else",
         )
     return Actor(id=principal.subject, role=ACTOR_ROLE[principal.role])
 
@@ -646,203 +490,3 @@ def opinion_submitted(
         attachments=[_HTTP_URL.validate_python(url) for url in clean.attachments],
         external_ref=command.external_ref,
     )
-
-
-# --- ids and tracking codes ----------------------------------------------------------
-
-CROCKFORD: Final = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
-"""Crockford's base32: no I, L, O or U, so a code read aloud or typed is not misread."""
-TRACKING_CODE_LENGTH: Final = 12
-"""12 symbols of 5 bits: 60 random bits."""
-_ALIASES: Final = str.maketrans({"I": "1", "L": "1", "O": "0", "U": "V"})
-
-
-def new_tracking_code(random_bits: Callable[[int], int] = secrets.randbits) -> str:
-    """A fresh tracking code: 60 random bits in 12 Crockford base32 symbols."""
-    value = random_bits(5 * TRACKING_CODE_LENGTH)
-    symbols = []
-    for _ in range(TRACKING_CODE_LENGTH):
-        symbols.append(CROCKFORD[value & 31])
-        value >>= 5
-    return "".join(reversed(symbols))
-
-
-def format_tracking_code(code: str) -> str:
-    """A code as shown to people: ``ABCD-EFGH-JKMN``."""
-    return "-".join(code[i : i + 4] for i in range(0, len(code), 4))
-
-
-def normalise_tracking_code(raw: str) -> str | None:
-    """The canonical form of a typed code (case, dashes, spaces and look-alikes forgiven),
-    or None when it cannot be a code."""
-    code = re.sub(r"[\s\-]", "", raw).upper().translate(_ALIASES)
-    if len(code) != TRACKING_CODE_LENGTH or any(c not in CROCKFORD for c in code):
-        return None
-    return code
-
-
-def new_opinion_id(now: datetime, random_token: Callable[[int], str] = secrets.token_hex) -> str:
-    """An opinion id: the day it arrived and 40 random bits, e.g. ``op_20250314_9f3a1c07d2``."""
-    return f"op_{now:%Y%m%d}_{random_token(5)}"
-
-
-# --- feedback ------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class GiveFeedback:
-    """A resident's rating of how a resolved case was handled."""
-
-    satisfaction: int
-    resolved: bool
-    comment: str | None = None
-
-
-@dataclass(frozen=True)
-class FeedbackState:
-    """What decides whether feedback may be given: the case and the ratings so far."""
-
-    opinion_id: str
-    district_id: str
-    case_id: str | None
-    resolved: bool
-    """Whether the case currently stands resolved (or closed after a resolution)."""
-    resolution_seq: int
-    rated: frozenset[int] = field(default_factory=frozenset)
-    """The resolutions already rated."""
-    subject_id: str | None = None
-    """The resident who submitted the opinion, when they left contact details."""
-
-
-def check_feedback(command: GiveFeedback) -> GiveFeedback:
-    """The feedback checked; :class:`InvalidSubmission` otherwise."""
-    errors = []
-    if not 1 <= command.satisfaction <= 5:
-        errors.append(
-            FieldError(
-                "satisfaction",
-                "invalid-satisfaction",
-                "满意度请选择 1 到 5 分",
-                "Satisfaction is rated from 1 to 5",
-            )
-        )
-    comment = _blank(command.comment)
-    if comment is not None and len(comment) > COMMENT_MAX:
-        errors.append(
-            FieldError(
-                "comment",
-                "comment-too-long",
-                f"评价内容最多 {COMMENT_MAX} 个字",
-                f"The comment may have at most {COMMENT_MAX} characters",
-            )
-        )
-    if errors:
-        raise InvalidSubmission(errors)
-    return GiveFeedback(command.satisfaction, command.resolved, comment)
-
-
-def decide_feedback(
-    state: FeedbackState, command: GiveFeedback, *, now: datetime
-) -> FeedbackSubmitted:
-    """The feedback event, once per resolution; :class:`Refused` otherwise."""
-    command = check_feedback(command)
-    if state.case_id is None or not state.resolved or state.resolution_seq < 1:
-        raise Refused(
-            "feedback-not-open",
-            "事项尚未办结，暂不能评价",
-            "The matter is not resolved yet: feedback opens once it is",
-            "办结后，您可以在此页面评价办理情况",
-            "Once it is resolved you can rate how it was handled on this page",
-        )
-    if state.resolution_seq in state.rated:
-        raise Refused(
-            "feedback-already-given",
-            "您已评价过本次办理结果",
-            "You have already rated this resolution",
-            "每次办结只能评价一次；如问题再次出现，重新办理后可再次评价",
-            "Each resolution can be rated once; if the matter is reopened and resolved "
-            "again you can rate it again",
-        )
-    return FeedbackSubmitted(
-        district_id=state.district_id,
-        occurred_at=now,
-        actor=Actor(id=state.subject_id or "anonymous", role=ActorRole.RESIDENT),
-        opinion_id=state.opinion_id,
-        case_id=state.case_id,
-        resolution_seq=state.resolution_seq,
-        satisfaction=command.satisfaction,
-        resolved=command.resolved,
-        comment=command.comment,
-    )
-
-
-# --- withdrawal ------------------------------------------------------------------------
-
-REASON_MAX: Final = 500
-
-
-@dataclass(frozen=True)
-class WithdrawalState:
-    """What decides whether a resident may still withdraw their opinion."""
-
-    opinion_id: str
-    district_id: str
-    withdrawn: bool
-    finished: bool
-    """Whether the case was already resolved, closed, merged or sent to another district."""
-    subject_id: str | None = None
-
-
-def decide_withdrawal(
-    state: WithdrawalState, reason: str | None, *, now: datetime
-) -> OpinionWithdrawn:
-    """The resident takes the opinion back, while it is not handled yet."""
-    reason = _blank(reason)
-    if reason is not None and len(reason) > REASON_MAX:
-        raise InvalidSubmission(
-            [
-                FieldError(
-                    "reason",
-                    "reason-too-long",
-                    f"撤回原因最多 {REASON_MAX} 个字",
-                    f"The reason may have at most {REASON_MAX} characters",
-                )
-            ]
-        )
-    if state.withdrawn:
-        raise Refused(
-            "already-withdrawn",
-            "此事项已撤回",
-            "This matter was already withdrawn",
-        )
-    if state.finished:
-        raise Refused(
-            "withdraw-too-late",
-            "事项已办结，不能撤回",
-            "The matter is already handled: it can no longer be withdrawn",
-            "如对结果不满意，请在本页评价，说明问题未解决",
-            "If you are not satisfied, rate the result on this page and say it is not solved",
-        )
-    return OpinionWithdrawn(
-        district_id=state.district_id,
-        occurred_at=now,
-        actor=Actor(id=state.subject_id or "anonymous", role=ActorRole.RESIDENT),
-        opinion_id=state.opinion_id,
-        reason=reason,
-    )
-
-
-# --- what the public may see ----------------------------------------------------------
-
-_MASKS: Final = (
-    # Resident ID numbers (18 characters, last may be X) before phone numbers.
-    (re.compile(r"(?<!\d)(\d{6})\d{8}(\d{3}[\dXx])(?!\d)"), r"\1********\2"),
-    (re.compile(r"(?<!\d)(1[3-9]\d)\d{4}(\d{4})(?!\d)"), r"\1****\2"),
-)
-
-
-def mask_personal_numbers(text: str) -> str:
-    """``text`` with mobile and resident ID numbers masked, for public views."""
-    for pattern, replacement in _MASKS:
-        text = pattern.sub(replacement, text)
-    return text

@@ -1,21 +1,19 @@
-"""The read models in schema ``routing``, written in the transaction of their events.
+"""The directory's read model in schema ``routing``, written in the transaction of its
+events, and the district's configuration read back from it.
 
-Directory events update the directory tables one by one; a case's row is the state the
-domain folds from its stream (plus the facts of the opinion it came from), so the
-queues, the overdue scanner and the case views can never disagree with the domain.
-:func:`rebuild` recomputes everything from the event store.
+Directory events update the directory tables one by one; :func:`load_config` gives what
+routing knows of a district (its directory, taxonomy, calendar and policy) as one
+:class:`~services.routing.directory.DistrictConfig`, versioned so that a cached copy can
+tell when it is stale.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
 from typing import Any, TypeVar
 
-from contracts import registry
 from contracts.base import Event
-from contracts.cases import CaseEvent, CaseLinked
 from contracts.directory import (
     CommunityRegistered,
     DistrictRegistered,
@@ -34,22 +32,18 @@ from contracts.directory import (
     TaxonomyPublished,
     WorkCalendarPublished,
 )
-from contracts.intake import FeedbackSubmitted, OpinionSubmitted
 from contracts.registry import serialize
 from eventkit.db import Conn
-from eventkit.store import EventStore
 from services.routing.directory import (
     Community,
     Directory,
+    DistrictConfig,
     ReceptionDay,
     Representative,
     Station,
     Street,
     reception_index,
 )
-from services.routing.district_file import DistrictConfig
-from services.routing.domain import CaseState, evolve
-from services.routing.duplicates import bands, normalise_text, simhash
 
 DIRECTORY_CATEGORIES = ("district", "station", "representative")
 
@@ -399,233 +393,3 @@ def _rules(model: type[R], data: Any) -> R | None:
 
 def _point(row: Any) -> tuple[float, float] | None:
     return None if row["lat"] is None or row["long"] is None else (row["lat"], row["long"])
-
-
-# --------------------------------------------------------------------------- cases
-
-
-@dataclass(frozen=True, slots=True)
-class OpinionFacts:
-    """What a case keeps of the opinion it came from (never the submitter)."""
-
-    channel: str | None
-    text: str
-    community: str | None
-    address: str | None
-    point: tuple[float, float] | None
-
-    @classmethod
-    def of(cls, opinion: OpinionSubmitted) -> OpinionFacts:
-        """The facts of ``opinion`` as it was submitted."""
-        location = opinion.location
-        point = (
-            (location.lat, location.long)
-            if location.lat is not None and location.long is not None
-            else None
-        )
-        return cls(
-            opinion.channel.value,
-            opinion.text,
-            location.community,
-            location.address,
-            point,
-        )
-
-    @property
-    def normalised(self) -> str:
-        """The text as duplicate detection compares it."""
-        return normalise_text(self.text)
-
-
-_STATE_COLUMNS = """status, is_open, category_code, matched_keywords, priority, station_code,
-    representative_id, queue, response_due, resolution_due, next_due, deadlines_provisional,
-    overdue, overdue_count, resolution_seq, updated_at, closed_at, version"""
-
-
-def _state_values(state: CaseState) -> list[Any]:
-    response = state.latest("response")
-    resolution = state.latest("resolution")
-    return [
-        state.status.value,
-        state.is_open,
-        state.category_code,
-        list(state.matched_keywords),
-        state.priority.value,
-        state.station_code,
-        state.representative_id,
-        state.queue,
-        response.due if response else None,
-        resolution.due if resolution else None,
-        state.next_due,
-        state.provisional,
-        state.overdue,
-        state.overdue_count,
-        state.resolution_seq,
-        state.updated_at,
-        state.closed_at,
-        state.version,
-    ]
-
-
-async def insert_case(
-    conn: Conn, state: CaseState, facts: OpinionFacts, fingerprint: int | None = None
-) -> None:
-    """Write a new case's row (or rewrite it, on a rebuild).
-
-    ``fingerprint`` is the SimHash of the normalised text, when the caller has it.
-    """
-    text_norm = facts.normalised
-    if fingerprint is None:
-        fingerprint = simhash(text_norm)
-    band_values = bands(fingerprint)
-    lat, long = facts.point if facts.point else (None, None)
-    columns = [c.strip() for c in _STATE_COLUMNS.split(",")]
-    fixed = [
-        "case_id",
-        "district_id",
-        "opinion_id",
-        "channel",
-        "text",
-        "text_norm",
-        "simhash",
-        *(f"band{i}" for i in range(len(band_values))),
-        "community",
-        "address",
-        "lat",
-        "long",
-        "opened_at",
-    ]
-    values = [
-        state.case_id,
-        state.district_id,
-        state.opinion_id,
-        facts.channel,
-        facts.text,
-        text_norm,
-        fingerprint,
-        *band_values,
-        facts.community,
-        facts.address,
-        lat,
-        long,
-        state.opened_at,
-        *_state_values(state),
-    ]
-    names = fixed + columns
-    placeholders = ", ".join(f"${i}" for i in range(1, len(names) + 1))
-    updates = ", ".join(f"{c} = excluded.{c}" for c in columns)
-    await conn.execute(
-        f"INSERT INTO routing.cases ({', '.join(names)}) VALUES ({placeholders}) "
-        f"ON CONFLICT (case_id) DO UPDATE SET {updates}",
-        *values,
-    )
-
-
-async def update_case(conn: Conn, state: CaseState) -> None:
-    """Bring an existing case's row to ``state``, unless the row already shows a later one.
-
-    A reader that loaded the stream before someone else saved (the overdue scanner, say)
-    must not put the older state back.
-    """
-    columns = [c.strip() for c in _STATE_COLUMNS.split(",")]
-    sets = ", ".join(f"{c} = ${i}" for i, c in enumerate(columns, start=2))
-    version = 2 + columns.index("version")
-    await conn.execute(
-        f"UPDATE routing.cases SET {sets} WHERE case_id = $1 AND version <= ${version}",
-        state.case_id,
-        *_state_values(state),
-    )
-
-
-async def add_links(conn: Conn, events: Iterable[CaseEvent]) -> None:
-    """Record the ``CaseLinked`` among ``events`` (one statement for all of them)."""
-    links = [e for e in events if isinstance(e, CaseLinked)]
-    if not links:
-        return
-    await conn.execute(
-        """
-        INSERT INTO routing.case_links (case_id, related_case_id, relation, reason, linked_at)
-        SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::timestamptz[])
-        ON CONFLICT DO NOTHING
-        """,
-        [e.case_id for e in links],
-        [e.related_case_id for e in links],
-        [e.relation for e in links],
-        [e.reason for e in links],
-        [e.occurred_at for e in links],
-    )
-
-
-async def record_feedback(conn: Conn, feedback: FeedbackSubmitted) -> None:
-    """Keep the resident's latest rating on the case (its comment stays with intake)."""
-    await conn.execute(
-        "UPDATE routing.cases SET satisfaction = $3, feedback_resolved = $4 "
-        "WHERE case_id = $1 AND district_id = $2",
-        feedback.case_id,
-        feedback.district_id,
-        feedback.satisfaction,
-        feedback.resolved,
-    )
-
-
-# --------------------------------------------------------------------------- rebuild
-
-
-_TABLES = (
-    "case_links",
-    "cases",
-    "reception_days",
-    "memberships",
-    "representatives",
-    "stations",
-    "communities",
-    "streets",
-    "districts",
-)
-
-
-async def rebuild(conn: Conn, store: EventStore) -> dict[str, int]:
-    """Recompute every routing table from the event store, in one transaction.
-
-    Returns how many events of each kind were applied.
-    """
-    counts = {"directory": 0, "case": 0, "cases": 0, "feedback": 0}
-    async with conn.transaction():
-        for table in _TABLES:
-            await conn.execute(f"DELETE FROM routing.{table}")
-        opinions: dict[str, OpinionSubmitted] = {}
-        feedback: dict[str, FeedbackSubmitted] = {}
-        states: dict[str, CaseState] = {}
-        links: list[CaseEvent] = []
-        async for recorded in store.iterate_all(
-            categories=(*DIRECTORY_CATEGORIES, "case", "opinion")
-        ):
-            event = registry.parse(recorded.event_type, recorded.schema_version, recorded.data)
-            if recorded.category in DIRECTORY_CATEGORIES:
-                await project_directory(conn, [event])
-                counts["directory"] += 1
-            elif isinstance(event, CaseEvent):
-                previous = states.get(event.case_id)
-                states[event.case_id] = evolve(previous, event)
-                if isinstance(event, CaseLinked):
-                    links.append(event)
-                counts["case"] += 1
-            elif isinstance(event, OpinionSubmitted):
-                opinions[event.opinion_id] = event
-            elif isinstance(event, FeedbackSubmitted):
-                feedback[event.case_id] = event
-        for state in states.values():
-            opinion = opinions.get(state.opinion_id)
-            facts = (
-                OpinionFacts.of(opinion)
-                if opinion is not None
-                else OpinionFacts(None, "（原始意见不可用）", None, None, None)
-            )
-            await insert_case(conn, state, facts)
-            counts["cases"] += 1
-        await add_links(conn, links)
-        for fb in feedback.values():
-            if fb.case_id in states:
-                await record_feedback(conn, fb)
-                counts["feedback"] += 1
-    return counts

@@ -1,0 +1,115 @@
+"""The composition root: the one place intake is wired.
+
+:func:`bootstrap` opens the runtime (pool, store, clock), builds every part on it and,
+unless told otherwise, starts the consumer; the app's lifespan, the CLI and the tests all
+get their :class:`Intake` from it. Nothing is built at import time.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+
+import asyncpg
+
+from eventkit.clock import Clock, utc_now
+from eventkit.consumer import Consumer
+from eventkit.privacy import PersonalDataVault
+from eventkit.service import Runtime, open_runtime
+from eventkit.store import EventStore
+from services.intake.consumers import intake_consumer
+from services.intake.directory import Directory, TaxonomySource
+from services.intake.feedback import Feedback
+from services.intake.ratelimit import RateLimiter
+from services.intake.settings import IntakeSettings
+from services.intake.submission import Submissions
+from services.intake.tracking import Tracking
+from services.intake.withdrawal import Withdrawals
+
+
+@dataclass
+class Intake:
+    """The running service: its settings, its runtime and every part built on them."""
+
+    settings: IntakeSettings
+    runtime: Runtime
+    consumer: Consumer
+    """The ``intake`` consumer (directory and case events); runs only in the background."""
+    vault: PersonalDataVault
+    directory: Directory
+    taxonomy: TaxonomySource
+    submissions: Submissions
+    tracking: Tracking
+    feedback: Feedback
+    withdrawals: Withdrawals
+    submit_limiter: RateLimiter
+    """Public submissions per client address (QR, online, feedback, withdrawal)."""
+    read_limiter: RateLimiter
+    """Public reads per client address (tracking, stations, QR codes, Open311 GETs)."""
+
+    @property
+    def pool(self) -> asyncpg.Pool:
+        """The database pool."""
+        return self.runtime.pool
+
+    @property
+    def store(self) -> EventStore:
+        """The event store."""
+        return self.runtime.store
+
+    @property
+    def clock(self) -> Clock:
+        """The clock every decision is given the time by."""
+        return self.runtime.clock
+
+
+def build(settings: IntakeSettings, runtime: Runtime) -> Intake:
+    """Every part of intake, on an open runtime."""
+    pool, store, clock = runtime.pool, runtime.store, runtime.clock
+    directory = Directory(pool, cache_seconds=settings.directory_cache_seconds)
+    taxonomy = TaxonomySource(pool, cache_seconds=settings.directory_cache_seconds)
+    vault = PersonalDataVault(pool)
+    return Intake(
+        settings=settings,
+        runtime=runtime,
+        consumer=intake_consumer(settings, pool),
+        vault=vault,
+        directory=directory,
+        taxonomy=taxonomy,
+        submissions=Submissions(
+            pool=pool,
+            store=store,
+            vault=vault,
+            directory=directory,
+            public_base_url=settings.public_base_url,
+            clock=clock,
+        ),
+        tracking=Tracking(pool=pool, directory=directory, taxonomy=taxonomy),
+        feedback=Feedback(pool=pool, store=store, clock=clock),
+        withdrawals=Withdrawals(pool=pool, store=store, clock=clock),
+        submit_limiter=RateLimiter(settings.rate_submit_per_minute, settings.rate_submit_burst),
+        read_limiter=RateLimiter(settings.rate_read_per_minute, settings.rate_read_burst),
+    )
+
+
+@asynccontextmanager
+async def bootstrap(
+    settings: IntakeSettings | None = None,
+    *,
+    pool: asyncpg.Pool | None = None,
+    clock: Clock = utc_now,
+    background: bool = True,
+) -> AsyncIterator[Intake]:
+    """Intake, running until the ``async with`` ends.
+
+    ``pool``: an open pool to use (else one of its own, closed on exit); ``clock``: the
+    time every decision is given; ``background=False`` leaves Kafka alone (the CLI, and
+    tests that apply events themselves).
+    """
+    settings = settings or IntakeSettings()
+    async with open_runtime(settings, pool=pool, clock=clock) as runtime:
+        intake = build(settings, runtime)
+        if background:
+            runtime.start_consumers([intake.consumer])
+        yield intake

@@ -1,0 +1,141 @@
+"""The composition root: the one place the routing service is wired.
+
+:func:`bootstrap` opens the runtime (pool, store, clock), builds every part on it, and,
+unless told otherwise, imports the district files the settings name (before any opinion
+is consumed, so none arrives for a district not yet known), starts the Kafka consumer and
+runs the overdue scanner in the background. The HTTP app (``app.py``), the CLI
+(``cli.py``), the benchmarks and the tests all get their :class:`Routing` from here,
+passing their own pool, clock or segmenter when they need to.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import datetime
+
+import asyncpg
+
+from contracts.base import Actor, ActorRole
+from eventkit.clock import Clock, utc_now
+from eventkit.http import ReadyCheck
+from eventkit.service import Runtime, open_runtime
+from eventkit.settings import Settings
+from eventkit.store import EventStore
+from services.routing.case_store import CaseStore
+from services.routing.casework import CaseWork
+from services.routing.classification import JiebaSegmenter, Segmenter
+from services.routing.consumers import RoutingConsumer, build_consumer
+from services.routing.directory_admin import DirectoryAdmin
+from services.routing.district_context import DistrictContexts
+from services.routing.opening import CaseOpening
+from services.routing.overdue import OverdueScanner
+from services.routing.reactions import Reactions
+from services.routing.settings import RoutingSettings
+
+STARTUP = Actor(id="routing-startup", role=ActorRole.SYSTEM)
+"""Who imports the district files at start-up."""
+
+
+@dataclass(repr=False)
+class Routing:
+    """The running routing service: every part an entry point needs."""
+
+    settings: RoutingSettings
+    runtime: Runtime
+    segmenter: Segmenter
+    districts: DistrictContexts
+    cases: CaseStore
+    opening: CaseOpening
+    casework: CaseWork
+    reactions: Reactions
+    directory: DirectoryAdmin
+    overdue: OverdueScanner
+    consumer: RoutingConsumer
+
+    @property
+    def pool(self) -> asyncpg.Pool:
+        """The database pool."""
+        return self.runtime.pool
+
+    @property
+    def store(self) -> EventStore:
+        """The event store."""
+        return self.runtime.store
+
+    def now(self) -> datetime:
+        """The service's clock."""
+        return self.runtime.clock()
+
+    def ready_checks(self) -> dict[str, ReadyCheck]:
+        """What ``/readyz`` checks: the runtime's, and jieba's dictionary."""
+
+        async def dictionary() -> bool:
+            return not isinstance(self.segmenter, JiebaSegmenter) or self.segmenter.loaded
+
+        return {**self.runtime.ready_checks(), "dictionary": dictionary}
+
+
+def build(settings: RoutingSettings, runtime: Runtime, segmenter: Segmenter) -> Routing:
+    """Every part of routing on an open runtime (no I/O)."""
+    pool, clock = runtime.pool, runtime.clock
+    districts = DistrictContexts(segmenter)
+    cases = CaseStore(runtime.store)
+    casework = CaseWork(pool, cases, districts, clock)
+    opening = CaseOpening(cases, districts, clock)
+    reactions = Reactions(cases, districts, casework, clock)
+    return Routing(
+        settings=settings,
+        runtime=runtime,
+        segmenter=segmenter,
+        districts=districts,
+        cases=cases,
+        opening=opening,
+        casework=casework,
+        reactions=reactions,
+        directory=DirectoryAdmin(pool, runtime.store, clock),
+        overdue=OverdueScanner(pool, cases, districts, clock),
+        consumer=build_consumer(settings, pool, opening, reactions),
+    )
+
+
+@contextlib.asynccontextmanager
+async def bootstrap(
+    settings: Settings | None = None,
+    *,
+    pool: asyncpg.Pool | None = None,
+    clock: Clock = utc_now,
+    segmenter: Segmenter | None = None,
+    background: bool = True,
+) -> AsyncIterator[Routing]:
+    """The routing service, running until the ``async with`` ends.
+
+    ``settings`` default to the environment's; ``pool`` is used as given (and left open);
+    ``segmenter`` defaults to jieba, loaded here. With ``background`` false nothing runs
+    on its own (no start-up import, no consumer, no scanner): for the CLI, benchmarks and
+    tests that drive the parts themselves.
+    """
+    routing_settings = (
+        settings
+        if isinstance(settings, RoutingSettings)
+        else RoutingSettings(**(settings.model_dump() if settings else {}))
+    )
+    words = segmenter or JiebaSegmenter()
+    if isinstance(words, JiebaSegmenter) and not words.loaded:
+        await asyncio.to_thread(words.load)
+    async with open_runtime(routing_settings, pool=pool, clock=clock) as runtime:
+        routing = build(routing_settings, runtime, words)
+        if background:
+            await routing.directory.import_files(routing_settings.routing_district_files, STARTUP)
+            if routing_settings.routing_consume:
+                runtime.start_consumers([routing.consumer])
+            interval = routing_settings.routing_scan_interval
+            if interval > 0:
+                batch = routing_settings.routing_scan_batch
+                runtime.start(
+                    "overdue scanner",
+                    lambda stop: routing.overdue.run(stop, interval=interval, batch=batch),
+                )
+        yield routing

@@ -1,0 +1,227 @@
+"""The cases' read model in schema ``routing``, written in the transaction of their events.
+
+A case's row is the state the domain folds from its stream plus the facts of the
+opinion it came from, so the queues, the overdue scanner and the case views can never
+disagree with the domain.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from contracts.cases import CaseEvent, CaseLinked
+from contracts.intake import FeedbackSubmitted, OpinionSubmitted
+from eventkit.db import Conn
+from services.routing.case_state import CaseState
+from services.routing.duplicates import bands, normalise_text, simhash
+
+
+@dataclass(frozen=True, slots=True)
+class OpinionFacts:
+    """What a case keeps of the opinion it came from (never the submitter)."""
+
+    channel: str | None
+    text: str
+    community: str | None
+    address: str | None
+    point: tuple[float, float] | None
+
+    @classmethod
+    def of(cls, opinion: OpinionSubmitted) -> OpinionFacts:
+        """The facts of ``opinion`` as it was submitted."""
+        location = opinion.location
+        point = (
+            (location.lat, location.long)
+            if location.lat is not None and location.long is not None
+            else None
+        )
+        return cls(
+            opinion.channel.value,
+            opinion.text,
+            location.community,
+            location.address,
+            point,
+        )
+
+    @property
+    def normalised(self) -> str:
+        """The text as duplicate detection compares it."""
+        return normalise_text(self.text)
+
+
+_STATE_COLUMNS = """status, is_open, category_code, matched_keywords, priority, station_code,
+    representative_id, queue, response_due, resolution_due, next_due, deadlines_provisional,
+    overdue, overdue_count, resolution_seq, updated_at, closed_at, version"""
+
+
+def _state_values(state: CaseState) -> list[Any]:
+    response = state.latest("response")
+    resolution = state.latest("resolution")
+    return [
+        state.status.value,
+        state.is_open,
+        state.category_code,
+        list(state.matched_keywords),
+        state.priority.value,
+        state.station_code,
+        state.representative_id,
+        state.queue,
+        response.due if response else None,
+        resolution.due if resolution else None,
+        state.next_due,
+        state.provisional,
+        state.overdue,
+        state.overdue_count,
+        state.resolution_seq,
+        state.updated_at,
+        state.closed_at,
+        state.version,
+    ]
+
+
+async def insert_case(
+    conn: Conn, state: CaseState, facts: OpinionFacts, fingerprint: int | None = None
+) -> None:
+    """Write a new case's row (or rewrite it, on a rebuild).
+
+    ``fingerprint`` is the SimHash of the normalised text, when the caller has it.
+    """
+    text_norm = facts.normalised
+    if fingerprint is None:
+        fingerprint = simhash(text_norm)
+    band_values = bands(fingerprint)
+    lat, long = facts.point if facts.point else (None, None)
+    columns = [c.strip() for c in _STATE_COLUMNS.split(",")]
+    fixed = [
+        "case_id",
+        "district_id",
+        "opinion_id",
+        "channel",
+        "text",
+        "text_norm",
+        "simhash",
+        *(f"band{i}" for i in range(len(band_values))),
+        "community",
+        "address",
+        "lat",
+        "long",
+        "opened_at",
+    ]
+    values = [
+        state.case_id,
+        state.district_id,
+        state.opinion_id,
+        facts.channel,
+        facts.text,
+        text_norm,
+        fingerprint,
+        *band_values,
+        facts.community,
+        facts.address,
+        lat,
+        long,
+        state.opened_at,
+        *_state_values(state),
+    ]
+    names = fixed + columns
+    placeholders = ", ".join(f"${i}" for i in range(1, len(names) + 1))
+    updates = ", ".join(f"{c} = excluded.{c}" for c in columns)
+    await conn.execute(
+        f"INSERT INTO routing.cases ({', '.join(names)}) VALUES ({placeholders}) "
+        f"ON CONFLICT (case_id) DO UPDATE SET {updates}",
+        *values,
+    )
+
+
+async def update_case(conn: Conn, state: CaseState) -> None:
+    """Bring an existing case's row to ``state``, unless the row already shows a later one.
+
+    A reader that loaded the stream before someone else saved (the overdue scanner, say)
+    must not put the older state back.
+    """
+    columns = [c.strip() for c in _STATE_COLUMNS.split(",")]
+    sets = ", ".join(f"{c} = ${i}" for i, c in enumerate(columns, start=2))
+    version = 2 + columns.index("version")
+    await conn.execute(
+        f"UPDATE routing.cases SET {sets} WHERE case_id = $1 AND version <= ${version}",
+        state.case_id,
+        *_state_values(state),
+    )
+
+
+async def add_links(conn: Conn, events: Iterable[CaseEvent]) -> None:
+    """Record the ``CaseLinked`` among ``events`` (one statement for all of them)."""
+    links = [e for e in events if isinstance(e, CaseLinked)]
+    if not links:
+        return
+    await conn.execute(
+        """
+        INSERT INTO routing.case_links (case_id, related_case_id, relation, reason, linked_at)
+        SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::timestamptz[])
+        ON CONFLICT DO NOTHING
+        """,
+        [e.case_id for e in links],
+        [e.related_case_id for e in links],
+        [e.relation for e in links],
+        [e.reason for e in links],
+        [e.occurred_at for e in links],
+    )
+
+
+async def record_feedback(conn: Conn, feedback: FeedbackSubmitted) -> None:
+    """Keep the resident's latest rating on the case (its comment stays with intake)."""
+    await conn.execute(
+        "UPDATE routing.cases SET satisfaction = $3, feedback_resolved = $4 "
+        "WHERE case_id = $1 AND district_id = $2",
+        feedback.case_id,
+        feedback.district_id,
+        feedback.satisfaction,
+        feedback.resolved,
+    )
+
+
+# --------------------------------------------------------------------------- reads
+
+
+async def opinion_facts(conn: Conn, case_id: str) -> OpinionFacts | None:
+    """The facts of the opinion a case came from, as its row keeps them."""
+    row = await conn.fetchrow(
+        "SELECT channel, text, community, address, lat, long FROM routing.cases WHERE case_id = $1",
+        case_id,
+    )
+    if row is None:
+        return None
+    point = (row["lat"], row["long"]) if row["lat"] is not None else None
+    return OpinionFacts(row["channel"], row["text"], row["community"], row["address"], point)
+
+
+async def workloads(conn: Conn, district_id: str, representative_ids: list[str]) -> dict[str, int]:
+    """The open cases of each of ``representative_ids`` (those with none are left out)."""
+    if not representative_ids:
+        return {}
+    rows = await conn.fetch(
+        "SELECT representative_id, open_cases FROM routing.representatives "
+        "WHERE district_id = $1 AND representative_id = ANY($2::text[])",
+        district_id,
+        representative_ids,
+    )
+    return {r["representative_id"]: r["open_cases"] for r in rows}
+
+
+async def cases_due(
+    conn: Conn, moment: datetime, skip: Iterable[str], limit: int
+) -> list[tuple[str, str]]:
+    """(case id, district id) of open cases with a deadline due by ``moment``, earliest
+    first, leaving out ``skip``."""
+    rows = await conn.fetch(
+        "SELECT case_id, district_id FROM routing.cases "
+        "WHERE is_open AND next_due <= $1 AND NOT (case_id = ANY($2::text[])) "
+        "ORDER BY next_due LIMIT $3",
+        moment,
+        sorted(skip),
+        limit,
+    )
+    return [(r["case_id"], r["district_id"]) for r in rows]

@@ -1,0 +1,108 @@
+"""Cases in the event store: load one by folding its stream, save new events with its
+read model, in the caller's transaction.
+
+The one place routing reads and writes a case's stream, so that appending and
+projecting can never drift apart: :meth:`CaseStore.save` appends with the version the
+case was loaded at (a lost race is a ``ConcurrencyError`` the caller retries) and
+updates the case's row in the same transaction.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+
+from contracts import REGISTRY
+from contracts.cases import CaseEvent
+from contracts.envelope import Envelope, Metadata
+from eventkit.db import Conn
+from eventkit.store import (
+    NO_STREAM,
+    ConcurrencyError,
+    DuplicateEventIdError,
+    EventStore,
+    OrderingConflict,
+)
+from services.routing.case_projection import OpinionFacts, add_links, insert_case, update_case
+from services.routing.case_state import CaseState, evolve, fold
+from services.routing.ids import command_event_id
+
+LOST_RACES = (ConcurrencyError, OrderingConflict, DuplicateEventIdError)
+"""What a transaction that lost a race to another writer raises: read again, decide again."""
+
+
+def stream_of(case_id: str) -> str:
+    """The stream holding a case's events."""
+    return f"case-{case_id}"
+
+
+class CaseStore:
+    """Load, fold and save cases through the event store (see the module's note)."""
+
+    def __init__(self, store: EventStore) -> None:
+        self._store = store
+
+    @property
+    def events(self) -> EventStore:
+        """The event store underneath."""
+        return self._store
+
+    async def load(self, conn: Conn, case_id: str) -> CaseState | None:
+        """The case as its stream describes it (None when there is no such case)."""
+        records = await self._store.read_stream(stream_of(case_id), conn=conn)
+        state: CaseState | None = None
+        for record in records:
+            event = record.envelope().event(REGISTRY)
+            assert isinstance(event, CaseEvent)
+            state = evolve(state, event)
+        return state
+
+    async def exists(self, conn: Conn, case_id: str) -> bool:
+        """Whether the case has a stream."""
+        return await self._store.stream_exists(stream_of(case_id), conn=conn)
+
+    async def already_done(self, conn: Conn, source: str) -> bool:
+        """Whether the request ``source`` (its idempotency key and case) was carried out."""
+        return await self._store.event_exists(command_event_id(source, 0), conn=conn)
+
+    async def save(
+        self,
+        conn: Conn,
+        before: CaseState | None,
+        events: Sequence[CaseEvent],
+        ids: Sequence[uuid.UUID],
+        metadata: Metadata,
+        facts: OpinionFacts | None = None,
+        fingerprint: int | None = None,
+    ) -> CaseState:
+        """Append ``events`` to the case's stream and update its row, in ``conn``.
+
+        ``facts`` (and the text's ``fingerprint``) are required for a new case. Returns
+        the case after the events (``before`` when they were stored already).
+        """
+        if not events:
+            assert before is not None
+            return before
+        case_id = events[0].case_id
+        envelopes = [
+            Envelope.wrap(e, metadata, event_id=i) for e, i in zip(events, ids, strict=True)
+        ]
+        result = await self._store.append(
+            stream_of(case_id),
+            envelopes,
+            expected_version=before.version if before else NO_STREAM,
+            conn=conn,
+        )
+        if result.duplicate and before is not None:
+            # The very same events were stored by someone else (two scanners): nothing
+            # was appended here, and the writer that did updated the row.
+            return before
+        after = fold(events, before)
+        assert after is not None
+        if before is None:
+            assert facts is not None
+            await insert_case(conn, after, facts, fingerprint)
+        else:
+            await update_case(conn, after)
+        await add_links(conn, events)
+        return after

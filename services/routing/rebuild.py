@@ -1,0 +1,71 @@
+"""Recompute every routing table from the event store (``minqing routing rebuild``)."""
+
+from __future__ import annotations
+
+from contracts import REGISTRY
+from contracts.cases import CaseEvent, CaseLinked
+from contracts.intake import FeedbackSubmitted, OpinionSubmitted
+from eventkit.db import Conn
+from eventkit.store import EventStore
+from services.routing.case_projection import OpinionFacts, add_links, insert_case, record_feedback
+from services.routing.case_state import CaseState, evolve
+from services.routing.directory_projection import DIRECTORY_CATEGORIES, project_directory
+
+_TABLES = (
+    "case_links",
+    "cases",
+    "reception_days",
+    "memberships",
+    "representatives",
+    "stations",
+    "communities",
+    "streets",
+    "districts",
+)
+
+
+async def rebuild(conn: Conn, store: EventStore) -> dict[str, int]:
+    """Recompute every routing table from the event store, in one transaction.
+
+    Returns how many events of each kind were applied.
+    """
+    counts = {"directory": 0, "case": 0, "cases": 0, "feedback": 0}
+    async with conn.transaction():
+        for table in _TABLES:
+            await conn.execute(f"DELETE FROM routing.{table}")
+        opinions: dict[str, OpinionSubmitted] = {}
+        feedback: dict[str, FeedbackSubmitted] = {}
+        states: dict[str, CaseState] = {}
+        links: list[CaseEvent] = []
+        async for recorded in store.iterate_all(
+            categories=(*DIRECTORY_CATEGORIES, "case", "opinion")
+        ):
+            event = REGISTRY.parse(recorded.event_type, recorded.schema_version, recorded.data)
+            if recorded.category in DIRECTORY_CATEGORIES:
+                await project_directory(conn, [event])
+                counts["directory"] += 1
+            elif isinstance(event, CaseEvent):
+                previous = states.get(event.case_id)
+                states[event.case_id] = evolve(previous, event)
+                if isinstance(event, CaseLinked):
+                    links.append(event)
+                counts["case"] += 1
+            elif isinstance(event, OpinionSubmitted):
+                opinions[event.opinion_id] = event
+            elif isinstance(event, FeedbackSubmitted):
+                feedback[event.case_id] = event
+        for state in states.values():
+            opinion = opinions.get(state.opinion_id)
+            facts = (
+                OpinionFacts.of(opinion)
+                if opinion is not None
+                else OpinionFacts(None, "（原始意见不可用）", None, None, None)
+            )
+            await insert_case(conn, state, facts)
+            counts["cases"] += 1
+        await add_links(conn, links)
+        for fb in feedback.values():
+            if fb.case_id in states:
+                await record_feedback(conn, fb)
+                counts["feedback"] += 1
+    return counts
