@@ -91,6 +91,33 @@ class Runtime:
         self._tasks.clear()
 
 
+@dataclass(repr=False)
+class RunningService:
+    """The base of a service's running parts (``Routing``, ``Intake``): its runtime, and
+    what every part reaches through it."""
+
+    runtime: Runtime
+
+    @property
+    def pool(self) -> asyncpg.Pool:
+        """The database pool."""
+        return self.runtime.pool
+
+    @property
+    def store(self) -> EventStore:
+        """The event store."""
+        return self.runtime.store
+
+    @property
+    def clock(self) -> Clock:
+        """The clock every decision is given the time by."""
+        return self.runtime.clock
+
+    def ready_checks(self) -> dict[str, ReadyCheck]:
+        """What ``/readyz`` checks (a service adds its own)."""
+        return self.runtime.ready_checks()
+
+
 @contextlib.asynccontextmanager
 async def open_runtime(
     settings: Settings,

@@ -16,8 +16,7 @@ import asyncpg
 from eventkit.clock import Clock, utc_now
 from eventkit.consumer import Consumer
 from eventkit.privacy import PersonalDataVault
-from eventkit.service import Runtime, open_runtime
-from eventkit.store import EventStore
+from eventkit.service import RunningService, Runtime, open_runtime
 from services.intake.consumers import intake_consumer
 from services.intake.directory import Directory, TaxonomySource
 from services.intake.feedback import Feedback
@@ -28,12 +27,11 @@ from services.intake.tracking import Tracking
 from services.intake.withdrawal import Withdrawals
 
 
-@dataclass
-class Intake:
+@dataclass(repr=False)
+class Intake(RunningService):
     """The running service: its settings, its runtime and every part built on them."""
 
     settings: IntakeSettings
-    runtime: Runtime
     consumer: Consumer
     """The ``intake`` consumer (directory and case events); runs only in the background."""
     vault: PersonalDataVault
@@ -47,21 +45,6 @@ class Intake:
     """Public submissions per client address (QR, online, feedback, withdrawal)."""
     read_limiter: RateLimiter
     """Public reads per client address (tracking, stations, QR codes, Open311 GETs)."""
-
-    @property
-    def pool(self) -> asyncpg.Pool:
-        """The database pool."""
-        return self.runtime.pool
-
-    @property
-    def store(self) -> EventStore:
-        """The event store."""
-        return self.runtime.store
-
-    @property
-    def clock(self) -> Clock:
-        """The clock every decision is given the time by."""
-        return self.runtime.clock
 
 
 def build(settings: IntakeSettings, runtime: Runtime) -> Intake:

@@ -14,16 +14,14 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from datetime import datetime
 
 import asyncpg
 
 from contracts.base import Actor, ActorRole
 from eventkit.clock import Clock, utc_now
 from eventkit.http import ReadyCheck
-from eventkit.service import Runtime, open_runtime
+from eventkit.service import RunningService, Runtime, open_runtime
 from eventkit.settings import Settings
-from eventkit.store import EventStore
 from services.routing.case_store import CaseStore
 from services.routing.casework import CaseWork
 from services.routing.classification import JiebaSegmenter, Segmenter
@@ -40,11 +38,10 @@ STARTUP = Actor(id="routing-startup", role=ActorRole.SYSTEM)
 
 
 @dataclass(repr=False)
-class Routing:
+class Routing(RunningService):
     """The running routing service: every part an entry point needs."""
 
     settings: RoutingSettings
-    runtime: Runtime
     segmenter: Segmenter
     districts: DistrictContexts
     cases: CaseStore
@@ -54,20 +51,6 @@ class Routing:
     directory: DirectoryAdmin
     overdue: OverdueScanner
     consumer: RoutingConsumer
-
-    @property
-    def pool(self) -> asyncpg.Pool:
-        """The database pool."""
-        return self.runtime.pool
-
-    @property
-    def store(self) -> EventStore:
-        """The event store."""
-        return self.runtime.store
-
-    def now(self) -> datetime:
-        """The service's clock."""
-        return self.runtime.clock()
 
     def ready_checks(self) -> dict[str, ReadyCheck]:
         """What ``/readyz`` checks: the runtime's, and jieba's dictionary."""

@@ -123,7 +123,7 @@ def directory_router(settings: Settings) -> APIRouter:
         rep = ctx.directory.representatives.get(rep_id)
         if rep is None:
             raise NotFound("代表不存在", "No such representative")
-        today = ctx.today(routing.now())
+        today = ctx.today(routing.clock())
         days = [
             ReceptionDayView(station_code=r.station_code, day=r.day.isoformat())
             for r in ctx.directory.reception_days
