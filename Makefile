@@ -6,7 +6,12 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: up down test lint format bench install clean
+.PHONY: up down test lint format bench install browser clean
+
+# Pages are tested in Debian's Chromium (driven by Playwright), with CJK fonts so Chinese
+# renders; reports are PDF, looked at as PNG pages (poppler's pdftoppm).
+BROWSER_PACKAGES := chromium fonts-noto-cjk poppler-utils
+SUDO := $(shell test "$$(id -u)" -eq 0 || echo sudo)
 
 $(STAMP): pyproject.toml constraints.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -14,6 +19,15 @@ $(STAMP): pyproject.toml constraints.txt
 	@touch $(STAMP)
 
 install: $(STAMP)
+
+browser:
+	@if ! command -v chromium >/dev/null 2>&1 || ! command -v pdftoppm >/dev/null 2>&1 \
+	    || ! fc-list 2>/dev/null | grep -qi "Noto Sans CJK"; then \
+	  echo "installing $(BROWSER_PACKAGES)"; \
+	  $(SUDO) apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq \
+	    $(BROWSER_PACKAGES) >/dev/null; \
+	fi
 
 up: $(STAMP)
 	$(BIN)/minqing up
@@ -26,7 +40,7 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
-test: lint
+test: lint browser
 	$(BIN)/python -m pytest
 
 format: $(STAMP)

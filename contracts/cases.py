@@ -8,6 +8,7 @@ from typing import Annotated, ClassVar
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, HttpUrl, StringConstraints
 
 from contracts.base import DistrictId, Event, Identifier
+from contracts.intake import Channel
 
 Note = Annotated[str, StringConstraints(max_length=2000)]
 
@@ -56,6 +57,12 @@ class CaseOpened(CaseEvent):
     transferred_from_case_id: Identifier | None = None
     """Set when the case came from another district's case (a cross-district transfer)."""
     transferred_from_district_id: DistrictId | None = None
+    channel: Channel | None = None
+    """How the opinion came in (the resident's channel), for the district's counts."""
+    community: Annotated[str, StringConstraints(max_length=100)] | None = None
+    """The community the matter is in, as routing placed it (given, or around its point)."""
+    street_code: Identifier | None = None
+    """The street of that community."""
 
 
 class CaseClassified(CaseEvent):

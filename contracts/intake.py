@@ -48,11 +48,18 @@ class SubmitterRef(BaseModel):
     (``subject_id``); deleting that key makes them unreadable everywhere.
     """
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    # Fields this code does not know are ignored, like on events: a consumer deployed
+    # before a newer intake still reads its opinions.
+    model_config = ConfigDict(frozen=True, extra="ignore")
 
     subject_id: Identifier
     name_ciphertext: str | None = None
     phone_ciphertext: str | None = None
+    tracking_code_ciphertext: str | None = None
+    """The opinion's tracking code, sealed with the same key: a message to the resident
+    can carry their tracking link, and forgetting the resident shreds it too."""
+    contact_consent: bool = False
+    """Whether the resident agreed to be contacted about the opinion (SMS, call)."""
 
 
 class OnBehalfOf(BaseModel):

@@ -24,6 +24,9 @@ class NotificationEvent(Event):
     """A reference to the recipient (a staff id, a subscription id, a subject id)."""
     channel: ChannelName
     template: Identifier
+    case_id: Identifier | None = None
+    """The case the message was about, so that a case's audit shows who was told."""
+    opinion_id: Identifier | None = None
 
     @property
     def stream_key(self) -> str:

@@ -74,6 +74,10 @@ def encode(envelope: Envelope) -> tuple[bytes, bytes, Headers]:
         attrs["ce_causationid"] = meta.causation_id
     if envelope.global_position is not None:
         attrs["ce_position"] = str(envelope.global_position)
+    if envelope.recorded_at is not None:
+        # When the store learnt it: reports cut their periods on this, never on ce_time
+        # alone (a CaseOverdue happens at the missed deadline, it is known later).
+        attrs["ce_recordedtime"] = _time(envelope.recorded_at)
     value = json.dumps(envelope.data, ensure_ascii=False, separators=(",", ":")).encode()
     headers = [(k, v.encode()) for k, v in attrs.items()]
     return envelope.stream_id.encode(), value, headers
@@ -103,6 +107,11 @@ def decode(value: bytes | None, headers: Sequence[tuple[str, bytes | None]] | No
             global_position=int(h["ce_position"]) if "ce_position" in h else None,
             district_id=h["ce_district"],
             occurred_at=datetime.fromisoformat(h["ce_time"].replace("Z", "+00:00")),
+            recorded_at=(
+                datetime.fromisoformat(h["ce_recordedtime"].replace("Z", "+00:00"))
+                if "ce_recordedtime" in h
+                else None
+            ),
             metadata=Metadata(
                 correlation_id=h.get("ce_correlationid"),
                 causation_id=h.get("ce_causationid"),

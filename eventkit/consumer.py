@@ -24,16 +24,17 @@ import asyncio
 import logging
 import time
 import traceback
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, TypeVar, cast
 
 import asyncpg
-from aiokafka import AIOKafkaProducer, ConsumerRecord
+from aiokafka import AIOKafkaProducer, ConsumerRecord, TopicPartition
 from faststream import AckPolicy
 from faststream.kafka import KafkaBroker
 from faststream.kafka.annotations import KafkaMessage
+from prometheus_client import Gauge
 
 from contracts import REGISTRY
 from contracts.base import Event
@@ -48,6 +49,13 @@ from eventkit.settings import Settings
 from eventkit.store import EventStore
 
 log = get_logger(__name__)
+
+LAG = Gauge(
+    "minqing_consumer_lag_records",
+    "Records on a topic that a consumer has not handled yet (the partitions' high-water "
+    "marks less the next offset it will read), as of its last record",
+    ["consumer", "topic"],
+)
 
 E = TypeVar("E", bound=Event)
 
@@ -114,6 +122,7 @@ class Consumer:
         self._routes: dict[str, _Route] = {}
         self._after_commit = after_commit
         self._dlq_producer: AIOKafkaProducer | None = None
+        self._lag: dict[tuple[str, int], int] = {}
 
     async def prepare(self) -> None:
         """Create the topics read and their dead-letter topics when they do not exist."""
@@ -187,6 +196,7 @@ class Consumer:
     async def process(self, message: Any) -> None:
         """Handle one Kafka message end to end; never raises (see the module's note)."""
         record = cast(ConsumerRecord[bytes, bytes], message.raw_message)
+        self.observe_lag(getattr(message, "consumer", None), [record])
         try:
             envelope = cloudevents.decode(record.value, record.headers)
         except cloudevents.NotACloudEvent as exc:
@@ -206,6 +216,22 @@ class Consumer:
         ):
             await self._handle_with_retries(record, envelope)
             await message.ack()
+
+    def observe_lag(self, kafka: Any, records: Sequence[ConsumerRecord[bytes, bytes]]) -> None:
+        """Update the lag gauge from the records about to be handled: per partition, the
+        high-water mark the consumer last fetched less the offset after the last record."""
+        highwater = getattr(kafka, "highwater", None)
+        if highwater is None:
+            return  # not a real Kafka consumer (records read from the store)
+        topics: set[str] = set()
+        for record in records:
+            mark = highwater(TopicPartition(record.topic, record.partition))
+            if mark is not None:
+                self._lag[(record.topic, record.partition)] = max(0, mark - record.offset - 1)
+                topics.add(record.topic)
+        for topic in topics:
+            total = sum(lag for (t, _), lag in self._lag.items() if t == topic)
+            LAG.labels(self.name, topic).set(total)
 
     async def _handle_with_retries(
         self, record: ConsumerRecord[bytes, bytes], envelope: Envelope
@@ -301,6 +327,7 @@ class Consumer:
         :meth:`process`, so one poison record costs its batch only time.
         """
         records = cast(tuple[ConsumerRecord[bytes, bytes], ...], message.raw_message)
+        self.observe_lag(getattr(message, "consumer", None), records)
         work: list[tuple[ConsumerRecord[bytes, bytes], Envelope]] = []
         for record in records:
             try:

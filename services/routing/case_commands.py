@@ -14,9 +14,11 @@ from typing import ClassVar
 
 from contracts.base import Actor
 from contracts.cases import Priority
+from contracts.intake import Channel
 from services.routing.assignment import Assignment
 from services.routing.case_state import Link
 from services.routing.deadlines import Due
+from services.routing.directory import Community
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -48,6 +50,10 @@ class OpenCase(Command):
     taxonomy_version: int | None = None
     transferred_from: tuple[str, str] | None = None
     """(district, case id) of the case this one continues."""
+    channel: Channel | None = None
+    """How the opinion came in."""
+    community: Community | None = None
+    """Where the matter is, as placed (given, or around its point)."""
 
 
 @dataclass(frozen=True, kw_only=True)

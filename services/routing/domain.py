@@ -327,6 +327,9 @@ def _open(command: OpenCase) -> list[CaseEvent]:
             taxonomy_version=command.taxonomy_version,
             transferred_from_district_id=source[0] if source else None,
             transferred_from_case_id=source[1] if source else None,
+            channel=command.channel,
+            community=command.community.name[:100] if command.community else None,
+            street_code=(command.community.street_code or None) if command.community else None,
         ),
         _assigned(*ids, command.assignment),
     ]

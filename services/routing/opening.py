@@ -121,6 +121,8 @@ class CaseOpening:
             assignment=assignment,
             related=tuple(Link(r.case_id, r.relation, r.reason) for r in related),
             taxonomy_version=ctx.taxonomy.version if ctx.taxonomy else None,
+            channel=opinion.channel,
+            community=opening.matter.community,
         )
         events = decide(None, command)
         metadata = Metadata(

@@ -19,6 +19,7 @@ from contracts.base import Identifier
 from contracts.cases import CaseEvent, Priority
 from contracts.directory import Duration
 from contracts.envelope import Metadata
+from contracts.intake import Channel
 from eventkit.identity import Role
 from services.routing.assignment import Place, StationChoice, choose_station, community_of
 from services.routing.case_commands import (
@@ -333,12 +334,13 @@ async def _transfer_out(step: Step, body: TransferBody, to_district_id: str) -> 
         assert facts is not None
         classification = target.classify(facts.text, None)
         place = Place(to_station, facts.community, facts.point)
+        community = community_of(target.directory, place)
         assignment = await assign_at(
             after.conn,
             target,
             choose_station(target.directory, place),
             classification,
-            community_of(target.directory, place),
+            community,
             after.now,
         )
         response, resolution = target.deadlines(
@@ -361,6 +363,8 @@ async def _transfer_out(step: Step, body: TransferBody, to_district_id: str) -> 
                 assignment=assignment,
                 taxonomy_version=target.taxonomy.version if target.taxonomy else None,
                 transferred_from=(saved.district_id, case_id),
+                channel=Channel(facts.channel) if facts.channel else None,
+                community=community,
             ),
         )
         await after.cases.save(

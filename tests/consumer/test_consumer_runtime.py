@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator, Callable
 
 import asyncpg
 import pytest
+from prometheus_client import REGISTRY
 
 from contracts import CaseReplied
 from contracts.topics import CASES, dlq_topic
@@ -218,3 +219,32 @@ def test_a_consumer_without_handlers_refuses_to_attach(
     consumer = Consumer("empty", settings=settings, pool=pool)
     with pytest.raises(ValueError, match="handles no event type"):
         consumer.attach(KafkaBroker(settings.kafka_bootstrap))
+
+
+async def test_the_lag_gauge_counts_what_waits_and_falls_to_zero_once_caught_up(
+    store: EventStore, settings: Settings, pool: asyncpg.Pool, effects_table: str
+) -> None:
+    settings = settings.model_copy(update={"kafka_partitions": 1})
+    stream = f"case-{uuid.uuid4().hex[:8]}"
+    await store.append(stream, [envelope(stream, message=f"回复{i}") for i in range(30)])
+    gate = asyncio.Event()
+    consumer = Consumer("laggard", settings=settings, pool=pool)
+
+    @consumer.handles(CaseReplied)
+    async def slow(event: CaseReplied, ctx: HandlerContext) -> None:
+        await gate.wait()
+
+    def lag() -> float | None:
+        return REGISTRY.get_sample_value(
+            "minqing_consumer_lag_records",
+            {"consumer": "laggard", "topic": settings.topic(CASES)},
+        )
+
+    async with relaying(store, settings), running(settings, consumer):
+        await wait_until(lambda: (lag() or 0) > 0)
+        waiting = lag()
+        gate.set()
+        await wait_until(lambda: consumer.stats.applied >= 30)
+    assert waiting is not None
+    assert 0 < waiting <= 29
+    assert lag() == 0

@@ -7,12 +7,14 @@ import contextlib
 import json
 import uuid
 from collections.abc import AsyncIterator, Callable
+from datetime import datetime
 
 from cloudevents.core.bindings.kafka import KafkaMessage, from_binary_event
 
 from contracts import REGISTRY
 from contracts.envelope import Envelope
 from contracts.topics import CASES, DIRECTORY
+from eventkit.cloudevents import decode
 from eventkit.local import Broker
 from eventkit.relay import Relay
 from eventkit.settings import Settings
@@ -56,6 +58,11 @@ async def test_events_reach_their_topic_as_cloudevents_the_sdk_reads(
     assert cloud_event.get_extension("district") == "demo"
     assert cloud_event.get_extension("streamversion") == "1"
     assert cloud_event.get_extension("partitionkey") == event.stream_id
+    [recorded] = await store.read_stream(event.stream_id)
+    when = cloud_event.get_extension("recordedtime")
+    assert isinstance(when, str)
+    assert datetime.fromisoformat(when) == recorded.recorded_at
+    assert decode(record.value, record.headers).recorded_at == recorded.recorded_at
     data = cloud_event.get_data()
     assert isinstance(data, dict)
     assert REGISTRY.parse("CaseOpened", 1, data) == event

@@ -60,6 +60,12 @@ async def test_an_opinion_scanned_at_a_station_is_opened_and_assigned_to_the_bes
     assert opened["response_due"] == "2026-09-29T17:30:00+08:00"
     assert opened["resolution_due"] == "2026-10-16T17:30:00+08:00"
     assert opened["deadlines_provisional"] is False
+    # The facts reporting counts by, as routing established them.
+    assert (opened["channel"], opened["community"], opened["street_code"]) == (
+        "qr",
+        "东湖社区",
+        "dh",
+    )
     assert assigned["station_code"] == "dh_donghu"
     assert assigned["representative_id"] == "r002"
     assert assigned["queue"] == "representative"
@@ -561,3 +567,18 @@ async def test_case_opened_records_why_it_was_classified(
     assert records[0].metadata["causation_id"] == str(opinion.event_id)
     assert opened.response_due is not None
     assert opened.response_due - opened.occurred_at < timedelta(days=2)
+
+
+async def test_the_case_records_the_community_routing_placed_it_in_when_only_a_point_was_given(
+    demo: Routing, consumer: RoutingConsumer, submit: Submit, store: EventStore
+) -> None:
+    opinion = await submit("路灯坏了好几天了", channel="online", lat=30.2742, long=120.1552)
+    assert await consumer.apply(opinion)
+
+    [(kind, opened), *_] = await case_events(store, case_id_for("demo", opinion.data["opinion_id"]))
+    assert kind == "CaseOpened"
+    assert (opened["channel"], opened["community"], opened["street_code"]) == (
+        "online",
+        "东湖社区",
+        "dh",
+    )
