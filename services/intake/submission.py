@@ -45,6 +45,7 @@ from services.intake.submission_rules import (
     SubmitOpinion,
     authorize,
     check_submission,
+    contact_consent,
     locate,
     on_behalf_of,
     opinion_submitted,
@@ -206,11 +207,14 @@ class Submissions:
         metadata: Metadata | None,
     ) -> Receipt:
         command = clean.command
+        tracking_code = self._new_code()
         submitter = None
         if clean.name is not None or clean.phone is not None:
+            # The tracking code is sealed with the contact: a message may carry the
+            # resident's tracking link, and forgetting the resident shreds it too.
             sealed = await self._vault.seal(
                 place.district_id,
-                {"name": clean.name, "phone": clean.phone},
+                {"name": clean.name, "phone": clean.phone, "tracking_code": tracking_code},
                 identifier=clean.phone if clean.phone_identified else None,
                 conn=conn,
             )
@@ -218,6 +222,8 @@ class Submissions:
                 subject_id=sealed.subject_id,
                 name_ciphertext=sealed.values["name"],
                 phone_ciphertext=sealed.values["phone"],
+                tracking_code_ciphertext=sealed.values["tracking_code"],
+                contact_consent=contact_consent(command),
             )
         event = opinion_submitted(
             clean,
@@ -230,7 +236,7 @@ class Submissions:
         )
         receipt = Receipt(
             opinion_id=opinion_id,
-            tracking_code=self._new_code(),
+            tracking_code=tracking_code,
             district_id=place.district_id,
             station_code=event.location.station_code,
             submitted_at=event.occurred_at,

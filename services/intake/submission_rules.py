@@ -455,6 +455,19 @@ def on_behalf_of(command: SubmitOpinion, principal: Caller) -> OnBehalfOf | None
     return None
 
 
+def contact_consent(command: SubmitOpinion) -> bool:
+    """Whether the resident agreed to be contacted about the opinion.
+
+    On the public channels it is the resident's own tick (required to leave a contact).
+    On the channels staff work (walk-in, visit, spokesperson, 12345, Open311) the staff
+    member asks when taking the number down, as the hotline does for its callbacks: an
+    explicit ``false`` is kept, nothing said counts as agreed.
+    """
+    if command.channel in PUBLIC_CHANNELS:
+        return bool(command.consent)
+    return command.consent is not False
+
+
 def opinion_submitted(
     clean: CleanSubmission,
     *,

@@ -320,3 +320,54 @@ def test_a_sealed_value_opens_only_for_its_subject_and_field() -> None:
     with pytest.raises(SealError):
         open_value(SubjectKey("subj_a", new_key()), "phone", token)  # another key
     assert "key" not in repr(subject).replace("SubjectKey", "")
+
+
+async def test_the_tracking_code_and_the_consent_travel_sealed_with_the_resident(
+    client: httpx.AsyncClient, intake_settings: IntakeSettings, pool: asyncpg.Pool
+) -> None:
+    staff = {"Authorization": token(intake_settings, Role.LIAISON)}
+    qr = await client.post(
+        "/api/v1/opinions",
+        json=opinion_body(contact={"name": NAME, "phone": PHONE}, consent=True),
+    )
+    walk_in = await client.post(
+        "/api/v1/opinions",
+        json=opinion_body(channel="walk_in", contact={"phone": PHONE}),
+        headers=staff,
+    )
+    declined = await client.post(
+        "/api/v1/opinions",
+        json=opinion_body(channel="walk_in", contact={"phone": PHONE}, consent=False),
+        headers=staff,
+    )
+    anonymous = await client.post("/api/v1/opinions", json=opinion_body())
+    receipts = [r.json() for r in (qr, walk_in, declined, anonymous)]
+    rows = await pool.fetch(
+        "SELECT data FROM eventstore.events WHERE event_type = 'OpinionSubmitted' "
+        "ORDER BY global_position"
+    )
+    submitters = [r["data"].get("submitter") for r in rows]
+    assert submitters[3] is None  # no contact: nothing to seal, nobody to tell
+    assert [s["contact_consent"] for s in submitters[:3]] == [True, True, False]
+    vault = PersonalDataVault(pool)
+    for receipt, submitter in zip(receipts[:3], submitters[:3], strict=True):
+        opened = await vault.open(
+            submitter["subject_id"], {"tracking_code": submitter["tracking_code_ciphertext"]}
+        )
+        assert opened is not None
+        assert opened["tracking_code"] == receipt["tracking_code"].replace("-", "")
+    assert await rows_containing_code(pool, receipts[0]["tracking_code"].replace("-", "")) == 0
+
+    assert await vault.forget(submitters[0]["subject_id"], requested_by="test")
+    gone = await vault.open(
+        submitters[0]["subject_id"], {"tracking_code": submitters[0]["tracking_code_ciphertext"]}
+    )
+    assert gone is None
+
+
+async def rows_containing_code(pool: asyncpg.Pool, code: str) -> int:
+    """Events whose data holds the tracking code in clear (it must be none)."""
+    found = await pool.fetchval(
+        "SELECT count(*) FROM eventstore.events WHERE data::text LIKE '%' || $1 || '%'", code
+    )
+    return int(found)
