@@ -29,37 +29,46 @@ import argparse
 import asyncio
 import contextlib
 import itertools
-import json
 import os
-import platform
 import re
-import resource
-import shutil
-import signal
 import sys
-import tempfile
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import asyncpg
-from aiokafka import AIOKafkaConsumer, TopicPartition
+
+# bench/harness.py: what the three benchmarks share (this script's folder is on sys.path)
+from harness import (
+    Column,
+    CpuMeter,
+    LocalStack,
+    Results,
+    Table,
+    following,
+    machine,
+    machine_line,
+    own_cpu,
+    percentile,
+    reaped_children_cpu,
+    run,
+    step,
+    summary_ms,
+    tree_cpu,
+    verdict,
+)
 
 from contracts.envelope import Envelope, Metadata
 from contracts.topics import CASES
-from eventkit.db import _init_connection, create_pool, migrate
-from eventkit.kafka import partitions_of
-from eventkit.local import Broker, EmbeddedPostgres
-from eventkit.logging import configure_logging
+from eventkit.db import _init_connection, create_pool
+from eventkit.local import EmbeddedPostgres
 from eventkit.relay import Relay
 from eventkit.settings import Settings
 from eventkit.store import EventStore, RecordedEvent
-from minqing.system import migration_packages
 
 RUNTIME_ROLE = "minqing_runtime"
 STREAMS = 1000
@@ -97,65 +106,6 @@ DUPLICATE_CHECK = re.compile(
 # --------------------------------------------------------------------------- measuring
 
 
-def load() -> tuple[float, float, float]:
-    """The 1, 5 and 15 minute load averages, rounded."""
-    one, five, fifteen = os.getloadavg()
-    return round(one, 2), round(five, 2), round(fifteen, 2)
-
-
-def _cpu_ticks() -> tuple[int, int]:
-    """(busy, total) jiffies of all CPUs since boot, from /proc/stat."""
-    try:
-        with open("/proc/stat", encoding="ascii") as f:
-            fields = [int(x) for x in f.readline().split()[1:]]
-    except OSError:
-        return 0, 0
-    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)
-    return sum(fields) - idle, sum(fields)
-
-
-def _proc_stat(pid: int) -> tuple[int, list[int]]:
-    text = Path(f"/proc/{pid}/stat").read_text()
-    fields = text[text.rindex(")") + 2 :].split()
-    return int(fields[1]), [int(x) for x in fields[11:15]]  # ppid; utime stime cutime cstime
-
-
-def server_cpu_seconds(pid_file: Path) -> float:
-    """CPU time used so far by one PostgreSQL server: the postmaster, its live children
-    and the children it has reaped (exited backends). 0 when /proc cannot tell."""
-    try:
-        postmaster = int(pid_file.read_text().split()[0])
-        _, (utime, stime, cutime, cstime) = _proc_stat(postmaster)
-    except (OSError, ValueError, IndexError):
-        return 0.0
-    ticks = utime + stime + cutime + cstime
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            with contextlib.suppress(OSError, ValueError, IndexError):
-                ppid, (utime, stime, _, _) = _proc_stat(int(entry))
-                if ppid == postmaster:
-                    ticks += utime + stime
-    return ticks / os.sysconf("SC_CLK_TCK")
-
-
-def percentile(values: list[float], q: float) -> float:
-    """The q-th percentile (0..100) by nearest rank; 0 for no values."""
-    if not values:
-        return 0.0
-    ordered = sorted(values)
-    rank = max(0, min(len(ordered) - 1, round(q / 100 * len(ordered) + 0.5) - 1))
-    return ordered[rank]
-
-
-def cpu_model() -> str:
-    """The CPU's model name from /proc/cpuinfo."""
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    return platform.processor() or "unknown"
-
-
 @dataclass
 class Phase:
     """The figures of one timed run."""
@@ -188,63 +138,33 @@ class Phase:
             self.p50_ms = round(1000 * percentile(latencies, 50), 2)
             self.p99_ms = round(1000 * percentile(latencies, 99), 2)
 
-
-@dataclass
-class Target:
-    """The server under test: its URLs and where its postmaster's pid is written."""
-
-    admin_url: str
-    pid_file: Path
-    bootstrap: str
-
-    def url(self, database: str) -> str:
-        """The superuser URL of ``database`` (postgresql://postgres:@/<db>?host=<dir>)."""
-        head, _, query = self.admin_url.partition("?")
-        return f"{head.rsplit('/', 1)[0]}/{database}" + (f"?{query}" if query else "")
-
-    def socket_and_user(self) -> tuple[str, str]:
-        """The Unix socket directory and the superuser's name, for pgbench."""
-        parts = urlsplit(self.admin_url)
-        host = parse_qs(parts.query).get("host", [""])[0] or parts.hostname or ""
-        return host, parts.username or "postgres"
-
-    @contextlib.contextmanager
-    def measuring(self, phase: Phase, *, children: bool = False) -> Iterator[None]:
-        """Time ``phase`` and charge it the server's, the client's and the machine's CPU.
-
-        ``children``: the client is a child process (pgbench), not this one.
-        """
-        phase.load_at_start = load()
-        busy0, total0 = _cpu_ticks()
-        server0 = server_cpu_seconds(self.pid_file)
-        client0 = _client_cpu(children)
-        t0 = time.perf_counter()
-        try:
-            yield
-        finally:
-            phase.seconds = round(time.perf_counter() - t0, 3)
-            client = _client_cpu(children) - client0
-            server = server_cpu_seconds(self.pid_file) - server0
-            busy1, total1 = _cpu_ticks()
-            phase.extra["server_cpu_s"] = round(server, 3)
-            phase.extra["client_cpu_s"] = round(client, 3)
-            if total1 > total0:
-                phase.machine_busy_pct = round(100 * (busy1 - busy0) / (total1 - total0), 1)
-
-    @staticmethod
-    def charge(phase: Phase) -> None:
-        """Per-event CPU figures, once ``phase.events`` is known."""
-        if phase.events:
+    def charge(self) -> None:
+        """Per-event CPU figures, once ``events`` is known."""
+        if self.events:
             for kind in ("server", "client"):
-                spent = phase.extra.get(f"{kind}_cpu_s", 0.0)
-                setattr(phase, f"{kind}_cpu_ms_per_event", round(1000 * spent / phase.events, 4))
+                spent = self.extra.get(f"{kind}_cpu_s", 0.0)
+                setattr(self, f"{kind}_cpu_ms_per_event", round(1000 * spent / self.events, 4))
 
 
-def _client_cpu(children: bool) -> float:
-    if children:
-        usage = resource.getrusage(resource.RUSAGE_CHILDREN)
-        return usage.ru_utime + usage.ru_stime
-    return time.process_time()
+@contextlib.contextmanager
+def measuring(stack: LocalStack, phase: Phase, *, pgbench: bool = False) -> Iterator[None]:
+    """Time ``phase`` and charge it the server's, the client's and the machine's CPU.
+
+    ``pgbench``: the client is pgbench, a child process, not this one.
+    """
+    meter = CpuMeter(
+        {
+            "server": [tree_cpu(stack.postmaster_pid)],
+            "client": [reaped_children_cpu if pgbench else own_cpu],
+        }
+    )
+    with meter.measuring() as usage:
+        phase.load_at_start = usage.load_at_start
+        yield
+    phase.seconds = round(usage.seconds, 3)
+    phase.machine_busy_pct = usage.machine_busy_pct
+    for part, seconds in usage.cpu_s.items():
+        phase.extra[f"{part}_cpu_s"] = round(seconds, 3)
 
 
 # --------------------------------------------------------------------------- appends
@@ -291,7 +211,7 @@ async def runtime_pool(url: str, size: int, *, reset_query: bool = True) -> asyn
 
 
 async def run_appends(
-    target: Target,
+    stack: LocalStack,
     url: str,
     name: str,
     *,
@@ -330,14 +250,14 @@ async def run_appends(
         # Warm up: every connection used, the statement prepared, the pages cached.
         await asyncio.gather(*(writer(time.perf_counter() + 0.3) for _ in range(writers)))
         latencies.clear()
-        with target.measuring(phase):
+        with measuring(stack, phase):
             deadline = time.perf_counter() + duration
             counts = await asyncio.gather(*(writer(deadline) for _ in range(writers)))
     finally:
         await pool.close()
     phase.events, phase.calls = sum(counts), len(latencies)
     phase.rates(latencies)
-    target.charge(phase)
+    phase.charge()
     return phase
 
 
@@ -358,21 +278,15 @@ async def round_trip_ms(url: str) -> float:
 # --------------------------------------------------------------------------- pgbench
 
 
-@contextlib.contextmanager
-def _script_file(text: str) -> Iterator[str]:
-    """A temporary pgbench script holding ``text``."""
-    fd, path = tempfile.mkstemp(prefix="minqing-bench-", suffix=".sql")
-    try:
-        os.write(fd, text.encode())
-        os.close(fd)
-        yield path
-    finally:
-        with contextlib.suppress(OSError):
-            os.unlink(path)
+def socket_and_user(stack: LocalStack) -> tuple[str, str]:
+    """The server's Unix socket directory and its superuser's name, for pgbench."""
+    parts = urlsplit(stack.admin_url)
+    host = parse_qs(parts.query).get("host", [""])[0] or parts.hostname or ""
+    return host, parts.username or "postgres"
 
 
 async def run_pgbench(
-    target: Target,
+    stack: LocalStack,
     database: str,
     name: str,
     script: str,
@@ -387,13 +301,15 @@ async def run_pgbench(
     The raw INSERT reference runs as specified (``-n -f script -c N -j 2 -T 5``, simple
     protocol); the append function runs prepared, as asyncpg sends it.
     """
-    socket_dir, user = target.socket_and_user()
+    socket_dir, user = socket_and_user(stack)
     phase = Phase(name, clients, 1)
+    script_path = stack.workdir / "pgbench.sql"
+    script_path.write_text(script, encoding="utf-8")
     env = {**os.environ, "PGCLIENTENCODING": "UTF8"}
     if role:
         env["PGOPTIONS"] = f"-c role={role}"
-    with _script_file(script) as script_path, target.measuring(phase, children=True):
-        argv = [str(EmbeddedPostgres.bin_dir() / "pgbench"), "-n", "-f", script_path]
+    with measuring(stack, phase, pgbench=True):
+        argv = [str(EmbeddedPostgres.bin_dir() / "pgbench"), "-n", "-f", str(script_path)]
         argv += ["-c", str(clients), "-j", str(min(clients, 2))]
         argv += ["-T", str(max(1, round(duration)))]
         argv += ["-M", "prepared"] if prepared else []
@@ -419,7 +335,7 @@ async def run_pgbench(
     phase.events_per_s = phase.calls_per_s = round(float(tps.group(1)), 1)
     phase.p50_ms = round(float(latency.group(1)), 2) if latency else 0.0
     phase.extra["latency"] = "pgbench average, not p50"
-    target.charge(phase)
+    phase.charge()
     return phase
 
 
@@ -427,7 +343,7 @@ async def run_pgbench(
 
 
 async def run_relay_lag(
-    target: Target,
+    stack: LocalStack,
     url: str,
     name: str,
     *,
@@ -444,7 +360,7 @@ async def run_relay_lag(
     """
     settings = Settings(
         database_url=url,
-        kafka_bootstrap=target.bootstrap,
+        kafka_bootstrap=stack.bootstrap,
         topic_prefix=topic_prefix,
         kafka_partitions=6,
     )
@@ -466,14 +382,11 @@ async def run_relay_lag(
     relay = TimedRelay(EventStore(relay_pool), settings, on_published=published)
     stop = asyncio.Event()
     relay_task = asyncio.create_task(relay.run(stop))
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=target.bootstrap, enable_auto_commit=False, fetch_max_wait_ms=10
-    )
     phase = Phase(name, 10, 1)
     expected: list[int] = []
     all_received = asyncio.Event()
 
-    async def consume() -> None:
+    async def consume(consumer: Any) -> None:
         while True:
             got = await consumer.getmany(timeout_ms=100)
             now = datetime.now(UTC)
@@ -498,10 +411,12 @@ async def run_relay_lag(
         return 0  # unreachable
 
     try:
-        async with _assigned(consumer, topic, relay_task, target.bootstrap):
-            consumer_task = asyncio.create_task(consume())
+        async with following(
+            stack.bootstrap, topic, fetch_max_wait_ms=10, timeout=30, alive=relay_task
+        ) as consumer:
+            consumer_task = asyncio.create_task(consume(consumer))
             try:
-                with target.measuring(phase):
+                with measuring(stack, phase):
                     start = time.monotonic() + 0.05
                     counts = await asyncio.gather(
                         *(writer(w, start, start + duration, 10 / RELAY_RATE) for w in range(10))
@@ -523,19 +438,19 @@ async def run_relay_lag(
     phase.events = phase.calls = expected[0]
     phase.seconds = round(write_seconds, 3)
     phase.rates()
-    phase.p50_ms = round(1000 * percentile(consumer_lags, 50), 1)
-    phase.p99_ms = round(1000 * percentile(consumer_lags, 99), 1)
-    target.charge(phase)
+    consumer_lag = summary_ms(consumer_lags)
+    phase.p50_ms, phase.p99_ms = consumer_lag["p50"], consumer_lag["p99"]
+    phase.charge()
     phase.extra.update(
         relay_poll_interval_s=settings.relay_poll_interval,
         consumer_received=len(consumer_lags),
-        consumer_lag_ms=_lag_summary(consumer_lags),
-        ack_lag_ms=_lag_summary(ack_lags),
+        consumer_lag_ms=consumer_lag,
+        ack_lag_ms=summary_ms(ack_lags),
         relay_published=relay.published,
         relay_batches=len(batches),
         relay_mean_batch=round(sum(batches) / len(batches), 1) if batches else 0,
         relay_mean_iteration_ms=round(1000 * write_seconds / len(batches), 1) if batches else 0,
-        relay_publish_ms=_lag_summary(relay.publish_seconds),
+        relay_publish_ms=summary_ms(relay.publish_seconds),
     )
     return phase
 
@@ -553,41 +468,6 @@ class TimedRelay(Relay):
         self.publish_seconds.append(time.perf_counter() - started)
 
 
-@contextlib.asynccontextmanager
-async def _assigned(
-    consumer: AIOKafkaConsumer, topic: str, relay_task: asyncio.Task[None], bootstrap: str
-) -> AsyncIterator[None]:
-    """The consumer started and assigned to every partition of ``topic`` (once the relay
-    has created it), from the beginning; stopped on exit."""
-    deadline = time.monotonic() + 30
-    partitions: list[int] = []
-    while not partitions:
-        if relay_task.done():
-            relay_task.result()
-            raise RuntimeError("the relay stopped before creating its topics")
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"topic {topic} was not created")
-        await asyncio.sleep(0.1)
-        partitions = await partitions_of(bootstrap, topic)
-    await consumer.start()
-    try:
-        tps = [TopicPartition(topic, p) for p in partitions]
-        consumer.assign(tps)
-        await consumer.seek_to_beginning(*tps)
-        yield
-    finally:
-        with contextlib.suppress(Exception):
-            await consumer.stop()
-
-
-def _lag_summary(lags: list[float]) -> dict[str, float]:
-    return {
-        "p50": round(1000 * percentile(lags, 50), 1),
-        "p99": round(1000 * percentile(lags, 99), 1),
-        "max": round(1000 * max(lags, default=0.0), 1),
-    }
-
-
 # --------------------------------------------------------------------------- variants
 
 
@@ -602,11 +482,11 @@ async def function_times(admin: asyncpg.Connection) -> dict[str, tuple[int, floa
 
 
 async def profiled(
-    admin: asyncpg.Connection, run: Callable[[], Awaitable[Phase]]
+    admin: asyncpg.Connection, timed: Callable[[], Awaitable[Phase]]
 ) -> tuple[Phase, dict[str, dict[str, float]]]:
     """Run a phase; also return the server time per call of each eventstore function."""
     before = await function_times(admin)
-    phase = await run()
+    phase = await timed()
     await asyncio.sleep(0.3)  # the closed backends flush their statistics as they exit
     after = await function_times(admin)
     profile = {}
@@ -641,19 +521,27 @@ async def replaced(
         await admin.execute(original)
 
 
-async def run_variants(target: Target, duration: float) -> dict[str, Phase]:
+async def run_variants(stack: LocalStack, duration: float) -> dict[str, Phase]:
     """The same work in a scratch database with one thing changed at a time.
 
     The 8-writer runs are interleaved over two rounds (the median is what counts: the
     machine is shared).
     """
-    url = await new_database(target, "bench_variant")
+    url = await stack.create_database("bench_variant", track_functions=True)
     admin = await asyncpg.connect(url)
     out: dict[str, Phase] = {}
 
-    async def appends(name: str, writers: int, batch: int = 1, **kw: Any) -> Phase:
+    async def appends(
+        name: str, writers: int, batch: int = 1, *, reset_query: bool = True
+    ) -> Phase:
         return await run_appends(
-            target, url, name, writers=writers, batch=batch, duration=duration, **kw
+            stack,
+            url,
+            name,
+            writers=writers,
+            batch=batch,
+            duration=duration,
+            reset_query=reset_query,
         )
 
     try:
@@ -675,7 +563,7 @@ async def run_variants(target: Target, duration: float) -> dict[str, Phase]:
                 )
         for clients in (1, WRITERS):
             out[f"pgbench_append_{clients}"] = await run_pgbench(
-                target,
+                stack,
                 "bench_variant",
                 f"pgbench eventstore.append, {clients} client(s)",
                 APPEND_SQL,
@@ -687,7 +575,7 @@ async def run_variants(target: Target, duration: float) -> dict[str, Phase]:
         async with replaced(admin, APPEND_FUNCTION, DUPLICATE_CHECK, "") as done:
             if done:
                 out["pgbench_append_no_dup_check_1"] = await run_pgbench(
-                    target,
+                    stack,
                     "bench_variant",
                     "pgbench eventstore.append, 1 client, no dup check",
                     APPEND_SQL,
@@ -699,7 +587,7 @@ async def run_variants(target: Target, duration: float) -> dict[str, Phase]:
         async with replaced(admin, APPEND_FUNCTION, NOTIFY_CALL, "") as done:
             if done:
                 out["pgbench_append_no_notify_8"] = await run_pgbench(
-                    target,
+                    stack,
                     "bench_variant",
                     "pgbench eventstore.append, 8 clients, no pg_notify",
                     APPEND_SQL,
@@ -711,13 +599,13 @@ async def run_variants(target: Target, duration: float) -> dict[str, Phase]:
     finally:
         await admin.close()
 
-    relay_url = await new_database(target, "bench_relay_poll")
+    relay_url = await stack.create_database("bench_relay_poll", track_functions=True)
     admin = await asyncpg.connect(relay_url)
     try:
         async with replaced(admin, APPEND_FUNCTION, NOTIFY_CALL, "") as done:
             if done:
                 out["relay_no_notify_poll_20ms"] = await run_relay_lag(
-                    target,
+                    stack,
                     relay_url,
                     "relay, no pg_notify, polling every 20 ms",
                     duration=max(duration, 4.0),
@@ -732,28 +620,10 @@ async def run_variants(target: Target, duration: float) -> dict[str, Phase]:
 # --------------------------------------------------------------------------- the run
 
 
-async def new_database(target: Target, name: str) -> str:
-    """Create and migrate database ``name`` (with function timing on); its superuser URL."""
-    conn = await asyncpg.connect(target.admin_url)
-    try:
-        await conn.execute(f'CREATE DATABASE "{name}"')
-        await conn.execute(f"ALTER DATABASE \"{name}\" SET track_functions = 'all'")
-    finally:
-        await conn.close()
-    url = target.url(name)
-    await migrate(url, migration_packages())
-    return url
-
-
-def step(label: str) -> None:
-    """Progress on stderr."""
-    print(f"... {label} (load {load()[0]})", file=sys.stderr, flush=True)
-
-
-async def run(target: Target, args: argparse.Namespace) -> dict[str, Any]:
+async def measure(stack: LocalStack, args: argparse.Namespace) -> Results:
     """Every measurement; the JSON-ready results."""
     d = args.duration
-    url = await new_database(target, "bench")
+    url = await stack.create_database("bench", track_functions=True)
     admin = await asyncpg.connect(url)
     phases: dict[str, Phase] = {}
     profiles: dict[str, Any] = {}
@@ -775,7 +645,7 @@ async def run(target: Target, args: argparse.Namespace) -> dict[str, Any]:
             step(name)
             phases[key], profiles[key] = await profiled(
                 admin,
-                lambda: run_appends(target, url, name, writers=writers, batch=batch, duration=d),
+                lambda: run_appends(stack, url, name, writers=writers, batch=batch, duration=d),
             )
 
         await appends("single_1", "single appends, 1 writer", 1, 1)
@@ -785,19 +655,19 @@ async def run(target: Target, args: argparse.Namespace) -> dict[str, Any]:
         for clients in (1, WRITERS):
             step(f"pgbench, {clients} client(s)")
             phases[f"pgbench_{clients}"] = await run_pgbench(
-                target, "bench", f"pgbench raw INSERT, {clients} client(s)", RAW_SQL, clients, d
+                stack, "bench", f"pgbench raw INSERT, {clients} client(s)", RAW_SQL, clients, d
             )
         step("relay lag")
-        relay_url = await new_database(target, "bench_relay")
+        relay_url = await stack.create_database("bench_relay", track_functions=True)
         phases["relay"] = await run_relay_lag(
-            target, relay_url, f"relay at {RELAY_RATE}/s", duration=args.relay_duration
+            stack, relay_url, f"relay at {RELAY_RATE}/s", duration=args.relay_duration
         )
     finally:
         await admin.close()
     variants: dict[str, Phase] = {}
     if args.variants:
         step("diagnostic variants")
-        variants = await run_variants(target, args.variant_duration)
+        variants = await run_variants(stack, args.variant_duration)
 
     share_8 = phases["single_8"].events_per_s / max(phases["pgbench_8"].events_per_s, 1e-9)
     share_1 = phases["single_1"].events_per_s / max(phases["pgbench_1"].events_per_s, 1e-9)
@@ -805,12 +675,7 @@ async def run(target: Target, args: argparse.Namespace) -> dict[str, Any]:
     return {
         "benchmark": "minqing-eventstore",
         "when": datetime.now(UTC).isoformat(timespec="seconds"),
-        "machine": {
-            "nproc": os.cpu_count(),
-            "cpu": cpu_model(),
-            "load_at_end": load(),
-            "python": platform.python_version(),
-        },
+        "machine": machine(),
         "postgres": {"version": server_version, "settings": pg_settings, "round_trip_ms": rtt},
         "duration_s": d,
         "phases": {k: asdict(v) for k, v in phases.items()},
@@ -830,20 +695,31 @@ async def run(target: Target, args: argparse.Namespace) -> dict[str, Any]:
 # --------------------------------------------------------------------------- output
 
 
-def _row(p: dict[str, Any]) -> str:
-    p99 = "-" if "latency" in p["extra"] else f"{p['p99_ms']:.2f}"
-    return (
-        f"{p['name']:<50} {p['events_per_s']:>9,.0f} {p['calls_per_s']:>8,.0f} "
-        f"{p['p50_ms']:>7.2f} {p99:>7} {p['server_cpu_ms_per_event']:>7.3f} "
-        f"{p['client_cpu_ms_per_event']:>7.3f} {p['machine_busy_pct']:>5.0f} "
-        f"{p['load_at_start'][0]:>5.2f}"
-    )
-
-
-HEADER = (
-    f"{'run':<50} {'events/s':>9} {'calls/s':>8} {'p50 ms':>7} {'p99 ms':>7} "
-    f"{'srv ms':>7} {'cli ms':>7} {'busy%':>5} {'load':>5}"
+TABLE = Table(
+    Column("run", 50),
+    Column("events/s", 9, ",.0f"),
+    Column("calls/s", 8, ",.0f"),
+    Column("p50 ms", 7, ".2f"),
+    Column("p99 ms", 7, ".2f"),
+    Column("srv ms", 7, ".3f"),
+    Column("cli ms", 7, ".3f"),
+    Column("busy%", 5, ".0f"),
+    Column("load", 5, ".2f"),
 )
+
+
+def _row(p: dict[str, Any]) -> str:
+    return TABLE.row(
+        p["name"],
+        p["events_per_s"],
+        p["calls_per_s"],
+        p["p50_ms"],
+        "-" if "latency" in p["extra"] else p["p99_ms"],  # pgbench gives an average only
+        p["server_cpu_ms_per_event"],
+        p["client_cpu_ms_per_event"],
+        p["machine_busy_pct"],
+        p["load_at_start"][0],
+    )
 
 
 def _relay_lines(p: dict[str, Any]) -> list[str]:
@@ -861,19 +737,19 @@ def _relay_lines(p: dict[str, Any]) -> list[str]:
     ]
 
 
-def report(results: dict[str, Any]) -> str:
+def report(results: Results) -> str:
     """The results as readable text."""
     m, pg = results["machine"], results["postgres"]
     phases = results["phases"]
     lines = [
         f"Minqing event store benchmark, {results['when']}",
-        f"machine: {m['nproc']} CPUs, {m['cpu']}; load at end {m['load_at_end']}",
+        machine_line(m),
         f"PostgreSQL {pg['version']} (embedded, Unix socket) {pg['settings']}; "
         f"SELECT 1 round trip {pg['round_trip_ms']} ms",
         "srv ms / cli ms: CPU ms per event of PostgreSQL / of the client (this process or "
         "pgbench); busy%: all cores, anyone; load: 1-min load average at the start",
         "",
-        HEADER,
+        TABLE.header(),
     ]
     for key in ("single_1", "single_8", "batch_1", "batch_8", "pgbench_1", "pgbench_8"):
         lines.append(_row(phases[key]))
@@ -887,10 +763,10 @@ def report(results: dict[str, Any]) -> str:
         f"{r['single_8_vs_pgbench_8']:.0%}, 1 writer vs 1 client "
         f"{r['single_1_vs_pgbench_1']:.0%}",
         f"goal: 8-writer single appends >= 50% of pgbench 8 clients ... "
-        f"{'PASS' if g['single_8_at_least_half_of_pgbench_8'] else 'MISS'} "
+        f"{verdict(g['single_8_at_least_half_of_pgbench_8'])} "
         f"({r['single_8_vs_pgbench_8']:.0%})",
         f"goal: relay p99 lag < 100 ms ............................... "
-        f"{'PASS' if g['relay_p99_under_100ms'] else 'MISS'} ({relay_p99} ms)",
+        f"{verdict(g['relay_p99_under_100ms'])} ({relay_p99} ms)",
     ]
     profiles = results["server_ms_per_call_by_function"]
     if profiles:
@@ -903,7 +779,7 @@ def report(results: dict[str, Any]) -> str:
             lines.append(f"  {phases[key]['name']:<32} " + ", ".join(parts))
     variants = results["variants"]
     if variants:
-        lines += ["", "diagnostic variants (scratch database, shorter runs):", HEADER]
+        lines += ["", "diagnostic variants (scratch database, shorter runs):", TABLE.header()]
         lines += [_row(v) for k, v in variants.items() if not k.startswith("relay")]
         for k, v in variants.items():
             if k.startswith("relay"):
@@ -921,34 +797,7 @@ def main(argv: list[str] | None = None) -> int:
         "--no-variants", dest="variants", action="store_false", help="skip the diagnostics"
     )
     args = parser.parse_args(argv)
-    configure_logging("WARNING", "console")
-
-    def terminated(signum: int, _frame: object) -> None:
-        raise KeyboardInterrupt(f"signal {signum}")
-
-    previous = signal.signal(signal.SIGTERM, terminated)
-    workdir = Path(tempfile.mkdtemp(prefix="minqing-bench-"))
-    server = EmbeddedPostgres(workdir / "pg")
-    broker = Broker(port=None, log_path=workdir / "tansu.log")
-    try:
-        step(f"starting PostgreSQL and Tansu in {workdir}")
-        admin_url = server.start()
-        broker.start()
-        target = Target(admin_url, workdir / "pg" / "postmaster.pid", broker.bootstrap)
-        results = asyncio.run(run(target, args))
-    except KeyboardInterrupt:
-        print("interrupted; cleaning up", file=sys.stderr)
-        return 130
-    finally:
-        with contextlib.suppress(Exception):
-            broker.stop()
-        with contextlib.suppress(Exception):
-            server.stop()
-        shutil.rmtree(workdir, ignore_errors=True)
-        signal.signal(signal.SIGTERM, previous)
-    print(report(results))
-    print(json.dumps(results, ensure_ascii=False, separators=(",", ":")))
-    return 0
+    return run("eventstore", lambda stack: measure(stack, args), report)
 
 
 if __name__ == "__main__":

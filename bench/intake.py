@@ -27,23 +27,33 @@ import argparse
 import asyncio
 import contextlib
 import json
-import os
 import random
-import shutil
-import signal
 import statistics
-import subprocess
 import sys
-import tempfile
 import time
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import asyncpg
-import psutil
+
+# bench/harness.py: what the three benchmarks share (this script's folder is on sys.path)
+from harness import (
+    CpuMeter,
+    LocalStack,
+    Results,
+    machine,
+    machine_line,
+    ms_per,
+    own_cpu,
+    process_cpu,
+    run,
+    step,
+    summary_ms,
+    tree_cpu,
+    verdict,
+)
 
 from contracts import (
     Actor,
@@ -55,13 +65,9 @@ from contracts import (
 )
 from contracts.base import Event
 from contracts.envelope import Envelope
-from eventkit.db import create_pool, migrate
-from eventkit.local import Broker, EmbeddedPostgres, die_with_parent, free_port, wait_for_port
-from eventkit.logging import configure_logging
-from eventkit.settings import Settings
-from eventkit.store import EventStore
-from minqing.system import migration_packages
-from services.intake.consumers import intake_consumer
+from eventkit.local import free_port
+from services.intake.bootstrap import bootstrap
+from services.intake.settings import IntakeSettings
 
 DISTRICT = "bench"
 STATION = "bench_home"
@@ -75,29 +81,13 @@ TEXTS = (
 )
 
 
-def step(label: str) -> None:
-    """Progress on stderr."""
-    print(f"... {label}", file=sys.stderr, flush=True)
-
-
-def _with_db(url: str, database: str) -> str:
-    head, _, query = url.partition("?")
-    return f"{head.rsplit('/', 1)[0]}/{database}" + (f"?{query}" if query else "")
-
-
-async def prepare(admin_url: str, settings: Settings) -> str:
-    """Create and migrate the database, and tell intake the district and its station."""
-    conn = await asyncpg.connect(admin_url)
-    try:
-        await conn.execute("CREATE DATABASE bench")
-    finally:
-        await conn.close()
-    url = _with_db(admin_url, "bench")
-    await migrate(url, migration_packages())
-    pool = await create_pool(url, role="minqing_runtime", max_size=2)
-    try:
-        store = EventStore(pool)
-        consumer = intake_consumer(settings, pool)
+async def prepare(stack: LocalStack) -> str:
+    """Create and migrate the database, and tell intake the district and its station:
+    the directory events appended and applied through intake's own consumer, from its
+    composition root. The database's URL."""
+    url = await stack.create_database("bench")
+    settings = IntakeSettings(database_url=url, kafka_bootstrap=stack.bootstrap)
+    async with bootstrap(settings, background=False) as intake:
         actor = Actor(id="bench", role=ActorRole.DISTRICT_ADMIN)
         when = datetime.now(UTC)
         events: list[Event] = [
@@ -117,11 +107,9 @@ async def prepare(admin_url: str, settings: Settings) -> str:
             ),
         ]
         for event in events:
-            await store.append(event.stream_id, [Envelope.wrap(event)])
-            stored = (await store.read_stream(event.stream_id))[-1]
-            await consumer.apply(stored.envelope())
-    finally:
-        await pool.close()
+            await intake.store.append(event.stream_id, [Envelope.wrap(event)])
+            stored = (await intake.store.read_stream(event.stream_id))[-1]
+            await intake.consumer.apply(stored.envelope())
     return url
 
 
@@ -206,62 +194,69 @@ async def client(port: int, until: float, measure_from: float, tally: Tally, see
             await writer.wait_closed()
 
 
-CpuSnapshot = dict[str, dict[int, float]]
+async def measure(stack: LocalStack, args: argparse.Namespace) -> Results:
+    """Start the relay and intake on the stack, as ``minqing up`` does, and load them."""
+    url = await prepare(stack)
+    env = stack.environment(
+        url,
+        {
+            "MINQING_DATABASE_POOL_MAX": "20",
+            # The load comes from one address: lift the per-address limits.
+            "MINQING_RATE_SUBMIT_PER_MINUTE": "1e9",
+            "MINQING_RATE_SUBMIT_BURST": "1000000000",
+        },
+    )
+    step("starting the relay and intake")
+    relay = stack.start_relay(env)
+    ports = [free_port() for _ in range(args.processes)]
+    intakes = [
+        stack.start_service(
+            f"intake-{n}", "services.intake", {**env, "MINQING_INTAKE_PORT": str(port)}
+        )
+        for n, port in enumerate(ports)
+    ]
+    for intake, port in zip(intakes, ports, strict=True):
+        await intake.ready(port)
+    meter = CpuMeter(
+        {
+            "intake": [process_cpu(intake.pid) for intake in intakes],
+            "postgres": [tree_cpu(stack.postmaster_pid)],
+            "relay": [process_cpu(relay.pid)],
+            "broker": [process_cpu(stack.broker_pid)],
+            "clients": [own_cpu],
+        }
+    )
+    step(f"{args.clients} clients for {args.warmup:.0f} + {args.duration:.0f} s")
+    return await load_intake(
+        ports,
+        url,
+        clients=args.clients,
+        warmup=args.warmup,
+        duration=args.duration,
+        meter=meter,
+    )
 
 
-Components = dict[str, list[tuple[int, bool]]]
-"""Each component's root processes, and whether their descendants count too."""
-
-
-def cpu_snapshot(roots: Components) -> CpuSnapshot:
-    """User + system CPU seconds of each component's processes (with their descendants
-    when asked: PostgreSQL's backends are children of its postmaster)."""
-    snapshot: CpuSnapshot = {}
-    for name, pids in roots.items():
-        processes: list[psutil.Process] = []
-        for pid, with_children in pids:
-            try:
-                root = psutil.Process(pid)
-                processes += [root, *(root.children(recursive=True) if with_children else [])]
-            except psutil.NoSuchProcess:
-                continue
-        times: dict[int, float] = {}
-        for process in processes:
-            with contextlib.suppress(psutil.NoSuchProcess):
-                spent = process.cpu_times()
-                times[process.pid] = spent.user + spent.system
-        snapshot[name] = times
-    return snapshot
-
-
-def cpu_spent(before: CpuSnapshot, after: CpuSnapshot) -> dict[str, float]:
-    """CPU seconds per component between two snapshots (new processes count from 0)."""
-    return {
-        name: sum(t - before.get(name, {}).get(pid, 0.0) for pid, t in times.items())
-        for name, times in after.items()
-    }
-
-
-async def measure(
+async def load_intake(
     ports: list[int],
     url: str,
     *,
     clients: int,
     warmup: float,
     duration: float,
-    processes: Components,
-) -> dict[str, Any]:
+    meter: CpuMeter,
+) -> Results:
     """Run the clients; check the store; return the figures."""
     tally = Tally()
     start = time.perf_counter()
     measure_from = start + warmup
     until = measure_from + duration
-    before: CpuSnapshot = {}
+    before: dict[str, float] = {}
 
     async def sample_cpu() -> None:
         nonlocal before
         await asyncio.sleep(max(0.0, measure_from - time.perf_counter()))
-        before = cpu_snapshot(processes)
+        before = meter.snapshot()
 
     sampler = asyncio.create_task(sample_cpu())
     await asyncio.gather(
@@ -271,12 +266,9 @@ async def measure(
         )
     )
     await sampler
-    cpu = cpu_spent(before, cpu_snapshot(processes))
+    cpu = meter.spent(before)
     accepted = tally.statuses.get(201, 0)
-    latencies = sorted(tally.latencies)
-
-    def pct(p: float) -> float:
-        return latencies[min(len(latencies) - 1, int(p * len(latencies)))] * 1000
+    latencies = tally.latencies
 
     conn = await asyncpg.connect(url)
     try:
@@ -302,7 +294,7 @@ async def measure(
     finally:
         await conn.close()
     rate = accepted / duration
-    p50, p99 = pct(0.50), pct(0.99)
+    latency = summary_ms(latencies, (50, 90, 99))
     return {
         "intake_processes": len(ports),
         "clients": clients,
@@ -312,15 +304,10 @@ async def measure(
         "connection_errors": tally.errors,
         "accepted_per_s": round(rate, 1),
         "latency_ms": {
-            "p50": round(p50, 1),
-            "p90": round(pct(0.90), 1),
-            "p99": round(p99, 1),
-            "max": round(latencies[-1] * 1000, 1) if latencies else None,
+            **latency,
             "mean": round(statistics.fmean(latencies) * 1000, 1) if latencies else None,
         },
-        "cpu_ms_per_submission": {
-            name: round(seconds * 1000 / max(1, accepted), 2) for name, seconds in cpu.items()
-        },
+        "cpu_ms_per_submission": ms_per(cpu, accepted),
         "cpu_cores_busy": round(sum(cpu.values()) / duration, 2),
         "events_in_store": stored,
         "every_201_stored_once": stored == tally.accepted_in_all,
@@ -330,48 +317,15 @@ async def measure(
         "goal": {
             "rate": GOAL_RATE,
             "p99_ms": GOAL_P99_MS,
-            "met": rate >= GOAL_RATE and p99 < GOAL_P99_MS,
+            "met": rate >= GOAL_RATE and latency["p99"] < GOAL_P99_MS,
         },
+        "machine": machine(),
     }
 
 
-# --- the stack ------------------------------------------------------------------------
-
-
-def postmaster_pid(data_dir: Path) -> int:
-    """The PostgreSQL server's pid, from its pid file."""
-    return int((data_dir / "postmaster.pid").read_text().split("\n", 1)[0])
-
-
-def child(argv: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
-    """A child process that dies with us, its output in ``log``."""
-    handle = log.open("ab")
-    return subprocess.Popen(
-        argv,
-        env=env,
-        stdout=handle,
-        stderr=subprocess.STDOUT,
-        stdin=subprocess.DEVNULL,
-        preexec_fn=die_with_parent,
-    )
-
-
-def stop(process: subprocess.Popen[bytes] | None) -> None:
-    """SIGTERM, then SIGKILL after 15 s."""
-    if process is None or process.poll() is not None:
-        return
-    process.terminate()
-    try:
-        process.wait(15)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
-
-
-def report(results: dict[str, Any]) -> str:
+def report(results: Results) -> str:
     """The figures as a short table."""
     latency = results["latency_ms"]
-    verdict = "PASS" if results["goal"]["met"] else "MISS"
     return "\n".join(
         [
             f"intake ({results['intake_processes']} process(es)): {results['clients']} "
@@ -382,12 +336,14 @@ def report(results: dict[str, Any]) -> str:
             f"  latency p99 / max     {latency['p99']:>8.1f} / {latency['max']} ms",
             "  CPU ms per 201        "
             + ", ".join(f"{k} {v:.2f}" for k, v in results["cpu_ms_per_submission"].items()),
-            f"  cores busy            {results['cpu_cores_busy']:>8.2f} of {os.cpu_count()}",
+            f"  cores busy            {results['cpu_cores_busy']:>8.2f} of "
+            f"{results['machine']['nproc']}",
             f"  OpinionSubmitted      {results['events_in_store']:>8} in the store "
             f"(one per 201: {results['every_201_stored_once']})",
             f"  relay drained after   {results['relay_drain_s_after_load']} s",
-            f"  goal >= {GOAL_RATE:.0f}/s, p99 < {GOAL_P99_MS:.0f} ms: {verdict}",
-            f"  machine: {os.cpu_count()} cores, load {os.getloadavg()[0]:.2f}",
+            f"  goal >= {GOAL_RATE:.0f}/s, p99 < {GOAL_P99_MS:.0f} ms: "
+            f"{verdict(results['goal']['met'])}",
+            f"  {machine_line(results['machine'])}",
         ]
     )
 
@@ -409,85 +365,7 @@ def main(argv: list[str] | None = None) -> int:
         "--keep", action="store_true", help="keep the working directory and its logs"
     )
     args = parser.parse_args(argv)
-    configure_logging("WARNING", "console")
-
-    def terminated(signum: int, _frame: object) -> None:
-        raise KeyboardInterrupt(f"signal {signum}")
-
-    previous = signal.signal(signal.SIGTERM, terminated)
-    workdir = Path(tempfile.mkdtemp(prefix="minqing-bench-intake-"))
-    server = EmbeddedPostgres(workdir / "pg")
-    broker = Broker(port=None, log_path=workdir / "tansu.log")
-    relay: subprocess.Popen[bytes] | None = None
-    intakes: list[subprocess.Popen[bytes]] = []
-    try:
-        step(f"starting PostgreSQL and Tansu in {workdir}")
-        admin_url = server.start()
-        broker.start()
-        ports = [free_port() for _ in range(args.processes)]
-        settings = Settings(kafka_bootstrap=broker.bootstrap)
-        url = asyncio.run(prepare(admin_url, settings))
-        env = {
-            **os.environ,
-            "MINQING_DATABASE_URL": url,
-            "MINQING_KAFKA_BOOTSTRAP": broker.bootstrap,
-            "MINQING_LOG_FORMAT": "json",
-            "MINQING_LOG_LEVEL": "WARNING",
-            "MINQING_DATABASE_POOL_MAX": "20",
-            # The load comes from one address: lift the per-address limits.
-            "MINQING_RATE_SUBMIT_PER_MINUTE": "1e9",
-            "MINQING_RATE_SUBMIT_BURST": "1000000000",
-        }
-        step("starting the relay and intake")
-        relay = child(
-            [sys.executable, "-m", "minqing.cli", "relay", "run"], env, workdir / "relay.log"
-        )
-        for n, port in enumerate(ports):
-            intakes.append(
-                child(
-                    [sys.executable, "-m", "services.intake"],
-                    {**env, "MINQING_INTAKE_PORT": str(port)},
-                    workdir / f"intake-{n}.log",
-                )
-            )
-        for port in ports:
-            wait_for_port("127.0.0.1", port, timeout=60)
-        step(f"{args.clients} clients for {args.warmup:.0f} + {args.duration:.0f} s")
-        results = asyncio.run(
-            measure(
-                ports,
-                url,
-                clients=args.clients,
-                warmup=args.warmup,
-                duration=args.duration,
-                processes={
-                    "intake": [(p.pid, False) for p in intakes],
-                    "postgres": [(postmaster_pid(workdir / "pg"), True)],
-                    "relay": [(relay.pid, False)],
-                    "broker": [(broker.pid or 0, False)],
-                    "clients": [(os.getpid(), False)],
-                },
-            )
-        )
-    except KeyboardInterrupt as exc:
-        print(f"interrupted ({exc}); cleaning up", file=sys.stderr)
-        return 130
-    finally:
-        for process in intakes:
-            stop(process)
-        stop(relay)
-        with contextlib.suppress(Exception):
-            broker.stop()
-        with contextlib.suppress(Exception):
-            server.stop()
-        if args.keep:
-            print(f"kept {workdir} (logs of intake, the relay and Tansu)", file=sys.stderr)
-        else:
-            shutil.rmtree(workdir, ignore_errors=True)
-        signal.signal(signal.SIGTERM, previous)
-    print(report(results))
-    print(json.dumps(results, ensure_ascii=False, separators=(",", ":")))
-    return 0
+    return run("intake", lambda stack: measure(stack, args), report, keep=args.keep)
 
 
 if __name__ == "__main__":

@@ -2,8 +2,9 @@
 
 Run with ``.venv/bin/python bench/routing.py``. It starts its own embedded PostgreSQL
 in a temporary directory and its own Tansu broker on a free port, migrates, and runs the
-relay and the routing service as child processes, as in production (one process each,
-the routing service importing the demo district at start-up). This process plays
+relay and the routing service as child processes, as ``minqing up`` does (one process
+each; routing told by ``MINQING_ROUTING_DISTRICT_FILES`` to import the demo district at
+start-up, as the local stack tells it). This process plays
 intake: it appends ``OpinionSubmitted`` events to the store, and it reads
 ``minqing.cases.v1`` back. Then:
 
@@ -25,7 +26,8 @@ machine they all share the same cores, and the sum says what one case costs.
 The opinions are varied (16 kinds of matter, every community and station of the demo
 district, points around them), so classification, scoring and duplicate detection do
 their real work. It prints a table and, as its last line, one JSON object, then removes
-everything it started, also on Ctrl-C or failure.
+everything it started, also on Ctrl-C, SIGTERM or failure (``--keep`` keeps the
+directory with every process's log).
 """
 
 from __future__ import annotations
@@ -37,38 +39,44 @@ import itertools
 import json
 import os
 import random
-import shutil
-import signal
-import subprocess
 import sys
-import tempfile
 import time
-import urllib.request
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
-from pathlib import Path
-from typing import Any
 
-import asyncpg
-import psutil
-from aiokafka import AIOKafkaConsumer, TopicPartition
+# bench/harness.py: what the three benchmarks share (this script's folder is on sys.path)
+from harness import (
+    Column,
+    CpuMeter,
+    LocalStack,
+    Results,
+    Table,
+    following,
+    machine,
+    machine_line,
+    ms_per,
+    own_cpu,
+    process_cpu,
+    run,
+    step,
+    summary_ms,
+    tree_cpu,
+    verdict,
+)
 
 from contracts import Actor, ActorRole, Location, OpinionSubmitted
 from contracts.envelope import Envelope, Metadata
 from contracts.topics import CASES
 from eventkit import cloudevents
-from eventkit.db import create_pool, migrate
-from eventkit.kafka import partitions_of
-from eventkit.local import Broker, EmbeddedPostgres, die_with_parent, free_port
-from eventkit.logging import configure_logging
+from eventkit.db import create_pool
+from eventkit.local import free_port
 from eventkit.store import EventStore
-from minqing.system import migration_packages
+from minqing.system import DEMO_DISTRICT_FILE
+from services.routing.district_file import load_district_file
 from services.routing.ids import case_id_for
 
-ROOT = Path(__file__).resolve().parents[1]
-DEMO_FILE = ROOT / "deploy" / "districts" / "demo.yaml"
 PREFIX = "bench."
 RUNTIME_ROLE = "minqing_runtime"
 WRITERS = 8
@@ -106,21 +114,6 @@ MATTERS = [
 DETAILS = ["已经反映过两次了", "请尽快处理", "希望代表关注", "附近居民意见很大", "", "麻烦了"]
 
 
-def percentile(values: list[float], q: float) -> float:
-    """The q-th percentile (0..100) by nearest rank; 0 for no values."""
-    if not values:
-        return 0.0
-    ordered = sorted(values)
-    rank = max(0, min(len(ordered) - 1, round(q / 100 * len(ordered) + 0.5) - 1))
-    return ordered[rank]
-
-
-def with_database(url: str, database: str) -> str:
-    """The embedded server's URL (postgresql://postgres:@/postgres?host=<dir>) for another db."""
-    head, _, query = url.partition("?")
-    return f"{head.rsplit('/', 1)[0]}/{database}" + (f"?{query}" if query else "")
-
-
 @dataclass
 class Places:
     """Where the bench's opinions come from: every community and station of the demo."""
@@ -130,9 +123,8 @@ class Places:
 
     @classmethod
     def of_demo(cls) -> Places:
-        from services.routing.district_file import load_district_file
-
-        demo = load_district_file(DEMO_FILE)
+        """The demo district's, from the file the routing service imports."""
+        demo = load_district_file(DEMO_DISTRICT_FILE)
         places = cls()
         for street in demo.streets:
             for c in street.communities:
@@ -168,39 +160,6 @@ def opinion(rng: random.Random, places: Places, n: int) -> OpinionSubmitted:
     )
 
 
-class Children:
-    """The relay and the routing service as child processes."""
-
-    def __init__(self, workdir: Path) -> None:
-        self.workdir = workdir
-        self.processes: list[subprocess.Popen[bytes]] = []
-
-    def start(self, name: str, argv: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
-        log = open(self.workdir / f"{name}.log", "ab")  # noqa: SIM115 - kept for the child
-        process = subprocess.Popen(
-            argv,
-            cwd=ROOT,
-            env={**os.environ, **env},
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            preexec_fn=die_with_parent,
-        )
-        self.processes.append(process)
-        return process
-
-    def stop(self) -> None:
-        for process in reversed(self.processes):
-            if process.poll() is None:
-                process.send_signal(signal.SIGTERM)
-        for process in self.processes:
-            try:
-                process.wait(15)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
-
-
 @dataclass
 class Arrivals:
     """When each case's CaseAssigned arrived from the cases topic."""
@@ -212,18 +171,7 @@ class Arrivals:
 
 async def follow(bootstrap: str, topic: str, arrivals: Arrivals, ready: asyncio.Event) -> None:
     """Read the cases topic from the start, noting each CaseAssigned's arrival."""
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap, enable_auto_commit=False, fetch_max_wait_ms=20
-    )
-    await consumer.start()
-    try:
-        parts: list[int] = []
-        while not parts:
-            parts = await partitions_of(bootstrap, topic)
-            await asyncio.sleep(0.1)
-        assigned = [TopicPartition(topic, p) for p in parts]
-        consumer.assign(assigned)
-        await consumer.seek_to_beginning(*assigned)
+    async with following(bootstrap, topic, fetch_max_wait_ms=20) as consumer:
         ready.set()
         while True:
             batch = await consumer.getmany(timeout_ms=50, max_records=5000)
@@ -236,11 +184,11 @@ async def follow(bootstrap: str, topic: str, arrivals: Arrivals, ready: asyncio.
                         arrivals.assigned.setdefault(headers["ce_subject"], now)
             if batch:
                 arrivals.changed.set()
-    finally:
-        await consumer.stop()
 
 
-async def wait_until(predicate: Any, timeout: float, what: str, arrivals: Arrivals) -> None:
+async def wait_until(
+    predicate: Callable[[], bool], timeout: float, what: str, arrivals: Arrivals
+) -> None:
     """Wait for ``predicate()``, waking on each batch from the topic."""
     deadline = time.monotonic() + timeout
     while not predicate():
@@ -283,46 +231,34 @@ class Phase:
     """CPU time per case of each part of the system during the run."""
 
 
-class CpuMeter:
-    """CPU seconds used by each part: routing, relay, PostgreSQL, Tansu, this process."""
-
-    def __init__(self, parts: dict[str, list[int]], pg_data_dir: Path) -> None:
-        self.parts = parts
-        self.pg_data_dir = str(pg_data_dir)
-
-    def _processes(self) -> dict[str, list[psutil.Process]]:
-        found: dict[str, list[psutil.Process]] = {
-            name: [psutil.Process(pid) for pid in pids] for name, pids in self.parts.items()
-        }
-        postgres: list[psutil.Process] = []
-        for process in psutil.process_iter(["name", "cmdline"]):
-            cmdline = " ".join(process.info.get("cmdline") or [])
-            if process.info.get("name") == "postgres" and self.pg_data_dir in cmdline:
-                postgres.append(process)
-                with contextlib.suppress(psutil.Error):
-                    postgres += process.children(recursive=True)
-        found["postgresql"] = postgres
-        return found
-
-    def snapshot(self) -> dict[str, float]:
-        """Seconds of CPU (user + system) used so far by each part's processes."""
-        totals: dict[str, float] = {}
-        for name, processes in self._processes().items():
-            total = 0.0
-            for process in {p.pid: p for p in processes}.values():
-                with contextlib.suppress(psutil.Error):
-                    times = process.cpu_times()
-                    total += times.user + times.system
-            totals[name] = total
-        return totals
-
-    @staticmethod
-    def per_case(before: dict[str, float], after: dict[str, float], cases: int) -> dict[str, float]:
-        """Milliseconds of CPU per case, by part and in total."""
-        used = {k: max(0.0, after.get(k, 0.0) - before.get(k, 0.0)) for k in after}
-        result = {k: round(1000 * v / cases, 2) for k, v in used.items()}
-        result["total"] = round(sum(result.values()), 2)
-        return result
+def measured(
+    name: str,
+    streams: list[str],
+    committed: dict[str, float],
+    arrivals: Arrivals,
+    *,
+    started: float,
+    appended: float,
+    cpu_s: dict[str, float],
+) -> Phase:
+    """The figures of a run whose cases (``streams``) have all been assigned: from
+    ``started`` to the last arrival; each case's latency from its opinion's commit;
+    ``appended``: the seconds the writers took; ``cpu_s``: each part's CPU."""
+    finished = max(arrivals.assigned[s] for s in streams)
+    latency = summary_ms([arrivals.assigned[s] - committed[s] for s in streams])
+    cpu = ms_per(cpu_s, len(streams))
+    cpu["total"] = round(sum(cpu.values()), 2)
+    return Phase(
+        name=name,
+        cpu_ms_per_case=cpu,
+        opinions=len(streams),
+        seconds=round(finished - started, 2),
+        cases_per_s=round(len(streams) / (finished - started), 1),
+        p50_ms=latency["p50"],
+        p99_ms=latency["p99"],
+        max_ms=latency["max"],
+        offered_per_s=round(len(streams) / appended, 1),
+    )
 
 
 async def burst(
@@ -346,20 +282,14 @@ async def burst(
     await wait_until(
         lambda: all(s in arrivals.assigned for s in streams), 600, "burst cases", arrivals
     )
-    finished = max(arrivals.assigned[s] for s in streams)
-    used = CpuMeter.per_case(cpu, meter.snapshot(), count)
-    seconds = finished - started
-    latencies = [arrivals.assigned[s] - committed[s] for s in streams]
-    return Phase(
-        name=f"burst of {count}",
-        cpu_ms_per_case=used,
-        opinions=count,
-        seconds=round(seconds, 2),
-        cases_per_s=round(count / seconds, 1),
-        p50_ms=round(1000 * percentile(latencies, 50), 1),
-        p99_ms=round(1000 * percentile(latencies, 99), 1),
-        max_ms=round(1000 * max(latencies), 1),
-        offered_per_s=round(count / appended, 1),
+    return measured(
+        f"burst of {count}",
+        streams,
+        committed,
+        arrivals,
+        started=started,
+        appended=appended,
+        cpu_s=meter.spent(cpu),
     )
 
 
@@ -393,59 +323,36 @@ async def paced(
     await wait_until(
         lambda: all(s in arrivals.assigned for s in streams), 300, "paced cases", arrivals
     )
-    finished = max(arrivals.assigned[s] for s in streams)
-    used = CpuMeter.per_case(cpu, meter.snapshot(), count)
-    latencies = [arrivals.assigned[s] - committed[s] for s in streams]
-    return Phase(
-        name=f"paced at {rate:g}/s for {duration:g} s",
-        cpu_ms_per_case=used,
-        opinions=count,
-        seconds=round(finished - start, 2),
-        cases_per_s=round(count / (finished - start), 1),
-        p50_ms=round(1000 * percentile(latencies, 50), 1),
-        p99_ms=round(1000 * percentile(latencies, 99), 1),
-        max_ms=round(1000 * max(latencies), 1),
-        offered_per_s=round(count / appended, 1),
+    return measured(
+        f"paced at {rate:g}/s for {duration:g} s",
+        streams,
+        committed,
+        arrivals,
+        started=start,
+        appended=appended,
+        cpu_s=meter.spent(cpu),
     )
 
 
-def wait_ready(port: int, process: subprocess.Popen[bytes], timeout: float = 90) -> None:
-    """Block until the routing service answers /readyz (its consumer has started)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError("the routing service exited; see routing.log")
-        url = f"http://127.0.0.1:{port}/readyz"
-        with contextlib.suppress(OSError), urllib.request.urlopen(url, timeout=2) as response:
-            if response.status == 200:
-                return
-        time.sleep(0.2)
-    raise TimeoutError("the routing service did not become ready")
-
-
-async def run(
-    admin_url: str, broker: Broker, workdir: Path, args: argparse.Namespace
-) -> dict[str, Any]:
-    """Every measurement; returns the JSON-ready results."""
-    bootstrap = broker.bootstrap
-    conn = await asyncpg.connect(admin_url)
-    try:
-        await conn.execute("CREATE DATABASE bench_routing")
-    finally:
-        await conn.close()
-    url = with_database(admin_url, "bench_routing")
-    await migrate(url, migration_packages())
-    env = {
-        "MINQING_DATABASE_URL": url,
-        "MINQING_KAFKA_BOOTSTRAP": bootstrap,
-        "MINQING_TOPIC_PREFIX": PREFIX,
-        "MINQING_KAFKA_PARTITIONS": str(args.partitions),
-        "MINQING_LOG_LEVEL": "WARNING",
-        "MINQING_LOG_FORMAT": "json",
-        "MINQING_RELAY_POLL_INTERVAL": "0.2",
+async def measure(stack: LocalStack, args: argparse.Namespace) -> Results:
+    """Start the relay and routing on the stack, as ``minqing up`` does; play intake."""
+    url = await stack.create_database("bench_routing")
+    env = stack.environment(
+        url,
+        {
+            "MINQING_TOPIC_PREFIX": PREFIX,
+            "MINQING_KAFKA_PARTITIONS": str(args.partitions),
+            "MINQING_RELAY_POLL_INTERVAL": "0.2",
+        },
+    )
+    routing_env = {
+        **env,
+        # The opinions are the demo district's: routing must import exactly that file.
+        "MINQING_ROUTING_DISTRICT_FILES": json.dumps([str(DEMO_DISTRICT_FILE)]),
+        "MINQING_ROUTING_CONSUMER_WORKERS": str(args.workers),
+        "MINQING_DATABASE_POOL_MAX": str(max(4, 2 * args.workers + 2)),
     }
-    port = free_port()
-    children = Children(workdir)
+    wrapper = os.environ.get("BENCH_ROUTING")
     pool = await create_pool(url, role=RUNTIME_ROLE, min_size=WRITERS, max_size=WRITERS + 2)
     store = EventStore(pool)
     arrivals = Arrivals()
@@ -453,35 +360,32 @@ async def run(
     reader_ready = asyncio.Event()
     reader: asyncio.Task[None] | None = None
     try:
-        relay = children.start("relay", [sys.executable, "-m", "minqing.cli", "relay", "run"], env)
-        routing_env = {
-            **env,
-            "MINQING_ROUTING_PORT": str(port),
-            "MINQING_ROUTING_DISTRICT_FILES": json.dumps([str(DEMO_FILE)]),
-            "MINQING_ROUTING_CONSUMER_WORKERS": str(args.workers),
-            "MINQING_DATABASE_POOL_MAX": str(max(4, 2 * args.workers + 2)),
-        }
-        processes = [
-            children.start(
+        step("starting the relay and routing")
+        relay = stack.start_relay(env)
+        ports = [free_port() for _ in range(args.processes)]
+        routings = [
+            stack.start_service(
                 f"routing{i}",
-                [sys.executable, *os.environ.get("BENCH_ROUTING", "-m services.routing").split()],
-                {**routing_env, "MINQING_ROUTING_PORT": str(port + i)},
+                "services.routing",
+                {**routing_env, "MINQING_ROUTING_PORT": str(port)},
+                argv=wrapper.split() if wrapper else None,
             )
-            for i in range(args.processes)
+            for i, port in enumerate(ports)
         ]
-        for i, process in enumerate(processes):
-            await asyncio.to_thread(wait_ready, port + i, process)
-        assert broker.pid is not None
+        for routing, port in zip(routings, ports, strict=True):
+            await routing.ready(port)
         meter = CpuMeter(
             {
-                "routing": [p.pid for p in processes],
-                "relay": [relay.pid],
-                "tansu": [broker.pid],
-                "bench": [os.getpid()],
-            },
-            workdir / "pg",
+                "routing": [process_cpu(routing.pid) for routing in routings],
+                "relay": [process_cpu(relay.pid)],
+                "tansu": [process_cpu(stack.broker_pid)],
+                "bench": [own_cpu],
+                "postgresql": [tree_cpu(stack.postmaster_pid)],
+            }
         )
-        reader = asyncio.create_task(follow(bootstrap, PREFIX + CASES, arrivals, reader_ready))
+        reader = asyncio.create_task(
+            follow(stack.bootstrap, PREFIX + CASES, arrivals, reader_ready)
+        )
         await asyncio.wait_for(reader_ready.wait(), 60)
         # Warm up until every consumer of the group has its partitions: a few opinions
         # spread over the partitions, all assigned.
@@ -492,10 +396,10 @@ async def run(
         await wait_until(
             lambda: all(stream_of(e) in arrivals.assigned for e in warm), 120, "warm-up", arrivals
         )
-        print("... warm", file=sys.stderr, flush=True)
+        step(f"warm; a burst of {args.burst}")
         phases = {"burst": await burst(store, arrivals, places, args.burst, meter)}
-        print("... burst done", file=sys.stderr, flush=True)
         rate = args.rate or max(10.0, round(phases["burst"].cases_per_s / 2, -1))
+        step(f"burst done; paced at {rate:g}/s")
         phases["paced"] = await paced(store, arrivals, places, rate, args.duration, meter)
         cases = await pool.fetchval("SELECT count(*) FROM routing.cases")
         queues = {
@@ -509,12 +413,12 @@ async def run(
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await reader
         await pool.close()
-        children.stop()
+        stack.stop_children()
     burst_phase, paced_phase = phases["burst"], phases["paced"]
     return {
         "benchmark": "minqing-routing",
         "when": datetime.now(UTC).isoformat(timespec="seconds"),
-        "machine": {"nproc": os.cpu_count(), "load_at_end": os.getloadavg()},
+        "machine": machine(),
         "routing_processes": args.processes,
         "consumer_workers_per_process": args.workers,
         "partitions": args.partitions,
@@ -529,23 +433,39 @@ async def run(
     }
 
 
-def report(results: dict[str, Any]) -> str:
+TABLE = Table(
+    Column("run", 28),
+    Column("opinions", 8),
+    Column("offered/s", 10, ".0f"),
+    Column("cases/s", 8, ".0f"),
+    Column("p50 ms", 8, ".1f"),
+    Column("p99 ms", 8, ".1f"),
+    Column("max ms", 8, ".1f"),
+)
+
+
+def report(results: Results) -> str:
     """The results as a readable table."""
     lines = [
         f"Minqing routing benchmark, {results['when']}",
-        f"machine: {results['machine']['nproc']} CPUs; "
-        f"load at end {results['machine']['load_at_end']}",
+        machine_line(results["machine"]),
         f"routing: {results['routing_processes']} process(es) x "
         f"{results['consumer_workers_per_process']} consumer worker(s); "
         f"{results['partitions']} partitions",
         "",
-        f"{'run':<28} {'opinions':>8} {'offered/s':>10} {'cases/s':>8} {'p50 ms':>8} "
-        f"{'p99 ms':>8} {'max ms':>8}",
+        TABLE.header(),
     ]
     for p in results["phases"].values():
         lines.append(
-            f"{p['name']:<28} {p['opinions']:>8} {p['offered_per_s']:>10.0f} "
-            f"{p['cases_per_s']:>8.0f} {p['p50_ms']:>8.1f} {p['p99_ms']:>8.1f} {p['max_ms']:>8.1f}"
+            TABLE.row(
+                p["name"],
+                p["opinions"],
+                p["offered_per_s"],
+                p["cases_per_s"],
+                p["p50_ms"],
+                p["p99_ms"],
+                p["max_ms"],
+            )
         )
     lines.append("")
     lines.append("CPU ms per case (all parts of the system on this machine):")
@@ -556,31 +476,15 @@ def report(results: dict[str, Any]) -> str:
     lines += [
         "",
         f"cases: {results['cases_in_store']} ({results['queues']}), links {results['links']}",
-        f"goal >= 500 cases/s (burst): {'PASS' if g['at_least_500_cases_per_s'] else 'MISS'}",
-        f"goal p99 < 500 ms (paced): {'PASS' if g['p99_under_500_ms'] else 'MISS'}",
+        f"goal >= 500 cases/s (burst): {verdict(g['at_least_500_cases_per_s'])}",
+        f"goal p99 < 500 ms (paced): {verdict(g['p99_under_500_ms'])}",
     ]
     return "\n".join(lines)
 
 
-@contextlib.contextmanager
-def local_parts(workdir: Path) -> Iterator[tuple[str, Broker]]:
-    """PostgreSQL and Tansu for the run, stopped and removed afterwards."""
-    server = EmbeddedPostgres(workdir / "pg")
-    broker = Broker(port=None, log_path=workdir / "tansu.log")
-    try:
-        admin_url = server.start()
-        broker.start()
-        yield admin_url, broker
-    finally:
-        with contextlib.suppress(Exception):
-            broker.stop()
-        with contextlib.suppress(Exception):
-            server.stop()
-
-
 def main(argv: list[str] | None = None) -> int:
     """Start PostgreSQL and the broker, measure, print, clean up."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--burst", type=int, default=6000, help="opinions in the burst")
     parser.add_argument(
         "--rate", type=float, default=None, help="opinions/s when paced (default: half the burst's)"
@@ -591,26 +495,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--partitions", type=int, default=6)
     parser.add_argument("--keep", action="store_true", help="keep the work directory (logs)")
     args = parser.parse_args(argv)
-    configure_logging("WARNING", "console")
-
-    def terminated(signum: int, _frame: object) -> None:
-        raise KeyboardInterrupt(f"signal {signum}")
-
-    signal.signal(signal.SIGTERM, terminated)
-    workdir = Path(tempfile.mkdtemp(prefix="minqing-bench-routing-"))
-    try:
-        print(f"... starting PostgreSQL and Tansu in {workdir}", file=sys.stderr, flush=True)
-        with local_parts(workdir) as (admin_url, broker):
-            results = asyncio.run(run(admin_url, broker, workdir, args))
-    except KeyboardInterrupt:
-        print("interrupted; cleaning up", file=sys.stderr)
-        return 130
-    finally:
-        if not args.keep:
-            shutil.rmtree(workdir, ignore_errors=True)
-    print(report(results))
-    print(json.dumps(results, ensure_ascii=False, separators=(",", ":")))
-    return 0
+    return run("routing", lambda stack: measure(stack, args), report, keep=args.keep)
 
 
 if __name__ == "__main__":
