@@ -7,6 +7,7 @@ of each event. Served by every service at ``/asyncapi``.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, Union
 
 from faststream.kafka import KafkaBroker
@@ -18,8 +19,22 @@ from eventkit.consumer import Consumer
 from eventkit.settings import Settings
 
 
+@dataclass(frozen=True)
+class ExtraTopic:
+    """A topic a service publishes to by itself, not through the relay."""
+
+    topic: str
+    description: str
+    schemas: tuple[type[Any], ...]
+
+
 def asyncapi_document(
-    service: str, settings: Settings, consumers: list[Consumer], version: str = "1"
+    service: str,
+    settings: Settings,
+    consumers: list[Consumer],
+    version: str = "1",
+    *,
+    extra: tuple[ExtraTopic, ...] = (),
 ) -> dict[str, Any]:
     """The AsyncAPI 3.0 document of ``service`` as a JSON-ready dict."""
     broker = KafkaBroker(settings.kafka_bootstrap)
@@ -41,6 +56,15 @@ def asyncapi_document(
                 + ", ".join(m.event_type for m in models)
             ),
             schema=schema,
+        )
+    for topic_spec in extra:
+        kinds = topic_spec.schemas
+        extra_schema: Any = kinds[0] if len(kinds) == 1 else Union[kinds]  # noqa: UP007
+        broker.publisher(
+            topic_spec.topic,
+            title=f"{service}:{topic_spec.topic}",
+            description=topic_spec.description,
+            schema=extra_schema,
         )
     spec = AsyncAPI(broker, title=f"Minqing {service}", version=version).to_specification()
     document: dict[str, Any] = spec.to_jsonable()

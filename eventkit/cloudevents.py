@@ -83,6 +83,21 @@ def encode(envelope: Envelope) -> tuple[bytes, bytes, Headers]:
     return envelope.stream_id.encode(), value, headers
 
 
+def structured(envelope: Envelope) -> dict[str, Any]:
+    """The event as a CloudEvents 1.0 structured-mode JSON object (for webhooks): the same
+    attributes and extensions as the Kafka binary mode, with the data inside."""
+    if envelope.stream_version is None:
+        raise ValueError("only stored events (with a stream version) are sent")
+    _, value, headers = encode(envelope)
+    event: dict[str, Any] = {}
+    for name, raw in headers:
+        if name.startswith("ce_"):
+            event[name[3:]] = raw.decode()
+    event["datacontenttype"] = CONTENT_TYPE
+    event["data"] = json.loads(value)
+    return event
+
+
 def header_map(headers: Sequence[tuple[str, bytes | None]] | None) -> dict[str, str]:
     """Headers as a dict of text (the last value of a repeated header wins)."""
     return {k: (v or b"").decode("utf-8", "replace") for k, v in headers or ()}

@@ -264,8 +264,12 @@ class Consumer:
         """Apply one event behind the version gate; return False when it was a duplicate.
 
         Events of the stream that were never applied before this one are read from the
-        store and applied first, in the same transaction.
+        store and applied first, in the same transaction. An event no handler wants is
+        left alone (False), as when it arrives from Kafka.
         """
+        if envelope.event_type not in self._routes:
+            self.stats.ignored += 1
+            return False
         async with self._pool.acquire() as conn, conn.transaction():
             applied = await self._apply_in(conn, envelope, topic, offset)
         self._committed([envelope] if applied else [], duplicates=0 if applied else 1)

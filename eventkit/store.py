@@ -161,22 +161,7 @@ class EventStore:
         caller's transaction (so that an effect and its events commit together);
         otherwise it commits on its own and is retried on an ordering conflict.
         """
-        if not events:
-            raise ValueError("nothing to append")
-        districts = {e.district_id for e in events}
-        if len(districts) != 1 or any(e.stream_id != stream_id for e in events):
-            raise ValueError("all events of one append share the stream and the district")
-        args = (
-            stream_id,
-            expected_version,
-            events[0].district_id,
-            [e.event_id for e in events],
-            [e.event_type for e in events],
-            [e.schema_version for e in events],
-            [e.data for e in events],
-            [e.metadata.model_dump(exclude_none=True) for e in events],
-            [e.occurred_at for e in events],
-        )
+        args = _append_args(stream_id, events, expected_version)
         if conn is not None:
             return await self._append(conn, args, expected_version)
         attempt = 0
@@ -190,14 +175,31 @@ class EventStore:
                     raise
                 await asyncio.sleep(0.001 * attempt)
 
+    async def append_batch(
+        self, appends: Sequence[tuple[str, Sequence[Envelope], int]], *, conn: Conn
+    ) -> None:
+        """Append to several streams in one round trip, in the caller's transaction: each
+        ``(stream_id, events, expected_version)`` as :meth:`append` would, all or none.
+
+        For writers of many small streams at once (one notification, one stream): the
+        appends are pipelined, so a batch costs the server's work, not a round trip each.
+        Re-appending stored events is a no-op as with :meth:`append`; which of the
+        appends failed is not told, so a caller retries the batch or falls back to
+        :meth:`append` one by one.
+        """
+        if not appends:
+            return
+        rows = [
+            _append_args(stream_id, events, expected) for stream_id, events, expected in appends
+        ]
+        try:
+            await conn.executemany(_APPEND, rows)
+        except asyncpg.PostgresError as exc:
+            raise _translate(exc, "(batch)", ANY_VERSION) from exc
+
     async def _append(self, conn: Conn, args: tuple[Any, ...], expected: int) -> AppendResult:
         try:
-            row = await conn.fetchrow(
-                "SELECT new_version, duplicate FROM eventstore.append("
-                "$1, $2, $3, $4::uuid[], $5::text[], $6::int[], $7::jsonb[], $8::jsonb[],"
-                " $9::timestamptz[])",
-                *args,
-            )
+            row = await conn.fetchrow(_APPEND, *args)
         except asyncpg.PostgresError as exc:
             raise _translate(exc, args[0], expected) from exc
         assert row is not None
@@ -345,6 +347,33 @@ async def retrying(
                 raise
             await asyncio.sleep(backoff * number)
     raise AssertionError("unreachable")  # pragma: no cover
+
+
+_APPEND = (
+    "SELECT new_version, duplicate FROM eventstore.append("
+    "$1, $2, $3, $4::uuid[], $5::text[], $6::int[], $7::jsonb[], $8::jsonb[], $9::timestamptz[])"
+)
+
+
+def _append_args(
+    stream_id: str, events: Sequence[Envelope], expected_version: int
+) -> tuple[Any, ...]:
+    if not events:
+        raise ValueError("nothing to append")
+    districts = {e.district_id for e in events}
+    if len(districts) != 1 or any(e.stream_id != stream_id for e in events):
+        raise ValueError("all events of one append share the stream and the district")
+    return (
+        stream_id,
+        expected_version,
+        events[0].district_id,
+        [e.event_id for e in events],
+        [e.event_type for e in events],
+        [e.schema_version for e in events],
+        [e.data for e in events],
+        [e.metadata.model_dump(exclude_none=True) for e in events],
+        [e.occurred_at for e in events],
+    )
 
 
 def _translate(exc: asyncpg.PostgresError, stream_id: str, expected: int) -> Exception:

@@ -74,6 +74,18 @@ def down(settings: Settings) -> None:
         click.echo("本地系统未在运行 / the local stack is not running")
 
 
+@main.command()
+def sink() -> None:
+    """本地发件箱 / Take and show what notification sends (development only).
+
+    SMTP on ``MINQING_SINK_SMTP_PORT`` (1025) and HTTP on ``MINQING_SINK_HTTP_PORT`` (8025)
+    of ``MINQING_SINK_HOST`` (127.0.0.1); ``minqing up`` runs one.
+    """
+    from minqing.sink import main as run_sink
+
+    run_sink()
+
+
 @main.group()
 def db() -> None:
     """数据库 / The database."""

@@ -61,6 +61,7 @@ from minqing.system import (
     existing_services,
     local_stack_environment,
     migration_packages,
+    sink_ports,
 )
 
 EXTERNAL_KAFKA_ENV = "MINQING_EXTERNAL_KAFKA"
@@ -514,6 +515,9 @@ class _Stack:
                     say(f"  {spec.name:<13} http://127.0.0.1:{spec.effective_port()}/")
             if not services:
                 say("  (还没有服务 / no services yet)")
+            if any(spec.name == "notification" for spec in services):
+                _, http = sink_ports(dict(os.environ))
+                say(f"  {'outbox':<13} http://127.0.0.1:{http}/  (本地发件箱 / what was sent)")
             say(f"  {'database':<13} {database_label}")
             say(f"  {'broker':<13} {broker_label}")
             say(f"  {'logs':<13} {self.data_dir / 'logs'}")
@@ -539,6 +543,17 @@ class _Stack:
                     f"端口 {service_port} 已被占用 / port {service_port} ({spec.name}) is taken: "
                     f"another `minqing up`? Move the service with {spec.port_variable}=<port>."
                 )
+        if any(spec.name == "notification" for spec in services):
+            for port, variable in zip(
+                sink_ports(dict(os.environ)),
+                ("MINQING_SINK_SMTP_PORT", "MINQING_SINK_HTTP_PORT"),
+                strict=True,
+            ):
+                if port_in_use("127.0.0.1", port):
+                    raise _StartupError(
+                        f"端口 {port} 已被占用 / port {port} (the local outbox) is taken: "
+                        f"another `minqing up`? Move it with {variable}=<port>."
+                    )
 
     def _migrate(self, database_url: str) -> None:
         from eventkit.db import migrate
@@ -562,6 +577,8 @@ class _Stack:
             "PYTHONUNBUFFERED": "1",
         }
         commands = [("relay", [sys.executable, "-m", "minqing.cli", "relay", "run"])]
+        if any(spec.name == "notification" for spec in services):
+            commands.append(("sink", [sys.executable, "-m", "minqing.cli", "sink"]))
         commands += [(spec.name, [sys.executable, "-m", spec.module]) for spec in services]
         for index, (name, argv) in enumerate(commands):
             self.children.append(

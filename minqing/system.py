@@ -31,16 +31,43 @@ class ServiceSpec:
         return int(value) if value and value.isdigit() else self.port
 
 
-DEMO_DISTRICT_FILE = Path(__file__).resolve().parents[1] / "deploy" / "districts" / "demo.yaml"
+DISTRICTS = Path(__file__).resolve().parents[1] / "deploy" / "districts"
+DEMO_DISTRICT_FILE = DISTRICTS / "demo.yaml"
 """The demo district 示范区, which the local stack asks routing to import."""
+DEMO_CONTACTS_FILE = DISTRICTS / "demo-contacts.yaml"
+"""The demo district's contact book, which the local stack asks notification to import."""
+
+SINK_SMTP_PORT = 1025
+SINK_HTTP_PORT = 8025
+
+
+def sink_ports(environ: dict[str, str]) -> tuple[int, int]:
+    """The local sink's SMTP and HTTP ports (``MINQING_SINK_SMTP_PORT``/``_HTTP_PORT``)."""
+    smtp = environ.get("MINQING_SINK_SMTP_PORT", "")
+    http = environ.get("MINQING_SINK_HTTP_PORT", "")
+    return (
+        int(smtp) if smtp.isdigit() else SINK_SMTP_PORT,
+        int(http) if http.isdigit() else SINK_HTTP_PORT,
+    )
 
 
 def local_stack_environment(environ: dict[str, str]) -> dict[str, str]:
-    """What the local stack adds to its services' environment: the demo district, unless
-    the caller named district files of their own."""
+    """What the local stack adds to its services' environment: the demo district and its
+    contact book (unless the caller named files of their own), and the local sink as the
+    mail server and SMS gateway."""
     extra: dict[str, str] = {}
     if "MINQING_ROUTING_DISTRICT_FILES" not in environ and DEMO_DISTRICT_FILE.is_file():
         extra["MINQING_ROUTING_DISTRICT_FILES"] = json.dumps([str(DEMO_DISTRICT_FILE)])
+    if "MINQING_NOTIFICATION_CONTACT_FILES" not in environ and DEMO_CONTACTS_FILE.is_file():
+        extra["MINQING_NOTIFICATION_CONTACT_FILES"] = json.dumps([str(DEMO_CONTACTS_FILE)])
+    smtp, http = sink_ports(environ)
+    extra.setdefault("MINQING_SINK_SMTP_PORT", str(smtp))
+    extra.setdefault("MINQING_SINK_HTTP_PORT", str(http))
+    if "MINQING_SMTP_HOST" not in environ:
+        extra["MINQING_SMTP_HOST"] = "127.0.0.1"
+        extra["MINQING_SMTP_PORT"] = str(smtp)
+    if "MINQING_SMS_GATEWAY_URL" not in environ:
+        extra["MINQING_SMS_GATEWAY_URL"] = f"http://127.0.0.1:{http}/sms"
     return extra
 
 

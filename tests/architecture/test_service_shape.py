@@ -30,6 +30,16 @@ PURE: dict[str, set[str]] = {
         "errors",
         "ids",
     },
+    "notification": {
+        "api_models",
+        "contact_book",
+        "errors",
+        "ids",
+        "messages",
+        "rules",
+        "signing",
+        "timing",
+    },
     "intake": {
         "errors",
         "feedback_rules",

@@ -44,9 +44,11 @@ DOCKERFILE = DEPLOY / "Dockerfile"
 DOCKERIGNORE = DEPLOY / "Dockerfile.dockerignore"
 INIT_SQL = DEPLOY / "postgres" / "init.sql"
 
-EXTRA_SETTINGS: frozenset[str] = frozenset()
-"""MINQING_* names the deploy files may use although Settings has no such field (a
-setting proposed before it exists); empty when every name is a real field."""
+EXTRA_SETTINGS: frozenset[str] = frozenset(
+    {"MINQING_SINK_HOST", "MINQING_SINK_SMTP_PORT", "MINQING_SINK_HTTP_PORT"}
+)
+"""MINQING_* names the deploy files may use although no settings class has such a field:
+the development outbox's own (``minqing/sink.py`` reads them itself)."""
 
 RUNTIME_ROLE = "minqing_runtime"
 APP_LOGIN = "minqing_app"
@@ -270,14 +272,25 @@ def ignored(path: str) -> bool:
     return result
 
 
-def setting_names() -> list[str]:
-    """The environment variable of each field of the settings classes, shared and services'."""
+def service_settings() -> dict[str, type[Settings]]:
+    """Each service's settings class."""
     from services.intake.settings import IntakeSettings
+    from services.notification.settings import NotificationSettings
     from services.routing.settings import RoutingSettings
 
+    return {
+        "intake": IntakeSettings,
+        "routing": RoutingSettings,
+        "notification": NotificationSettings,
+    }
+
+
+def setting_names() -> list[str]:
+    """The environment variable of each field of the settings classes, shared and services'."""
     prefix = str(Settings.model_config.get("env_prefix", ""))
     names: dict[str, None] = {}
-    for cls in (Settings, IntakeSettings, RoutingSettings):
+    classes: list[type[Settings]] = [Settings, *service_settings().values()]
+    for cls in classes:
         names.update({(prefix + name).upper(): None for name in cls.model_fields})
     return list(names)
 
@@ -677,9 +690,6 @@ def test_k8s_holds_no_plaintext_password_outside_the_secret_template() -> None:
 
 
 def test_k8s_services_take_every_secret_setting_from_the_secret() -> None:
-    from services.intake.settings import IntakeSettings
-    from services.routing.settings import RoutingSettings
-
     prefix = str(Settings.model_config.get("env_prefix", ""))
 
     def secrets_of(cls: type[Settings]) -> set[str]:
@@ -688,10 +698,7 @@ def test_k8s_services_take_every_secret_setting_from_the_secret() -> None:
 
     shared = secrets_of(Settings)
     assert shared, "Settings has no secret field any more: drop this test"
-    own = {
-        "intake": secrets_of(IntakeSettings) - shared,
-        "routing": secrets_of(RoutingSettings) - shared,
-    }
+    own = {name: secrets_of(cls) - shared for name, cls in service_settings().items()}
     ports = {s.port for s in SERVICES}
     for _, container in containers():
         if not {p["containerPort"] for p in container.get("ports", [])} & ports:
@@ -706,16 +713,21 @@ def test_k8s_services_take_every_secret_setting_from_the_secret() -> None:
 def test_no_k8s_process_keeps_a_setting_that_points_at_loopback() -> None:
     loopback = re.compile(r"127\.0\.0\.1|localhost|\[::1\]")
     prefix = str(Settings.model_config.get("env_prefix", ""))
-    local_defaults = {
-        (prefix + name).upper()
-        for name, field in Settings.model_fields.items()
-        if isinstance(field.default, str) and loopback.search(field.default)
-    }
-    assert local_defaults, "no default points at loopback any more"
+
+    def local_defaults(cls: type[Settings]) -> set[str]:
+        return {
+            (prefix + name).upper()
+            for name, field in cls.model_fields.items()
+            if isinstance(field.default, str) and loopback.search(field.default)
+        }
+
+    assert local_defaults(Settings), "no default points at loopback any more"
+    own = service_settings()
     for workload in k8s_of_kind("Deployment"):
         for container in pod_spec(workload)["containers"]:
             env = container_env(container)
-            for setting in local_defaults:
+            cls = own.get(container["name"], Settings)
+            for setting in local_defaults(cls):
                 assert setting in env, f"{container['name']} keeps the local default {setting}"
                 assert not loopback.search(env[setting]), f"{container['name']}: {setting}"
 

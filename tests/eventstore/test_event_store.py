@@ -305,3 +305,24 @@ async def test_retrying_repeats_a_lost_race_and_gives_up_with_the_last_error() -
     with pytest.raises(ValueError, match="not a race"):
         await retrying(other_error, backoff=0)
     assert len(calls) == 1
+
+
+async def test_a_batch_appends_to_many_streams_at_once_all_or_nothing(store: EventStore) -> None:
+    streams = [f"notification-{uuid.uuid4().hex[:12]}" for _ in range(3)]
+    batch = [(s, [envelope(s)], NO_STREAM) for s in streams]
+    async with store.pool.acquire() as conn, conn.transaction():
+        await store.append_batch(batch, conn=conn)
+    assert [await store.stream_version(s) for s in streams] == [1, 1, 1]
+
+    # The same batch again is a retry: nothing new.
+    async with store.pool.acquire() as conn, conn.transaction():
+        await store.append_batch(batch, conn=conn)
+    assert [await store.stream_version(s) for s in streams] == [1, 1, 1]
+
+    # One stale expectation fails the whole batch: its new stream is not written either.
+    fresh = f"notification-{uuid.uuid4().hex[:12]}"
+    stale = [(fresh, [envelope(fresh)], NO_STREAM), (streams[0], [envelope(streams[0])], 0)]
+    with pytest.raises(ConcurrencyError):
+        async with store.pool.acquire() as conn, conn.transaction():
+            await store.append_batch(stale, conn=conn)
+    assert not await store.stream_exists(fresh)

@@ -25,16 +25,19 @@ from pathlib import Path
 from uuid import UUID, uuid4
 
 import asyncpg
+import httpx
 import psutil
 import pytest
 
 from contracts.envelope import Envelope
+from contracts.topics import NOTIFICATIONS
 from eventkit.db import create_pool
 from eventkit.local import die_with_parent, free_port, local_database_url, port_in_use
 from eventkit.settings import Settings
 from eventkit.store import EventStore
 from minqing.system import DEMO_DISTRICT_FILE, existing_services, local_stack_environment
 from services.routing.settings import RoutingSettings
+from tests.helpers import read_topic
 
 pytestmark = pytest.mark.slow
 
@@ -65,6 +68,8 @@ def env(data_dir: Path) -> dict[str, str]:
         "MINQING_KAFKA_BOOTSTRAP": f"127.0.0.1:{free_port()}",
         "MINQING_LOG_FORMAT": "json",
         **{spec.port_variable: str(free_port()) for spec in existing_services()},
+        "MINQING_SINK_SMTP_PORT": str(free_port()),
+        "MINQING_SINK_HTTP_PORT": str(free_port()),
     }
 
 
@@ -204,6 +209,35 @@ async def _event_count(url: str, event_id: UUID) -> int:
         await conn.close()
 
 
+async def _qr_submission_is_notified(env: dict[str, str]) -> None:
+    intake = f"http://127.0.0.1:{env['MINQING_INTAKE_PORT']}"
+    outbox = f"http://127.0.0.1:{env['MINQING_SINK_HTTP_PORT']}"
+    async with httpx.AsyncClient(timeout=10) as client:
+        for _ in range(100):  # intake learns the stations from the directory topic
+            answer = await client.post(
+                f"{intake}/api/v1/opinions",
+                json={
+                    "channel": "qr",
+                    "station_code": "dh_donghu",
+                    "district": "demo",
+                    "text": "小区东门的三盏路灯坏了三个多月，晚上老人出门很不方便",
+                },
+            )
+            if answer.status_code == 201:
+                break
+            await asyncio.sleep(0.3)
+        assert answer.status_code == 201, answer.text
+        records = await read_topic(
+            env["MINQING_KAFKA_BOOTSTRAP"],
+            NOTIFICATIONS,
+            until=lambda r: any(b"NotificationSent" in dict(x.headers)["ce_type"] for x in r),
+            timeout=30,
+        )
+        assert records
+        mails = (await client.get(f"{outbox}/messages.json")).json()
+    assert any(m["kind"] == "mail" and "新案件" in m["subject"] for m in mails)
+
+
 def test_up_serves_stops_cleanly_and_keeps_its_data(data_dir: Path, env: dict[str, str]) -> None:
     bootstrap = env["MINQING_KAFKA_BOOTSTRAP"]
     first = Up(env)
@@ -226,6 +260,11 @@ def test_up_serves_stops_cleanly_and_keeps_its_data(data_dir: Path, env: dict[st
         assert "up to date" in migrated.stdout
 
         event_id = asyncio.run(_append_event(url))
+
+        # A resident scans the QR code: within seconds the representative is told, the
+        # mail sits in the local outbox, and the proof is on the notifications topic.
+        first.wait_for("contact file imported")
+        asyncio.run(_qr_submission_is_notified(env))
     finally:
         code = first.stop(signal.SIGINT)
     assert code == 0, first.output()

@@ -1,0 +1,292 @@
+"""A local sink for everything the notification service sends: mail over SMTP, and the
+SMS gateway's, the WeCom and DingTalk robots' and the webhooks' requests over HTTP.
+
+``minqing up`` runs one (SMTP on 127.0.0.1:1025, HTTP on 127.0.0.1:8025) so a newcomer
+can read what the system sent at http://127.0.0.1:8025/, and the demo district's contact
+book points there. Tests and the benchmark run their own on free ports and look at
+:attr:`Sink.received`; they can make a path fail or answer slowly. Nothing here is for
+production: it accepts whatever comes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import html
+import json
+import os
+import signal
+from collections import deque
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from email import message_from_bytes, policy
+from pathlib import Path
+from typing import Any
+
+import uvicorn
+from aiosmtpd.smtp import SMTP, Envelope, Session
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, JSONResponse, Response
+from starlette.routing import Route
+
+KEEP = 500
+"""Messages the page shows (the newest)."""
+
+
+@dataclass
+class Received:
+    """One message the sink took."""
+
+    kind: str
+    """``mail``, ``sms``, ``wecom``, ``dingtalk`` or ``webhook``."""
+    path: str
+    """The HTTP path, or the mail's recipients."""
+    headers: dict[str, str]
+    body: str
+    received_at: str
+    subject: str = ""
+
+
+@dataclass
+class Behaviour:
+    """How the sink answers a path (tests set it): an HTTP status, after a delay."""
+
+    status: int = 200
+    delay: float = 0.0
+    times: int | None = None
+    """Answer so this many times, then normally again (None: always)."""
+
+
+@dataclass
+class Sink:
+    """The SMTP and HTTP receivers (see the module's note)."""
+
+    host: str = "127.0.0.1"
+    smtp_port: int = 1025
+    http_port: int = 8025
+    folder: Path | None = None
+    received: deque[Received] = field(default_factory=lambda: deque(maxlen=100_000))
+    behaviours: dict[str, Behaviour] = field(default_factory=dict)
+    mail_delay: float = 0.0
+    """Seconds the SMTP server waits before it accepts a message's data."""
+    _smtp: asyncio.AbstractServer | None = None
+    _http: uvicorn.Server | None = None
+    _http_task: asyncio.Task[None] | None = None
+    _arrived: asyncio.Condition = field(default_factory=asyncio.Condition)
+
+    async def start(self) -> None:
+        """Listen on both ports."""
+        if self.folder is not None:
+            self.folder.mkdir(parents=True, exist_ok=True)
+            self._load()
+        loop = asyncio.get_running_loop()
+        handler = _MailHandler(self)
+        self._smtp = await loop.create_server(
+            lambda: SMTP(handler, hostname="minqing-sink", enable_SMTPUTF8=True),
+            self.host,
+            self.smtp_port,
+        )
+        config = uvicorn.Config(
+            self._app(), host=self.host, port=self.http_port, log_config=None, access_log=False
+        )
+        self._http = _Server(config)
+        self._http_task = asyncio.create_task(self._http.serve())
+        while not self._http.started:
+            if self._http_task.done():
+                await self._http_task  # raises what went wrong
+            await asyncio.sleep(0.01)
+
+    async def stop(self) -> None:
+        """Stop listening."""
+        if self._http is not None and self._http_task is not None:
+            self._http.should_exit = True
+            await self._http_task
+        if self._smtp is not None:
+            self._smtp.close()
+            await self._smtp.wait_closed()
+
+    async def wait_for(
+        self, condition: Callable[[list[Received]], bool], timeout: float = 10.0
+    ) -> list[Received]:
+        """The messages, once ``condition`` holds for them (TimeoutError otherwise)."""
+        async with self._arrived:
+            await asyncio.wait_for(
+                self._arrived.wait_for(lambda: condition(list(self.received))), timeout
+            )
+        return list(self.received)
+
+    async def take(self, item: Received) -> None:
+        self.received.append(item)
+        if self.folder is not None:
+            with (self.folder / "messages.jsonl").open("a", encoding="utf-8") as out:
+                out.write(json.dumps(asdict(item), ensure_ascii=False) + "\n")
+        async with self._arrived:
+            self._arrived.notify_all()
+
+    def _load(self) -> None:
+        assert self.folder is not None
+        stored = self.folder / "messages.jsonl"
+        if stored.is_file():
+            for line in stored.read_text(encoding="utf-8").splitlines()[-KEEP:]:
+                with contextlib.suppress(ValueError, TypeError):
+                    self.received.append(Received(**json.loads(line)))
+
+    def _app(self) -> Starlette:
+        async def page(request: Request) -> Response:
+            return HTMLResponse(_page(list(self.received)[-KEEP:]))
+
+        async def listing(request: Request) -> Response:
+            return JSONResponse([asdict(r) for r in list(self.received)[-KEEP:]])
+
+        async def accept(request: Request) -> Response:
+            path = request.url.path
+            behaviour = next(
+                (b for prefix, b in self.behaviours.items() if path.startswith(prefix)), None
+            )
+            if behaviour is not None and behaviour.delay:
+                await asyncio.sleep(behaviour.delay)
+            status = behaviour.status if behaviour is not None else 200
+            if behaviour is not None and behaviour.times is not None:
+                behaviour.times -= 1
+                if behaviour.times <= 0:
+                    self.behaviours = {
+                        p: b for p, b in self.behaviours.items() if b is not behaviour
+                    }
+            body = (await request.body()).decode("utf-8", "replace")
+            if status < 300:
+                kind = path.strip("/").split("/")[0]
+                kind = path.strip("/").split("/")[1] if kind == "robot" else kind
+                subject = _subject(kind, body)
+                await self.take(Received(kind, path, dict(request.headers), body, _now(), subject))
+            if path.startswith("/robot/"):
+                return JSONResponse({"errcode": 0 if status < 300 else 1, "errmsg": "ok"}, status)
+            return JSONResponse({"ok": status < 300}, status)
+
+        return Starlette(
+            routes=[
+                Route("/", page),
+                Route("/messages.json", listing),
+                Route("/{path:path}", accept, methods=["POST"]),
+            ]
+        )
+
+
+class _Server(uvicorn.Server):
+    """uvicorn inside someone else's process: their signals stay theirs."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+class _MailHandler:
+    def __init__(self, sink: Sink) -> None:
+        self._sink = sink
+
+    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+        if self._sink.mail_delay:
+            await asyncio.sleep(self._sink.mail_delay)
+        raw = envelope.original_content or b""
+        mail = message_from_bytes(raw, policy=policy.default)
+        body = mail.get_body(preferencelist=("plain",))
+        text = body.get_content() if body is not None else ""
+        headers = {k: str(v) for k, v in mail.items()}
+        item = Received(
+            "mail", ", ".join(envelope.rcpt_tos), headers, text, _now(), str(mail["Subject"] or "")
+        )
+        await self._sink.take(item)
+        if self._sink.folder is not None:
+            name = f"{item.received_at.replace(':', '')}-{len(self._sink.received)}.eml"
+            (self._sink.folder / name).write_bytes(raw)
+        return "250 Message accepted for delivery"
+
+
+def _subject(kind: str, body: str) -> str:
+    try:
+        data: Any = json.loads(body)
+    except ValueError:
+        return ""
+    if not isinstance(data, dict):
+        return ""
+    if kind == "sms":
+        return str(data.get("text", "")).split("\n", 1)[0]
+    if kind in ("wecom", "dingtalk"):
+        return str(data.get("text", {}).get("content", "")).split("\n", 1)[0]
+    return str(data.get("subject") or data.get("type") or "")
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds")
+
+
+_KIND = {
+    "mail": "邮件 / mail",
+    "sms": "短信 / SMS",
+    "wecom": "企业微信 / WeCom",
+    "dingtalk": "钉钉 / DingTalk",
+    "webhook": "回调 / webhook",
+}
+
+
+def _page(messages: list[Received]) -> str:
+    rows = "\n".join(
+        "<tr><td>{time}</td><td>{kind}</td><td>{to}</td><td><details><summary>{subject}"
+        "</summary><pre>{body}</pre></details></td></tr>".format(
+            time=html.escape(m.received_at[:19].replace("T", " ")),
+            kind=html.escape(_KIND.get(m.kind, m.kind)),
+            to=html.escape(m.path),
+            subject=html.escape(m.subject or "(无主题 / no subject)"),
+            body=html.escape(m.body),
+        )
+        for m in reversed(messages)
+    )
+    return f"""<!doctype html><html lang="zh-CN"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>本地发件箱 / Local outbox</title>
+<style>body{{font-family:"Noto Sans CJK SC",sans-serif;margin:1.5rem;color:#222}}
+table{{border-collapse:collapse;width:100%}}td,th{{border-bottom:1px solid #ddd;padding:.4rem;
+text-align:left;vertical-align:top}}pre{{white-space:pre-wrap;margin:.5rem 0}}
+.muted{{color:#666}}</style></head><body>
+<h1>本地发件箱 <span class="muted">/ Local outbox</span></h1>
+<p class="muted">民情在本机发出的邮件、短信、机器人消息和回调（仅供开发）。最新的在前。<br>
+What Minqing sent on this machine: mail, SMS, robot messages, webhooks (development only).
+Newest first.</p>
+<table><thead><tr><th>时间 / time (UTC)</th><th>渠道 / channel</th><th>收件 / to</th>
+<th>内容 / message</th></tr></thead><tbody>
+{rows or '<tr><td colspan="4">尚无消息 / nothing yet</td></tr>'}
+</tbody></table></body></html>"""
+
+
+async def serve(sink: Sink, stop: asyncio.Event) -> None:
+    """Run ``sink`` until ``stop`` is set."""
+    await sink.start()
+    try:
+        await stop.wait()
+    finally:
+        await sink.stop()
+
+
+def main() -> None:
+    """``python -m minqing.sink``: the sink of the local stack, until SIGINT or SIGTERM."""
+    folder = Path(os.environ.get("MINQING_DATA_DIR", ".minqing")) / "sink"
+    sink = Sink(
+        host=os.environ.get("MINQING_SINK_HOST", "127.0.0.1"),
+        smtp_port=int(os.environ.get("MINQING_SINK_SMTP_PORT", "1025")),
+        http_port=int(os.environ.get("MINQING_SINK_HTTP_PORT", "8025")),
+        folder=folder,
+    )
+
+    async def run() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        await serve(sink, stop)
+
+    asyncio.run(run())
+
+
+if __name__ == "__main__":
+    main()

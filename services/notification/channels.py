@@ -1,0 +1,294 @@
+"""The channels, each behind one small interface: email (SMTP), SMS through an HTTP
+gateway, WeCom and DingTalk group robots, and webhooks (staff endpoints and outside
+subscribers).
+
+A channel sends one :class:`Outgoing` and says how it went: :class:`Delivered`,
+:class:`Retry` (a passing failure: the network, a 5xx, a 429) or :class:`Refused` (for
+good: a 4xx, a bad address, a robot's error code). Every request carries the delivery's
+stable id so a receiver can drop a repeat: ``Idempotency-Key`` on HTTP, ``Message-ID`` on
+mail.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime
+from email.message import EmailMessage
+from email.utils import formatdate
+from typing import Any, Protocol
+
+import aiosmtplib
+import httpx
+
+from services.notification.messages import Message
+from services.notification.signing import dingtalk_url, signed_headers
+
+
+@dataclass(frozen=True)
+class Delivered:
+    """The channel accepted the message."""
+
+    detail: str = ""
+
+
+@dataclass(frozen=True)
+class Retry:
+    """It did not go, and may go later."""
+
+    reason: str
+
+
+@dataclass(frozen=True)
+class Refused:
+    """It cannot go: trying again would fail the same way."""
+
+    reason: str
+
+
+Outcome = Delivered | Retry | Refused
+
+
+@dataclass(frozen=True)
+class Outgoing:
+    """One message to one address on one channel."""
+
+    delivery_id: uuid.UUID
+    message: Message
+    at: datetime
+    """When it is sent (the service's clock): the signatures' timestamp, the mail's date."""
+    address: str
+    """An e-mail address, a mobile number, a robot's or an endpoint's URL."""
+    mention: str | None = None
+    """A robot's user to @-mention."""
+    secrets: tuple[str, ...] = ()
+    """Signing secrets (webhooks, the DingTalk robot)."""
+    document: dict[str, Any] | None = None
+    """For a subscriber: the CloudEvent to POST instead of a message."""
+    extra: dict[str, str] = field(default_factory=dict)
+
+
+class Channel(Protocol):
+    """Sends one message; never raises for what the receiver did."""
+
+    async def send(self, outgoing: Outgoing) -> Outcome: ...
+
+    async def close(self) -> None: ...
+
+
+def _http_outcome(response: httpx.Response) -> Outcome:
+    if response.is_success:
+        return Delivered(f"HTTP {response.status_code}")
+    reason = f"HTTP {response.status_code}: {response.text[:200]}"
+    if response.status_code in (408, 425, 429) or response.status_code >= 500:
+        return Retry(reason)
+    return Refused(reason)
+
+
+class HttpChannel:
+    """What the HTTP channels share: one client (pooled connections), a timeout."""
+
+    def __init__(self, timeout: float, client: httpx.AsyncClient | None = None) -> None:
+        self._client = client or httpx.AsyncClient(
+            timeout=timeout, limits=httpx.Limits(max_connections=64, max_keepalive_connections=32)
+        )
+
+    async def post(self, url: str, body: bytes, headers: dict[str, str]) -> Outcome:
+        try:
+            response = await self._client.post(url, content=body, headers=headers)
+        except httpx.HTTPError as exc:
+            return Retry(f"{type(exc).__name__}: {exc}"[:300])
+        return _http_outcome(response)
+
+    async def close(self) -> None:
+        await self._client.aclose()
+
+
+def _json(value: Any) -> bytes:
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode()
+
+
+class SmsGateway(HttpChannel):
+    """SMS through the district's gateway: ``POST {"id", "to", "text"}``, signed with the
+    gateway key; the gateway answers 2xx once it has taken the message."""
+
+    def __init__(self, url: str | None, key: str, timeout: float) -> None:
+        super().__init__(timeout)
+        self._url = url
+        self._key = key
+
+    async def send(self, outgoing: Outgoing) -> Outcome:
+        if not self._url:
+            return Refused("no SMS gateway is configured (MINQING_SMS_GATEWAY_URL)")
+        body = _json(
+            {"id": str(outgoing.delivery_id), "to": outgoing.address, "text": outgoing.message.text}
+        )
+        headers = {
+            "Content-Type": "application/json",
+            "Idempotency-Key": str(outgoing.delivery_id),
+            **signed_headers([self._key], int(outgoing.at.timestamp()), body),
+        }
+        return await self.post(self._url, body, headers)
+
+
+class WeComRobot(HttpChannel):
+    """A WeCom (企业微信) group robot: ``{"msgtype": "text", "text": {"content",
+    "mentioned_list"}}``; the robot answers ``errcode`` 0 when it posted."""
+
+    async def send(self, outgoing: Outgoing) -> Outcome:
+        text: dict[str, Any] = {"content": outgoing.message.text}
+        if outgoing.mention:
+            text["mentioned_list"] = [outgoing.mention]
+        body = _json({"msgtype": "text", "text": text})
+        return await self._robot(outgoing.address, body, outgoing)
+
+    async def _robot(self, url: str, body: bytes, outgoing: Outgoing) -> Outcome:
+        try:
+            response = await self._client.post(
+                url,
+                content=body,
+                headers={
+                    "Content-Type": "application/json",
+                    "Idempotency-Key": str(outgoing.delivery_id),
+                },
+            )
+        except httpx.HTTPError as exc:
+            return Retry(f"{type(exc).__name__}: {exc}"[:300])
+        outcome = _http_outcome(response)
+        if not isinstance(outcome, Delivered):
+            return outcome
+        try:
+            answer = response.json()
+        except ValueError:
+            return Refused(f"the robot's answer is not JSON: {response.text[:200]}")
+        code = answer.get("errcode", 0) if isinstance(answer, dict) else 0
+        if code == 0:
+            return Delivered("errcode 0")
+        # 45009 and 130101: the robot's rate limit (20 messages a minute): later.
+        reason = f"errcode {code}: {answer.get('errmsg', '')}"[:300]
+        return Retry(reason) if code in (45009, 130101) else Refused(reason)
+
+
+class DingTalkRobot(WeComRobot):
+    """A DingTalk (钉钉) group robot: ``{"msgtype": "text", "text": {"content"}, "at":
+    {"atUserIds"}}``, the address signed with the robot's secret when it has one."""
+
+    async def send(self, outgoing: Outgoing) -> Outcome:
+        payload: dict[str, Any] = {"msgtype": "text", "text": {"content": outgoing.message.text}}
+        if outgoing.mention:
+            payload["at"] = {"atUserIds": [outgoing.mention]}
+        url = dingtalk_url(
+            outgoing.address,
+            outgoing.secrets[0] if outgoing.secrets else None,
+            int(outgoing.at.timestamp() * 1000),
+        )
+        return await self._robot(url, _json(payload), outgoing)
+
+
+class Webhook(HttpChannel):
+    """A webhook: a staff endpoint (the message as JSON) or an outside subscriber (the
+    CloudEvent, structured mode), signed with the receiver's secrets."""
+
+    async def send(self, outgoing: Outgoing) -> Outcome:
+        if outgoing.document is not None:
+            body = _json(outgoing.document)
+            content_type = "application/cloudevents+json; charset=utf-8"
+        else:
+            body = _json(
+                {
+                    "id": str(outgoing.delivery_id),
+                    "subject": outgoing.message.subject,
+                    "body": outgoing.message.body,
+                    **outgoing.extra,
+                }
+            )
+            content_type = "application/json"
+        headers = {"Content-Type": content_type, "Idempotency-Key": str(outgoing.delivery_id)}
+        if outgoing.secrets:
+            headers.update(signed_headers(outgoing.secrets, int(outgoing.at.timestamp()), body))
+        return await self.post(outgoing.address, body, headers)
+
+
+@dataclass
+class SmtpSettings:
+    host: str
+    port: int
+    username: str | None
+    password: str | None
+    starttls: bool
+    sender: str
+    timeout: float
+    connections: int = 4
+
+
+class Email:
+    """E-mail over SMTP, on a few connections kept open (one message at a time each)."""
+
+    def __init__(self, settings: SmtpSettings) -> None:
+        self._settings = settings
+        self._idle: asyncio.Queue[aiosmtplib.SMTP] = asyncio.Queue()
+        self._slots = asyncio.Semaphore(settings.connections)
+
+    async def send(self, outgoing: Outgoing) -> Outcome:
+        mail = EmailMessage()
+        mail["From"] = self._settings.sender
+        mail["To"] = outgoing.address
+        mail["Subject"] = outgoing.message.subject
+        mail["Date"] = formatdate(outgoing.at.timestamp())
+        # The stable id: a receiver (or a mailbox) that sees it twice keeps one.
+        mail["Message-ID"] = f"<{outgoing.delivery_id}@minqing>"
+        mail.set_content(outgoing.message.body)
+        async with self._slots:
+            smtp = await self._connection()
+            if isinstance(smtp, Retry):
+                return smtp
+            try:
+                await smtp.send_message(mail)
+            except aiosmtplib.SMTPRecipientsRefused as exc:
+                await self._release(smtp)
+                return Refused(f"recipient refused: {exc}"[:300])
+            except aiosmtplib.SMTPResponseException as exc:
+                await self._release(smtp)
+                reason = f"SMTP {exc.code}: {exc.message}"[:300]
+                return Refused(reason) if 500 <= exc.code < 600 else Retry(reason)
+            except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
+                await _quietly_close(smtp)
+                return Retry(f"{type(exc).__name__}: {exc}"[:300])
+            await self._release(smtp)
+            return Delivered("SMTP 250")
+
+    async def _connection(self) -> aiosmtplib.SMTP | Retry:
+        while not self._idle.empty():
+            smtp = self._idle.get_nowait()
+            if smtp.is_connected:
+                return smtp
+        s = self._settings
+        smtp = aiosmtplib.SMTP(
+            hostname=s.host, port=s.port, timeout=s.timeout, start_tls=s.starttls
+        )
+        try:
+            await smtp.connect()
+            if s.username and s.password:
+                await smtp.login(s.username, s.password)
+        except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
+            await _quietly_close(smtp)
+            return Retry(f"cannot reach the mail server: {type(exc).__name__}: {exc}"[:300])
+        return smtp
+
+    async def _release(self, smtp: aiosmtplib.SMTP) -> None:
+        if smtp.is_connected:
+            self._idle.put_nowait(smtp)
+
+    async def close(self) -> None:
+        while not self._idle.empty():
+            await _quietly_close(self._idle.get_nowait())
+
+
+async def _quietly_close(smtp: aiosmtplib.SMTP) -> None:
+    try:
+        if smtp.is_connected:
+            await smtp.quit()
+    except (aiosmtplib.SMTPException, OSError, TimeoutError):
+        smtp.close()

@@ -1,0 +1,339 @@
+"""The sender: works the outbox after the consumer's commit.
+
+It claims due deliveries (never more than ``sender_concurrency`` in flight, nor more than
+``sender_per_recipient`` to one recipient, so a slow subscriber cannot hold up the
+others), finds the address and renders the message at send time (a resident's phone is
+opened with their key only now, so a forgotten resident cannot be contacted), sends, and
+records each outcome with its ``NotificationSent`` or ``NotificationFailed`` in one
+transaction. A passing failure waits with exponential backoff and jitter; after
+``delivery_max_attempts`` it is recorded as failed. Deliveries a dead sender left claimed
+become ``unknown`` (see :mod:`services.notification.outbox`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import uuid
+from collections import Counter
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from typing import Any
+
+import asyncpg
+
+from contracts.base import Actor, ActorRole
+from contracts.envelope import Envelope, Metadata
+from contracts.notifications import NotificationFailed, NotificationSent
+from eventkit.clock import Clock
+from eventkit.logging import get_logger
+from eventkit.privacy import PersonalDataVault
+from eventkit.store import NO_STREAM, EventStore
+from services.notification import outbox
+from services.notification.channels import (
+    Channel,
+    Delivered,
+    Outcome,
+    Outgoing,
+    Refused,
+    Retry,
+)
+from services.notification.ids import notification_stream, outcome_event_id
+from services.notification.messages import Message
+from services.notification.metrics import DELIVERIES, OUTCOMES, export_depth
+from services.notification.naming import Names, message_context
+from services.notification.outbox import Delivery, Finished
+from services.notification.settings import NotificationSettings
+from services.notification.subscriptions import FAR_FUTURE
+from services.notification.timing import backoff
+
+log = get_logger(__name__)
+
+SYSTEM = Actor(id="notification", role=ActorRole.SYSTEM)
+
+
+class Sender:
+    """Sends what the outbox holds (see the module's note)."""
+
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        store: EventStore,
+        vault: PersonalDataVault,
+        channels: dict[str, Channel],
+        settings: NotificationSettings,
+        clock: Clock,
+        *,
+        name: str | None = None,
+    ) -> None:
+        self._pool = pool
+        self._store = store
+        self._vault = vault
+        self._channels = channels
+        self._settings = settings
+        self._clock = clock
+        self.name = name or f"sender-{uuid.uuid4().hex[:12]}"
+        self._names = Names(pool, settings.public_base_url)
+        self._inflight: dict[uuid.UUID, asyncio.Task[Finished]] = {}
+        self._per_recipient: Counter[str] = Counter()
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Send until ``stop`` is set, then let what is in flight finish."""
+        housekeeping = asyncio.create_task(self._housekeep(stop))
+        try:
+            while not stop.is_set():
+                started = await self._claim_and_start()
+                done = await self._collect(wait=not started and bool(self._inflight))
+                if not started and not done:
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(stop.wait(), self._settings.sender_poll_interval)
+        finally:
+            if self._inflight:
+                await asyncio.wait(self._inflight.values(), timeout=self._settings.delivery_timeout)
+            await self._collect(wait=False)
+            housekeeping.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await housekeeping
+
+    async def send_due(self) -> int:
+        """Send everything due now, wait for it, record it; returns how many ended (for the
+        CLI and tests, which drive the sender step by step)."""
+        ended = 0
+        while True:
+            started = await self._claim_and_start()
+            if not started and not self._inflight:
+                return ended
+            if self._inflight:
+                await asyncio.wait(self._inflight.values())
+            ended += await self._collect(wait=False)
+
+    async def _claim_and_start(self) -> int:
+        room = self._settings.sender_concurrency - len(self._inflight)
+        if room <= 0:
+            return 0
+        full = [
+            r for r, n in self._per_recipient.items() if n >= self._settings.sender_per_recipient
+        ]
+        claimed = await outbox.claim(self._pool, self._clock(), room, self.name, full)
+        if not claimed:
+            return 0
+        await self._names.prepare(claimed)
+        started = 0
+        for delivery in claimed:
+            if self._per_recipient[delivery.recipient] >= self._settings.sender_per_recipient:
+                # Over the recipient's share within this very batch: back to the queue.
+                self._inflight[delivery.delivery_id] = asyncio.create_task(
+                    _later(delivery, self._clock(), "waiting for the recipient's other sends")
+                )
+                continue
+            self._per_recipient[delivery.recipient] += 1
+            self._inflight[delivery.delivery_id] = asyncio.create_task(self._send(delivery))
+            started += 1
+        return started
+
+    async def _collect(self, *, wait: bool) -> int:
+        if wait and self._inflight:
+            await asyncio.wait(
+                self._inflight.values(),
+                timeout=self._settings.sender_poll_interval,
+                return_when=asyncio.FIRST_COMPLETED,
+            )
+        done = [d for d, t in self._inflight.items() if t.done()]
+        finished = []
+        for delivery_id in done:
+            task = self._inflight.pop(delivery_id)
+            result = task.result()
+            self._per_recipient[result.delivery.recipient] -= 1
+            if self._per_recipient[result.delivery.recipient] <= 0:
+                del self._per_recipient[result.delivery.recipient]
+            finished.append(result)
+        if finished:
+            await self.record(finished)
+        return len(finished)
+
+    async def _send(self, delivery: Delivery) -> Finished:
+        now = self._clock()
+        try:
+            prepared = await self._outgoing(delivery, now)
+            if isinstance(prepared, Outgoing):
+                channel = self._channels[delivery.channel]
+                outcome: Outcome = await asyncio.wait_for(
+                    channel.send(prepared), self._settings.delivery_timeout
+                )
+            else:
+                outcome = prepared
+        except TimeoutError:
+            outcome = Retry(f"no answer within {self._settings.delivery_timeout:g} s")
+        except Exception as exc:
+            log.exception("send failed unexpectedly", delivery_id=str(delivery.delivery_id))
+            outcome = Retry(f"{type(exc).__name__}: {exc}"[:300])
+        return self._finished(delivery, outcome, self._clock())
+
+    async def _outgoing(self, delivery: Delivery, now: datetime) -> Outgoing | Outcome:
+        """The message and its address; an :data:`Outcome` when it cannot go (now)."""
+        if delivery.recipient_kind == "subscriber":
+            subscription = self._names.subscription(delivery.recipient)
+            if subscription is None or subscription.status == "deleted":
+                return Refused("the subscription was deleted")
+            if subscription.status == "paused":
+                return Retry("paused")
+            return Outgoing(
+                delivery.delivery_id,
+                _EMPTY,
+                now,
+                subscription.url,
+                secrets=tuple(subscription.secrets_at(now)),
+                document=delivery.context["cloudevent"],
+            )
+        context = message_context(delivery, self._names)
+        if delivery.recipient_kind == "resident":
+            return await self._to_resident(delivery, context, now)
+        contact = self._names.contact(delivery.district_id, delivery.recipient)
+        if contact is None or not contact.active:
+            return Refused(f"no contact on file for staff {delivery.recipient}")
+        address = {
+            "email": contact.email,
+            "sms": contact.mobile,
+            "wecom": str(contact.wecom_robot) if contact.wecom_robot else None,
+            "dingtalk": str(contact.dingtalk_robot) if contact.dingtalk_robot else None,
+            "webhook": str(contact.webhook_url) if contact.webhook_url else None,
+        }[delivery.channel]
+        if not address:
+            return Refused(f"no {delivery.channel} address on file for staff {delivery.recipient}")
+        context["recipient_name"] = contact.name or self._names.person(
+            delivery.district_id, delivery.recipient
+        )
+        message = await self._names.render(delivery, context)
+        return Outgoing(
+            delivery.delivery_id,
+            message,
+            now,
+            address,
+            mention=contact.wecom_user if delivery.channel == "wecom" else contact.dingtalk_user,
+            secrets=(contact.dingtalk_secret,) if contact.dingtalk_secret else (),
+            extra={"case_id": delivery.case_id or "", "rule": delivery.rule},
+        )
+
+    async def _to_resident(
+        self, delivery: Delivery, context: dict[str, Any], now: datetime
+    ) -> Outgoing | Outcome:
+        sealed = self._names.resident(delivery.opinion_id)
+        if sealed is None or sealed.subject_id != delivery.recipient:
+            return Retry("the opinion has not reached this service yet")
+        opened = await self._vault.open(
+            sealed.subject_id,
+            {"phone": sealed.phone_ciphertext, "tracking_code": sealed.tracking_code_ciphertext},
+        )
+        if opened is None:
+            return Refused(
+                "居民的个人信息已按其要求删除，无法联系 / the resident's personal data was "
+                "erased at their request: they cannot be contacted"
+            )
+        phone, code = opened.get("phone"), opened.get("tracking_code")
+        if not phone or not code:
+            return Refused("the resident left no phone number")
+        base = self._settings.public_base_url.rstrip("/")
+        context.update(
+            tracking_code=f"{code[:4]}-{code[4:8]}-{code[8:]}" if len(code) == 12 else code,
+            tracking_url=f"{base}/t/{code}",
+            rating_url=f"{base}/t/{code}#feedback",
+        )
+        message = await self._names.render(delivery, context)
+        return Outgoing(delivery.delivery_id, message, now, phone)
+
+    def _finished(self, delivery: Delivery, outcome: Outcome, now: datetime) -> Finished:
+        OUTCOMES.labels(delivery.channel, type(outcome).__name__.lower()).inc()
+        if isinstance(outcome, Delivered):
+            return Finished(delivery, "sent", finished_at=now)
+        if isinstance(outcome, Retry) and outcome.reason == "paused":
+            return Finished(delivery, "pending", "paused", retry_at=FAR_FUTURE)
+        if isinstance(outcome, Retry) and delivery.attempts < self._settings.delivery_max_attempts:
+            wait = backoff(delivery.attempts, self._settings.delivery_backoff)
+            return Finished(delivery, "pending", outcome.reason, retry_at=now + wait)
+        return Finished(delivery, "failed", outcome.reason, finished_at=now)
+
+    async def record(self, finished: Sequence[Finished]) -> None:
+        """Record outcomes, with the event of each ended delivery, in one transaction."""
+        async with self._pool.acquire() as conn, conn.transaction():
+            kept = await outbox.finish(conn, finished, self.name)
+            appends = [
+                (notification_stream(f.delivery.delivery_id), [_outcome_event(f)], NO_STREAM)
+                for f in kept
+                if f.status in ("sent", "failed")
+            ]
+            await self._store.append_batch(appends, conn=conn)
+        for f in kept:
+            if f.status in ("sent", "failed"):
+                DELIVERIES.labels(f.delivery.channel, f.status).inc()
+            if f.status == "failed":
+                log.warning(
+                    "delivery failed",
+                    delivery_id=str(f.delivery.delivery_id),
+                    channel=f.delivery.channel,
+                    rule=f.delivery.rule,
+                    error=f.error,
+                )
+
+    async def reconcile(self, district_id: str, delivery_id: uuid.UUID, outcome: str) -> bool:
+        """Settle an ``unknown`` delivery as an operator established (see
+        :func:`services.notification.outbox.reconcile`); records ``NotificationSent`` or
+        ``NotificationFailed`` for a settled one. False when there is no such delivery."""
+        now = self._clock()
+        async with self._pool.acquire() as conn, conn.transaction():
+            delivery = await outbox.reconcile(conn, district_id, delivery_id, outcome, now)
+            if delivery is None:
+                return False
+            if outcome in ("sent", "failed"):
+                error = "reconciled by an operator: failed" if outcome == "failed" else None
+                settled = Finished(delivery, outcome, error, finished_at=now)
+                await self._store.append_batch(
+                    [(notification_stream(delivery_id), [_outcome_event(settled)], NO_STREAM)],
+                    conn=conn,
+                )
+        log.info("delivery reconciled", delivery_id=str(delivery_id), outcome=outcome)
+        return True
+
+    async def _housekeep(self, stop: asyncio.Event) -> None:
+        lease = timedelta(seconds=2 * self._settings.delivery_timeout)
+        while not stop.is_set():
+            try:
+                lost = await outbox.mark_unknown(self._pool, lease)
+                if lost:
+                    log.warning("deliveries left mid-send by a stopped sender", count=lost)
+                await export_depth(self._pool, self._clock())
+            except Exception as exc:  # noqa: BLE001 - housekeeping tries again next time
+                log.error("outbox housekeeping failed", error=repr(exc))
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), 1.0)
+
+
+async def _later(delivery: Delivery, now: datetime, why: str) -> Finished:
+    return Finished(delivery, "pending", why, retry_at=now)
+
+
+def _outcome_event(f: Finished) -> Envelope:
+    d = f.delivery
+    common: dict[str, Any] = {
+        "district_id": d.district_id,
+        "occurred_at": f.finished_at,
+        "actor": SYSTEM,
+        "notification_id": d.delivery_id.hex,
+        "source_event_id": d.source_event_id,
+        "recipient": d.recipient,
+        "channel": d.channel,
+        "template": d.template,
+        "case_id": d.case_id,
+        "opinion_id": d.opinion_id,
+        "attempts": d.attempts,
+    }
+    event: NotificationSent | NotificationFailed
+    if f.status == "sent":
+        event = NotificationSent(**common)
+    else:
+        event = NotificationFailed(**common, error=(f.error or "failed")[:1000])
+    metadata = Metadata(causation_id=str(d.source_event_id))
+    return Envelope.wrap(event, metadata, event_id=outcome_event_id(d.delivery_id, d.attempts))
+
+
+_EMPTY = Message("", "")
+"""A subscriber's delivery carries the CloudEvent, not a message."""
