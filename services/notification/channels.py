@@ -16,8 +16,9 @@ import json
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
-from email.message import EmailMessage
-from email.utils import formatdate
+from email.header import Header
+from email.mime.text import MIMEText
+from email.utils import formataddr, formatdate, parseaddr
 from typing import Any, Protocol
 
 import aiosmtplib
@@ -228,24 +229,26 @@ class Email:
 
     def __init__(self, settings: SmtpSettings) -> None:
         self._settings = settings
+        self._from = parseaddr(settings.sender)
         self._idle: asyncio.Queue[aiosmtplib.SMTP] = asyncio.Queue()
         self._slots = asyncio.Semaphore(settings.connections)
 
     async def send(self, outgoing: Outgoing) -> Outcome:
-        mail = EmailMessage()
-        mail["From"] = self._settings.sender
+        # The plain MIME classes: an order of magnitude cheaper than EmailMessage's header
+        # parsing, for the same message.
+        mail = MIMEText(outgoing.message.body, "plain", "utf-8")
+        mail["From"] = formataddr(self._from, charset="utf-8")
         mail["To"] = outgoing.address
-        mail["Subject"] = outgoing.message.subject
+        mail["Subject"] = Header(outgoing.message.subject, "utf-8").encode()
         mail["Date"] = formatdate(outgoing.at.timestamp())
         # The stable id: a receiver (or a mailbox) that sees it twice keeps one.
         mail["Message-ID"] = f"<{outgoing.delivery_id}@minqing>"
-        mail.set_content(outgoing.message.body)
         async with self._slots:
             smtp = await self._connection()
             if isinstance(smtp, Retry):
                 return smtp
             try:
-                await smtp.send_message(mail)
+                await smtp.sendmail(self._from[1], [outgoing.address], mail.as_bytes())
             except aiosmtplib.SMTPRecipientsRefused as exc:
                 await self._release(smtp)
                 return Refused(f"recipient refused: {exc}"[:300])

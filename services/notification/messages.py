@@ -11,10 +11,11 @@ from __future__ import annotations
 import importlib.resources
 from collections.abc import Mapping
 from dataclasses import dataclass
-from functools import cache
+from functools import cache, lru_cache
 from typing import Any
 
 from jinja2 import StrictUndefined, TemplateError
+from jinja2 import Template as JinjaTemplate
 from jinja2.sandbox import SandboxedEnvironment
 
 from services.notification.errors import InvalidTemplate, UnknownRule
@@ -85,12 +86,18 @@ def default_template(name: str) -> Template:
     return Template.parse(files.joinpath(f"{name}.txt").read_text(encoding="utf-8"))
 
 
+@lru_cache(maxsize=1024)
+def _compiled(source: str) -> JinjaTemplate:
+    """A template's source compiled once (compiling costs far more than rendering)."""
+    return _ENV.from_string(source)
+
+
 def render(template: Template, context: Mapping[str, Any]) -> Message:
     """The message ``template`` makes of ``context``; :class:`InvalidTemplate` when it uses
     a name the context lacks or anything the sandbox forbids."""
     try:
-        subject = _ENV.from_string(template.subject).render(context)
-        body = _ENV.from_string(template.body).render(context)
+        subject = _compiled(template.subject).render(context)
+        body = _compiled(template.body).render(context)
     except TemplateError as exc:
         raise InvalidTemplate(str(exc)) from exc
     return Message(" ".join(subject.split()), body.strip())
