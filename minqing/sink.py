@@ -230,15 +230,32 @@ _KIND = {
 }
 
 
+def _readable(m: Received) -> tuple[str, str]:
+    """Whom a message went to and what it said, as a person reads them."""
+    try:
+        data: Any = json.loads(m.body) if m.kind != "mail" else None
+    except ValueError:
+        data = None
+    if not isinstance(data, dict):
+        return m.path, m.body
+    if m.kind == "sms":
+        return str(data.get("to", m.path)), str(data.get("text", m.body))
+    if m.kind in ("wecom", "dingtalk"):
+        text = data.get("text", {}).get("content", m.body)
+        who = data.get("text", {}).get("mentioned_list") or data.get("at", {}).get("atUserIds")
+        return f"{m.path}" + (f" @{', '.join(who)}" if who else ""), str(text)
+    return m.path, json.dumps(data, ensure_ascii=False, indent=2)
+
+
 def _page(messages: list[Received]) -> str:
     rows = "\n".join(
         "<tr><td>{time}</td><td>{kind}</td><td>{to}</td><td><details><summary>{subject}"
         "</summary><pre>{body}</pre></details></td></tr>".format(
             time=html.escape(m.received_at[:19].replace("T", " ")),
             kind=html.escape(_KIND.get(m.kind, m.kind)),
-            to=html.escape(m.path),
+            to=html.escape(_readable(m)[0]),
             subject=html.escape(m.subject or "(无主题 / no subject)"),
-            body=html.escape(m.body),
+            body=html.escape(_readable(m)[1]),
         )
         for m in reversed(messages)
     )

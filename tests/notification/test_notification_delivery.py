@@ -8,6 +8,7 @@ import json
 import re
 from datetime import datetime, timedelta
 
+import httpx
 import pytest
 
 from contracts import REGISTRY
@@ -93,6 +94,11 @@ async def test_an_assigned_case_is_mailed_to_its_representative_once_whatever_is
     assert (sent["case_id"], sent["opinion_id"], sent["recipient"]) == (case_id, opinion_id, "r017")
     assert sent["channel"] == "email"
     assert await statuses(demo) == [("case_assigned", "r017", "email", "sent")]
+    # A newcomer reads it in the local outbox.
+    async with httpx.AsyncClient() as client:
+        page = await client.get(f"http://127.0.0.1:{sink.http_port}/")
+    assert "本地发件箱" in page.text
+    assert case_id in page.text
 
 
 async def test_a_resident_who_agreed_gets_the_answer_by_sms_with_their_own_tracking_link(
