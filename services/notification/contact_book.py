@@ -11,10 +11,10 @@ from collections import Counter
 from collections.abc import Sequence
 from typing import Annotated, Literal
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, HttpUrl, StringConstraints, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, HttpUrl, StringConstraints
 
 from contracts.base import DistrictId, Identifier
+from eventkit.documents import parse_yaml
 from services.notification.errors import InvalidContactFile
 
 Channel = Literal["email", "sms", "wecom", "dingtalk", "webhook"]
@@ -88,18 +88,7 @@ class ContactFile(BaseModel):
 
 def parse_contact_file(text: str, *, source: str = "<text>") -> ContactFile:
     """A contact book from YAML text; :class:`InvalidContactFile` listing every problem."""
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise InvalidContactFile([f"{source}: YAML 格式错误 / invalid YAML: {exc}"]) from exc
-    if not isinstance(data, dict):
-        raise InvalidContactFile([f"{source}: 顶层须为映射 / the top level must be a mapping"])
-    try:
-        book = ContactFile.model_validate(data)
-    except ValidationError as exc:
-        raise InvalidContactFile(
-            [f"{source}: {'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()]
-        ) from exc
+    book = parse_yaml(text, ContactFile, source=source, refuse=InvalidContactFile)
     counts = Counter(c.staff_id for c in book.contacts)
     twice = sorted(staff for staff, n in counts.items() if n > 1)
     if twice:

@@ -14,8 +14,7 @@ from datetime import date, time
 from pathlib import Path
 from typing import Annotated
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from contracts.base import DistrictId, Identifier, LatLong
 from contracts.directory import (
@@ -29,6 +28,7 @@ from contracts.directory import (
     StationKind,
     TaxonomyCategory,
 )
+from eventkit.documents import parse_yaml
 from eventkit.refusals import InvalidInput
 
 Name = Annotated[str, StringConstraints(min_length=1, max_length=100)]
@@ -195,22 +195,8 @@ class DistrictFileError(InvalidInput):
 
 
 def parse_district_file(text: str, *, source: str = "<text>") -> DistrictFile:
-    """A district file from YAML text."""
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise DistrictFileError([f"{source}: YAML 格式错误 / invalid YAML: {exc}"]) from exc
-    if not isinstance(data, dict):
-        raise DistrictFileError([f"{source}: 顶层须为映射 / the top level must be a mapping"])
-    try:
-        return DistrictFile.model_validate(data)
-    except ValidationError as exc:
-        raise DistrictFileError(
-            [
-                f"{source}: {'.'.join(str(p) for p in error['loc'])}: {error['msg']}"
-                for error in exc.errors()
-            ]
-        ) from exc
+    """A district file from YAML text; :class:`DistrictFileError` listing every problem."""
+    return parse_yaml(text, DistrictFile, source=source, refuse=DistrictFileError)
 
 
 def load_district_file(path: Path) -> DistrictFile:
