@@ -17,19 +17,15 @@ import json
 import os
 import signal
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from email import message_from_bytes, policy
 from pathlib import Path
 from typing import Any
 
-import uvicorn
+from aiohttp import web
 from aiosmtpd.smtp import SMTP, Envelope, Session
-from starlette.applications import Starlette
-from starlette.requests import Request
-from starlette.responses import HTMLResponse, JSONResponse, Response
-from starlette.routing import Route
 
 KEEP = 500
 """Messages the page shows (the newest)."""
@@ -72,8 +68,7 @@ class Sink:
     mail_delay: float = 0.0
     """Seconds the SMTP server waits before it accepts a message's data."""
     _smtp: asyncio.AbstractServer | None = None
-    _http: uvicorn.Server | None = None
-    _http_task: asyncio.Task[None] | None = None
+    _http: web.AppRunner | None = None
     _arrived: asyncio.Condition = field(default_factory=asyncio.Condition)
 
     async def start(self) -> None:
@@ -88,21 +83,18 @@ class Sink:
             self.host,
             self.smtp_port,
         )
-        config = uvicorn.Config(
-            self._app(), host=self.host, port=self.http_port, log_config=None, access_log=False
-        )
-        self._http = _Server(config)
-        self._http_task = asyncio.create_task(self._http.serve())
-        while not self._http.started:
-            if self._http_task.done():
-                await self._http_task  # raises what went wrong
-            await asyncio.sleep(0.01)
+        app = web.Application()
+        app.router.add_get("/", self._page)
+        app.router.add_get("/messages.json", self._listing)
+        app.router.add_post("/{path:.*}", self._accept)
+        self._http = web.AppRunner(app, access_log=None)
+        await self._http.setup()
+        await web.TCPSite(self._http, self.host, self.http_port).start()
 
     async def stop(self) -> None:
         """Stop listening."""
-        if self._http is not None and self._http_task is not None:
-            self._http.should_exit = True
-            await self._http_task
+        if self._http is not None:
+            await self._http.cleanup()
         if self._smtp is not None:
             self._smtp.close()
             await self._smtp.wait_closed()
@@ -133,52 +125,37 @@ class Sink:
                 with contextlib.suppress(ValueError, TypeError):
                     self.received.append(Received(**json.loads(line)))
 
-    def _app(self) -> Starlette:
-        async def page(request: Request) -> Response:
-            return HTMLResponse(_page(list(self.received)[-KEEP:]))
-
-        async def listing(request: Request) -> Response:
-            return JSONResponse([asdict(r) for r in list(self.received)[-KEEP:]])
-
-        async def accept(request: Request) -> Response:
-            path = request.url.path
-            behaviour = next(
-                (b for prefix, b in self.behaviours.items() if path.startswith(prefix)), None
-            )
-            if behaviour is not None and behaviour.delay:
-                await asyncio.sleep(behaviour.delay)
-            status = behaviour.status if behaviour is not None else 200
-            if behaviour is not None and behaviour.times is not None:
-                behaviour.times -= 1
-                if behaviour.times <= 0:
-                    self.behaviours = {
-                        p: b for p, b in self.behaviours.items() if b is not behaviour
-                    }
-            body = (await request.body()).decode("utf-8", "replace")
-            if status < 300:
-                kind = path.strip("/").split("/")[0]
-                kind = path.strip("/").split("/")[1] if kind == "robot" else kind
-                subject = _subject(kind, body)
-                await self.take(Received(kind, path, dict(request.headers), body, _now(), subject))
-            if path.startswith("/robot/"):
-                return JSONResponse({"errcode": 0 if status < 300 else 1, "errmsg": "ok"}, status)
-            return JSONResponse({"ok": status < 300}, status)
-
-        return Starlette(
-            routes=[
-                Route("/", page),
-                Route("/messages.json", listing),
-                Route("/{path:path}", accept, methods=["POST"]),
-            ]
+    async def _page(self, request: web.Request) -> web.Response:
+        return web.Response(
+            text=_page(list(self.received)[-KEEP:]), content_type="text/html", charset="utf-8"
         )
 
+    async def _listing(self, request: web.Request) -> web.Response:
+        return web.json_response([asdict(r) for r in list(self.received)[-KEEP:]])
 
-class _Server(uvicorn.Server):
-    """uvicorn inside someone else's process: their signals stay theirs."""
-
-    @contextlib.contextmanager
-    def capture_signals(self) -> Iterator[None]:
-        yield
+    async def _accept(self, request: web.Request) -> web.Response:
+        path = request.path
+        behaviour = next(
+            (b for prefix, b in self.behaviours.items() if path.startswith(prefix)), None
+        )
+        if behaviour is not None and behaviour.delay:
+            await asyncio.sleep(behaviour.delay)
+        status = behaviour.status if behaviour is not None else 200
+        if behaviour is not None and behaviour.times is not None:
+            behaviour.times -= 1
+            if behaviour.times <= 0:
+                self.behaviours = {p: b for p, b in self.behaviours.items() if b is not behaviour}
+        body = (await request.read()).decode("utf-8", "replace")
+        if status < 300:
+            parts = path.strip("/").split("/")
+            kind = parts[1] if parts[0] == "robot" and len(parts) > 1 else parts[0]
+            headers = {k.lower(): v for k, v in request.headers.items()}
+            await self.take(Received(kind, path, headers, body, _now(), _subject(kind, body)))
+        if path.startswith("/robot/"):
+            return web.json_response(
+                {"errcode": 0 if status < 300 else 1, "errmsg": "ok"}, status=status
+            )
+        return web.json_response({"ok": status < 300}, status=status)
 
 
 class _MailHandler:

@@ -23,11 +23,13 @@ from eventkit import cloudevents
 from eventkit.clock import Clock
 from eventkit.db import Conn
 from eventkit.store import EventStore
-from services.notification import contacts, overrides, projections, subscriptions
+from services.notification import contacts, overrides, projections
 from services.notification.ids import delivery_id
 from services.notification.outbox import NewDelivery
 from services.notification.outbox import plan as plan_deliveries
+from services.notification.overrides import DistrictSetup
 from services.notification.rules import (
+    RULE_EVENTS,
     CaseFacts,
     Facts,
     Planned,
@@ -64,62 +66,71 @@ class Planner:
         """An opinion: keep its resident (sealed), and send a receipt when staff took it."""
         await projections.record_opinion(conn, opinion)
         facts = Facts(event=opinion, resident=projections.resident_of(opinion))
-        await self._record(conn, envelope, facts, case=None)
+        setup = await overrides.district_setup(conn, opinion.district_id)
+        await plan_deliveries(conn, await self._planned(conn, envelope, facts, None, setup))
 
     async def on_case(self, event: CaseEvent, envelope: Envelope, conn: Conn) -> None:
         """A case event: tell whom the rules say, the subscribers, and the public feed."""
+        district = event.district_id
         if isinstance(event, CaseOpened):
             await projections.record_case(conn, event)
-        case = await projections.case_facts(conn, event.case_id)
-        station_code = event.station_code if isinstance(event, CaseAssigned) else None
-        station = await projections.station(
-            conn, event.district_id, station_code or (case.station_code if case else None)
-        )
-        facts = Facts(event=event, case=case, station=station)
-        if isinstance(event, CaseOverdue) and event.escalation_level == "street":
-            supervisors = await projections.street_supervisors(
-                conn, event.district_id, station.street_code if station else None
+        setup = await overrides.district_setup(conn, district)
+        deliveries: list[NewDelivery] = []
+        if event.event_type in RULE_EVENTS:
+            station_code = event.station_code if isinstance(event, CaseAssigned) else None
+            case, station = await projections.case_and_station(
+                conn, district, event.case_id, station_code
             )
-            facts = _with(facts, street_supervisors=supervisors)
-        if _needs_admins(event):
-            admins = await contacts.with_role(conn, event.district_id, "district_admin")
-            facts = _with(facts, district_admins=admins)
-        if event.event_type == "CaseEscalated":
-            facts = _with(facts, departments=await contacts.departments(conn, event.district_id))
-        if case is not None and event.event_type in _RESIDENT_EVENTS:
-            facts = _with(facts, resident=await self._resident(conn, case.opinion_id))
-        await self._record(conn, envelope, facts, case=case)
+            facts = await self._around(conn, Facts(event=event, case=case, station=station))
+            deliveries += await self._planned(conn, envelope, facts, case, setup)
+        else:
+            case = await projections.case_facts(conn, event.case_id)
+        deliveries += self._to_subscribers(event, envelope, case, setup)
+        await plan_deliveries(conn, deliveries)
         if not isinstance(event, CaseOpened):
             await projections.record_case(conn, event)
-        await self._subscribers(conn, event, envelope, case)
         if self._public_feed:
             await self._publish(conn, envelope, event)
 
-    async def _record(
-        self, conn: Conn, envelope: Envelope, facts: Facts, case: CaseFacts | None
-    ) -> None:
+    async def _around(self, conn: Conn, facts: Facts) -> Facts:
+        """What some rules need beyond the case and its station."""
+        event, case, station = facts.event, facts.case, facts.station
+        district = event.district_id
+        if isinstance(event, CaseOverdue) and event.escalation_level == "street":
+            supervisors = await projections.street_supervisors(
+                conn, district, station.street_code if station else None
+            )
+            facts = _with(facts, street_supervisors=supervisors)
+        if _needs_admins(event):
+            admins = await contacts.with_role(conn, district, "district_admin")
+            facts = _with(facts, district_admins=admins)
+        if event.event_type == "CaseEscalated":
+            facts = _with(facts, departments=await contacts.departments(conn, district))
+        if case is not None and event.event_type in _RESIDENT_EVENTS:
+            facts = _with(facts, resident=await self._resident(conn, case.opinion_id))
+        return facts
+
+    async def _planned(
+        self,
+        conn: Conn,
+        envelope: Envelope,
+        facts: Facts,
+        case: CaseFacts | None,
+        setup: DistrictSetup,
+    ) -> list[NewDelivery]:
         event = facts.event
         needed = staff_needed(event, facts)
         if needed:
             found = await contacts.load(conn, event.district_id, needed)
             facts = _with(facts, contacts=found)
-        settings = await overrides.rule_settings(conn, event.district_id)
-        planned = plan(facts, settings)
+        planned = plan(facts, setup.rules)
         if not planned:
-            return
-        timezone = await conn.fetchval(
-            "SELECT timezone FROM notification.districts WHERE district_id = $1",
-            event.district_id,
-        )
+            return []
         context = template_context(event, case)
         now = self._clock()
-        await plan_deliveries(
-            conn,
-            [
-                self._delivery(p, envelope, event, case, context, now, timezone or "Asia/Shanghai")
-                for p in planned
-            ],
-        )
+        return [
+            self._delivery(p, envelope, event, case, context, now, setup.timezone) for p in planned
+        ]
 
     def _delivery(
         self,
@@ -170,44 +181,41 @@ class Planner:
                 return projections.resident_of(opinion)
         return None
 
-    async def _subscribers(
-        self, conn: Conn, event: CaseEvent, envelope: Envelope, case: CaseFacts | None
-    ) -> None:
-        wanting = [
-            s
-            for s in await subscriptions.active(conn, event.district_id)
-            if s.wants(event.event_type)
-        ]
+    def _to_subscribers(
+        self,
+        event: CaseEvent,
+        envelope: Envelope,
+        case: CaseFacts | None,
+        setup: DistrictSetup,
+    ) -> list[NewDelivery]:
+        wanting = [s for s in setup.subscriptions if s.wants(event.event_type)]
         if not wanting:
-            return
+            return []
         now = self._clock()
         document = cloudevents.structured(envelope)
-        await plan_deliveries(
-            conn,
-            [
-                NewDelivery(
-                    delivery_id=delivery_id(
-                        envelope.event_id, "subscriber", s.subscription_id, "webhook"
-                    ),
-                    district_id=event.district_id,
-                    source_event_id=envelope.event_id,
-                    source_type=event.event_type,
-                    rule="subscription",
-                    recipient_kind="subscriber",
-                    recipient=s.subscription_id,
-                    channel="webhook",
-                    template="cloudevent",
-                    case_id=event.case_id,
-                    opinion_id=case.opinion_id if case else None,
-                    context={"cloudevent": document},
-                    not_before=FAR_FUTURE if s.status == "paused" else now,
-                    held="paused" if s.status == "paused" else None,
-                    created_at=now,
-                    source_committed=envelope.recorded_at,
-                )
-                for s in wanting
-            ],
-        )
+        return [
+            NewDelivery(
+                delivery_id=delivery_id(
+                    envelope.event_id, "subscriber", s.subscription_id, "webhook"
+                ),
+                district_id=event.district_id,
+                source_event_id=envelope.event_id,
+                source_type=event.event_type,
+                rule="subscription",
+                recipient_kind="subscriber",
+                recipient=s.subscription_id,
+                channel="webhook",
+                template="cloudevent",
+                case_id=event.case_id,
+                opinion_id=case.opinion_id if case else None,
+                context={"cloudevent": document},
+                not_before=FAR_FUTURE if s.status == "paused" else now,
+                held="paused" if s.status == "paused" else None,
+                created_at=now,
+                source_committed=envelope.recorded_at,
+            )
+            for s in wanting
+        ]
 
     async def _publish(self, conn: Conn, envelope: Envelope, event: CaseEvent) -> None:
         data = public_data(event.event_type, event.model_dump(mode="json"))
@@ -227,7 +235,7 @@ _RESIDENT_EVENTS = frozenset({"CaseReplied", "CaseResolved", "CaseConvertedToSug
 """Case events the resident is told of."""
 
 
-def _needs_admins(event: CaseEvent) -> bool:
+def _needs_admins(event: Event) -> bool:
     if isinstance(event, CaseOverdue):
         return event.escalation_level == "district"
     return isinstance(event, CaseAssigned) and event.station_code is None

@@ -158,11 +158,47 @@ async def resident(conn: Conn, opinion_id: str) -> ResidentFacts | None:
     )
 
 
+async def case_and_station(
+    conn: Conn, district_id: str, case_id: str, station_code: str | None
+) -> tuple[CaseFacts | None, StationFacts | None]:
+    """The case as kept before the event at hand, and the station (``station_code``, else
+    the case's), in one query."""
+    row = await conn.fetchrow(
+        """
+        SELECT c.*, s.station_code AS s_code, s.name_zh AS s_name, s.street_code AS s_street,
+               s.head_representative_id AS s_head, s.liaison_officers AS s_officers
+          FROM (SELECT 1) one
+          LEFT JOIN notification.cases c ON c.case_id = $2
+          LEFT JOIN notification.stations s
+                 ON s.district_id = $1 AND s.station_code = coalesce($3, c.station_code)
+        """,
+        district_id,
+        case_id,
+        station_code,
+    )
+    assert row is not None
+    case = _case(row) if row["case_id"] is not None else None
+    station = (
+        StationFacts(
+            code=row["s_code"],
+            name=row["s_name"],
+            street_code=row["s_street"],
+            head_representative_id=row["s_head"],
+            liaison_officers=tuple(row["s_officers"]),
+        )
+        if row["s_code"] is not None
+        else None
+    )
+    return case, station
+
+
 async def case_facts(conn: Conn, case_id: str) -> CaseFacts | None:
     """The case as kept before the event at hand."""
     row = await conn.fetchrow("SELECT * FROM notification.cases WHERE case_id = $1", case_id)
-    if row is None:
-        return None
+    return _case(row) if row is not None else None
+
+
+def _case(row: Any) -> CaseFacts:
     return CaseFacts(
         case_id=row["case_id"],
         opinion_id=row["opinion_id"],

@@ -165,6 +165,9 @@ RULES: tuple[Rule, ...] = (
 
 RULES_BY_NAME: dict[str, Rule] = {rule.name: rule for rule in RULES}
 
+RULE_EVENTS: frozenset[str] = frozenset(e for rule in RULES for e in rule.events)
+"""The event types some rule reacts to (the others only reach subscribers and the feed)."""
+
 
 @dataclass(frozen=True)
 class RuleSetting:

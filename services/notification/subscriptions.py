@@ -49,7 +49,12 @@ class Subscription:
         return not self.event_types or event_type in self.event_types
 
 
-def _subscription(row: Any) -> Subscription:
+def subscription_of(row: Any) -> Subscription:
+    """A subscription from its row (or the row as JSON, times as text)."""
+
+    def when(value: Any) -> Any:
+        return datetime.fromisoformat(value) if isinstance(value, str) else value
+
     return Subscription(
         subscription_id=row["subscription_id"],
         district_id=row["district_id"],
@@ -57,10 +62,10 @@ def _subscription(row: Any) -> Subscription:
         url=row["url"],
         event_types=tuple(row["event_types"]),
         status=row["status"],
-        created_at=row["created_at"],
+        created_at=when(row["created_at"]),
         secret=row["secret"],
         previous_secret=row["previous_secret"],
-        previous_until=row["previous_until"],
+        previous_until=when(row["previous_until"]),
     )
 
 
@@ -94,7 +99,7 @@ async def create(
         now,
         actor,
     )
-    return _subscription(row)
+    return subscription_of(row)
 
 
 async def get(conn: Conn, district_id: str, subscription_id: str) -> Subscription:
@@ -106,7 +111,7 @@ async def get(conn: Conn, district_id: str, subscription_id: str) -> Subscriptio
     )
     if row is None:
         raise SubscriptionNotFound(subscription_id)
-    return _subscription(row)
+    return subscription_of(row)
 
 
 async def by_id(conn: Conn, subscription_id: str) -> Subscription | None:
@@ -114,7 +119,7 @@ async def by_id(conn: Conn, subscription_id: str) -> Subscription | None:
     row = await conn.fetchrow(
         "SELECT * FROM notification.subscriptions WHERE subscription_id = $1", subscription_id
     )
-    return _subscription(row) if row is not None else None
+    return subscription_of(row) if row is not None else None
 
 
 async def listing(conn: Conn, district_id: str) -> list[Subscription]:
@@ -124,7 +129,7 @@ async def listing(conn: Conn, district_id: str) -> list[Subscription]:
         "ORDER BY status = 'deleted', created_at",
         district_id,
     )
-    return [_subscription(r) for r in rows]
+    return [subscription_of(r) for r in rows]
 
 
 async def active(conn: Conn, district_id: str) -> list[Subscription]:
@@ -135,7 +140,7 @@ async def active(conn: Conn, district_id: str) -> list[Subscription]:
         "WHERE district_id = $1 AND status IN ('active', 'paused')",
         district_id,
     )
-    return [_subscription(r) for r in rows]
+    return [subscription_of(r) for r in rows]
 
 
 async def set_status(
