@@ -67,6 +67,9 @@ class Sink:
     behaviours: dict[str, Behaviour] = field(default_factory=dict)
     mail_delay: float = 0.0
     """Seconds the SMTP server waits before it accepts a message's data."""
+    peak: dict[str, int] = field(default_factory=dict)
+    """The most requests to one path in flight at once (tests of the sender's fairness)."""
+    _open: dict[str, int] = field(default_factory=dict)
     _smtp: asyncio.AbstractServer | None = None
     _http: web.AppRunner | None = None
     _arrived: asyncio.Condition = field(default_factory=asyncio.Condition)
@@ -135,6 +138,14 @@ class Sink:
 
     async def _accept(self, request: web.Request) -> web.Response:
         path = request.path
+        self._open[path] = self._open.get(path, 0) + 1
+        self.peak[path] = max(self.peak.get(path, 0), self._open[path])
+        try:
+            return await self._answer(request, path)
+        finally:
+            self._open[path] -= 1
+
+    async def _answer(self, request: web.Request, path: str) -> web.Response:
         behaviour = next(
             (b for prefix, b in self.behaviours.items() if path.startswith(prefix)), None
         )

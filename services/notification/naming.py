@@ -60,6 +60,15 @@ class Names:
         self._subscriptions: dict[str, Subscription | None] = {}
         self._templates: dict[tuple[str, str], Template] = {}
 
+    @classmethod
+    async def load(
+        cls, pool: asyncpg.Pool, public_base_url: str, batch: Sequence[Delivery]
+    ) -> Names:
+        """What the deliveries of ``batch`` need, looked up in a few queries."""
+        names = cls(pool, public_base_url)
+        await names.prepare(batch)
+        return names
+
     async def prepare(self, batch: Sequence[Delivery]) -> None:
         """Look up, in a few queries, what the deliveries of ``batch`` need."""
         districts = sorted({d.district_id for d in batch})

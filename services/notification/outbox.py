@@ -11,7 +11,7 @@ becomes ``unknown``: never resent by itself, reconciled by an operator
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -102,10 +102,16 @@ async def plan(conn: Conn, deliveries: Sequence[NewDelivery]) -> int:
 
 
 async def claim(
-    pool: asyncpg.Pool, now: datetime, limit: int, sender: str, skip: Sequence[str]
+    pool: asyncpg.Pool,
+    now: datetime,
+    limit: int,
+    sender: str,
+    share: int,
+    in_flight: Mapping[str, int],
 ) -> list[Delivery]:
-    """Claim up to ``limit`` deliveries due by ``now``, oldest first, leaving out those to
-    the recipients in ``skip`` (already at their limit of sends in flight)."""
+    """Claim up to ``limit`` deliveries due by ``now``, oldest first, and at most ``share``
+    in flight per recipient counting ``in_flight`` (what this sender already sends to each):
+    one slow receiver cannot take every slot."""
     rows = await pool.fetch(
         """
         UPDATE notification.deliveries d
@@ -113,8 +119,16 @@ async def claim(
                claimed_by = $3, held = NULL
          WHERE delivery_id IN (
             SELECT delivery_id FROM notification.deliveries
-             WHERE status = 'pending' AND not_before <= $1
-               AND NOT (recipient = ANY($4::text[]))
+             WHERE delivery_id IN (
+                SELECT delivery_id FROM (
+                    SELECT delivery_id, recipient,
+                           row_number() OVER (PARTITION BY recipient ORDER BY not_before) AS n
+                      FROM (SELECT delivery_id, recipient, not_before
+                              FROM notification.deliveries
+                             WHERE status = 'pending' AND not_before <= $1
+                             ORDER BY not_before LIMIT $2 * 8) due
+                ) ranked
+                 WHERE n <= $4 - coalesce(($5::jsonb ->> recipient)::int, 0))
              ORDER BY not_before
              LIMIT $2
              FOR UPDATE SKIP LOCKED)
@@ -125,7 +139,8 @@ async def claim(
         now,
         limit,
         sender,
-        list(skip),
+        share,
+        dict(in_flight),
     )
     return [Delivery(**dict(r.items())) for r in rows]
 

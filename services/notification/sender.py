@@ -73,9 +73,9 @@ class Sender:
         self._settings = settings
         self._clock = clock
         self.name = name or f"sender-{uuid.uuid4().hex[:12]}"
-        self._names = Names(pool, settings.public_base_url)
         self._inflight: dict[uuid.UUID, asyncio.Task[Finished]] = {}
         self._per_recipient: Counter[str] = Counter()
+        self._unrecorded: list[Finished] = []
 
     async def run(self, stop: asyncio.Event) -> None:
         """Send until ``stop`` is set, then let what is in flight finish."""
@@ -111,25 +111,23 @@ class Sender:
         room = self._settings.sender_concurrency - len(self._inflight)
         if room <= 0:
             return 0
-        full = [
-            r for r, n in self._per_recipient.items() if n >= self._settings.sender_per_recipient
-        ]
-        claimed = await outbox.claim(self._pool, self._clock(), room, self.name, full)
+        claimed = await outbox.claim(
+            self._pool,
+            self._clock(),
+            room,
+            self.name,
+            self._settings.sender_per_recipient,
+            self._per_recipient,
+        )
         if not claimed:
             return 0
-        await self._names.prepare(claimed)
-        started = 0
+        # Looked up once for the batch, and only for it: a contact changed or removed
+        # meanwhile is read afresh for the next one.
+        names = await Names.load(self._pool, self._settings.public_base_url, claimed)
         for delivery in claimed:
-            if self._per_recipient[delivery.recipient] >= self._settings.sender_per_recipient:
-                # Over the recipient's share within this very batch: back to the queue.
-                self._inflight[delivery.delivery_id] = asyncio.create_task(
-                    _later(delivery, self._clock(), "waiting for the recipient's other sends")
-                )
-                continue
             self._per_recipient[delivery.recipient] += 1
-            self._inflight[delivery.delivery_id] = asyncio.create_task(self._send(delivery))
-            started += 1
-        return started
+            self._inflight[delivery.delivery_id] = asyncio.create_task(self._send(delivery, names))
+        return len(claimed)
 
     async def _collect(self, *, wait: bool) -> int:
         if wait and self._inflight:
@@ -139,22 +137,29 @@ class Sender:
                 return_when=asyncio.FIRST_COMPLETED,
             )
         done = [d for d, t in self._inflight.items() if t.done()]
-        finished = []
         for delivery_id in done:
-            task = self._inflight.pop(delivery_id)
-            result = task.result()
+            result = self._inflight.pop(delivery_id).result()
             self._per_recipient[result.delivery.recipient] -= 1
             if self._per_recipient[result.delivery.recipient] <= 0:
                 del self._per_recipient[result.delivery.recipient]
-            finished.append(result)
-        if finished:
+            self._unrecorded.append(result)
+        if not self._unrecorded:
+            return 0
+        finished, self._unrecorded = self._unrecorded, []
+        try:
             await self.record(finished)
+        except Exception as exc:  # noqa: BLE001 - what was sent is recorded on the next try
+            # The messages went; only their record did not. Keep the outcomes and try again
+            # (if this process dies first, the deliveries become unknown: not resent).
+            log.error("recording outcomes failed; will retry", error=repr(exc))
+            self._unrecorded = finished + self._unrecorded
+            return 0
         return len(finished)
 
-    async def _send(self, delivery: Delivery) -> Finished:
+    async def _send(self, delivery: Delivery, names: Names) -> Finished:
         now = self._clock()
         try:
-            prepared = await self._outgoing(delivery, now)
+            prepared = await self._outgoing(delivery, names, now)
             if isinstance(prepared, Outgoing):
                 channel = self._channels[delivery.channel]
                 outcome: Outcome = await asyncio.wait_for(
@@ -169,10 +174,12 @@ class Sender:
             outcome = Retry(f"{type(exc).__name__}: {exc}"[:300])
         return self._finished(delivery, outcome, self._clock())
 
-    async def _outgoing(self, delivery: Delivery, now: datetime) -> Outgoing | Outcome:
+    async def _outgoing(
+        self, delivery: Delivery, names: Names, now: datetime
+    ) -> Outgoing | Outcome:
         """The message and its address; an :data:`Outcome` when it cannot go (now)."""
         if delivery.recipient_kind == "subscriber":
-            subscription = self._names.subscription(delivery.recipient)
+            subscription = names.subscription(delivery.recipient)
             if subscription is None or subscription.status == "deleted":
                 return Refused("the subscription was deleted")
             if subscription.status == "paused":
@@ -185,10 +192,10 @@ class Sender:
                 secrets=tuple(subscription.secrets_at(now)),
                 document=delivery.context["cloudevent"],
             )
-        context = message_context(delivery, self._names)
+        context = message_context(delivery, names)
         if delivery.recipient_kind == "resident":
-            return await self._to_resident(delivery, context, now)
-        contact = self._names.contact(delivery.district_id, delivery.recipient)
+            return await self._to_resident(delivery, names, context, now)
+        contact = names.contact(delivery.district_id, delivery.recipient)
         if contact is None or not contact.active:
             return Refused(f"no contact on file for staff {delivery.recipient}")
         address = {
@@ -200,10 +207,10 @@ class Sender:
         }[delivery.channel]
         if not address:
             return Refused(f"no {delivery.channel} address on file for staff {delivery.recipient}")
-        context["recipient_name"] = contact.name or self._names.person(
+        context["recipient_name"] = contact.name or names.person(
             delivery.district_id, delivery.recipient
         )
-        message = await self._names.render(delivery, context)
+        message = await names.render(delivery, context)
         return Outgoing(
             delivery.delivery_id,
             message,
@@ -215,9 +222,9 @@ class Sender:
         )
 
     async def _to_resident(
-        self, delivery: Delivery, context: dict[str, Any], now: datetime
+        self, delivery: Delivery, names: Names, context: dict[str, Any], now: datetime
     ) -> Outgoing | Outcome:
-        sealed = self._names.resident(delivery.opinion_id)
+        sealed = names.resident(delivery.opinion_id)
         if sealed is None or sealed.subject_id != delivery.recipient:
             return Retry("the opinion has not reached this service yet")
         opened = await self._vault.open(
@@ -238,7 +245,7 @@ class Sender:
             tracking_url=f"{base}/t/{code}",
             rating_url=f"{base}/t/{code}#feedback",
         )
-        message = await self._names.render(delivery, context)
+        message = await names.render(delivery, context)
         return Outgoing(delivery.delivery_id, message, now, phone)
 
     def _finished(self, delivery: Delivery, outcome: Outcome, now: datetime) -> Finished:
@@ -305,10 +312,6 @@ class Sender:
                 log.error("outbox housekeeping failed", error=repr(exc))
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), 1.0)
-
-
-async def _later(delivery: Delivery, now: datetime, why: str) -> Finished:
-    return Finished(delivery, "pending", why, retry_at=now)
 
 
 def _outcome_event(f: Finished) -> Envelope:

@@ -4,6 +4,7 @@ agreed, outside subscribers signed and isolated, the public feed without persona
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 from datetime import datetime, timedelta
@@ -371,3 +372,26 @@ async def test_the_public_feed_carries_the_allowed_facts_and_no_free_text(
         "occurred_at",
     }
     assert await demo.pool.fetchval("SELECT count(*) FROM notification.public_feed") == 0
+
+
+async def test_a_slow_subscriber_gets_only_its_share_of_the_senders_and_holds_up_nobody(
+    demo: Notification, store: EventStore, sink: Sink, clock: Clock
+) -> None:
+    share = demo.settings.sender_per_recipient
+    url = f"http://127.0.0.1:{sink.http_port}/webhook/slow"
+    async with demo.pool.acquire() as conn:
+        await subscriptions.create(conn, "demo", "慢的", url, [], "a", clock())
+    sink.behaviours["/webhook/slow"] = Behaviour(delay=0.3)
+    for _ in range(4):
+        await open_case(demo, store)  # 8 events for the slow subscriber, 4 mails
+
+    stop = asyncio.Event()
+    sending = asyncio.create_task(demo.sender.run(stop))
+    mails = await sink.wait_for(lambda m: len(of("mail", m)) == 4, timeout=10)
+    hooks_when_mails_done = len(of("webhook", mails))
+    await sink.wait_for(lambda m: len(of("webhook", m)) == 8, timeout=20)
+    stop.set()
+    await sending
+
+    assert sink.peak["/webhook/slow"] <= share
+    assert hooks_when_mails_done < 8  # the mails did not wait for the slow subscriber
