@@ -412,6 +412,16 @@ class Consumer:
         )
 
 
+async def gate_positions(conn: Conn, consumer: str) -> dict[str, int]:
+    """A consumer's version gate: per stream, the last version it applied (for a rebuild
+    that must meet the live consumer where it stands)."""
+    rows = await conn.fetch(
+        "SELECT stream_id, stream_version FROM consumers.stream_positions WHERE consumer = $1",
+        consumer,
+    )
+    return {r["stream_id"]: r["stream_version"] for r in rows}
+
+
 def _describe(exc: BaseException) -> str:
     frames = traceback.format_exception_only(type(exc), exc)
     return "".join(frames).strip()

@@ -268,7 +268,10 @@ class EventStore:
         params.append(limit)
         query = (
             f"SELECT {_COLUMNS} FROM eventstore.events WHERE {' AND '.join(conditions)} "
-            f"ORDER BY transaction_id, global_position LIMIT ${len(params)}"
+            # Qualified: the bare name would be the selected bigint (the alias), which no
+            # index orders, and every read would sort everything after the checkpoint.
+            "ORDER BY eventstore.events.transaction_id, eventstore.events.global_position "
+            f"LIMIT ${len(params)}"
         )
         if conn is not None:
             rows = await conn.fetch(query, *params)

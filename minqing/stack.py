@@ -518,6 +518,12 @@ class _Stack:
             if any(spec.name == "notification" for spec in services):
                 _, http = sink_ports(dict(os.environ))
                 say(f"  {'outbox':<13} http://127.0.0.1:{http}/  (本地发件箱 / what was sent)")
+            reporting = next((spec for spec in services if spec.name == "reporting"), None)
+            if reporting is not None:
+                say(
+                    f"  {'dashboard':<13} {_dashboard_link(self.settings, reporting)}  "
+                    "(示范区管理员登录 / signed in as the demo district's admin)"
+                )
             say(f"  {'database':<13} {database_label}")
             say(f"  {'broker':<13} {broker_label}")
             say(f"  {'logs':<13} {self.data_dir / 'logs'}")
@@ -606,6 +612,18 @@ class _Stack:
             self.postgres.stop()
             _stop_postgres_for_sure(self.postgres.data_dir)
             self.postgres = None
+
+
+def _dashboard_link(settings: Settings, reporting: ServiceSpec) -> str:
+    """The demo district's dashboards, signed in as its admin (a token for the day)."""
+    from eventkit.auth import issue_token
+    from eventkit.identity import Role
+
+    token = issue_token(
+        settings, role=Role.DISTRICT_ADMIN, district_id="demo", subject="admin_demo", ttl_hours=12
+    )
+    port = reporting.effective_port()
+    return f"http://127.0.0.1:{port}/dashboard/login?token={token}"
 
 
 def run_stack(settings: Settings) -> int:

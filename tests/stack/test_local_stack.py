@@ -243,6 +243,8 @@ def test_up_serves_stops_cleanly_and_keeps_its_data(data_dir: Path, env: dict[st
     first = Up(env)
     try:
         url = wait_until_ready(first, env)
+        # A newcomer is handed the dashboards, signed in.
+        assert "/dashboard/login?token=" in first.wait_for("dashboard")
         # The local stack asks routing for the demo district.
         assert '"district": "demo"' in first.wait_for("district file imported")
         assert str(data_dir / "pg") in first.wait_for("(embedded,")

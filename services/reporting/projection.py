@@ -1,0 +1,144 @@
+"""The live projections: each event the consumer hands over, written to the live slot of
+its projection in the consumer's transaction (behind the runtime's version gate, so once
+per event).
+
+The transaction first takes a share lock on the schema's ``projections`` rows: a rebuild
+swaps a slot under the exclusive lock of those rows, so no event is ever written to a
+slot that stopped being live while it was being handled.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+from functools import cache
+from typing import Any
+
+from contracts.base import Event
+from contracts.cases import CaseEvent
+from contracts.envelope import Envelope
+from contracts.intake import FeedbackSubmitted
+from eventkit.db import Conn
+from eventkit.store import EventStore
+from services.reporting.case_facts import CaseFacts, fold_case
+from services.reporting.changes import Change, Put, directory_changes, rating_changes
+from services.reporting.metrics import EVENTS_PROJECTED, LAST_RECORDED
+from services.reporting.tables import CASE_STEPS, CASES, PROJECTION_OF, SCHEMA, Table
+
+CONSUMER_NAME = "reporting"
+"""The consumer (and its version gate) that writes the live projections."""
+
+Slots = dict[str, int]
+"""The live slot of each projection, by name."""
+
+
+async def live_slots(conn: Conn, schema: str = SCHEMA, *, lock: bool = False) -> Slots:
+    """The live slot of each projection; with ``lock``, held (shared) until the
+    transaction ends, so a swap waits for it."""
+    suffix = " FOR SHARE" if lock else ""
+    rows = await conn.fetch(f"SELECT name, slot FROM {schema}.projections{suffix}")
+    return {r["name"]: r["slot"] for r in rows}
+
+
+def slot_of(slots: Slots, table: Table) -> int:
+    """The live slot of ``table``'s projection."""
+    return slots[PROJECTION_OF[table.name]]
+
+
+@cache
+def upsert_sql(schema: str, table: Table) -> str:
+    """``INSERT … ON CONFLICT DO UPDATE`` of one row of ``table`` (slot first)."""
+    names = ("slot", *table.columns)
+    values = ", ".join(f"${i}" for i in range(1, len(names) + 1))
+    key = ", ".join(("slot", *table.key))
+    others = [c for c in table.columns if c not in table.key]
+    sets = ", ".join(f"{c} = excluded.{c}" for c in others)
+    return (
+        f"INSERT INTO {schema}.{table.name} ({', '.join(names)}) VALUES ({values}) "
+        f"ON CONFLICT ({key}) DO UPDATE SET {sets}"
+    )
+
+
+async def write_changes(conn: Conn, schema: str, slots: Slots, changes: Iterable[Change]) -> None:
+    """Write ``changes`` to the live slots of their tables."""
+    puts: dict[str, tuple[Table, list[Sequence[Any]]]] = {}
+    for change in changes:
+        slot = slot_of(slots, change.table)
+        if isinstance(change, Put):
+            puts.setdefault(change.table.name, (change.table, []))[1].append((slot, *change.row))
+            continue
+        # A patch follows the puts before it: write those first.
+        await _flush(conn, schema, puts)
+        sets = ", ".join(f"{c} = ${i}" for i, c in enumerate(change.values, start=2))
+        n = len(change.values) + 2
+        where = " AND ".join(f"{c} = ${i}" for i, c in enumerate(change.table.key, start=n))
+        await conn.execute(
+            f"UPDATE {schema}.{change.table.name} SET {sets} WHERE slot = $1 AND {where}",
+            slot,
+            *change.values.values(),
+            *change.key,
+        )
+    await _flush(conn, schema, puts)
+
+
+async def _flush(
+    conn: Conn, schema: str, puts: dict[str, tuple[Table, list[Sequence[Any]]]]
+) -> None:
+    for table, rows in puts.values():
+        await conn.executemany(upsert_sql(schema, table), rows)
+    puts.clear()
+
+
+async def load_case(conn: Conn, schema: str, slot: int, case_id: str) -> CaseFacts | None:
+    """A case's facts as its live row holds them."""
+    row = await conn.fetchrow(
+        f"SELECT {', '.join(CASES.columns)} FROM {schema}.cases WHERE slot = $1 AND case_id = $2",
+        slot,
+        case_id,
+    )
+    return CaseFacts.from_row(row) if row is not None else None
+
+
+def case_changes(
+    facts: CaseFacts | None, event: CaseEvent, at: datetime, version: int
+) -> tuple[CaseFacts, list[Change]]:
+    """The case's new facts and the rows to write for one of its events."""
+    folded, steps = fold_case(facts, event, at, version)
+    changes: list[Change] = [Put(CASES, folded.row())]
+    changes += [Put(CASE_STEPS, step.row()) for step in steps]
+    return folded, changes
+
+
+class Projector:
+    """Applies consumed events to the live projections."""
+
+    def __init__(self, store: EventStore, schema: str = SCHEMA) -> None:
+        self._store = store
+        self.schema = schema
+
+    async def apply(
+        self, conn: Conn, event: Event, envelope: Envelope, topic: str | None = None
+    ) -> None:
+        """Project ``event`` in the consumer's transaction ``conn``."""
+        version = envelope.stream_version
+        if version is None:
+            raise ValueError("only stored events are projected")
+        at = envelope.recorded_at or await self._recorded_at(conn, envelope.stream_id, version)
+        slots = await live_slots(conn, self.schema, lock=True)
+        changes: list[Change]
+        if isinstance(event, CaseEvent):
+            facts = await load_case(conn, self.schema, slot_of(slots, CASES), event.case_id)
+            _, changes = case_changes(facts, event, at, version)
+        elif isinstance(event, FeedbackSubmitted):
+            changes = rating_changes(event, at)
+        else:
+            changes = directory_changes(event, at)
+        await write_changes(conn, self.schema, slots, changes)
+        EVENTS_PROJECTED.labels(event.event_type).inc()
+        if topic is not None:
+            LAST_RECORDED.labels(topic).set(at.timestamp())
+
+    async def _recorded_at(self, conn: Conn, stream_id: str, version: int) -> datetime:
+        """When the store recorded an event whose record did not say (an older relay)."""
+        stored = await self._store.read_stream(stream_id, from_version=version, conn=conn)
+        return stored[0].recorded_at

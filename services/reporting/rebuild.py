@@ -1,0 +1,387 @@
+"""``minqing reporting rebuild``: recompute projections from the event store into their
+shadow slots, catch up with the live consumer, compare, and swap, while the live
+consumer goes on.
+
+1. **Bulk**: the shadow slots are emptied; the store is read in large batches
+   (``EventStore.read_all``) and folded in memory (:class:`services.reporting.folding.Folder`),
+   the cases' steps copied out as they come, everything else copied at the end (COPY).
+   What the live consumer has applied is its version gate: per stream, the last version
+   it handled. Events beyond the gate as it stood at the start are kept aside, not
+   folded: the live projection does not show them yet.
+2. **Catch up** without a lock: newer events are read, the gate read again, and the kept
+   events it now covers folded; the rows they changed are written.
+3. **Swap**, in one transaction: the projections' rows are locked (the consumer waits for
+   it), the gate read a last time, every event it covers folded (read from the store
+   stream by stream if the store's horizon has not released it yet), the shadow compared
+   with the live slot (row counts and checksums; differences listed), and the shadow
+   made live. The consumer then goes on writing to it from the events after its gate.
+
+``--at T`` builds the projections as they stood at ``T`` (every event the store had
+recorded by then) into schema ``reporting_asof`` the same way, without gate or lock.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from eventkit.clock import Clock
+from eventkit.consumer import gate_positions
+from eventkit.db import Conn
+from eventkit.logging import get_logger
+from eventkit.store import START, Checkpoint, EventStore, RecordedEvent
+from services.reporting.errors import RebuildRunning, UnknownProjection
+from services.reporting.folding import Folder
+from services.reporting.projection import CONSUMER_NAME
+from services.reporting.shadow import (
+    TableComparison,
+    analyze,
+    compare,
+    copy_rows,
+    lock_projections,
+    swap,
+    truncate,
+    upsert_rows,
+)
+from services.reporting.tables import (
+    ASOF_SCHEMA,
+    CASE_STEPS,
+    PROJECTION_OF,
+    PROJECTIONS,
+    SCHEMA,
+    Table,
+)
+
+log = get_logger(__name__)
+
+STEP_CHUNK = 50_000
+"""Steps copied to the shadow in one COPY while the store is still being read."""
+
+_LOCK = {SCHEMA: 0x6D71_7270_0001, ASOF_SCHEMA: 0x6D71_7270_0002}
+"""Advisory locks: one rebuild of each schema at a time."""
+
+
+@dataclass
+class RebuildResult:
+    """What a rebuild did."""
+
+    schema: str
+    projections: list[str]
+    events: int
+    """Events folded into the projections."""
+    read: int
+    """Events read from the store (all kinds)."""
+    seconds: float
+    swapped: bool
+    as_of: datetime | None = None
+    comparisons: list[TableComparison] = field(default_factory=list)
+
+    @property
+    def equal(self) -> bool:
+        """Whether the rebuild found exactly what the live projections held."""
+        return all(c.equal for c in self.comparisons)
+
+
+def projections_named(name: str | None) -> list[str]:
+    """The projections a ``--projection`` option names (all of them without one)."""
+    if name is None:
+        return list(PROJECTIONS)
+    if name not in PROJECTIONS:
+        raise UnknownProjection(name, sorted(PROJECTIONS))
+    return [name]
+
+
+class Rebuild:
+    """Rebuilds of the projections from the store (one at a time per schema)."""
+
+    def __init__(self, store: EventStore, clock: Clock, *, batch: int = 50_000) -> None:
+        self._store = store
+        self._clock = clock
+        self._batch = batch
+
+    async def run(
+        self,
+        projections: Sequence[str] | None = None,
+        *,
+        at: datetime | None = None,
+        dry_run: bool = False,
+    ) -> RebuildResult:
+        """Rebuild ``projections`` (default: all) live, or as of ``at`` into the audit
+        schema; with ``dry_run``, build and compare but do not swap."""
+        names = list(projections or PROJECTIONS)
+        for name in names:
+            projections_named(name)
+        schema = ASOF_SCHEMA if at is not None else SCHEMA
+        async with self._store.pool.acquire() as guard:
+            if not await guard.fetchval("SELECT pg_try_advisory_lock($1)", _LOCK[schema]):
+                raise RebuildRunning(schema)
+            try:
+                return await _Run(self._store, self._clock, self._batch, schema, names, at).go(
+                    dry_run
+                )
+            finally:
+                await guard.execute("SELECT pg_advisory_unlock($1)", _LOCK[schema])
+
+
+class _Run:
+    """One rebuild: its folder, its place in the store, the events kept aside."""
+
+    def __init__(
+        self,
+        store: EventStore,
+        clock: Clock,
+        batch: int,
+        schema: str,
+        names: list[str],
+        at: datetime | None,
+    ) -> None:
+        self.store = store
+        self.clock = clock
+        self.batch = batch
+        self.schema = schema
+        self.names = names
+        self.at = at
+        self.folder = Folder(names)
+        groups = _groups(self.folder.categories)
+        self.checkpoints: dict[tuple[str, ...], Checkpoint] = dict.fromkeys(groups, START)
+        """Where each group of categories has been read up to (each has its reader)."""
+        self.kept: dict[str, list[RecordedEvent]] = {}
+        """Per stream, events beyond the consumer's gate, in version order."""
+        self.gate: dict[str, int] = {}
+        self.read = 0
+        self.slots: dict[str, int] = {}
+
+    @property
+    def tables(self) -> list[Table]:
+        return [t for n in self.names for t in PROJECTIONS[n]]
+
+    def shadow(self, table: Table) -> int:
+        """The slot ``table`` is rebuilt into."""
+        return 1 - self.slots[PROJECTION_OF[table.name]]
+
+    async def go(self, dry_run: bool) -> RebuildResult:
+        started = time.perf_counter()
+        pool = self.store.pool
+        async with pool.acquire() as conn:
+            self.slots = await _slots(conn, self.schema)
+            for table in self.tables:
+                await truncate(conn, self.schema, table, self.shadow(table))
+            if self.at is None:
+                self.gate = await _gate(conn)
+        await self._bulk()
+        async with pool.acquire() as conn:
+            await self._write_dirty(conn, copy=True)
+            for table in self.tables:
+                await analyze(conn, self.schema, table, self.shadow(table))
+            if self.at is None:
+                await self._read_more(conn)
+                self.gate = await _gate(conn)
+                self._fold_kept()
+                await self._write_dirty(conn, copy=False)
+        comparisons: list[TableComparison] = []
+        async with pool.acquire() as conn, conn.transaction():
+            live = await lock_projections(conn, self.schema, self.names)
+            if live != {n: self.slots[n] for n in self.names}:
+                raise RebuildRunning(self.schema)  # someone swapped meanwhile
+            if self.at is None:
+                await self._read_more(conn)
+                self.gate = await _gate(conn)
+                await self._fill_gaps(conn)
+                self._fold_kept()
+                await self._write_dirty(conn, copy=False)
+                for table in self.tables:
+                    comparisons.append(
+                        await compare(
+                            conn, self.schema, table, 1 - self.shadow(table), self.shadow(table)
+                        )
+                    )
+            if not dry_run:
+                now = self.clock()
+                for name in self.names:
+                    await swap(
+                        conn,
+                        self.schema,
+                        name,
+                        1 - self.slots[name],
+                        at=now,
+                        events=self.folder.events,
+                        as_of=self.at,
+                    )
+        result = RebuildResult(
+            schema=self.schema,
+            projections=self.names,
+            events=self.folder.events,
+            read=self.read,
+            seconds=time.perf_counter() - started,
+            swapped=not dry_run,
+            as_of=self.at,
+            comparisons=comparisons,
+        )
+        log.info(
+            "projections rebuilt",
+            schema=self.schema,
+            projections=self.names,
+            events=result.events,
+            seconds=round(result.seconds, 2),
+            equal=result.equal,
+        )
+        return result
+
+    # ---------------------------------------------------------------- reading
+
+    def _take(self, event: RecordedEvent) -> None:
+        """Fold ``event`` now, or keep it aside until the live consumer has it."""
+        if not self.folder.wants(event):
+            return
+        if self.at is not None:
+            if event.recorded_at <= self.at:
+                self.folder.fold(event)
+            return
+        stream = event.stream_id
+        waiting = self.kept.get(stream)
+        if waiting is not None or event.stream_version > self.gate.get(stream, 0):
+            if waiting is None:
+                waiting = self.kept[stream] = []
+            waiting.append(event)
+            return
+        self.folder.fold(event)
+
+    async def _bulk(self) -> None:
+        """Read and fold the store up to its horizon, copying steps out as they come.
+
+        A reader task on its own connection keeps a batch ahead of the folding, so the
+        server works while Python folds. (One reader: the store's order index does not
+        hold the category, so a reader per category would make the server read every
+        row once per reader.) Its connection keeps ``jsonb`` as text (the pool's decode
+        it): only the events folded are decoded, never their metadata; it is closed
+        afterwards, so the pool never hands it out again.
+        """
+        queue: asyncio.Queue[list[RecordedEvent] | None] = asyncio.Queue(maxsize=1)
+        readers = [asyncio.create_task(self._reader(g, queue)) for g in self.checkpoints]
+        writer: asyncio.Task[None] | None = None
+        running = len(readers)
+        while running:
+            batch = await queue.get()
+            if batch is None:
+                running -= 1
+                continue
+            for event in batch:
+                self._take(event)
+            self.read += len(batch)
+            if self.folder.pending_steps >= STEP_CHUNK:
+                if writer is not None:
+                    await writer
+                writer = asyncio.create_task(self._copy_steps(self.folder.take_steps()))
+        await asyncio.gather(*readers)
+        if writer is not None:
+            await writer
+        await self._copy_steps(self.folder.take_steps())
+
+    async def _reader(
+        self, group: tuple[str, ...], queue: asyncio.Queue[list[RecordedEvent] | None]
+    ) -> None:
+        """Read one group of categories to the horizon into ``queue``; ``None`` at the end
+        (also when it fails: the failure is raised when the reader is awaited)."""
+        try:
+            async with self.store.pool.acquire() as conn:
+                await conn.set_type_codec(
+                    "jsonb", encoder=str, decoder=str, schema="pg_catalog", format="text"
+                )
+                try:
+                    while True:
+                        batch = await self.store.read_all(
+                            self.checkpoints[group], limit=self.batch, categories=group, conn=conn
+                        )
+                        if batch:
+                            self.checkpoints[group] = batch[-1].checkpoint
+                            await queue.put(batch)
+                        if len(batch) < self.batch:
+                            return
+                finally:
+                    await conn.close()
+        finally:
+            await queue.put(None)
+
+    async def _copy_steps(self, rows: list[tuple[Any, ...]]) -> None:
+        if "cases" not in self.names or not rows:
+            return
+        async with self.store.pool.acquire() as conn:
+            await copy_rows(conn, self.schema, CASE_STEPS, self.shadow(CASE_STEPS), rows)
+
+    async def _read_more(self, conn: Conn) -> None:
+        """Read what the store recorded since the last read."""
+        for group, after in self.checkpoints.items():
+            while True:
+                batch = await self.store.read_all(
+                    after, limit=self.batch, categories=group, conn=conn
+                )
+                for event in batch:
+                    self._take(event)
+                self.read += len(batch)
+                if batch:
+                    after = self.checkpoints[group] = batch[-1].checkpoint
+                if len(batch) < self.batch:
+                    break
+
+    async def _fill_gaps(self, conn: Conn) -> None:
+        """Events the consumer applied that the store's horizon still held back."""
+        for stream, version in self.gate.items():
+            if stream.partition("-")[0] not in self.folder.categories:
+                continue
+            waiting = self.kept.get(stream, [])
+            have = waiting[-1].stream_version if waiting else self.folder.versions.get(stream, 0)
+            if have >= version:
+                continue
+            missing = await self.store.read_stream(stream, from_version=have + 1, conn=conn)
+            for event in missing:
+                if event.stream_version > version:
+                    break
+                if self.folder.wants(event):
+                    self.kept.setdefault(stream, []).append(event)
+
+    def _fold_kept(self) -> None:
+        """Fold the kept events the gate now covers."""
+        for stream in list(self.kept):
+            waiting = self.kept[stream]
+            limit = self.gate.get(stream, 0)
+            n = 0
+            while n < len(waiting) and waiting[n].stream_version <= limit:
+                self.folder.fold(waiting[n])
+                n += 1
+            if n == len(waiting):
+                del self.kept[stream]
+            elif n:
+                self.kept[stream] = waiting[n:]
+
+    # ---------------------------------------------------------------- writing
+
+    async def _write_dirty(self, conn: Conn, *, copy: bool) -> None:
+        """Write the rows changed since the last write (COPY the first time)."""
+        for table, rows in self.folder.take_dirty().items():
+            slot = self.shadow(table)
+            if copy:
+                await copy_rows(conn, self.schema, table, slot, rows)
+            else:
+                await upsert_rows(conn, self.schema, table, slot, rows)
+        steps = self.folder.take_steps()
+        if "cases" in self.names and steps:
+            await copy_rows(conn, self.schema, CASE_STEPS, self.shadow(CASE_STEPS), steps)
+
+
+async def _slots(conn: Conn, schema: str) -> dict[str, int]:
+    rows = await conn.fetch(f"SELECT name, slot FROM {schema}.projections")
+    return {r["name"]: r["slot"] for r in rows}
+
+
+async def _gate(conn: Conn) -> dict[str, int]:
+    """The live consumer's version gate: per stream, the last version it applied."""
+    return await gate_positions(conn, CONSUMER_NAME)
+
+
+def _groups(categories: frozenset[str]) -> list[tuple[str, ...]]:
+    """The categories read together: all of them, by one reader."""
+    return [tuple(sorted(categories))]

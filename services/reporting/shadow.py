@@ -1,0 +1,165 @@
+"""The shadow slot of a projection: emptied, filled, compared with the live slot, swapped.
+
+Only DML and ``TRUNCATE``/``ANALYZE`` of partitions, which the runtime role is granted
+(``migrations/0001_reporting.sql``): a rebuild needs no owner and no DDL, and swapping is
+one ``UPDATE`` of the ``projections`` row, under the lock the consumer shares.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from eventkit.db import Conn
+from services.reporting.projection import upsert_sql
+from services.reporting.tables import Table
+
+MAX_LISTED = 20
+"""Differences listed per table (the counts say how many there are in all)."""
+
+
+@dataclass(frozen=True)
+class TableComparison:
+    """A table's live slot against its rebuilt shadow."""
+
+    table: str
+    live_rows: int
+    shadow_rows: int
+    live_checksum: str
+    shadow_checksum: str
+    differences: list[str] = field(default_factory=list)
+    """Up to :data:`MAX_LISTED` keys that differ, each saying how."""
+
+    @property
+    def equal(self) -> bool:
+        """Same rows, same contents."""
+        return self.live_rows == self.shadow_rows and self.live_checksum == self.shadow_checksum
+
+
+async def truncate(conn: Conn, schema: str, table: Table, slot: int) -> None:
+    """Empty one slot of ``table``."""
+    await conn.execute(f"TRUNCATE {schema}.{table.partition(slot)}")
+
+
+async def analyze(conn: Conn, schema: str, table: Table, slot: int) -> None:
+    """Refresh the planner's statistics of one slot after a bulk load."""
+    await conn.execute(f"ANALYZE {schema}.{table.partition(slot)}")
+
+
+async def copy_rows(
+    conn: Conn, schema: str, table: Table, slot: int, rows: Sequence[tuple[Any, ...]]
+) -> None:
+    """Bulk-load new rows into one slot (COPY, binary)."""
+    if not rows:
+        return
+    await conn.copy_records_to_table(
+        table.partition(slot),
+        schema_name=schema,
+        columns=["slot", *table.columns],
+        records=[(slot, *row) for row in rows],
+    )
+
+
+async def upsert_rows(
+    conn: Conn, schema: str, table: Table, slot: int, rows: Sequence[tuple[Any, ...]]
+) -> None:
+    """Insert or replace rows of one slot (for the few that changed while catching up)."""
+    if rows:
+        await conn.executemany(upsert_sql(schema, table), [(slot, *row) for row in rows])
+
+
+def _row_text(table: Table) -> str:
+    return f"ROW({', '.join(table.columns)})::text"
+
+
+async def compare(conn: Conn, schema: str, table: Table, live: int, shadow: int) -> TableComparison:
+    """Row counts and checksums of both slots, and the first differences if any."""
+    rows = await conn.fetch(
+        f"SELECT slot, count(*) AS n, coalesce(sum(hashtextextended({_row_text(table)}, 0)), 0)"
+        f"::text AS checksum FROM {schema}.{table.name} WHERE slot = ANY($1::smallint[]) "
+        "GROUP BY slot",
+        [live, shadow],
+    )
+    found = {r["slot"]: (r["n"], r["checksum"]) for r in rows}
+    live_n, live_sum = found.get(live, (0, "0"))
+    shadow_n, shadow_sum = found.get(shadow, (0, "0"))
+    comparison = TableComparison(table.name, live_n, shadow_n, live_sum, shadow_sum)
+    if comparison.equal:
+        return comparison
+    return TableComparison(
+        table.name,
+        live_n,
+        shadow_n,
+        live_sum,
+        shadow_sum,
+        await _differences(conn, schema, table, live, shadow),
+    )
+
+
+async def _differences(conn: Conn, schema: str, table: Table, live: int, shadow: int) -> list[str]:
+    columns = ", ".join(table.columns)
+    key = ", ".join(table.key)
+    rows = await conn.fetch(
+        f"""
+        SELECT to_jsonb(l) AS live, to_jsonb(s) AS shadow
+          FROM (SELECT {columns} FROM {schema}.{table.name} WHERE slot = $1) l
+          FULL JOIN (SELECT {columns} FROM {schema}.{table.name} WHERE slot = $2) s
+         USING ({key})
+         WHERE l IS DISTINCT FROM s
+         LIMIT {MAX_LISTED}
+        """,
+        live,
+        shadow,
+    )
+    return [_describe(table, r["live"], r["shadow"]) for r in rows]
+
+
+def _describe(table: Table, live: dict[str, Any] | None, shadow: dict[str, Any] | None) -> str:
+    either = live or shadow or {}
+    key = "/".join(str(either.get(c)) for c in table.key)
+    if live is None:
+        return f"{table.name} {key}: only in the rebuild"
+    if shadow is None:
+        return f"{table.name} {key}: only in the live projection"
+    changed = [
+        f"{c}: {json.dumps(live.get(c), ensure_ascii=False)} → "
+        f"{json.dumps(shadow.get(c), ensure_ascii=False)}"
+        for c in table.columns
+        if live.get(c) != shadow.get(c)
+    ]
+    return f"{table.name} {key}: " + "; ".join(changed)
+
+
+async def lock_projections(conn: Conn, schema: str, names: Sequence[str]) -> dict[str, int]:
+    """Take the projections' rows exclusively (the consumer waits, then sees the swap);
+    their live slots."""
+    rows = await conn.fetch(
+        f"SELECT name, slot FROM {schema}.projections WHERE name = ANY($1::text[]) FOR UPDATE",
+        list(names),
+    )
+    return {r["name"]: r["slot"] for r in rows}
+
+
+async def swap(
+    conn: Conn,
+    schema: str,
+    name: str,
+    slot: int,
+    *,
+    at: datetime,
+    events: int,
+    as_of: datetime | None = None,
+) -> None:
+    """Make ``slot`` the live slot of projection ``name`` (in the caller's transaction)."""
+    await conn.execute(
+        f"UPDATE {schema}.projections SET slot = $2, swapped_at = $3, events = $4, as_of = $5 "
+        "WHERE name = $1",
+        name,
+        slot,
+        at,
+        events,
+        as_of,
+    )
