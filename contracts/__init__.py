@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from contracts import cases, directory, intake, notifications
+from contracts import audit, cases, directory, intake, notifications
+from contracts.audit import AuditSealed, PersonalDataOpened, SealedStream
 from contracts.base import Actor, ActorRole, Event, LatLong
 from contracts.cases import (
     CaseAccepted,
@@ -24,6 +25,7 @@ from contracts.cases import (
 )
 from contracts.directory import (
     CalendarYear,
+    ClassifierTrained,
     CommunityRegistered,
     DeadlinePair,
     DistrictRegistered,
@@ -40,6 +42,7 @@ from contracts.directory import (
     StationMoved,
     StationRegistered,
     StationRetired,
+    StorePosition,
     StreetRegistered,
     TaxonomyCategory,
     TaxonomyPublished,
@@ -60,7 +63,7 @@ from contracts.registry import EventRegistry, UnknownEventType, serialize
 
 REGISTRY = EventRegistry()
 """Every event of every context, with the upcasters of their older versions."""
-for _module in (intake, cases, directory, notifications):
+for _module in (intake, cases, directory, notifications, audit):
     REGISTRY.register(*_module.EVENTS)
     for _event_type, _from_version, _upcaster in getattr(_module, "UPCASTERS", ()):
         REGISTRY.upcaster(_event_type, _from_version, _upcaster)
@@ -70,6 +73,7 @@ __all__ = [
     "REGISTRY",
     "Actor",
     "ActorRole",
+    "AuditSealed",
     "CalendarYear",
     "CaseAccepted",
     "CaseAssigned",
@@ -86,6 +90,7 @@ __all__ = [
     "CaseResolved",
     "CaseTransferred",
     "Channel",
+    "ClassifierTrained",
     "CommunityRegistered",
     "DeadlinePair",
     "DistrictRegistered",
@@ -100,6 +105,7 @@ __all__ = [
     "OpinionSubmitted",
     "OpinionSubmittedV1",
     "OpinionWithdrawn",
+    "PersonalDataOpened",
     "Priority",
     "PriorityDeadlines",
     "ReceptionDayScheduled",
@@ -111,10 +117,12 @@ __all__ = [
     "RoutingPolicyPublished",
     "ScoreWeights",
     "ScoredCandidate",
+    "SealedStream",
     "StationKind",
     "StationMoved",
     "StationRegistered",
     "StationRetired",
+    "StorePosition",
     "StreetRegistered",
     "SubmitterRef",
     "TaxonomyCategory",

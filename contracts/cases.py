@@ -63,6 +63,22 @@ class CaseOpened(CaseEvent):
     """The community the matter is in, as routing placed it (given, or around its point)."""
     street_code: Identifier | None = None
     """The street of that community."""
+    classifier_version: int | None = None
+    """The version of the district's trained classifier (``ClassifierTrained``) that
+    took part; None when the taxonomy's keywords alone decided."""
+    classifier_evidence: list[Annotated[str, StringConstraints(max_length=30)]] = Field(
+        default_factory=list, max_length=10
+    )
+    """The parts of the text (character n-grams) that weighed most for the category,
+    strongest first."""
+    classifier_confidence: float | None = None
+    """The classifier's score for the category (above 0: it would pick it on its own)."""
+    urgency_score: float | None = Field(default=None, ge=0, le=1)
+    """The urgency model's probability that the matter is urgent."""
+    urgency_evidence: list[Annotated[str, StringConstraints(max_length=30)]] = Field(
+        default_factory=list, max_length=10
+    )
+    """When the urgency model made the matter urgent: the n-grams that weighed most."""
 
 
 class CaseClassified(CaseEvent):

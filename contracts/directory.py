@@ -343,6 +343,53 @@ class RoutingPolicyPublished(DistrictStreamEvent):
     duplicate_text_similarity: float = Field(default=0.9, gt=0, le=1)
 
 
+class StorePosition(BaseModel):
+    """A place in the event store's order: (transaction id, global position)."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    transaction_id: int = Field(ge=0)
+    global_position: int = Field(ge=0)
+
+
+Digest = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")]
+"""A SHA-256, in hex."""
+
+
+class ClassifierTrained(DistrictStreamEvent):
+    """A new version of the district's text classifier is in use (分类模型).
+
+    Every ``CaseOpened`` names the version that classified it. The model itself is kept
+    by routing (its digest is here); what follows is enough to fit it again and check
+    that the same model comes out: the labelled examples (by digest), the staff
+    corrections (``CaseClassified`` up to a position in the store), the method and its
+    hyperparameters, and the library versions that fitted it.
+    """
+
+    event_type: ClassVar[str] = "ClassifierTrained"
+
+    version: int = Field(ge=1)
+    taxonomy_version: int = Field(ge=1)
+    """The taxonomy whose keywords were examples too."""
+    method: Annotated[str, StringConstraints(min_length=1, max_length=100)]
+    model_digest: Digest
+    hyperparameters: dict[str, float | int | str | bool] = Field(default_factory=dict)
+    examples_digest: Digest
+    """The labelled set, in order (its file is kept with the district's file)."""
+    examples: int = Field(ge=0)
+    corrections: int = Field(ge=0)
+    corrections_digest: Digest
+    corrections_through: StorePosition | None = None
+    """The last store position read for corrections (None: the store held none)."""
+    heldout_digest: Digest
+    heldout_accuracy: float = Field(ge=0, le=1)
+    heldout_urgent_recall: float = Field(ge=0, le=1)
+    urgency_threshold: float = Field(ge=0, le=1)
+    replaced_version: int | None = None
+    """The version in use before (None: the taxonomy's keywords alone)."""
+    libraries: dict[str, str] = Field(default_factory=dict)
+
+
 EVENTS: tuple[type[Event], ...] = (
     DistrictRegistered,
     StationRegistered,
@@ -358,5 +405,6 @@ EVENTS: tuple[type[Event], ...] = (
     TaxonomyPublished,
     WorkCalendarPublished,
     RoutingPolicyPublished,
+    ClassifierTrained,
 )
 """Every event of this context, every version; registered by ``contracts``."""

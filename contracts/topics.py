@@ -6,6 +6,7 @@ OPINIONS = "minqing.opinions.v1"
 CASES = "minqing.cases.v1"
 DIRECTORY = "minqing.directory.v1"
 NOTIFICATIONS = "minqing.notifications.v1"
+AUDIT = "minqing.audit.v1"
 
 DLQ_SUFFIX = ".dlq"
 
@@ -16,6 +17,7 @@ TOPIC_BY_CATEGORY: dict[str, str] = {
     "station": DIRECTORY,
     "representative": DIRECTORY,
     "notification": NOTIFICATIONS,
+    "audit": AUDIT,
 }
 """Each stream category is published to one topic."""
 
@@ -26,10 +28,13 @@ SERVICE_BY_CATEGORY: dict[str, str] = {
     "station": "routing",
     "representative": "routing",
     "notification": "notification",
+    "audit": "audit",
 }
-"""The service that owns (is alone allowed to append to) each stream category."""
+"""The service that owns (is alone allowed to append to) each stream category; the
+database enforces it (``eventstore.authors``, role ``minqing_<service>``). ``audit`` is the
+sealer's (it runs beside the relay) and the operators' audit commands'."""
 
-ALL_TOPICS: tuple[str, ...] = (OPINIONS, CASES, DIRECTORY, NOTIFICATIONS)
+ALL_TOPICS: tuple[str, ...] = (OPINIONS, CASES, DIRECTORY, NOTIFICATIONS, AUDIT)
 
 
 def category_of(stream_id: str) -> str:

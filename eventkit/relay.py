@@ -7,6 +7,13 @@ ends (a crash, a kill, a lost network). The relay reads committed events in
 acknowledgement of every record (``acks=all``), and only then moves its checkpoint.
 A crash between publishing and checkpointing re-publishes: consumers discard the
 duplicates by stream version.
+
+Nothing one event holds can stall the relay: an event of a category that has no topic,
+or one too large for the producer, is logged and passed over (the store keeps it, and
+consumers fill such a gap from the store). The leader also runs the sealer
+(``eventkit.audit.sealing``) beside the publishing loop, as a task of its own: a seal is
+appended like any event and published to ``minqing.audit.v1``; a failing round of
+sealing is logged and retried, never in the way of publishing.
 """
 
 from __future__ import annotations
@@ -18,9 +25,11 @@ from collections.abc import Awaitable, Callable
 
 import asyncpg
 from aiokafka import AIOKafkaProducer
+from aiokafka.errors import MessageSizeTooLargeError
 
 from contracts.topics import ALL_TOPICS, topic_for
 from eventkit import cloudevents
+from eventkit.audit.sealing import Sealer
 from eventkit.db import connect
 from eventkit.kafka import ensure_topics, make_producer
 from eventkit.logging import get_logger
@@ -42,13 +51,19 @@ class Relay:
         settings: Settings,
         *,
         on_published: Callable[[list[RecordedEvent]], Awaitable[None]] | None = None,
+        sealer: Sealer | None = None,
+        seal_interval: float = 0,
     ) -> None:
         self._store = store
         self._settings = settings
         self._name = f"relay:{settings.relay_name}"
         self._wake = asyncio.Event()
         self._on_published = on_published
+        self._sealer = sealer
+        self._seal_interval = seal_interval
         self.published = 0
+        self.skipped = 0
+        """Events passed over because they cannot be published (see the module doc)."""
         self.is_leader = False
 
     async def run(self, stop: asyncio.Event) -> None:
@@ -63,7 +78,18 @@ class Relay:
             created = await ensure_topics(
                 self._settings, [self._settings.topic(t) for t in ALL_TOPICS]
             )
-            await self._publish_loop(leader, stop, fresh_broker=bool(created))
+            sealing = (
+                asyncio.create_task(self._sealer.run(stop, self._seal_interval))
+                if self._sealer is not None and self._seal_interval > 0
+                else None
+            )
+            try:
+                await self._publish_loop(leader, stop, fresh_broker=bool(created))
+            finally:
+                if sealing is not None:
+                    sealing.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await sealing
         finally:
             self.is_leader = False
             with contextlib.suppress(Exception):
@@ -151,9 +177,21 @@ class Relay:
         started = time.monotonic()
         futures = []
         for event in batch:
-            key, value, headers = cloudevents.encode(event.envelope())
-            topic = self._settings.topic(topic_for(event.stream_id))
-            futures.append(await producer.send(topic, value=value, key=key, headers=headers))
+            try:
+                topic = self._settings.topic(topic_for(event.stream_id))
+                key, value, headers = cloudevents.encode(event.envelope())
+                futures.append(await producer.send(topic, value=value, key=key, headers=headers))
+            except (ValueError, MessageSizeTooLargeError) as exc:
+                # Retrying would fail the same way for ever and hold back every later
+                # event: pass over this one, loudly.
+                self.skipped += 1
+                log.error(
+                    "event cannot be published; passed over",
+                    event_id=str(event.event_id),
+                    stream_id=event.stream_id,
+                    event_type=event.event_type,
+                    reason=str(exc),
+                )
         await asyncio.gather(*futures)
         log.debug("published", count=len(batch), ms=round((time.monotonic() - started) * 1000, 1))
 

@@ -19,6 +19,7 @@ from uuid import UUID
 import asyncpg
 
 from contracts.envelope import Envelope, Metadata
+from eventkit.audit.chains import verify_chains as audit_chains
 from eventkit.db import Conn
 
 ANY_VERSION: Final = -1
@@ -55,6 +56,11 @@ class DuplicateEventIdError(EventStoreError):
 
 class DistrictMismatchError(EventStoreError):
     """The stream belongs to another district."""
+
+
+class AuthorshipError(EventStoreError):
+    """The database role may not append to this stream category: each service appends
+    only to the categories it owns (``eventstore.authors``)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -390,6 +396,8 @@ def _translate(exc: asyncpg.PostgresError, stream_id: str, expected: int) -> Exc
         return DuplicateEventIdError(str(exc))
     if code == "MQ006":
         return DistrictMismatchError(str(exc))
+    if code == "MQ007":
+        return AuthorshipError(str(exc))
     if isinstance(exc, asyncpg.UniqueViolationError) and "event_id" in str(exc):
         # The same id raced into another stream: the same mistake as MQ003.
         return DuplicateEventIdError(str(exc))
@@ -397,32 +405,12 @@ def _translate(exc: asyncpg.PostgresError, stream_id: str, expected: int) -> Exc
 
 
 async def verify_chains(conn: Conn) -> list[dict[str, Any]]:
-    """Recompute every stream's hash chain; return the broken links, first one first.
+    """Recompute every stream's hash chain; the first broken link of each stream, as
+    dicts (``problem``, ``detail``, ``stream_id``, ``stream_version``, ``global_position``,
+    ``event_id``), empty when every chain holds.
 
-    A link is broken when its stored hash does not match its content, when its
-    ``prev_hash`` is not the previous event's hash, or when a version is missing.
+    Batched, in constant memory (:func:`eventkit.audit.chains.verify_chains`); the seals
+    are checked by :func:`eventkit.audit.verification.verify_store`.
     """
-    rows = await conn.fetch(
-        r"""
-        WITH chain AS (
-            SELECT e.global_position, e.stream_id, e.stream_version, e.event_id, e.prev_hash,
-                   e.hash,
-                   coalesce(lag(e.hash) OVER w, decode(repeat('00', 32), 'hex'))
-                       AS expected_prev,
-                   row_number() OVER w AS expected_version,
-                   sha256(e.prev_hash || eventstore.canonical_bytes(e)) AS recomputed
-              FROM eventstore.events e
-            WINDOW w AS (PARTITION BY e.stream_id ORDER BY e.stream_version)
-        )
-        SELECT global_position, stream_id, stream_version, event_id,
-               CASE WHEN stream_version <> expected_version THEN 'version gap'
-                    WHEN prev_hash <> expected_prev
-                         THEN 'prev_hash does not match the previous event'
-                    ELSE 'hash does not match the content' END AS problem
-          FROM chain
-         WHERE stream_version <> expected_version OR prev_hash <> expected_prev
-               OR hash <> recomputed
-         ORDER BY global_position
-        """
-    )
-    return [dict(r.items()) for r in rows]
+    report = await audit_chains(conn)
+    return [finding.as_dict() for finding in report.findings]

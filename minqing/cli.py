@@ -1,4 +1,5 @@
-"""The ``minqing`` command: run the stack, migrate, relay, audit, handle dead letters."""
+"""The ``minqing`` command: run the stack, migrate, relay, audit (``minqing.audit_cli``),
+handle dead letters."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import json
 import signal
 import sys
 from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
+from typing import TypeVar
 
 import click
 
@@ -114,56 +115,35 @@ def relay() -> None:
 @relay.command("run")
 @click.pass_obj
 def relay_run(settings: Settings) -> None:
-    """Publish the store's events to Kafka until stopped (one leader per store)."""
+    """Publish the store's events to Kafka until stopped (one leader per store); the
+    leader also seals every district each ``MINQING_AUDIT_SEAL_INTERVAL`` seconds."""
+    from eventkit.audit.sealing import Sealer
+    from eventkit.audit.settings import AuditSettings
     from eventkit.db import create_pool
     from eventkit.relay import Relay
     from eventkit.store import EventStore
 
-    settings = settings.model_copy(update={"database_url": database_url(settings)})
+    # The leader runs the sealer too, so the relay runs as the audit category's owner.
+    audit_settings = AuditSettings(database_url=database_url(settings))
 
     async def work(stop: asyncio.Event) -> None:
-        assert settings.database_url
-        pool = await create_pool(settings.database_url, role=settings.database_role, max_size=2)
+        assert audit_settings.database_url
+        pool = await create_pool(
+            audit_settings.database_url, role=audit_settings.database_role, max_size=3
+        )
         try:
-            await Relay(EventStore(pool), settings).run(stop)
+            store = EventStore(pool)
+            sealer = Sealer(store, max_events=audit_settings.audit_seal_max_events)
+            await Relay(
+                store,
+                audit_settings,
+                sealer=sealer,
+                seal_interval=audit_settings.audit_seal_interval,
+            ).run(stop)
         finally:
             await pool.close()
 
     asyncio.run(until_signalled(work))
-
-
-@main.group()
-def audit() -> None:
-    """审计 / Audit the record."""
-
-
-@audit.command("verify")
-@click.pass_obj
-def audit_verify(settings: Settings) -> None:
-    """核验哈希链 / Recompute every stream's hash chain; name the first broken link."""
-    from eventkit.db import connect
-    from eventkit.store import verify_chains
-
-    async def work() -> tuple[int, list[dict[str, Any]]]:
-        conn = await connect(database_url(settings))
-        try:
-            count = await conn.fetchval("SELECT count(*) FROM eventstore.events")
-            return int(count), await verify_chains(conn)
-        finally:
-            await conn.close()
-
-    count, broken = _run(work())
-    if not broken:
-        click.echo(f"哈希链完整 / all chains intact: {count} events verified")
-        return
-    first = broken[0]
-    click.echo(
-        f"哈希链断裂 / BROKEN: {len(broken)} bad link(s); first at stream {first['stream_id']} "
-        f"version {first['stream_version']} (position {first['global_position']}, "
-        f"event {first['event_id']}): {first['problem']}",
-        err=True,
-    )
-    sys.exit(1)
 
 
 @main.group()
@@ -256,6 +236,13 @@ def contracts_schemas(check: bool) -> None:
     sys.exit(jsonschema.main(["--check"] if check else []))
 
 
+def _add_audit_commands() -> None:
+    from minqing.audit_cli import COMMANDS
+
+    for command in COMMANDS:
+        main.add_command(command)
+
+
 def _add_service_commands() -> None:
     """Each present service may bring commands: ``services/<name>/cli.py`` lists them in
     ``COMMANDS`` (click commands or groups), added at the top level of ``minqing``."""
@@ -275,6 +262,7 @@ def _add_service_commands() -> None:
             main.add_command(command)
 
 
+_add_audit_commands()
 _add_service_commands()
 
 if __name__ == "__main__":

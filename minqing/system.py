@@ -52,12 +52,14 @@ def sink_ports(environ: dict[str, str]) -> tuple[int, int]:
 
 
 def local_stack_environment(environ: dict[str, str]) -> dict[str, str]:
-    """What the local stack adds to its services' environment: the demo district and its
-    contact book (unless the caller named files of their own), and the local sink as the
-    mail server and SMS gateway."""
+    """What the local stack adds to its services' environment: the demo district (with its
+    first classifier trained from its labelled opinions) and its contact book (unless the
+    caller named files of their own), and the local sink as the mail server and SMS
+    gateway."""
     extra: dict[str, str] = {}
     if "MINQING_ROUTING_DISTRICT_FILES" not in environ and DEMO_DISTRICT_FILE.is_file():
         extra["MINQING_ROUTING_DISTRICT_FILES"] = json.dumps([str(DEMO_DISTRICT_FILE)])
+        extra.setdefault("MINQING_ROUTING_TRAIN_DISTRICTS", json.dumps(["demo"]))
     if "MINQING_NOTIFICATION_CONTACT_FILES" not in environ and DEMO_CONTACTS_FILE.is_file():
         extra["MINQING_NOTIFICATION_CONTACT_FILES"] = json.dumps([str(DEMO_CONTACTS_FILE)])
     smtp, http = sink_ports(environ)

@@ -16,6 +16,10 @@ from eventkit.settings import Settings
 class IntakeSettings(Settings):
     """``MINQING_*`` variables read by intake, each with a default that works locally."""
 
+    database_role: str | None = "minqing_intake"
+    """The service's own role: it appends only to ``opinion-*`` streams; the database
+    refuses the rest (migration ``0003_audit.sql``)."""
+
     intake_port: int = Field(default=8001, ge=1, le=65535)
 
     open311_api_keys: dict[str, list[str]] = Field(default_factory=dict)

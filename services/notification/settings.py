@@ -16,6 +16,10 @@ from eventkit.settings import Settings
 class NotificationSettings(Settings):
     """What the notification process reads from its environment."""
 
+    database_role: str | None = "minqing_notification"
+    """The service's own role: it appends only to ``notification-*`` streams; the database
+    refuses the rest (migration ``0003_audit.sql``)."""
+
     notification_port: int = Field(default=8003, ge=1, le=65535)
     notification_consume: bool = True
     """Consume case, opinion and directory events (off only in tests of the HTTP side)."""

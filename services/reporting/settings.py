@@ -12,6 +12,9 @@ from eventkit.settings import Settings
 class ReportingSettings(Settings):
     """What the reporting process reads from its environment."""
 
+    database_role: str | None = "minqing_reporting"
+    """The service's own role: it reads the store and appends to no stream; its writes go
+    to its own schemas (``reporting``, ``reporting_asof``)."""
     reporting_port: int = Field(default=8004, ge=1, le=65535)
     reporting_consume: bool = True
     """Consume the cases, opinions and directory topics (off only in tests of the HTTP side)."""

@@ -2,7 +2,8 @@
 
 :func:`bootstrap` opens the runtime (pool, store, clock), builds every part on it, and,
 unless told otherwise, imports the district files the settings name (before any opinion
-is consumed, so none arrives for a district not yet known), starts the Kafka consumer and
+is consumed, so none arrives for a district not yet known), trains the first classifier
+of the districts the settings name, starts the Kafka consumer and
 runs the overdue scanner in the background. The HTTP app (``app.py``), the CLI
 (``cli.py``), the benchmarks and the tests all get their :class:`Routing` from here,
 passing their own pool, clock or segmenter when they need to.
@@ -20,6 +21,8 @@ import asyncpg
 from contracts.base import Actor, ActorRole
 from eventkit.clock import Clock, utc_now
 from eventkit.http import ReadyCheck
+from eventkit.logging import get_logger
+from eventkit.refusals import Refusal
 from eventkit.service import RunningService, Runtime, open_runtime
 from eventkit.settings import Settings
 from services.routing.case_store import CaseStore
@@ -28,10 +31,14 @@ from services.routing.classification import JiebaSegmenter, Segmenter
 from services.routing.consumers import RoutingConsumer, build_consumer
 from services.routing.directory_admin import DirectoryAdmin
 from services.routing.district_context import DistrictContexts
+from services.routing.evaluation import ExamplesError
 from services.routing.opening import CaseOpening
 from services.routing.overdue import OverdueScanner
 from services.routing.reactions import Reactions
 from services.routing.settings import RoutingSettings
+from services.routing.training import ClassifierTraining
+
+log = get_logger(__name__)
 
 STARTUP = Actor(id="routing-startup", role=ActorRole.SYSTEM)
 """Who imports the district files at start-up."""
@@ -49,6 +56,7 @@ class Routing(RunningService):
     casework: CaseWork
     reactions: Reactions
     directory: DirectoryAdmin
+    training: ClassifierTraining
     overdue: OverdueScanner
     consumer: RoutingConsumer
 
@@ -79,9 +87,23 @@ def build(settings: RoutingSettings, runtime: Runtime, segmenter: Segmenter) -> 
         casework=casework,
         reactions=reactions,
         directory=DirectoryAdmin(pool, runtime.store, clock),
+        training=ClassifierTraining(pool, runtime.store, districts, segmenter, clock),
         overdue=OverdueScanner(pool, cases, districts, clock),
         consumer=build_consumer(settings, pool, opening, reactions),
     )
+
+
+async def _train_first_classifiers(routing: Routing, districts: list[str]) -> None:
+    """Each listed district without a classifier gets its first one before any opinion
+    is consumed; one that cannot (no labelled set, a worse model) keeps its keywords."""
+    for district_id in districts:
+        try:
+            outcome = await routing.training.ensure_trained(district_id, STARTUP)
+        except (Refusal, OSError, ExamplesError) as exc:
+            log.warning("classifier not trained", district=district_id, reason=str(exc))
+            continue
+        if outcome is not None and outcome.published is None:
+            log.warning("classifier not trained", district=district_id, reason=outcome.refused)
 
 
 @contextlib.asynccontextmanager
@@ -112,6 +134,7 @@ async def bootstrap(
         routing = build(routing_settings, runtime, words)
         if background:
             await routing.directory.import_files(routing_settings.routing_district_files, STARTUP)
+            await _train_first_classifiers(routing, routing_settings.routing_train_districts)
             if routing_settings.routing_consume:
                 runtime.start_consumers([routing.consumer])
             interval = routing_settings.routing_scan_interval

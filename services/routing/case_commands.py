@@ -17,6 +17,7 @@ from contracts.cases import Priority
 from contracts.intake import Channel
 from services.routing.assignment import Assignment
 from services.routing.case_state import Link
+from services.routing.classification import Classification
 from services.routing.deadlines import Due
 from services.routing.directory import Community
 
@@ -38,11 +39,8 @@ class OpenCase(Command):
     case_id: str
     district_id: str
     opinion_id: str
-    category_code: str | None
-    matched_keywords: tuple[str, ...]
-    priority: Priority
-    priority_keywords: tuple[str, ...] = ()
-    hint_matched: bool = False
+    classification: Classification
+    """Category, priority and why: keywords, hint, and the trained model's evidence."""
     response_due: Due
     resolution_due: Due
     assignment: Assignment

@@ -2,9 +2,15 @@
 
 The text is segmented with jieba, whose dictionary has learnt every keyword of the
 district's taxonomy, so that "燃气泄漏" or "电线裸露" come out as words. A category
-matches through its keywords (and the intake hint when it names the category); the
-matched words are recorded in ``CaseOpened`` so anyone can see why. No keyword, no
-category: the case goes to a triage queue, never to a silent default.
+matches through its keywords (and the intake hint when it names the category).
+
+When the district has a trained model (:mod:`services.routing.classifier_model`), the
+model's score for each category is added to the keywords' and the hint's, and an urgency
+model can raise the priority to urgent; the n-grams that weighed most are kept as the
+evidence. Rules and models can only raise a priority, never lower it. The matched words,
+the evidence and the model's version are recorded in ``CaseOpened`` so anyone can see
+why. Nothing matched and a model unsure: the case goes to a triage queue, never to a
+silent default.
 """
 
 from __future__ import annotations
@@ -19,6 +25,7 @@ import jieba
 
 from contracts.cases import Priority
 from contracts.directory import DeadlinePair, TaxonomyCategory, TaxonomyPublished
+from services.routing.classifier_model import TextModel
 
 KEYWORD_FREQ = 100_000
 """jieba frequency given to taxonomy keywords: high enough that a keyword is cut whole
@@ -96,6 +103,16 @@ class Classification:
     priority: Priority
     priority_keywords: tuple[str, ...]
     hint_matched: bool = False
+    model_version: int | None = None
+    """The trained model's version (``ClassifierTrained``) when one took part."""
+    evidence: tuple[str, ...] = ()
+    """The n-grams of the text that weighed most for the category, strongest first."""
+    confidence: float | None = None
+    """The model's score for the category (above 0: the model would pick it alone)."""
+    urgency: float | None = None
+    """The urgency model's probability that the matter is urgent."""
+    urgency_evidence: tuple[str, ...] = ()
+    """When the urgency model made the matter urgent: the n-grams that weighed most."""
 
 
 class Taxonomy:
@@ -145,11 +162,25 @@ class Taxonomy:
         return frozenset([*category.expertise, category.name_zh])
 
 
-class Classifier:
-    """Classifies texts with one taxonomy and a segmenter that has learnt its keywords."""
+UNKNOWN_TO_MODEL = -1.0
+"""The model's score of a category it was not trained on (one added to the taxonomy
+since): such a category wins only with keywords or the hint, until the next training."""
 
-    def __init__(self, taxonomy: Taxonomy, segmenter: Segmenter) -> None:
+
+class Classifier:
+    """Classifies texts with one taxonomy, a segmenter that has learnt its keywords and,
+    when the district has trained one, a :class:`TextModel`."""
+
+    def __init__(
+        self,
+        taxonomy: Taxonomy,
+        segmenter: Segmenter,
+        model: TextModel | None = None,
+        model_version: int | None = None,
+    ) -> None:
         self.taxonomy = taxonomy
+        self.model = model
+        self.model_version = model_version if model is not None else None
         self._segmenter = segmenter
         segmenter.learn(taxonomy.keywords())
         self._category_words = [
@@ -158,42 +189,106 @@ class Classifier:
         ]
         self._urgent = [normalise(k) for k in taxonomy.published.urgent_keywords]
         self._important = [normalise(k) for k in taxonomy.published.important_keywords]
+        if model is not None:
+            where = {code: i for i, code in enumerate(model.categories)}
+            self._model_column = [where.get(code) for code, _, _ in self._category_words]
 
     def classify(self, text: str, hint: str | None = None) -> Classification:
         """Category, priority and the words that decided them.
 
-        The category with the most distinct matched keywords wins (a hint naming a
-        category counts as two); a tie goes to the category listed first in the
-        taxonomy, so the outcome never depends on chance.
+        Without a model, the category with the most distinct matched keywords wins (a
+        hint naming a category counts as two); with one, the category with the highest
+        model score plus ``keyword_weight`` per keyword (plus ``hint_weight`` for the
+        hint). A tie goes to the category listed first in the taxonomy, so the outcome
+        never depends on chance.
         """
-        words = set(self._segmenter.cut(normalise(text)))
+        normalised = normalise(text)
+        words = set(self._segmenter.cut(normalised))
         hinted = self.taxonomy.category_of_hint(hint)
-        best: tuple[int, str, Priority, list[str]] | None = None
-        for code, own_priority, keywords in self._category_words:
-            matched = _in_order(keywords, words)
-            score = len(matched) + (2 if code == hinted else 0)
-            if score > 0 and (best is None or score > best[0]):
-                best = (score, code, own_priority, matched)
+        matched = [_in_order(keywords, words) for _, _, keywords in self._category_words]
         urgent = _in_order(self._urgent, words)
         important = _in_order(self._important, words)
         priority = Priority.URGENT if urgent else Priority.NORMAL
         if not urgent and important:
             priority = Priority.IMPORTANT
-        if best is None:
-            category = self.taxonomy.published.urgent_category if urgent else None
-            if category is not None and category not in self.taxonomy.categories:
-                category = None
-            if category is not None:
-                priority = higher(priority, self.taxonomy.categories[category].priority)
-            return Classification(category, (), priority, tuple(urgent or important))
-        _, code, own_priority, words_matched = best
+        if self.model is None:
+            view = _ModelView(self._by_keywords(matched, hinted))
+        else:
+            view = self._by_model(normalised, matched, hinted)
+            if view.urgent:
+                priority = Priority.URGENT
+        code: str | None = None
+        if view.chosen is not None:
+            code, own_priority, _ = self._category_words[view.chosen]
+            priority = higher(priority, own_priority)
+        else:
+            fallback = self.taxonomy.published.urgent_category
+            if priority is Priority.URGENT and fallback in self.taxonomy.categories:
+                assert fallback is not None
+                code = fallback
+                priority = higher(priority, self.taxonomy.categories[fallback].priority)
         return Classification(
             code,
-            tuple(words_matched),
-            higher(priority, own_priority),
+            tuple(matched[view.chosen]) if view.chosen is not None else (),
+            priority,
             tuple(urgent or important),
-            hint_matched=code == hinted,
+            hint_matched=view.chosen is not None and code == hinted,
+            model_version=self.model_version,
+            evidence=view.evidence,
+            confidence=view.confidence,
+            urgency=view.urgency,
+            urgency_evidence=view.urgency_evidence,
         )
+
+    def _by_keywords(self, matched: list[list[str]], hinted: str | None) -> int | None:
+        best: tuple[int, int] | None = None
+        for i, (code, _, _) in enumerate(self._category_words):
+            score = len(matched[i]) + (2 if code == hinted else 0)
+            if score > 0 and (best is None or score > best[0]):
+                best = (score, i)
+        return best[1] if best else None
+
+    def _by_model(
+        self, normalised: str, matched: list[list[str]], hinted: str | None
+    ) -> _ModelView:
+        model = self.model
+        assert model is not None
+        params = model.hyperparameters
+        features = model.features(normalised)
+        scores = model.category_scores(features)
+        best: tuple[float, int] | None = None
+        for i, (code, _, _) in enumerate(self._category_words):
+            column = self._model_column[i]
+            own = float(scores[column]) if column is not None else UNKNOWN_TO_MODEL
+            score = own + params.keyword_weight * len(matched[i])
+            score += params.hint_weight if code == hinted else 0.0
+            if best is None or score > best[0]:
+                best = (score, i)
+        urgency = model.urgency(features)
+        urgent = urgency >= model.urgency_threshold
+        urgency_evidence = tuple(model.urgency_evidence(features)) if urgent else ()
+        chosen = best[1] if best is not None else None
+        column = self._model_column[chosen] if chosen is not None else None
+        confidence = round(float(scores[column]), 4) if column is not None else None
+        unsure = confidence is None or confidence < params.triage_below
+        if chosen is None or (unsure and not any(matched) and hinted is None):
+            return _ModelView(None, urgent, (), None, round(urgency, 4), urgency_evidence)
+        code = self._category_words[chosen][0]
+        evidence = tuple(model.category_evidence(features, code)) if column is not None else ()
+        return _ModelView(chosen, urgent, evidence, confidence, round(urgency, 4), urgency_evidence)
+
+
+@dataclass(frozen=True, slots=True)
+class _ModelView:
+    """What the keywords or the model chose, with the model's evidence."""
+
+    chosen: int | None
+    """The index of the chosen category in the taxonomy (None: triage)."""
+    urgent: bool = False
+    evidence: tuple[str, ...] = ()
+    confidence: float | None = None
+    urgency: float | None = None
+    urgency_evidence: tuple[str, ...] = ()
 
 
 def _in_order(keywords: Sequence[str], words: set[str]) -> list[str]:

@@ -6,13 +6,20 @@
   would emit, without writing;
 - ``minqing routing scan``: record the missed deadlines now (what the service's scanner
   does every ``MINQING_ROUTING_SCAN_INTERVAL`` seconds);
-- ``minqing routing rebuild``: recompute the routing read models from the event store.
+- ``minqing routing rebuild``: recompute the routing read models from the event store;
+- ``minqing routing evaluate [--district D] [--set FILE]``: the classifier in use on a
+  labelled set (the district's held-out set by default): accuracy, each category's
+  precision and recall, urgent recall, confusions, the cost of one prediction;
+- ``minqing routing train --district D``: fit a classifier on the labelled set and the
+  district's staff corrections, publish it unless it does worse on the held-out set than
+  the one in use (``--reproduce N`` fits version N again and checks it).
 """
 
 from __future__ import annotations
 
 import asyncio
 import sys
+import time
 from collections.abc import Awaitable, Callable
 from datetime import datetime
 from pathlib import Path
@@ -22,10 +29,20 @@ import click
 
 from contracts.base import Actor, ActorRole
 from eventkit.local import NoDatabase
+from eventkit.refusals import Refusal
 from services.routing.bootstrap import Routing, bootstrap
+from services.routing.classification import Classifier
+from services.routing.classifier_model import LabelledOpinion
 from services.routing.district_file import DistrictFile, DistrictFileError, load_district_file
+from services.routing.evaluation import ExamplesError, Report, evaluate
 from services.routing.rebuild import rebuild
 from services.routing.settings import RoutingSettings
+from services.routing.training import (
+    TrainingOutcome,
+    heldout_set,
+    labelled_set,
+    load_examples,
+)
 
 T = TypeVar("T")
 
@@ -118,7 +135,7 @@ def directory_check(file: Path) -> None:
 
 @click.group()
 def routing() -> None:
-    """分办 / Routing: overdue scan, read-model rebuild."""
+    """分办 / Routing: overdue scan, read-model rebuild, classifier training."""
 
 
 @routing.command("scan")
@@ -150,6 +167,121 @@ def routing_rebuild() -> None:
         f"{counts['directory']} directory events, {counts['feedback']} ratings"
     )
     sys.stdout.flush()
+
+
+def _examples_or_exit(path: Path) -> list[LabelledOpinion]:
+    try:
+        return load_examples(path)
+    except FileNotFoundError as exc:
+        raise click.ClickException(f"标注样本不存在 / no labelled set at {path}") from exc
+    except ExamplesError as exc:
+        for problem in exc.problems:
+            click.echo(f"  - {problem}", err=True)
+        raise click.ClickException(f"标注样本无效 / invalid labelled set {path}") from exc
+
+
+def _echo_report(report: Report, names: dict[str, str]) -> None:
+    for line in report.lines(names=names):
+        click.echo(line)
+
+
+@routing.command("evaluate")
+@click.option("--district", "district_id", default="demo", show_default=True)
+@click.option(
+    "--set",
+    "set_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="JSON Lines of labelled opinions (default: the district's held-out set)",
+)
+@click.option("--keywords-only", is_flag=True, help="the taxonomy's keywords without the model")
+def routing_evaluate(district_id: str, set_path: Path | None, keywords_only: bool) -> None:
+    """评估分类 / The classifier in use on a labelled set."""
+    path = set_path or heldout_set(district_id)
+    examples = _examples_or_exit(path)
+
+    async def work(routing: Routing) -> tuple[Report, str, dict[str, str], float]:
+        async with routing.pool.acquire() as conn:
+            ctx = await routing.districts.require(conn, district_id)
+        if ctx.classifier is None or ctx.taxonomy is None:
+            raise click.ClickException(f"{district_id}: 未发布分类目录 / no taxonomy published")
+        classifier = ctx.classifier
+        if keywords_only:
+            classifier = Classifier(ctx.taxonomy, routing.segmenter)
+        version = classifier.model_version
+        name = f"model v{version} + keywords" if version else "taxonomy keywords only"
+        for example in examples[:20]:  # warm up: first-call costs are not prediction's
+            classifier.classify(example.text)
+        started = time.perf_counter()
+        report = evaluate(classifier.classify, examples)
+        cost = (time.perf_counter() - started) / max(1, len(examples))
+        names = {code: c.name_zh for code, c in ctx.taxonomy.categories.items()}
+        return report, name, names, cost
+
+    report, name, names, cost = _with_routing(work)
+    click.echo(f"{district_id}: {name} on {path} ({len(examples)} opinions)")
+    _echo_report(report, names)
+    click.echo("")
+    click.echo(f"cost of one classification: {cost * 1e6:.0f} µs (segmentation included)")
+
+
+@routing.command("train")
+@click.option("--district", "district_id", required=True)
+@click.option(
+    "--set",
+    "set_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="labelled opinions to train on (default: the district's labelled.jsonl)",
+)
+@click.option(
+    "--heldout",
+    "heldout_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="labelled opinions to judge on, never trained on (default: heldout.jsonl)",
+)
+@click.option("--reproduce", type=int, default=None, help="fit version N again and check it")
+def routing_train(
+    district_id: str, set_path: Path | None, heldout_path: Path | None, reproduce: int | None
+) -> None:
+    """训练分类模型 / Train the district's classifier; publish it unless it is worse."""
+    labelled = _examples_or_exit(set_path or labelled_set(district_id))
+    if reproduce is not None:
+
+        async def again(routing: Routing) -> str:
+            return (await routing.training.reproduce(district_id, reproduce, labelled)).digest
+
+        try:
+            found = _with_routing(again)
+        except Refusal as exc:
+            raise click.ClickException(f"{exc.title} / {exc.detail_en or exc.title_en}") from exc
+        click.echo(f"{district_id}: version {reproduce} reproduced, digest {found}")
+        return
+    heldout = _examples_or_exit(heldout_path or heldout_set(district_id))
+
+    async def work(routing: Routing) -> TrainingOutcome:
+        return await routing.training.train(district_id, labelled, heldout, CLI_ACTOR)
+
+    try:
+        outcome = _with_routing(work)
+    except Refusal as exc:
+        raise click.ClickException(f"{exc.title} / {exc.detail_en or exc.title_en}") from exc
+    in_use = f"v{outcome.in_use_version}" if outcome.in_use_version else "keywords only"
+    click.echo(f"{district_id}: held-out set, the classifier in use ({in_use}):")
+    _echo_report(outcome.in_use, {})
+    click.echo("")
+    click.echo(f"{district_id}: held-out set, the new model:")
+    _echo_report(outcome.candidate, {})
+    click.echo("")
+    if outcome.published is None:
+        raise click.ClickException(f"新模型未发布 / not published: {outcome.refused}")
+    event = outcome.published
+    click.echo(
+        f"{district_id}: published classifier v{event.version} "
+        f"({event.examples} examples + {event.corrections} corrections, "
+        f"urgency threshold {event.urgency_threshold}, digest {event.model_digest[:12]}…)"
+    )
 
 
 COMMANDS = [directory, routing]

@@ -1,9 +1,10 @@
 """What routing needs to know about one district, built once per directory version.
 
-A :class:`DistrictContext` holds the district's directory, its compiled classifier, its
-working calendar and its routing policy; :class:`DistrictContexts` keeps one per district
-and rebuilds it only when the district's directory version moves, so a case costs no
-parsing of taxonomies or calendars.
+A :class:`DistrictContext` holds the district's directory, its compiled classifier (with
+the district's trained model, when it has one), its working calendar and its routing
+policy; :class:`DistrictContexts` keeps one per district and rebuilds it only when the
+district's directory version moves (training a model moves it too), so a case costs no
+parsing of taxonomies, calendars or models.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from contracts.directory import RoutingPolicyPublished
 from eventkit.db import Conn
 from services.routing.case_state import CaseState
 from services.routing.classification import Classification, Classifier, Segmenter, Taxonomy
+from services.routing.classifier_store import ClassifierModels, StoredModel
 from services.routing.deadlines import Allowance, Due, WorkCalendar
 from services.routing.directory import Directory, DistrictConfig
 from services.routing.directory_projection import config_version, load_config
@@ -106,8 +108,9 @@ class DistrictContext:
 class DistrictContexts:
     """One :class:`DistrictContext` per district, rebuilt when its directory version moves."""
 
-    def __init__(self, segmenter: Segmenter) -> None:
+    def __init__(self, segmenter: Segmenter, models: ClassifierModels | None = None) -> None:
         self._segmenter = segmenter
+        self.models = models or ClassifierModels()
         self._contexts: dict[str, DistrictContext] = {}
 
     def cached(self, district_id: str) -> DistrictContext | None:
@@ -137,13 +140,19 @@ class DistrictContexts:
         if loaded is None:
             return None
         version, config = loaded
-        ctx = self._build(district_id, version, config)
+        stored = await self.models.in_use(conn, district_id) if config.taxonomy else None
+        ctx = self._build(district_id, version, config, stored)
         self._contexts[district_id] = ctx
         return ctx
 
-    def _build(self, district_id: str, version: int, config: DistrictConfig) -> DistrictContext:
+    def _build(
+        self, district_id: str, version: int, config: DistrictConfig, stored: StoredModel | None
+    ) -> DistrictContext:
         taxonomy = Taxonomy(config.taxonomy) if config.taxonomy else None
-        classifier = Classifier(taxonomy, self._segmenter) if taxonomy else None
+        classifier = None
+        if taxonomy is not None:
+            model, model_version = (stored.model, stored.version) if stored else (None, None)
+            classifier = Classifier(taxonomy, self._segmenter, model, model_version)
         timezone = config.directory.timezone
         if config.calendar is not None:
             calendar = WorkCalendar.from_years(

@@ -309,21 +309,27 @@ def _assigned(district_id: str, case_id: str, command: Command, a: Assignment) -
 
 def _open(command: OpenCase) -> list[CaseEvent]:
     ids = (command.district_id, command.case_id, command)
+    found = command.classification
     source = command.transferred_from
     events: list[CaseEvent] = [
         _make(
             CaseOpened,
             *ids,
             opinion_id=command.opinion_id,
-            category_code=command.category_code,
-            matched_keywords=list(command.matched_keywords),
-            priority=command.priority,
+            category_code=found.category_code,
+            matched_keywords=list(found.matched_keywords),
+            priority=found.priority,
             response_due=command.response_due.at,
             resolution_due=command.resolution_due.at,
             deadlines_provisional=command.response_due.provisional
             or command.resolution_due.provisional,
-            priority_keywords=list(command.priority_keywords),
-            category_hint_matched=command.hint_matched,
+            priority_keywords=list(found.priority_keywords),
+            category_hint_matched=found.hint_matched,
+            classifier_version=found.model_version,
+            classifier_evidence=list(found.evidence),
+            classifier_confidence=found.confidence,
+            urgency_score=found.urgency,
+            urgency_evidence=list(found.urgency_evidence),
             taxonomy_version=command.taxonomy_version,
             transferred_from_district_id=source[0] if source else None,
             transferred_from_case_id=source[1] if source else None,

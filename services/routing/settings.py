@@ -12,6 +12,11 @@ from eventkit.settings import Settings
 class RoutingSettings(Settings):
     """What the routing process reads from its environment."""
 
+    database_role: str | None = "minqing_routing"
+    """The service's own role: it appends only to ``case-*`` and the directory's streams
+    (``district-*``, ``station-*``, ``representative-*``); the database refuses the rest
+    (migration ``0003_audit.sql``)."""
+
     routing_port: int = Field(default=8002, ge=1, le=65535)
     http_host: str = "127.0.0.1"
     """Interface to listen on (``0.0.0.0`` in a container)."""
@@ -28,3 +33,9 @@ class RoutingSettings(Settings):
     routing_scan_interval: float = Field(default=30.0, ge=0)
     """Seconds between two runs of the overdue scanner; 0 turns it off."""
     routing_scan_batch: int = Field(default=200, ge=1)
+    routing_train_districts: list[str] = Field(default_factory=list)
+    """Districts whose first classifier is trained at start-up, after the district files
+    are imported, from the labelled opinions kept with their file
+    (``deploy/districts/<district>-opinions/``), when they have none in use yet. Later
+    versions are trained on purpose with ``minqing routing train``. None by default (the
+    local stack asks for the demo district)."""

@@ -21,6 +21,7 @@ PURE: dict[str, set[str]] = {
         "case_commands",
         "case_state",
         "classification",
+        "classifier_model",
         "deadlines",
         "directory",
         "directory_plan",
@@ -28,6 +29,7 @@ PURE: dict[str, set[str]] = {
         "domain",
         "duplicates",
         "errors",
+        "evaluation",
         "ids",
     },
     "notification": {

@@ -16,6 +16,7 @@ from contracts import (
     REGISTRY,
     Actor,
     ActorRole,
+    AuditSealed,
     CalendarYear,
     CaseAccepted,
     CaseAssigned,
@@ -32,6 +33,7 @@ from contracts import (
     CaseResolved,
     CaseTransferred,
     Channel,
+    ClassifierTrained,
     CommunityRegistered,
     DeadlinePair,
     DistrictRegistered,
@@ -45,6 +47,7 @@ from contracts import (
     OpinionSubmitted,
     OpinionSubmittedV1,
     OpinionWithdrawn,
+    PersonalDataOpened,
     Priority,
     PriorityDeadlines,
     ReceptionDayScheduled,
@@ -56,10 +59,12 @@ from contracts import (
     RoutingPolicyPublished,
     ScoredCandidate,
     ScoreWeights,
+    SealedStream,
     StationKind,
     StationMoved,
     StationRegistered,
     StationRetired,
+    StorePosition,
     StreetRegistered,
     SubmitterRef,
     TaxonomyCategory,
@@ -460,6 +465,59 @@ def notification_failed() -> NotificationFailed:
     )
 
 
+def classifier_trained() -> ClassifierTrained:
+    return ClassifierTrained(
+        **_common(Actor(id="admin-wang", role=ActorRole.DISTRICT_ADMIN)),
+        version=2,
+        taxonomy_version=3,
+        method="char-ngram-tfidf+linear-svc+logistic-urgency",
+        model_digest="7b" * 32,
+        hyperparameters={"ngram_max": 2, "c": 1.0, "keyword_weight": 0.2},
+        examples_digest="11" * 32,
+        examples=945,
+        corrections=37,
+        corrections_digest="22" * 32,
+        corrections_through=StorePosition(transaction_id=90211, global_position=188410),
+        heldout_digest="33" * 32,
+        heldout_accuracy=0.9295,
+        heldout_urgent_recall=1.0,
+        urgency_threshold=0.22,
+        replaced_version=1,
+        libraries={"scikit-learn": "1.7.2", "numpy": "2.3.4", "scipy": "1.16.3"},
+    )
+
+
+def audit_sealed() -> AuditSealed:
+    return AuditSealed(
+        **_common(Actor(id="sealer", role=ActorRole.SYSTEM)),
+        seal_seq=2,
+        after_transaction_id=7410,
+        after_position=18233,
+        through_transaction_id=7702,
+        through_position=19011,
+        events=2,
+        total_events=920,
+        previous_digest="3f" * 32,
+        digest="a0" * 32,
+        streams=[
+            SealedStream(
+                stream_id=f"case-{CASE_ID}", first_version=4, last_version=5, head_hash="5c" * 32
+            ),
+        ],
+    )
+
+
+def personal_data_opened() -> PersonalDataOpened:
+    return PersonalDataOpened(
+        **_common(Actor(id="auditor-li", role=ActorRole.AUDITOR)),
+        case_id=CASE_ID,
+        opinion_ids=[OPINION_ID],
+        subject_ids=["subj_7f3a9c"],
+        fields=["name", "phone"],
+        reason="人大常委会信访复核",
+    )
+
+
 FACTORIES: dict[str, Callable[[], Event]] = {
     "OpinionSubmitted": opinion_submitted,
     "OpinionWithdrawn": opinion_withdrawn,
@@ -494,6 +552,9 @@ FACTORIES: dict[str, Callable[[], Event]] = {
     "ReceptionDayScheduled": reception_day_scheduled,
     "NotificationSent": notification_sent,
     "NotificationFailed": notification_failed,
+    "ClassifierTrained": classifier_trained,
+    "AuditSealed": audit_sealed,
+    "PersonalDataOpened": personal_data_opened,
 }
 
 EVENT_TYPES = sorted(FACTORIES)
@@ -555,7 +616,7 @@ def test_a_naive_occurred_at_is_rejected() -> None:
 def test_ce_type_names_context_event_and_version(model: type[Event]) -> None:
     value = ce_type(model.event_type, model.schema_version)
     assert re.fullmatch(
-        r"cn\.minqing\.(intake|routing|directory|notification)\.[A-Z][A-Za-z]+\.v[1-9][0-9]*",
+        r"cn\.minqing\.(intake|routing|directory|notification|audit)\.[A-Z][A-Za-z]+\.v[1-9][0-9]*",
         value,
     )
     assert value == f"cn.minqing.{model.context}.{model.event_type}.v{model.schema_version}"

@@ -28,10 +28,11 @@ import click
 import pytest
 import yaml
 
+from eventkit.audit.settings import AuditSettings
 from eventkit.db import create_pool, migrate
 from eventkit.local import EmbeddedPostgres
 from eventkit.settings import Settings
-from eventkit.store import EventStore
+from eventkit.store import AuthorshipError, EventStore
 from minqing.cli import main as cli
 from minqing.system import SERVICES, ServiceSpec, migration_packages
 from tests.helpers import envelope
@@ -51,9 +52,19 @@ EXTRA_SETTINGS: frozenset[str] = frozenset(
 the development outbox's own (``minqing/sink.py`` reads them itself)."""
 
 RUNTIME_ROLE = "minqing_runtime"
-APP_LOGIN = "minqing_app"
 LONG_RUNNING = ("relay", *(s.name for s in SERVICES))
 """The compose services that run for good and talk to both Kafka and PostgreSQL."""
+LOGINS = {"relay": "minqing_audit", **{s.name: f"minqing_{s.name}" for s in SERVICES}}
+"""Each process's own database login: the relay's leader seals, so it owns the audit
+streams; every service owns its own (eventstore.authors)."""
+OWNED = {
+    "minqing_intake": "opinion",
+    "minqing_routing": "case",
+    "minqing_notification": "notification",
+    "minqing_audit": "audit",
+    "minqing_reporting": None,
+}
+"""A stream category each login may append to (reporting: none)."""
 
 MINQING_NAME = re.compile(r"\bMINQING_[A-Z0-9_]*[A-Z0-9]\b")
 URL_WITH_PASSWORD = re.compile(r"[a-z][a-z0-9+.-]*://[^/\s:@]+:([^@\s]+)@", re.IGNORECASE)
@@ -276,20 +287,28 @@ def service_settings() -> dict[str, type[Settings]]:
     """Each service's settings class."""
     from services.intake.settings import IntakeSettings
     from services.notification.settings import NotificationSettings
+    from services.reporting.settings import ReportingSettings
     from services.routing.settings import RoutingSettings
 
     return {
         "intake": IntakeSettings,
         "routing": RoutingSettings,
         "notification": NotificationSettings,
+        "reporting": ReportingSettings,
     }
+
+
+def process_settings(name: str) -> type[Settings]:
+    """The settings class a long-running process reads (the relay's: the audit settings)."""
+    classes: dict[str, type[Settings]] = {"relay": AuditSettings, **service_settings()}
+    return classes.get(name, Settings)
 
 
 def setting_names() -> list[str]:
     """The environment variable of each field of the settings classes, shared and services'."""
     prefix = str(Settings.model_config.get("env_prefix", ""))
     names: dict[str, None] = {}
-    classes: list[type[Settings]] = [Settings, *service_settings().values()]
+    classes: list[type[Settings]] = [Settings, AuditSettings, *service_settings().values()]
     for cls in classes:
         names.update({(prefix + name).upper(): None for name in cls.model_fields})
     return list(names)
@@ -442,17 +461,17 @@ def test_every_compose_process_gets_idempotence_and_a_database_url(name: str) ->
     assert env.get("MINQING_LOG_FORMAT") == "json"
 
 
-def test_compose_migrates_as_the_owner_and_runs_the_rest_as_the_app_login() -> None:
+def test_compose_migrates_as_the_owner_and_runs_each_process_as_its_own_login() -> None:
     services = compose_services()
     assert compose_command(services["migrate"]) == ["minqing", "db", "migrate"]
     owner = url_user(compose_env(services["migrate"])["MINQING_DATABASE_URL"])
     assert owner
-    assert owner != APP_LOGIN
-    default_role = Settings.model_fields["database_role"].default
+    assert owner not in LOGINS.values()
     for name in LONG_RUNNING:
         env = compose_env(services[name])
-        assert url_user(env["MINQING_DATABASE_URL"]) == APP_LOGIN, name
-        assert env.get("MINQING_DATABASE_ROLE", default_role) == RUNTIME_ROLE, name
+        assert url_user(env["MINQING_DATABASE_URL"]) == LOGINS[name], name
+        default_role = process_settings(name).model_fields["database_role"].default
+        assert env.get("MINQING_DATABASE_ROLE", default_role) == LOGINS[name], name
 
 
 def test_compose_depends_only_on_services_that_exist_under_conditions_they_can_meet() -> None:
@@ -604,8 +623,10 @@ def test_every_k8s_process_gets_idempotence_a_database_url_and_json_logs() -> No
         for container in pod_spec(workload)["containers"]:
             env = container_env(container)
             assert env.get("MINQING_KAFKA_IDEMPOTENCE") == "true", container["name"]
-            assert url_user(env["MINQING_DATABASE_URL"]) == APP_LOGIN, container["name"]
-            assert env.get("MINQING_DATABASE_ROLE", RUNTIME_ROLE) == RUNTIME_ROLE
+            login = LOGINS[container["name"]]
+            assert url_user(env["MINQING_DATABASE_URL"]) == login, container["name"]
+            default_role = process_settings(container["name"]).model_fields["database_role"]
+            assert env.get("MINQING_DATABASE_ROLE", default_role.default) == login
             assert env.get("MINQING_LOG_FORMAT") == "json"
 
 
@@ -616,7 +637,7 @@ def test_the_k8s_migration_job_runs_as_the_owner() -> None:
     assert pod_spec(job)["restartPolicy"] in ("Never", "OnFailure")
     owner = url_user(container_env(container)["MINQING_DATABASE_URL"])
     assert owner
-    assert owner != APP_LOGIN
+    assert owner not in LOGINS.values()
 
 
 def test_the_k8s_relay_runs_a_standby_beside_the_leader() -> None:
@@ -754,7 +775,13 @@ def _psql(url: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     )
 
 
-def test_init_sql_lets_the_owner_migrate_and_the_app_login_append_as_the_runtime_role(
+PASSWORDS = {
+    f"{name}_DB_PASSWORD": f"{name.lower()}-test"
+    for name in ("OWNER", "INTAKE", "ROUTING", "NOTIFICATION", "REPORTING", "AUDIT")
+}
+
+
+def test_init_sql_lets_the_owner_migrate_and_each_login_append_only_its_own_streams(
     pg_admin_url: str,
 ) -> None:
     database = "deploy_" + uuid.uuid4().hex[:12]
@@ -766,17 +793,25 @@ def test_init_sql_lets_the_owner_migrate_and_the_app_login_append_as_the_runtime
         finally:
             await conn.close()
 
-    async def use_as_app() -> None:
-        url = _url(pg_admin_url, user=APP_LOGIN, database=database)
-        pool = await create_pool(url, role=Settings().database_role, max_size=2)
+    async def use_as(login: str, role: str | None) -> None:
+        url = _url(pg_admin_url, user=login, database=database)
+        pool = await create_pool(url, role=role, max_size=1)
         try:
-            stream = f"case-{uuid.uuid4().hex[:12]}"
-            await EventStore(pool).append(stream, [envelope(stream)])
+            store = EventStore(pool)
+            own = OWNED[login]
+            if own is not None:
+                stream = f"{own}-{uuid.uuid4().hex[:12]}"
+                await store.append(stream, [envelope(stream)])
+            other = f"{'opinion' if own == 'case' else 'case'}-{uuid.uuid4().hex[:12]}"
+            with pytest.raises(AuthorshipError):
+                await store.append(other, [envelope(other)])
             async with pool.acquire() as conn:
-                assert await conn.fetchval("SELECT current_user") == RUNTIME_ROLE
-                assert await conn.fetchval("SELECT count(*) FROM eventstore.events") == 1
+                assert await conn.fetchval("SELECT current_user") == login
                 with pytest.raises(asyncpg.InsufficientPrivilegeError):
                     await conn.execute("UPDATE eventstore.events SET data = '{}'")
+                # It has the runtime role's privileges, never the role itself.
+                with pytest.raises(asyncpg.InsufficientPrivilegeError):
+                    await conn.execute(f"SET ROLE {RUNTIME_ROLE}")
                 owners = await conn.fetch(
                     "SELECT DISTINCT tableowner FROM pg_tables WHERE schemaname = 'eventstore'"
                 )
@@ -790,16 +825,25 @@ def test_init_sql_lets_the_owner_migrate_and_the_app_login_append_as_the_runtime
         refused = _psql(target, {})
         assert refused.returncode != 0, "init.sql ran without its passwords"
         assert "_DB_PASSWORD" in refused.stderr
+        partly = _psql(target, {"OWNER_DB_PASSWORD": "owner-test"})
+        assert partly.returncode != 0, "init.sql ran without the services' passwords"
 
-        passwords = {"OWNER_DB_PASSWORD": "owner-test", "APP_DB_PASSWORD": "app-test"}
-        done = _psql(target, passwords)
+        done = _psql(target, PASSWORDS)
         assert done.returncode == 0, done.stderr
-        again = _psql(target, passwords)
+        again = _psql(target, PASSWORDS)
         assert again.returncode == 0, f"init.sql is not safe to run twice: {again.stderr}"
 
         owner_url = _url(pg_admin_url, user="minqing_owner", database=database)
         assert asyncio.run(migrate(owner_url, migration_packages()))
-        asyncio.run(use_as_app())
+        for name, login in LOGINS.items():
+            # As deployed: the settings' own role, or the one the deploy files set.
+            env = compose_env(compose_services()[name])
+            role = env.get("MINQING_DATABASE_ROLE", process_settings(name)().database_role)
+            asyncio.run(use_as(login, role))
     finally:
         asyncio.run(admin(f"DROP DATABASE IF EXISTS {database} WITH (FORCE)"))
-        asyncio.run(admin(f"DROP ROLE IF EXISTS {APP_LOGIN}, minqing_owner"))
+        asyncio.run(admin("DROP ROLE IF EXISTS minqing_owner"))
+        # The service roles are the whole session's (the migrations made them): leave
+        # them as the migrations did, unable to log in.
+        for login in LOGINS.values():
+            asyncio.run(admin(f"ALTER ROLE {login} NOLOGIN PASSWORD NULL"))

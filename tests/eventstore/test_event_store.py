@@ -166,7 +166,8 @@ async def test_audit_finds_the_first_tampered_event(store: EventStore, database_
         await owner.close()
     assert broken[0]["stream_id"] == stream
     assert broken[0]["stream_version"] == 2
-    assert broken[0]["problem"] == "hash does not match the content"
+    assert broken[0]["problem"] == "changed_content"
+    assert "hash does not match the content" in broken[0]["detail"]
 
 
 async def test_an_append_in_an_older_transaction_than_the_head_is_refused(

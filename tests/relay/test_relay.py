@@ -11,9 +11,10 @@ from datetime import datetime
 
 from cloudevents.core.bindings.kafka import KafkaMessage, from_binary_event
 
-from contracts import REGISTRY
+from contracts import REGISTRY, AuditSealed
 from contracts.envelope import Envelope
-from contracts.topics import CASES, DIRECTORY
+from contracts.topics import AUDIT, CASES, DIRECTORY
+from eventkit.audit.sealing import Sealer
 from eventkit.cloudevents import decode
 from eventkit.local import Broker
 from eventkit.relay import Relay
@@ -180,3 +181,48 @@ async def test_an_idle_relay_is_woken_by_a_notification_not_by_its_poll(
             settings.kafka_bootstrap, settings.topic(CASES), until=lambda r: len(r) >= 1
         )
         assert asyncio.get_running_loop().time() - started < 10  # far below the 30 s poll
+
+
+async def test_the_leader_seals_each_district_and_publishes_the_seals_to_the_audit_topic(
+    store: EventStore, settings: Settings
+) -> None:
+    streams = [f"case-{uuid.uuid4().hex[:8]}" for _ in range(3)]
+    for stream in streams:
+        await store.append(stream, [envelope(stream), envelope(stream)])
+    relay = Relay(store, settings, sealer=Sealer(store), seal_interval=0.2)
+    async with running(relay):
+        [record] = await read_topic(
+            settings.kafka_bootstrap, settings.topic(AUDIT), until=lambda r: len(r) >= 1
+        )
+        # Publishing goes on after a seal: a later event reaches its topic too.
+        later = f"case-{uuid.uuid4().hex[:8]}"
+        await store.append(later, [envelope(later)])
+        cases = await read_topic(
+            settings.kafka_bootstrap, settings.topic(CASES), until=lambda r: len(r) >= 7
+        )
+    headers = dict(record.headers)
+    assert headers["ce_type"] == b"cn.minqing.audit.AuditSealed.v1"
+    assert headers["ce_source"] == b"/districts/demo/audit"
+    assert record.key == b"audit-demo"
+    seal = decode(record.value, record.headers).event(REGISTRY)
+    assert isinstance(seal, AuditSealed)
+    assert (seal.seal_seq, seal.events) == (1, 6)
+    assert sorted(s.stream_id for s in seal.streams) == sorted(streams)
+    assert {r.key for r in cases} == {s.encode() for s in [*streams, later]}
+
+
+async def test_an_event_that_has_no_topic_is_passed_over_and_the_rest_flows(
+    store: EventStore, settings: Settings
+) -> None:
+    """A poison event must not hold back every event after it."""
+    await store.append("misc-1", [envelope("misc-1")])
+    stream = f"case-{uuid.uuid4().hex[:8]}"
+    await store.append(stream, [envelope(stream)])
+    relay = Relay(store, settings)
+    async with running(relay):
+        [record] = await read_topic(
+            settings.kafka_bootstrap, settings.topic(CASES), until=lambda r: len(r) >= 1
+        )
+        await wait_until(lambda: relay.published == 2)
+    assert record.key == stream.encode()
+    assert relay.skipped == 1

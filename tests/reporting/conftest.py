@@ -87,14 +87,18 @@ async def loaded_march(pg_admin_url: str) -> AsyncIterator[Loaded]:
         topic_prefix=f"t{uuid.uuid4().hex[:10]}.",
         reporting_consume=False,
     )
+    # Reporting runs as its own role (it may read the store, never append); the history
+    # is written as the services that own its streams would, through the runtime role.
     pool = await create_pool(url, role=settings.database_role, max_size=8)
+    writer = await create_pool(url, role=Settings().database_role, max_size=4)
     try:
-        store = EventStore(pool)
+        store = EventStore(writer)
         async with bootstrap(settings, pool=pool, clock=fixed_clock(), background=False) as svc:
             events = await store_history(store, url, march_history().ordered())
             await project(svc, interleaved(events, seed=7))
             yield Loaded(url, settings, pool, store, svc, events)
     finally:
+        await writer.close()
         await pool.close()
         admin = await asyncpg.connect(pg_admin_url)
         try:

@@ -9,7 +9,7 @@ from datetime import datetime, timedelta
 import pytest
 
 from contracts import Actor, ActorRole, Priority, ScoredCandidate
-from contracts.cases import CaseEvent, CaseOverdue
+from contracts.cases import CaseEvent, CaseOpened, CaseOverdue
 from services.routing.assignment import Assignment
 from services.routing.case_commands import (
     Accept,
@@ -29,6 +29,7 @@ from services.routing.case_commands import (
     Withdraw,
 )
 from services.routing.case_state import ALLOWED, CaseState, CaseStatus, allowed_commands, fold
+from services.routing.classification import Classification
 from services.routing.deadlines import Due
 from services.routing.domain import (
     SYSTEM,
@@ -64,9 +65,9 @@ def opened(
             case_id="c1",
             district_id="demo",
             opinion_id="o1",
-            category_code=category,
-            matched_keywords=("电梯",) if category else (),
-            priority=Priority.NORMAL,
+            classification=Classification(
+                category, ("电梯",) if category else (), Priority.NORMAL, ()
+            ),
             response_due=Due(T0 + timedelta(days=1)),
             resolution_due=Due(T0 + timedelta(days=10)),
             assignment=Assignment(
@@ -83,6 +84,37 @@ def opened(
     state = fold(events)
     assert state is not None
     return state
+
+
+def test_the_opening_records_what_the_trained_classifier_saw() -> None:
+    found = Classification(
+        "p",
+        (),
+        Priority.URGENT,
+        (),
+        model_version=3,
+        evidence=("漏水", "楼上"),
+        confidence=0.42,
+        urgency=0.91,
+        urgency_evidence=("漏水",),
+    )
+    command = OpenCase(
+        actor=SYSTEM,
+        now=T0,
+        case_id="c1",
+        district_id="demo",
+        opinion_id="o1",
+        classification=found,
+        response_due=Due(T0 + timedelta(hours=2)),
+        resolution_due=Due(T0 + timedelta(days=1)),
+        assignment=Assignment("donghu", "r1", "representative", "测试"),
+    )
+    case_opened = decide(None, command)[0]
+    assert isinstance(case_opened, CaseOpened)
+    assert (case_opened.classifier_version, case_opened.classifier_confidence) == (3, 0.42)
+    assert case_opened.classifier_evidence == ["漏水", "楼上"]
+    assert (case_opened.urgency_score, case_opened.urgency_evidence) == (0.91, ["漏水"])
+    assert case_opened.priority is Priority.URGENT
 
 
 def run(state: CaseState, *commands: Command) -> tuple[CaseState, list[CaseEvent]]:

@@ -247,6 +247,8 @@ def test_up_serves_stops_cleanly_and_keeps_its_data(data_dir: Path, env: dict[st
         assert "/dashboard/login?token=" in first.wait_for("dashboard")
         # The local stack asks routing for the demo district.
         assert '"district": "demo"' in first.wait_for("district file imported")
+        # ... and its first classifier, trained from the labelled opinions kept with it.
+        assert '"district": "demo"' in first.wait_for("classifier published")
         assert str(data_dir / "pg") in first.wait_for("(embedded,")
         assert "Tansu" in first.wait_for(bootstrap)
 
@@ -304,7 +306,9 @@ def test_up_refuses_a_taken_broker_port(data_dir: Path, env: dict[str, str]) -> 
 def test_the_local_stack_asks_for_the_demo_district_and_nothing_else_does() -> None:
     extra = local_stack_environment({})
     assert json.loads(extra["MINQING_ROUTING_DISTRICT_FILES"]) == [str(DEMO_DISTRICT_FILE)]
+    assert json.loads(extra["MINQING_ROUTING_TRAIN_DISTRICTS"]) == ["demo"]
     # A caller's own choice is kept, even none at all.
-    assert local_stack_environment({"MINQING_ROUTING_DISTRICT_FILES": "[]"}) == {}
+    own = local_stack_environment({"MINQING_ROUTING_DISTRICT_FILES": "[]"})
+    assert not {k for k in own if k.startswith("MINQING_ROUTING_")}
     # Outside the local stack, routing imports no district of its own accord.
     assert RoutingSettings(_env_file=None).routing_district_files == []

@@ -1,0 +1,200 @@
+"""Training, publishing, refusing and reproducing the demo district's classifier, through
+the application layer on the real database. The real labelled set is fitted once for the
+module: fitting is memoised by its inputs (it is deterministic, which
+``test_routing_classification_model.py`` checks)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import asyncpg
+import pytest
+
+from contracts import REGISTRY, CaseOpened, Priority
+from contracts.directory import ClassifierTrained
+from eventkit.store import EventStore
+from services.routing import training
+from services.routing.bootstrap import Routing
+from services.routing.classifier_model import LabelledOpinion, TextModel, digest
+from services.routing.cli import CLI_ACTOR
+from services.routing.consumers import RoutingConsumer
+from services.routing.ids import case_id_for
+from services.routing.rebuild import rebuild
+from services.routing.training import heldout_set, labelled_set, load_examples
+from tests.routing.routing_support import Submit
+
+
+@pytest.fixture(scope="module", autouse=True)
+def fitted_once() -> Iterator[None]:
+    """``fit`` remembered by its inputs for the module."""
+    real = training.fit  # type: ignore[attr-defined]
+    memo: dict[tuple[str, Any], TextModel] = {}
+
+    def remembered(
+        examples: list[LabelledOpinion], vocabulary: Any, params: Any, **kw: Any
+    ) -> TextModel:
+        key = (digest(examples), params)
+        if key not in memo:
+            memo[key] = real(examples, vocabulary, params, **kw)
+        return memo[key]
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(training, "fit", remembered)
+        yield
+
+
+@pytest.fixture(scope="module")
+def labelled() -> list[LabelledOpinion]:
+    return load_examples(labelled_set("demo"))
+
+
+@pytest.fixture(scope="module")
+def heldout() -> list[LabelledOpinion]:
+    return load_examples(heldout_set("demo"))
+
+
+async def trained_events(store: EventStore) -> list[ClassifierTrained]:
+    return [
+        ClassifierTrained.model_validate(r.data)
+        for r in await store.read_stream("district-demo")
+        if r.event_type == "ClassifierTrained"
+    ]
+
+
+async def test_a_trained_model_is_published_and_every_new_case_names_it(
+    demo: Routing,
+    consumer: RoutingConsumer,
+    submit: Submit,
+    store: EventStore,
+    pool: asyncpg.Pool,
+    labelled: list[LabelledOpinion],
+    heldout: list[LabelledOpinion],
+) -> None:
+    before = await pool.fetchval("SELECT config_version FROM routing.districts")
+
+    outcome = await demo.training.train("demo", labelled, heldout, CLI_ACTOR)
+
+    assert outcome.refused is None
+    assert outcome.in_use_version is None  # the keywords alone were in use
+    assert outcome.candidate.accuracy >= 0.9
+    assert outcome.candidate.urgent_recall == 1.0
+    assert outcome.in_use.worse_than(outcome.candidate) is not None
+    [event] = await trained_events(store)
+    assert event == outcome.published
+    assert event.version == 1
+    assert event.examples == len(labelled)
+    assert event.examples_digest == digest(labelled)
+    assert event.heldout_digest == digest(heldout)
+    assert event.corrections == 0
+    assert event.hyperparameters["keyword_weight"] == 0.2
+    assert "scikit-learn" in event.libraries
+    row = await pool.fetchrow("SELECT version, model_digest FROM routing.classifier_models")
+    assert row is not None
+    assert tuple(row) == (1, event.model_digest)
+    assert await pool.fetchval("SELECT config_version FROM routing.districts") == before + 1
+
+    opinion = await submit("楼上那家煤气泄露了，整个楼道都是那个味", community="锦绣社区")
+    await consumer.apply(opinion)
+
+    case_id = case_id_for("demo", opinion.data["opinion_id"])
+    opened = (await store.read_stream(f"case-{case_id}"))[0].envelope().event(REGISTRY)
+    assert isinstance(opened, CaseOpened)
+    assert opened.classifier_version == 1
+    assert opened.category_code == "safety"
+    assert opened.priority is Priority.URGENT
+    assert opened.urgency_score is not None
+    assert opened.urgency_score >= event.urgency_threshold
+    assert opened.urgency_evidence
+    assert opened.classifier_evidence
+    assert opened.classifier_confidence is not None
+
+
+async def test_a_model_worse_on_the_heldout_set_than_the_one_in_use_is_refused(
+    demo: Routing,
+    store: EventStore,
+    pool: asyncpg.Pool,
+    labelled: list[LabelledOpinion],
+    heldout: list[LabelledOpinion],
+) -> None:
+    trainer = demo.training
+    await trainer.train("demo", labelled, heldout, CLI_ACTOR)
+    # One example of each category and the first urgent ones: it learns far less.
+    few: dict[str | None, LabelledOpinion] = {}
+    for example in labelled:
+        few.setdefault(example.category, example)
+    urgent = [e for e in labelled if e.priority is Priority.URGENT][:6]
+
+    outcome = await trainer.train("demo", [*few.values(), *urgent], heldout, CLI_ACTOR)
+
+    assert outcome.published is None
+    assert outcome.refused is not None
+    assert "of the classifier in use" in outcome.refused
+    assert outcome.in_use_version == 1
+    assert outcome.candidate.worse_than(outcome.in_use) == outcome.refused
+    assert [e.version for e in await trained_events(store)] == [1]
+    assert await pool.fetchval("SELECT count(*) FROM routing.classifier_models") == 1
+    async with pool.acquire() as conn:
+        ctx = await demo.districts.require(conn, "demo")
+    assert ctx.classifier is not None
+    assert ctx.classifier.model_version == 1
+
+
+async def test_training_the_same_examples_again_publishes_nothing_new(
+    demo: Routing,
+    store: EventStore,
+    labelled: list[LabelledOpinion],
+    heldout: list[LabelledOpinion],
+) -> None:
+    trainer = demo.training
+    await trainer.train("demo", labelled, heldout, CLI_ACTOR)
+
+    again = await trainer.train("demo", labelled, heldout, CLI_ACTOR)
+
+    assert again.published is None
+    assert again.refused is not None
+    assert "the one in use" in again.refused
+    assert len(await trained_events(store)) == 1
+
+
+async def test_a_published_model_is_fitted_again_from_what_its_event_recorded(
+    demo: Routing,
+    pool: asyncpg.Pool,
+    labelled: list[LabelledOpinion],
+    heldout: list[LabelledOpinion],
+) -> None:
+    trainer = demo.training
+    event = (await trainer.train("demo", labelled, heldout, CLI_ACTOR)).published
+    assert event is not None
+    await pool.execute("DELETE FROM routing.classifier_models")
+
+    model = await trainer.reproduce("demo", 1, labelled)
+
+    assert model.digest == event.model_digest
+    assert await pool.fetchval("SELECT model_digest FROM routing.classifier_models") == (
+        event.model_digest
+    )
+    with pytest.raises(Exception, match="labelled set differs"):
+        await trainer.reproduce("demo", 1, labelled[1:])
+
+
+async def test_a_rebuild_keeps_the_model_in_use_and_the_cases_name_it(
+    demo: Routing,
+    consumer: RoutingConsumer,
+    submit: Submit,
+    store: EventStore,
+    pool: asyncpg.Pool,
+    labelled: list[LabelledOpinion],
+    heldout: list[LabelledOpinion],
+) -> None:
+    await demo.training.train("demo", labelled, heldout, CLI_ACTOR)
+    async with pool.acquire() as conn:
+        await rebuild(conn, store)
+
+    opinion = await submit("电梯困人了，快来", community="东湖社区")
+    await consumer.apply(opinion)
+
+    case_id = case_id_for("demo", opinion.data["opinion_id"])
+    opened = (await store.read_stream(f"case-{case_id}"))[0].data
+    assert opened["classifier_version"] == 1
+    assert opened["priority"] == "urgent"
