@@ -6,7 +6,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: up down test lint format bench install browser clean
+.PHONY: up down test lint format bench install browser audit clean
 
 # Pages are tested in Debian's Chromium (driven by Playwright), with CJK fonts so Chinese
 # renders; reports are PDF, looked at as PNG pages (poppler's pdftoppm).
@@ -40,7 +40,11 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
-test: lint browser
+# Known vulnerabilities in the pinned dependencies (scripts/audit_dependencies.py).
+audit: $(STAMP)
+	$(BIN)/python scripts/audit_dependencies.py constraints.txt
+
+test: lint browser audit
 	$(BIN)/python -m pytest
 
 format: $(STAMP)

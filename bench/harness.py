@@ -384,6 +384,47 @@ class LocalStack:
         await migrate(url, migration_packages())
         return url
 
+    async def record_statements(self) -> None:
+        """Restart the server with ``pg_stat_statements`` loaded, so that
+        :meth:`statements` can tell which statements the server spent its time on."""
+        conn = await asyncpg.connect(self.admin_url)
+        try:
+            await conn.execute("ALTER SYSTEM SET shared_preload_libraries = 'pg_stat_statements'")
+            await conn.execute("ALTER SYSTEM SET pg_stat_statements.track = 'all'")
+        finally:
+            await conn.close()
+        self.server.stop()
+        self.admin_url = self.server.start()
+
+    async def statements(self, url: str, limit: int = 20) -> list[dict[str, Any]]:
+        """The statements (top-level and inside functions) that took the most time in
+        the database of ``url`` since :meth:`reset_statements`, most first."""
+        conn = await asyncpg.connect(url)
+        try:
+            rows = await conn.fetch(
+                r"""
+                SELECT calls, round(total_exec_time::numeric, 1) AS total_ms,
+                       round(mean_exec_time::numeric, 3) AS mean_ms, rows,
+                       left(regexp_replace(query, '\s+', ' ', 'g'), 160) AS query
+                  FROM pg_stat_statements s JOIN pg_database d ON d.oid = s.dbid
+                 WHERE d.datname = current_database()
+                 ORDER BY total_exec_time DESC LIMIT $1
+                """,
+                limit,
+            )
+            return [dict(r) for r in rows]
+        finally:
+            await conn.close()
+
+    async def reset_statements(self, url: str) -> None:
+        """Start counting statements afresh (in the database of ``url``)."""
+        conn = await asyncpg.connect(url)
+        try:
+            await conn.execute("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
+            await conn.execute("SELECT pg_stat_statements_reset()")
+        finally:
+            await conn.close()
+
     # -- the broker
 
     @property

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from contracts import audit, cases, directory, intake, notifications
+from contracts import audit, cases, directory, intake, notifications, staff
 from contracts.audit import AuditSealed, PersonalDataOpened, SealedStream
 from contracts.base import Actor, ActorRole, Event, LatLong
 from contracts.cases import (
+    CallbackRecorded,
     CaseAccepted,
     CaseAssigned,
     CaseClassified,
@@ -20,17 +21,30 @@ from contracts.cases import (
     CaseReplied,
     CaseResolved,
     CaseTransferred,
+    DepartmentRated,
+    DepartmentReportedIn,
+    DepartmentResponded,
     Priority,
     ScoredCandidate,
+    SuggestionAnswered,
 )
 from contracts.directory import (
+    ActivityKind,
+    ActivityRecorded,
     CalendarYear,
     ClassifierTrained,
     CommunityRegistered,
     DeadlinePair,
+    DepartmentRegistered,
+    DepartmentRetired,
     DistrictRegistered,
+    Monthly,
     PriorityDeadlines,
+    ReceptionDayCancelled,
+    ReceptionDayMoved,
     ReceptionDayScheduled,
+    ReceptionRule,
+    ReceptionRulesPublished,
     RepresentativeJoinedStation,
     RepresentativeLeftStation,
     RepresentativeLevel,
@@ -38,6 +52,11 @@ from contracts.directory import (
     RepresentativeRetired,
     RoutingPolicyPublished,
     ScoreWeights,
+    SpokespersonRegistered,
+    SpokespersonRetired,
+    StaffMemberRegistered,
+    StaffMemberRetired,
+    StaffMemberRole,
     StationKind,
     StationMoved,
     StationRegistered,
@@ -46,6 +65,7 @@ from contracts.directory import (
     StreetRegistered,
     TaxonomyCategory,
     TaxonomyPublished,
+    Weekly,
     WorkCalendarPublished,
 )
 from contracts.intake import (
@@ -53,9 +73,11 @@ from contracts.intake import (
     FeedbackSubmitted,
     Location,
     OnBehalfOf,
+    OnTheSpotAnswer,
     OpinionSubmitted,
     OpinionSubmittedV1,
     OpinionWithdrawn,
+    QrScansRecorded,
     SubmitterRef,
 )
 from contracts.notifications import NotificationFailed, NotificationSent
@@ -63,7 +85,7 @@ from contracts.registry import EventRegistry, UnknownEventType, serialize
 
 REGISTRY = EventRegistry()
 """Every event of every context, with the upcasters of their older versions."""
-for _module in (intake, cases, directory, notifications, audit):
+for _module in (intake, cases, directory, notifications, audit, staff):
     REGISTRY.register(*_module.EVENTS)
     for _event_type, _from_version, _upcaster in getattr(_module, "UPCASTERS", ()):
         REGISTRY.upcaster(_event_type, _from_version, _upcaster)
@@ -71,10 +93,13 @@ for _module in (intake, cases, directory, notifications, audit):
 
 __all__ = [
     "REGISTRY",
+    "ActivityKind",
+    "ActivityRecorded",
     "Actor",
     "ActorRole",
     "AuditSealed",
     "CalendarYear",
+    "CallbackRecorded",
     "CaseAccepted",
     "CaseAssigned",
     "CaseClassified",
@@ -93,22 +118,34 @@ __all__ = [
     "ClassifierTrained",
     "CommunityRegistered",
     "DeadlinePair",
+    "DepartmentRated",
+    "DepartmentRegistered",
+    "DepartmentReportedIn",
+    "DepartmentResponded",
+    "DepartmentRetired",
     "DistrictRegistered",
     "Event",
     "EventRegistry",
     "FeedbackSubmitted",
     "LatLong",
     "Location",
+    "Monthly",
     "NotificationFailed",
     "NotificationSent",
     "OnBehalfOf",
+    "OnTheSpotAnswer",
     "OpinionSubmitted",
     "OpinionSubmittedV1",
     "OpinionWithdrawn",
     "PersonalDataOpened",
     "Priority",
     "PriorityDeadlines",
+    "QrScansRecorded",
+    "ReceptionDayCancelled",
+    "ReceptionDayMoved",
     "ReceptionDayScheduled",
+    "ReceptionRule",
+    "ReceptionRulesPublished",
     "RepresentativeJoinedStation",
     "RepresentativeLeftStation",
     "RepresentativeLevel",
@@ -118,6 +155,11 @@ __all__ = [
     "ScoreWeights",
     "ScoredCandidate",
     "SealedStream",
+    "SpokespersonRegistered",
+    "SpokespersonRetired",
+    "StaffMemberRegistered",
+    "StaffMemberRetired",
+    "StaffMemberRole",
     "StationKind",
     "StationMoved",
     "StationRegistered",
@@ -125,9 +167,11 @@ __all__ = [
     "StorePosition",
     "StreetRegistered",
     "SubmitterRef",
+    "SuggestionAnswered",
     "TaxonomyCategory",
     "TaxonomyPublished",
     "UnknownEventType",
+    "Weekly",
     "WorkCalendarPublished",
     "serialize",
 ]

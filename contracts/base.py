@@ -29,6 +29,9 @@ class ActorRole(StrEnum):
     DISTRICT_ADMIN = "district_admin"
     AUDITOR = "auditor"
     HOTLINE = "hotline"
+    DEPARTMENT = "department"
+    COMMUNITY_COMMISSIONER = "community_commissioner"
+    DISTRICT_OFFICE = "district_office"
     EXTERNAL = "external"
     SYSTEM = "system"
 

@@ -79,6 +79,14 @@ class CaseOpened(CaseEvent):
         default_factory=list, max_length=10
     )
     """When the urgency model made the matter urgent: the n-grams that weighed most."""
+    collected_by: Identifier | None = None
+    """The staff id of whoever took the opinion down for the resident (a citizen
+    spokesperson, a representative on a visit, a liaison officer): what a
+    spokesperson's intake is counted by, and who is responsible for a visit's opinion
+    (谁走访谁负责)."""
+    collected_by_role: (
+        Annotated[str, StringConstraints(pattern=r"^(spokesperson|liaison|representative)$")] | None
+    ) = None
 
 
 class CaseClassified(CaseEvent):
@@ -146,6 +154,15 @@ class CaseEscalated(CaseEvent):
     to_name: Annotated[str, StringConstraints(min_length=1, max_length=100)]
     due: AwareDatetime | None = None
     reason: Note
+    department_code: Identifier | None = None
+    """The registered department summoned (``DepartmentRegistered``); None for a
+    department named only in ``to_name`` and for the other levels. A whistle to a
+    registered department starts the department's own deadlines: ``report_due`` to report
+    in (部门报到) and ``due`` to feed back what it did (处理反馈)."""
+    whistle_seq: int | None = Field(default=None, ge=1)
+    """The whistle's number on the case (1, 2…): what the department's steps refer to."""
+    report_due: AwareDatetime | None = None
+    """When the summoned department must have reported in (部门报到)."""
 
 
 class CaseReplied(CaseEvent):
@@ -164,6 +181,9 @@ class CaseResolved(CaseEvent):
     resolution_seq: int = Field(ge=1)
     result: Annotated[str, StringConstraints(min_length=1, max_length=2000)]
     evidence_urls: list[HttpUrl] = Field(default_factory=list, max_length=9)
+    on_the_spot: bool = False
+    """Answered at the desk (当场办结): the opinion was resolved and closed as it was taken
+    down; the actor is who answered it."""
 
 
 class CaseClosed(CaseEvent):
@@ -202,6 +222,27 @@ class CaseOverdue(CaseEvent):
     """The rung of the district's escalation ladder that was told (督办)."""
     next_due: AwareDatetime | None = None
     """The deadline given to that rung; when it passes too, the next rung is told."""
+    subject: (
+        Annotated[
+            str,
+            StringConstraints(
+                pattern=r"^(department_report|department_response|suggestion_answer)$"
+            ),
+        ]
+        | None
+    ) = None
+    """For a deadline beyond the case's own response and resolution (``deadline`` is then
+    ``escalation``): what it demanded, a summoned department's report-in or feedback, or
+    the answer to a representative suggestion. None for the case's own deadlines, a
+    whistle to another level, and the supervision deadlines of those."""
+    ladder_of: Annotated[str, StringConstraints(max_length=100)] | None = None
+    """The deadline whose escalation ladder this miss climbs (``response``,
+    ``resolution``, ``department:<code>:<seq>``, ``suggestion``…): each deadline climbs a
+    ladder of its own, its supervision deadlines the next rungs."""
+    department_code: Identifier | None = None
+    """For a department's deadline: the department that missed it."""
+    whistle_seq: int | None = Field(default=None, ge=1)
+    """For a department's deadline: the whistle it belongs to."""
 
 
 class CaseLinked(CaseEvent):
@@ -233,6 +274,70 @@ class CaseConvertedToSuggestion(CaseEvent):
     reply_due: AwareDatetime | None = None
 
 
+class DepartmentStep(CaseEvent):
+    """A summoned department's step on a whistle of the case."""
+
+    department_code: Identifier
+    whistle_seq: int = Field(ge=1)
+
+
+class DepartmentReportedIn(DepartmentStep):
+    """The summoned department reported in (部门报到): it has the matter and is on it."""
+
+    event_type: ClassVar[str] = "DepartmentReportedIn"
+
+    note: Note | None = None
+
+
+class DepartmentResponded(DepartmentStep):
+    """The department fed back what it did (处理反馈); the station verifies it next."""
+
+    event_type: ClassVar[str] = "DepartmentResponded"
+
+    action: Annotated[str, StringConstraints(min_length=1, max_length=2000)]
+    """What the department did, in its own words (staff-written text)."""
+    evidence_urls: list[HttpUrl] = Field(default_factory=list, max_length=9)
+
+
+class DepartmentRated(DepartmentStep):
+    """After the case was verified (核实结项), the station rated the department's handling
+    of one whistle (一哨一评价)."""
+
+    event_type: ClassVar[str] = "DepartmentRated"
+
+    rating: int = Field(ge=1, le=5)
+    comment: Note | None = None
+
+
+class CallbackRecorded(CaseEvent):
+    """Staff called the resident back (回访) and took down their rating of a resolution.
+
+    It counts like the resident's own ``FeedbackSubmitted`` (a low rating, or "not
+    solved", reopens the case), marked as taken by staff: the actor is the staff member.
+    """
+
+    event_type: ClassVar[str] = "CallbackRecorded"
+
+    resolution_seq: int = Field(ge=1)
+    """The resolution the rating is about."""
+    satisfaction: int = Field(ge=1, le=5)
+    resolved: bool
+    comment: Note | None = None
+    """The staff member's note of what the resident said (staff-written text: kept off
+    the public feed and out of reports, like a reply)."""
+
+
+class SuggestionAnswered(CaseEvent):
+    """The body handling a representative suggestion (承办单位) answered it (代表建议答复);
+    the answer is shown to the resident."""
+
+    event_type: ClassVar[str] = "SuggestionAnswered"
+
+    answer: Annotated[str, StringConstraints(min_length=1, max_length=2000)]
+    answered_by: Annotated[str, StringConstraints(min_length=1, max_length=100)]
+    """The body that answered (承办单位), e.g. 区交通运输局."""
+
+
 EVENTS: tuple[type[Event], ...] = (
     CaseOpened,
     CaseAssigned,
@@ -248,5 +353,10 @@ EVENTS: tuple[type[Event], ...] = (
     CaseConvertedToSuggestion,
     CaseClassified,
     CaseMerged,
+    DepartmentReportedIn,
+    DepartmentResponded,
+    DepartmentRated,
+    CallbackRecorded,
+    SuggestionAnswered,
 )
 """Every event of this context, every version; registered by ``contracts``."""

@@ -41,6 +41,28 @@ class RepresentativeLevel(StrEnum):
     PROVINCIAL = "provincial"
     MUNICIPAL = "municipal"
     DISTRICT = "district"
+    DELIBERATIVE = "deliberative"
+    """议政代表: a resident elected to deliberate on a street's affairs where there is no
+    people's congress of that level (街道议政代表会议)."""
+
+
+class ActivityKind(StrEnum):
+    """What representatives did at a station, as the station's registers (六簿) file it."""
+
+    THEME = "theme"  # 主题活动
+    TRAINING = "training"  # 学习培训
+    INSPECTION = "inspection"  # 调研视察
+    DUTY_REPORT = "duty_report"  # 述职评议
+    RECEPTION = "reception"  # 接待选民（代表进站）
+
+
+class StaffMemberRole(StrEnum):
+    """Roles of people the directory registers beyond representatives, liaison officers
+    and street supervisors (who are named by their stations and streets)."""
+
+    COMMUNITY_COMMISSIONER = "community_commissioner"  # 社区专员
+    DISTRICT_OFFICE = "district_office"  # 区人大代表工作室/联络办工作人员
+    DEPARTMENT = "department"  # 职能部门工作人员
 
 
 class DirectoryEvent(Event):
@@ -186,6 +208,137 @@ class ReceptionDayScheduled(RepresentativeEvent):
     day: date
     starts_at: time | None = None
     ends_at: time | None = None
+
+
+class ReceptionDayCancelled(RepresentativeEvent):
+    """A scheduled reception day will not take place (the residents are told on the QR
+    page). It stays known, so planning never schedules it again."""
+
+    event_type: ClassVar[str] = "ReceptionDayCancelled"
+
+    station_code: Identifier
+    day: date
+    reason: Reason | None = None
+
+
+class ReceptionDayMoved(RepresentativeEvent):
+    """A scheduled reception day moved to another day (and hours)."""
+
+    event_type: ClassVar[str] = "ReceptionDayMoved"
+
+    station_code: Identifier
+    day: date
+    to_day: date
+    starts_at: time | None = None
+    ends_at: time | None = None
+    reason: Reason | None = None
+
+
+class Monthly(BaseModel):
+    """The n-th given weekday of every month (the third Tuesday: week 3, weekday 2)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    week: int = Field(ge=1, le=5)
+    weekday: int = Field(ge=1, le=7)
+
+
+class Weekly(BaseModel):
+    """A weekday of every week (1 Monday … 7 Sunday)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    weekday: int = Field(ge=1, le=7)
+
+
+class ReceptionRule(BaseModel):
+    """A recurring reception day of a representative at a station."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    station_code: Identifier
+    monthly: Monthly | None = None
+    weekly: Weekly | None = None
+    starts_at: time | None = None
+    ends_at: time | None = None
+
+
+class ReceptionRulesPublished(RepresentativeEvent):
+    """The representative's recurring reception days, replacing the previous rules.
+
+    Routing plans concrete ``ReceptionDayScheduled`` days from them a few months ahead,
+    and keeps planning as time passes: a long-running service never runs out of days.
+    """
+
+    event_type: ClassVar[str] = "ReceptionRulesPublished"
+
+    rules: list[ReceptionRule] = Field(default_factory=list, max_length=20)
+
+
+class StationStreamEvent(DirectoryEvent):
+    """An event in a station's stream beyond its registration: its people and activities."""
+
+    stream_category: ClassVar[str] = "station"
+
+    station_code: Identifier
+
+    @property
+    def stream_key(self) -> str:
+        return f"{self.district_id}.{self.station_code}"
+
+
+class SpokespersonRegistered(StationStreamEvent):
+    """A citizen spokesperson (群众代言员) joined the station's roster (again: details
+    replaced). Spokespersons are appointed in public (公示), like representatives; no
+    contact details are kept here."""
+
+    event_type: ClassVar[str] = "SpokespersonRegistered"
+
+    spokesperson_id: Identifier
+    name_zh: ZhName
+    community: CommunityName | None = None
+    appointed_on: date | None = None
+
+
+class SpokespersonRetired(StationStreamEvent):
+    """The spokesperson left the station's roster; what they collected stays counted."""
+
+    event_type: ClassVar[str] = "SpokespersonRetired"
+
+    spokesperson_id: Identifier
+    reason: Reason | None = None
+
+
+Title = Annotated[str, StringConstraints(min_length=1, max_length=200)]
+
+
+class ActivityRecorded(StationStreamEvent):
+    """Representatives' work at the station, as it was held: a theme activity, training,
+    inspection or survey, duty report and review, or a reception of residents (代表进站).
+
+    Recording the same ``activity_id`` again replaces the record (a correction).
+    """
+
+    event_type: ClassVar[str] = "ActivityRecorded"
+
+    activity_id: Identifier
+    kind: ActivityKind
+    title: Title
+    held_on: date
+    starts_at: time | None = None
+    ends_at: time | None = None
+    representatives: list[Identifier] = Field(default_factory=list, max_length=200)
+    """The representatives present."""
+    spokespersons: list[Identifier] = Field(default_factory=list, max_length=200)
+    residents_met: int = Field(default=0, ge=0)
+    """Residents received or met (a count: never who)."""
+    opinions_taken: int = Field(default=0, ge=0)
+    """Opinions taken down at it."""
+    reception_day: date | None = None
+    """For a reception: the scheduled reception day it held."""
+    location: Annotated[str, StringConstraints(max_length=300)] | None = None
+    summary: Annotated[str, StringConstraints(max_length=2000)] | None = None
+    """What was done, staff-written (never a resident's name or words)."""
 
 
 class DistrictStreamEvent(DirectoryEvent):
@@ -352,6 +505,61 @@ class StorePosition(BaseModel):
     global_position: int = Field(ge=0)
 
 
+class DepartmentRegistered(DistrictStreamEvent):
+    """A functional department (职能部门) the district's stations can summon (吹哨),
+    registered again to replace its details."""
+
+    event_type: ClassVar[str] = "DepartmentRegistered"
+
+    department_code: Identifier
+    name_zh: ZhName
+    duty_staff: list[Identifier] = Field(default_factory=list)
+    """Staff ids the department is reached through (its duty officers, its work-order
+    account): they are told of each whistle and may act for the department."""
+    report_in: Duration = "1wd"
+    """Time the department has to report in after a whistle (部门报到)."""
+    respond_in: Duration = "5wd"
+    """Time it has to feed back what it did (处理反馈), unless the whistle names one."""
+    categories: list[Identifier] = Field(default_factory=list)
+    """Categories of the taxonomy it usually handles (a hint for whistle-blowers)."""
+
+
+class DepartmentRetired(DistrictStreamEvent):
+    """The department can no longer be summoned; its whistles and ratings stay."""
+
+    event_type: ClassVar[str] = "DepartmentRetired"
+
+    department_code: Identifier
+    reason: Reason | None = None
+
+
+class StaffMemberRegistered(DistrictStreamEvent):
+    """A person working for the district in a role beyond a station's liaison officer or a
+    street's supervisor (again: details replaced): a community commissioner (社区专员), a
+    district office's staff, a department's staff."""
+
+    event_type: ClassVar[str] = "StaffMemberRegistered"
+
+    staff_id: Identifier
+    role: StaffMemberRole
+    name_zh: ZhName | None = None
+    street_code: Identifier | None = None
+    """A commissioner's street."""
+    communities: list[CommunityName] = Field(default_factory=list)
+    """A commissioner's communities (包联社区)."""
+    department_code: Identifier | None = None
+    """A department's staff: their department."""
+
+
+class StaffMemberRetired(DistrictStreamEvent):
+    """The person no longer works in the role; what they did stays on record."""
+
+    event_type: ClassVar[str] = "StaffMemberRetired"
+
+    staff_id: Identifier
+    reason: Reason | None = None
+
+
 Digest = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")]
 """A SHA-256, in hex."""
 
@@ -406,5 +614,15 @@ EVENTS: tuple[type[Event], ...] = (
     WorkCalendarPublished,
     RoutingPolicyPublished,
     ClassifierTrained,
+    DepartmentRegistered,
+    DepartmentRetired,
+    StaffMemberRegistered,
+    StaffMemberRetired,
+    SpokespersonRegistered,
+    SpokespersonRetired,
+    ActivityRecorded,
+    ReceptionDayCancelled,
+    ReceptionDayMoved,
+    ReceptionRulesPublished,
 )
 """Every event of this context, every version; registered by ``contracts``."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import date
 from enum import StrEnum
 from typing import Annotated, Any, ClassVar
 
@@ -71,6 +72,19 @@ class OnBehalfOf(BaseModel):
     staff_id: Identifier
 
 
+class OnTheSpotAnswer(BaseModel):
+    """An opinion answered at the desk as it was taken down (当场办结): the answer and who
+    gave it. Routing records the case resolved and closed in one step."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    answer: Annotated[str, StringConstraints(min_length=1, max_length=2000)]
+    """What the resident was told (staff-written text)."""
+    role: Annotated[str, StringConstraints(pattern=r"^(liaison|representative)$")]
+    staff_id: Identifier
+    """Who answered it: a liaison officer or a representative receiving residents."""
+
+
 class OpinionEvent(Event):
     """An event in an opinion's stream."""
 
@@ -122,6 +136,8 @@ class OpinionSubmitted(OpinionEvent):
     attachments: list[HttpUrl] = Field(default_factory=list, max_length=9)
     external_ref: Annotated[str, StringConstraints(max_length=64)] | None = None
     """The outside system's number for the same matter (a 12345 work order, an Open311 id)."""
+    on_the_spot: OnTheSpotAnswer | None = None
+    """Set when staff answered the opinion at the desk as they took it down (当场办结)."""
 
 
 def upcast_opinion_submitted_v1(data: dict[str, Any]) -> dict[str, Any]:
@@ -157,11 +173,36 @@ class FeedbackSubmitted(OpinionEvent):
     comment: Annotated[str, StringConstraints(max_length=1000)] | None = None
 
 
+class QrScansRecorded(Event):
+    """How often a station's QR page (民情码) was opened on a local day, and how many
+    opinions were submitted from it that day: the day's totals so far (扫码量 against
+    opinions submitted). Intake counts the page views in its own schema and records the
+    totals every few minutes while they change; the latest event of a day holds them.
+
+    Stream ``qrscans-<district>.<station_code>``.
+    """
+
+    event_type: ClassVar[str] = "QrScansRecorded"
+    stream_category: ClassVar[str] = "qrscans"
+    context: ClassVar[str] = "intake"
+
+    station_code: Identifier
+    day: date
+    """The local day of the district."""
+    scans: int = Field(ge=0)
+    opinions: int = Field(ge=0)
+
+    @property
+    def stream_key(self) -> str:
+        return f"{self.district_id}.{self.station_code}"
+
+
 EVENTS: tuple[type[Event], ...] = (
     OpinionSubmittedV1,
     OpinionSubmitted,
     OpinionWithdrawn,
     FeedbackSubmitted,
+    QrScansRecorded,
 )
 """Every event of this context, every version; registered by ``contracts``."""
 

@@ -81,6 +81,9 @@ class PublicCaseEscalated(PublicCaseEvent):
 
     to_level: Level
     due: AwareDatetime | None = None
+    department_code: Identifier | None = None
+    whistle_seq: int | None = None
+    report_due: AwareDatetime | None = None
 
 
 class PublicCaseReplied(PublicCaseEvent):
@@ -91,6 +94,7 @@ class PublicCaseResolved(PublicCaseEvent):
     event_type: ClassVar[str] = "CaseResolved"
 
     resolution_seq: int
+    on_the_spot: bool = False
 
 
 class PublicCaseClosed(PublicCaseEvent):
@@ -111,6 +115,9 @@ class PublicCaseOverdue(PublicCaseEvent):
     deadline: Level
     due: AwareDatetime
     escalation_level: Level | None = None
+    subject: Level | None = None
+    department_code: Identifier | None = None
+    whistle_seq: int | None = None
 
 
 class PublicCaseLinked(PublicCaseEvent):
@@ -132,6 +139,40 @@ class PublicCaseConvertedToSuggestion(PublicCaseEvent):
     reply_due: AwareDatetime | None = None
 
 
+class PublicDepartmentReportedIn(PublicCaseEvent):
+    event_type: ClassVar[str] = "DepartmentReportedIn"
+
+    department_code: Identifier
+    whistle_seq: int
+
+
+class PublicDepartmentResponded(PublicCaseEvent):
+    event_type: ClassVar[str] = "DepartmentResponded"
+
+    department_code: Identifier
+    whistle_seq: int
+
+
+class PublicDepartmentRated(PublicCaseEvent):
+    event_type: ClassVar[str] = "DepartmentRated"
+
+    department_code: Identifier
+    whistle_seq: int
+    rating: int
+
+
+class PublicCallbackRecorded(PublicCaseEvent):
+    event_type: ClassVar[str] = "CallbackRecorded"
+
+    resolution_seq: int
+    satisfaction: int
+    resolved: bool
+
+
+class PublicSuggestionAnswered(PublicCaseEvent):
+    event_type: ClassVar[str] = "SuggestionAnswered"
+
+
 PUBLIC_EVENTS: dict[str, type[PublicCaseEvent]] = {
     model.event_type: model
     for model in (
@@ -149,6 +190,11 @@ PUBLIC_EVENTS: dict[str, type[PublicCaseEvent]] = {
         PublicCaseLinked,
         PublicCaseMerged,
         PublicCaseConvertedToSuggestion,
+        PublicDepartmentReportedIn,
+        PublicDepartmentResponded,
+        PublicDepartmentRated,
+        PublicCallbackRecorded,
+        PublicSuggestionAnswered,
     )
 }
 """The public shape of each case event type; a type not here is not published."""

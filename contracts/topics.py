@@ -12,10 +12,12 @@ DLQ_SUFFIX = ".dlq"
 
 TOPIC_BY_CATEGORY: dict[str, str] = {
     "opinion": OPINIONS,
+    "qrscans": OPINIONS,
     "case": CASES,
     "district": DIRECTORY,
     "station": DIRECTORY,
     "representative": DIRECTORY,
+    "staff": DIRECTORY,
     "notification": NOTIFICATIONS,
     "audit": AUDIT,
 }
@@ -23,10 +25,12 @@ TOPIC_BY_CATEGORY: dict[str, str] = {
 
 SERVICE_BY_CATEGORY: dict[str, str] = {
     "opinion": "intake",
+    "qrscans": "intake",
     "case": "routing",
     "district": "routing",
     "station": "routing",
     "representative": "routing",
+    "staff": "routing",
     "notification": "notification",
     "audit": "audit",
 }

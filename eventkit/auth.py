@@ -2,6 +2,12 @@
 
 One scheme for every service, so a liaison officer's token works at intake and routing
 alike. Every query a service answers is scoped to the token's district.
+
+Every token names the key that signed it (``kid`` in its header, the id of
+``MINQING_JWT_SECRET``); a service verifies with that key, the current one or one of
+``MINQING_JWT_PREVIOUS_SECRETS``, so the signing key rotates without downtime: tokens
+signed with the previous key stay valid until they expire. A token without ``kid``
+(issued before key ids) is tried against every key.
 """
 
 from __future__ import annotations
@@ -39,25 +45,50 @@ def issue_token(
         "iat": now,
         "exp": now + int(ttl * 3600),
     }
-    return jwt.encode(claims, settings.jwt_secret, algorithm="HS256")
+    keys = settings.jwt_keys()
+    return jwt.encode(claims, keys.current, algorithm="HS256", headers={"kid": keys.current_id})
+
+
+def _keys_for(settings: Settings, token: str) -> list[str]:
+    try:
+        header = jwt.get_unverified_header(token)
+    except jwt.InvalidTokenError as exc:
+        raise AuthError("令牌无效 / the token is not valid") from exc
+    keys = settings.jwt_keys()
+    kid = header.get("kid")
+    if kid is None:
+        return [key for _, key in keys.all()]
+    key = keys.get(str(kid))
+    if key is None:
+        raise AuthError(
+            "令牌的签名密钥未知或已停用 / the token's signing key is unknown or retired"
+        )
+    return [key]
 
 
 def verify_token(settings: Settings, token: str) -> Principal:
     """The principal of a valid token; :class:`AuthError` otherwise."""
-    try:
-        claims = jwt.decode(
-            token,
-            settings.jwt_secret,
-            algorithms=["HS256"],
-            issuer=ISSUER,
-            options={"require": ["exp", "sub", "iss"]},
-        )
-        return Principal(
-            subject=str(claims["sub"]),
-            role=Role(claims["role"]),
-            district_id=str(claims["district"]),
-        )
-    except jwt.ExpiredSignatureError as exc:
-        raise AuthError("令牌已过期 / the token has expired") from exc
-    except (jwt.InvalidTokenError, KeyError, ValueError) as exc:
-        raise AuthError("令牌无效 / the token is not valid") from exc
+    keys = _keys_for(settings, token)
+    for index, key in enumerate(keys):
+        try:
+            claims = jwt.decode(
+                token,
+                key,
+                algorithms=["HS256"],
+                issuer=ISSUER,
+                options={"require": ["exp", "sub", "iss"]},
+            )
+            return Principal(
+                subject=str(claims["sub"]),
+                role=Role(claims["role"]),
+                district_id=str(claims["district"]),
+            )
+        except jwt.ExpiredSignatureError as exc:
+            raise AuthError("令牌已过期 / the token has expired") from exc
+        except jwt.InvalidSignatureError as exc:
+            if index + 1 < len(keys):
+                continue
+            raise AuthError("令牌无效 / the token is not valid") from exc
+        except (jwt.InvalidTokenError, KeyError, ValueError) as exc:
+            raise AuthError("令牌无效 / the token is not valid") from exc
+    raise AuthError("令牌无效 / the token is not valid")  # pragma: no cover - keys is never empty

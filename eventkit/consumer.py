@@ -73,12 +73,15 @@ class HandlerContext:
 
 
 Handler = Callable[[Any, HandlerContext], Awaitable[None]]
+BatchHandler = Callable[[Sequence[tuple[Any, HandlerContext]]], Awaitable[None]]
+"""A handler of several events of one type at once, in their order, in one transaction."""
 
 
 @dataclass
 class _Route:
     model: type[Event]
-    handler: Handler
+    handler: Handler | None = None
+    many: BatchHandler | None = None
 
 
 @dataclass
@@ -147,12 +150,35 @@ class Consumer:
         """Decorator: run the function for every event of ``model``'s type (newest shape)."""
 
         def register(fn: Callable[[E, HandlerContext], Awaitable[None]]) -> Handler:
-            if model.event_type in self._routes:
-                raise ValueError(f"{self.name} already handles {model.event_type}")
-            self._routes[model.event_type] = _Route(model, cast(Handler, fn))
+            self._add_route(_Route(model, handler=cast(Handler, fn)))
             return cast(Handler, fn)
 
         return register
+
+    def handles_many(
+        self, model: type[E]
+    ) -> Callable[[Callable[[Sequence[tuple[E, HandlerContext]]], Awaitable[None]]], BatchHandler]:
+        """Decorator: run the function once for the consecutive events of ``model``'s type
+        in a batch of records, in their order, in the batch's transaction.
+
+        For handlers that do the same work for many events and gain from doing it in one
+        round trip (one query for all, one append for all). With a batch size of 1, or
+        for a record whose stream has events not applied yet, or when a batch failed and
+        its records are handled one by one, the function gets one event.
+        """
+
+        def register(
+            fn: Callable[[Sequence[tuple[E, HandlerContext]]], Awaitable[None]],
+        ) -> BatchHandler:
+            self._add_route(_Route(model, many=cast(BatchHandler, fn)))
+            return cast(BatchHandler, fn)
+
+        return register
+
+    def _add_route(self, route: _Route) -> None:
+        if route.model.event_type in self._routes:
+            raise ValueError(f"{self.name} already handles {route.model.event_type}")
+        self._routes[route.model.event_type] = route
 
     @property
     def topics(self) -> list[str]:
@@ -175,6 +201,7 @@ class Consumer:
             "auto_offset_reset": "earliest",
             "session_timeout_ms": 10000,
             "heartbeat_interval_ms": 1000,
+            "fetch_max_wait_ms": self._settings.kafka_fetch_max_wait_ms,
             "title": f"{self.name}",
             "description": "Handles "
             + ", ".join(sorted(self._routes))
@@ -278,9 +305,7 @@ class Consumer:
     async def _apply_in(
         self, conn: Conn, envelope: Envelope, topic: str | None, offset: int | None
     ) -> bool:
-        version = envelope.stream_version
-        if version is None:
-            raise ValueError("only stored events can be consumed")
+        version = _version_of(envelope)
         last = await conn.fetchval(
             "SELECT stream_version FROM consumers.stream_positions "
             "WHERE consumer = $1 AND stream_id = $2 FOR UPDATE",
@@ -290,29 +315,91 @@ class Consumer:
         last = last or 0
         if version <= last:
             return False
-        if version > last + 1:
-            missing = await self._store.read_stream(
-                envelope.stream_id, from_version=last + 1, conn=conn
-            )
-            for stored in missing:
-                if stored.stream_version >= version:
-                    break
-                if stored.event_type in self._routes:
-                    await self._run(stored.envelope(), conn, None, None)
-                    self.stats.gap_filled += 1
+        await self._fill_gap(conn, envelope, last)
         await self._run(envelope, conn, topic, offset)
+        await self._move_gates(conn, {envelope.stream_id: version})
+        return True
+
+    async def _fill_gap(self, conn: Conn, envelope: Envelope, last: int) -> None:
+        """Apply the events of the stream between ``last`` and ``envelope``, if any."""
+        version = _version_of(envelope)
+        if version <= last + 1:
+            return
+        missing = await self._store.read_stream(
+            envelope.stream_id, from_version=last + 1, conn=conn
+        )
+        for stored in missing:
+            if stored.stream_version >= version:
+                break
+            if stored.event_type in self._routes:
+                await self._run(stored.envelope(), conn, None, None)
+                self.stats.gap_filled += 1
+
+    async def _move_gates(self, conn: Conn, versions: dict[str, int]) -> None:
+        """Record the streams' new versions as applied (one statement for all)."""
         await conn.execute(
             """
             INSERT INTO consumers.stream_positions (consumer, stream_id, stream_version)
-            VALUES ($1, $2, $3)
+            SELECT $1, s, v FROM unnest($2::text[], $3::bigint[]) AS t(s, v)
             ON CONFLICT (consumer, stream_id)
             DO UPDATE SET stream_version = excluded.stream_version, updated_at = now()
             """,
             self.name,
-            envelope.stream_id,
-            version,
+            list(versions),
+            list(versions.values()),
         )
-        return True
+
+    async def _apply_batch_in(
+        self, conn: Conn, work: Sequence[tuple[ConsumerRecord[bytes, bytes], Envelope]]
+    ) -> list[Envelope]:
+        """Apply a batch's records behind their gates in ``conn``; the applied ones.
+
+        The gates of all the batch's streams are read in one query and moved in one
+        statement; consecutive events of a type handled by a batch handler go to it in
+        one call. A record whose stream has events not applied yet is applied on its
+        own, after them, as :meth:`apply` would.
+        """
+        rows = await conn.fetch(
+            "SELECT stream_id, stream_version FROM consumers.stream_positions "
+            "WHERE consumer = $1 AND stream_id = ANY($2::text[]) FOR UPDATE",
+            self.name,
+            sorted({envelope.stream_id for _, envelope in work}),
+        )
+        last: dict[str, int] = {r["stream_id"]: r["stream_version"] for r in rows}
+        moved: dict[str, int] = {}
+        applied: list[Envelope] = []
+        pending: list[tuple[Any, HandlerContext]] = []
+        pending_route: _Route | None = None
+
+        async def flush() -> None:
+            nonlocal pending_route
+            if pending and pending_route is not None and pending_route.many is not None:
+                await pending_route.many(list(pending))
+            pending.clear()
+            pending_route = None
+
+        for record, envelope in work:
+            version = _version_of(envelope)
+            known = last.get(envelope.stream_id, 0)
+            if version <= known:
+                continue
+            route = self._routes[envelope.event_type]
+            if route.many is None or version > known + 1:
+                await flush()
+                await self._fill_gap(conn, envelope, known)
+                await self._run(envelope, conn, record.topic, record.offset)
+            else:
+                if pending_route is not route:
+                    await flush()
+                    pending_route = route
+                event = self._event(envelope)
+                pending.append((event, HandlerContext(conn, envelope, record.topic, record.offset)))
+            last[envelope.stream_id] = moved[envelope.stream_id] = version
+            applied.append(envelope)
+        await flush()
+        if moved:
+            await self._move_gates(conn, moved)
+        return applied
 
     def _committed(self, applied: list[Envelope], *, duplicates: int) -> None:
         self.stats.applied += len(applied)
@@ -345,18 +432,9 @@ class Consumer:
             work.append((record, envelope))
         if work:
             try:
-                applied: list[Envelope] = []
-                async with self._pool.acquire() as conn, conn.transaction():
-                    for record, envelope in work:
-                        with bind(
-                            consumer=self.name,
-                            event_id=str(envelope.event_id),
-                            stream_id=envelope.stream_id,
-                            district=envelope.district_id,
-                            correlation_id=envelope.metadata.correlation_id,
-                        ):
-                            if await self._apply_in(conn, envelope, record.topic, record.offset):
-                                applied.append(envelope)
+                with bind(consumer=self.name, batch=len(work)):
+                    async with self._pool.acquire() as conn, conn.transaction():
+                        applied = await self._apply_batch_in(conn, work)
                 self._committed(applied, duplicates=len(work) - len(applied))
             except Exception as exc:  # noqa: BLE001 - the records are handled one by one instead
                 log.warning("batch failed; handling its records one by one", error=repr(exc))
@@ -374,11 +452,19 @@ class Consumer:
         self, envelope: Envelope, conn: Conn, topic: str | None, offset: int | None
     ) -> None:
         route = self._routes[envelope.event_type]
+        event = self._event(envelope)
+        context = HandlerContext(conn, envelope, topic, offset)
+        if route.many is not None:
+            await route.many([(event, context)])
+        else:
+            assert route.handler is not None
+            await route.handler(event, context)
+
+    def _event(self, envelope: Envelope) -> Event:
         try:
-            event = envelope.event(self._registry)
+            return envelope.event(self._registry)
         except Exception as exc:
             raise PermanentError(f"invalid {envelope.event_type}: {exc}") from exc
-        await route.handler(event, HandlerContext(conn, envelope, topic, offset))
 
     async def _dead_letter(
         self, record: ConsumerRecord[bytes, bytes], error: str, *, attempts: int
@@ -410,6 +496,13 @@ class Consumer:
         log.warning(
             "record dead-lettered", topic=record.topic, offset=record.offset, error=error[:200]
         )
+
+
+def _version_of(envelope: Envelope) -> int:
+    version = envelope.stream_version
+    if version is None:
+        raise ValueError("only stored events can be consumed")
+    return version
 
 
 async def gate_positions(conn: Conn, consumer: str) -> dict[str, int]:

@@ -20,6 +20,9 @@ class Role(StrEnum):
     DISTRICT_ADMIN = "district_admin"  # 区管理员
     AUDITOR = "auditor"  # 审计（只读）
     HOTLINE = "hotline"  # 12345 热线对接
+    DEPARTMENT = "department"  # 职能部门工作人员：只见吹哨给本部门的案件
+    COMMUNITY_COMMISSIONER = "community_commissioner"  # 社区专员：吹哨
+    DISTRICT_OFFICE = "district_office"  # 区人大联络办工作人员
 
 
 @dataclass(frozen=True)

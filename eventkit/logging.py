@@ -35,7 +35,9 @@ def configure_logging(
     renderer: structlog.types.Processor = (
         structlog.processors.JSONRenderer(ensure_ascii=False)
         if use_json
-        else structlog.dev.ConsoleRenderer()
+        # Tracebacks without their frames' locals: those may hold a token, a key or a
+        # resident's words.
+        else structlog.dev.ConsoleRenderer(exception_formatter=structlog.dev.plain_traceback)
     )
     structlog.configure(
         processors=[

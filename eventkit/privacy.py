@@ -16,8 +16,18 @@ A ciphertext is ``mq1.<base64url(nonce || ciphertext || tag)>``. The additional
 authenticated data binds it to its subject and field, so a ciphertext cannot be moved to
 another resident or from the phone field to the name field without failing to open.
 
-What this does not cover: a database backup taken before ``forget`` still holds the key
-until that backup expires. Keep backups' retention within what the law allows.
+The residents' keys are themselves wrapped (AES-256-GCM) with the vault's key,
+``MINQING_PRIVACY_KEY``, which lives in the deployment's secrets and never in the
+database: a copy of the database alone opens nothing. A wrapped key names the id of the
+key that wrapped it (:data:`WRAPPED`), so the vault's key rotates without downtime: new
+keys are wrapped with the current one, keys wrapped with a previous one
+(``MINQING_PRIVACY_PREVIOUS_KEYS``) still open, and ``minqing keys rewrap`` wraps them
+again with the current one, after which the previous key can go. A key stored before
+wrapping existed (32 bytes in clear) still opens, and is wrapped by the same command.
+
+What this does not cover: a database backup taken before ``forget`` still holds the
+(wrapped) key until that backup expires. Keep backups' retention within what the law
+allows. The blind index's key (``privacy.lookup_key``) is kept in the database.
 """
 
 from __future__ import annotations
@@ -28,21 +38,86 @@ import hmac
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Final
 
 import asyncpg
 from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from eventkit.db import Conn
+from eventkit.keys import KeyRing
 
 SEAL_PREFIX: Final = "mq1."
 _NONCE_BYTES: Final = 12
 _KEY_BYTES: Final = 32
 
 
+WRAPPED: Final = b"\x01"
+"""First byte of a wrapped key: ``01 | len(kid) | kid | nonce | AES-GCM(key) | tag``."""
+
+
 class SealError(ValueError):
     """A ciphertext that is malformed, was tampered with, or belongs to another subject."""
+
+
+class VaultKeyMissing(RuntimeError):
+    """A resident's key was wrapped with a vault key this process is not given."""
+
+    def __init__(self, kid: str) -> None:
+        super().__init__(
+            f"个人信息密钥 {kid!r} 未配置：请在 MINQING_PRIVACY_PREVIOUS_KEYS 中提供 / the vault "
+            f"key {kid!r} is not configured: add it to MINQING_PRIVACY_PREVIOUS_KEYS"
+        )
+        self.kid = kid
+
+
+@lru_cache(maxsize=8)
+def _kek(secret: str) -> bytes:
+    """The AES-256 key-encryption key derived from a vault key setting."""
+    return HKDF(
+        algorithm=hashes.SHA256(), length=_KEY_BYTES, salt=None, info=b"minqing vault key"
+    ).derive(secret.encode())
+
+
+def _wrap_aad(subject_id: str) -> bytes:
+    return f"minqing-subject-key:{subject_id}".encode()
+
+
+def wrap_key(keys: KeyRing, subject_id: str, key: bytes) -> bytes:
+    """``key`` wrapped with the vault's current key, naming its id, bound to the subject."""
+    kid = keys.current_id.encode()
+    nonce = secrets.token_bytes(_NONCE_BYTES)
+    sealed = AESGCM(_kek(keys.current)).encrypt(nonce, key, _wrap_aad(subject_id))
+    return WRAPPED + bytes([len(kid)]) + kid + nonce + sealed
+
+
+def wrapped_with(stored: bytes) -> str | None:
+    """The id of the vault key that wrapped ``stored``; None for a key kept in clear."""
+    if len(stored) == _KEY_BYTES or not stored.startswith(WRAPPED) or len(stored) < 2:
+        return None
+    return stored[2 : 2 + stored[1]].decode()
+
+
+def unwrap_key(keys: KeyRing, subject_id: str, stored: bytes) -> bytes:
+    """The resident's key from its stored form (wrapped, or 32 bytes in clear)."""
+    if len(stored) == _KEY_BYTES:
+        return stored
+    kid = wrapped_with(stored)
+    if kid is None:
+        raise SealError("stored key is malformed")
+    secret = keys.get(kid)
+    if secret is None:
+        raise VaultKeyMissing(kid)
+    body = stored[2 + len(kid) :]
+    try:
+        return AESGCM(_kek(secret)).decrypt(
+            body[:_NONCE_BYTES], body[_NONCE_BYTES:], _wrap_aad(subject_id)
+        )
+    except InvalidTag as exc:
+        raise SealError("stored key does not open with the vault key it names") from exc
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,8 +188,15 @@ class PersonalDataVault:
     nor an event without its key.
     """
 
-    def __init__(self, pool: asyncpg.Pool) -> None:
+    def __init__(self, pool: asyncpg.Pool, keys: KeyRing | None = None) -> None:
+        """``keys``: the vault's keys (``Settings.privacy_keys()``); by default those of
+        the process's environment."""
+        if keys is None:
+            from eventkit.settings import get_settings
+
+            keys = get_settings().privacy_keys()
         self._pool = pool
+        self._keys = keys
         self._lookup_key: bytes | None = None
 
     async def _lookup_secret(self, conn: Conn) -> bytes:
@@ -163,7 +245,7 @@ class PersonalDataVault:
             """,
             candidate.subject_id,
             district_id,
-            candidate.key,
+            wrap_key(self._keys, candidate.subject_id, candidate.key),
             lookup,
         )
         if row is None:
@@ -175,7 +257,8 @@ class PersonalDataVault:
             )
         if row is None:  # forgotten between the two statements: start afresh
             return await self.subject_for(district_id, identifier=identifier, conn=conn)
-        return SubjectKey(row["subject_id"], bytes(row["key"]))
+        subject_id = row["subject_id"]
+        return SubjectKey(subject_id, unwrap_key(self._keys, subject_id, bytes(row["key"])))
 
     async def seal(
         self,
@@ -199,7 +282,9 @@ class PersonalDataVault:
         """The subject's key, or None when there is none (never existed, or forgotten)."""
         query = "SELECT key FROM privacy.subject_keys WHERE subject_id = $1"
         key = await (conn or self._pool).fetchval(query, subject_id)
-        return None if key is None else SubjectKey(subject_id, bytes(key))
+        if key is None:
+            return None
+        return SubjectKey(subject_id, unwrap_key(self._keys, subject_id, bytes(key)))
 
     async def open(
         self,
@@ -248,6 +333,42 @@ class PersonalDataVault:
                 reason,
             )
             return True
+
+    async def rewrap(self, *, batch: int = 500) -> int:
+        """Wrap every resident's key not wrapped with the current vault key (a previous
+        key's, or one kept in clear) with the current one; returns how many. Needs UPDATE
+        on the key table, which only the database owner has: run it as the owner."""
+        current = self._keys.current_id
+        done = 0
+        after = ""
+        while True:
+            async with self._pool.acquire() as conn, conn.transaction():
+                rows = await conn.fetch(
+                    "SELECT subject_id, key FROM privacy.subject_keys WHERE subject_id > $1 "
+                    "ORDER BY subject_id LIMIT $2 FOR UPDATE",
+                    after,
+                    batch,
+                )
+                if not rows:
+                    return done
+                after = rows[-1]["subject_id"]
+                changed = [
+                    (
+                        row["subject_id"],
+                        wrap_key(
+                            self._keys,
+                            row["subject_id"],
+                            unwrap_key(self._keys, row["subject_id"], bytes(row["key"])),
+                        ),
+                    )
+                    for row in rows
+                    if wrapped_with(bytes(row["key"])) != current
+                ]
+                if changed:
+                    await conn.executemany(
+                        "UPDATE privacy.subject_keys SET key = $2 WHERE subject_id = $1", changed
+                    )
+                done += len(changed)
 
     async def forgotten(self, subject_id: str) -> bool:
         """Whether the subject's key was deleted by :meth:`forget`."""

@@ -21,6 +21,7 @@ from eventkit.clock import Clock, utc_now
 from eventkit.consumer import Consumer, run_consumers
 from eventkit.db import create_pool
 from eventkit.http.app import ReadyCheck
+from eventkit.keys import DevelopmentSecretsRefused, refuse_development_secrets
 from eventkit.local import database_url
 from eventkit.logging import configure_logging, get_logger
 from eventkit.settings import Settings
@@ -150,6 +151,11 @@ def serve(app: FastAPI, settings: Settings, *, port: int, host: str | None = Non
     """Run ``app`` with uvicorn until SIGINT or SIGTERM, on ``settings.http_host``."""
     host = host or settings.http_host
     configure_logging(settings.log_level, settings.log_format)
+    try:
+        refuse_development_secrets(host, settings.development_secrets())
+    except DevelopmentSecretsRefused as refused:
+        log.error("refusing to start", reason=str(refused), settings=refused.settings_names)
+        raise SystemExit(str(refused)) from None
     config = uvicorn.Config(
         app, host=host, port=port, log_config=None, access_log=False, lifespan="on"
     )

@@ -10,6 +10,7 @@ reader's checkpoint never jumps over a late commit.
 from __future__ import annotations
 
 import asyncio
+from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -141,11 +142,27 @@ def _record(row: asyncpg.Record) -> RecordedEvent:
 
 
 class EventStore:
-    """Append to and read from ``eventstore.events`` through an asyncpg pool."""
+    """Append to and read from ``eventstore.events`` through an asyncpg pool.
 
-    def __init__(self, pool: asyncpg.Pool, *, inversion_retries: int = 5) -> None:
+    Appends that commit on their own (no ``conn``) are coalesced: those that arrive
+    while earlier ones are on their way to the database go together, in one call of
+    ``eventstore.append_many``, one transaction and one commit (group commit). Each keeps
+    its own checks and its own outcome: a refused append fails alone. ``group_commit``
+    false sends each in its own transaction.
+    """
+
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        *,
+        inversion_retries: int = 5,
+        group_commit: bool = True,
+        max_group: int = 32,
+        flushers: int = 2,
+    ) -> None:
         self._pool = pool
         self._inversion_retries = inversion_retries
+        self._group = _GroupCommit(pool, max_group, flushers) if group_commit else None
 
     @property
     def pool(self) -> asyncpg.Pool:
@@ -173,6 +190,8 @@ class EventStore:
         attempt = 0
         while True:
             try:
+                if self._group is not None:
+                    return await self._group.append(args, expected_version)
                 async with self._pool.acquire() as own:
                     return await self._append(own, args, expected_version)
             except OrderingConflict:
@@ -387,21 +406,142 @@ def _append_args(
 
 def _translate(exc: asyncpg.PostgresError, stream_id: str, expected: int) -> Exception:
     code = getattr(exc, "sqlstate", None)
+    known = _refusal(code, str(exc), getattr(exc, "detail", None), stream_id, expected)
+    return known if known is not None else exc
+
+
+def _refusal(
+    code: str | None, message: str, detail: str | None, stream_id: str, expected: int
+) -> EventStoreError | None:
+    """The store's error for a refused append's SQLSTATE (None: not one of the store's)."""
     if code == "MQ001":
-        detail = getattr(exc, "detail", None) or "-1"
-        return ConcurrencyError(stream_id, expected, int(detail))
+        return ConcurrencyError(stream_id, expected, int(detail or "-1"))
     if code == "MQ002":
-        return OrderingConflict(str(exc))
+        return OrderingConflict(message)
     if code == "MQ003":
-        return DuplicateEventIdError(str(exc))
+        return DuplicateEventIdError(message)
     if code == "MQ006":
-        return DistrictMismatchError(str(exc))
+        return DistrictMismatchError(message)
     if code == "MQ007":
-        return AuthorshipError(str(exc))
-    if isinstance(exc, asyncpg.UniqueViolationError) and "event_id" in str(exc):
+        return AuthorshipError(message)
+    if code == "23505" and "event_id" in message:
         # The same id raced into another stream: the same mistake as MQ003.
-        return DuplicateEventIdError(str(exc))
-    return exc
+        return DuplicateEventIdError(message)
+    return None
+
+
+class AppendFailed(EventStoreError):
+    """An append of a group was refused by the database for a reason of its own (not a
+    version, id, district or author refusal): its SQLSTATE and message."""
+
+    def __init__(self, stream_id: str, code: str, message: str) -> None:
+        super().__init__(f"append to {stream_id} failed ({code}): {message}")
+        self.sqlstate = code
+
+
+_BUSY = "MQ008"
+"""``append_many``'s answer for an append left out because its stream was locked."""
+
+_APPEND_MANY = (
+    "SELECT new_version, duplicate, error_code, error_message, error_detail "
+    "FROM eventstore.append_many($1::text[], $2::bigint[], $3::text[], $4::int[], "
+    "$5::uuid[], $6::text[], $7::int[], $8::jsonb[], $9::jsonb[], $10::timestamptz[])"
+)
+
+
+def _read_outcome(future: asyncio.Future[AppendResult]) -> None:
+    if not future.cancelled():
+        future.exception()
+
+
+@dataclass(eq=False)
+class _Pending:
+    args: tuple[Any, ...]
+    expected: int
+    done: asyncio.Future[AppendResult]
+
+
+class _GroupCommit:
+    """Coalesces the appends that commit on their own (see :class:`EventStore`).
+
+    An append joins a queue; up to ``flushers`` tasks empty it, each taking what is
+    queued (at most ``max_group``: PostgreSQL keeps 64 subtransactions per transaction
+    in shared memory) into one ``append_many`` call. With nothing else in flight an
+    append goes at once, alone: a group forms only while the database is busy, so
+    coalescing adds no wait. The flushing runs in tasks of its own, so that a caller
+    that gives up (a cancelled request) never strands the appends grouped with its own.
+
+    Only a group's first append may wait for its stream's lock; a later one whose stream
+    another transaction holds comes back busy and goes first into the next group, so a
+    group never waits while holding a lock and cannot take part in a deadlock.
+    """
+
+    def __init__(self, pool: asyncpg.Pool, max_group: int, flushers: int) -> None:
+        self._pool = pool
+        self._max_group = max(1, min(max_group, 60))
+        self._flushers = max(1, flushers)
+        self._queue: deque[_Pending] = deque()
+        self._running: set[asyncio.Task[None]] = set()
+
+    async def append(self, args: tuple[Any, ...], expected: int) -> AppendResult:
+        pending = _Pending(args, expected, asyncio.get_running_loop().create_future())
+        # A caller that gave up leaves its outcome unread: read it, so that asyncio does
+        # not report it as lost.
+        pending.done.add_done_callback(_read_outcome)
+        self._queue.append(pending)
+        if len(self._running) < self._flushers:
+            task = asyncio.create_task(self._drain())
+            self._running.add(task)
+            task.add_done_callback(self._running.discard)
+        return await asyncio.shield(pending.done)
+
+    async def _drain(self) -> None:
+        while self._queue:
+            count = min(len(self._queue), self._max_group)
+            group = [self._queue.popleft() for _ in range(count)]
+            try:
+                await self._flush(group)
+            except Exception as exc:  # noqa: BLE001 - each append of the group gets it
+                for pending in group:
+                    if not pending.done.done():
+                        pending.done.set_exception(exc)
+            except BaseException:
+                for pending in group:
+                    pending.done.cancel()
+                raise
+
+    async def _flush(self, group: list[_Pending]) -> None:
+        columns: list[list[Any]] = [[] for _ in range(10)]
+        for p in group:
+            stream_id, expected, district, ids, types, versions, data, meta, at = p.args
+            columns[0].append(stream_id)
+            columns[1].append(expected)
+            columns[2].append(district)
+            columns[3].append(len(ids))
+            for column, values in zip(
+                columns[4:], (ids, types, versions, data, meta, at), strict=True
+            ):
+                column.extend(values)
+        async with self._pool.acquire() as conn:
+            rows = await conn.fetch(_APPEND_MANY, *columns)
+        busy: list[_Pending] = []
+        for p, row in zip(group, rows, strict=True):
+            if p.done.done():
+                continue
+            code = row["error_code"]
+            if code == _BUSY:
+                busy.append(p)
+                continue
+            if code is None:
+                p.done.set_result(AppendResult(row["new_version"], row["duplicate"]))
+                continue
+            stream_id = p.args[0]
+            message = row["error_message"] or ""
+            error = _refusal(code, message, row["error_detail"], stream_id, p.expected)
+            p.done.set_exception(error or AppendFailed(stream_id, code, message))
+        # Left out because another transaction held their stream: first of the next
+        # group, where they may wait for it.
+        self._queue.extendleft(reversed(busy))
 
 
 async def verify_chains(conn: Conn) -> list[dict[str, Any]]:

@@ -208,17 +208,77 @@ def token() -> None:
 @click.option("--district", required=True, help="district code, e.g. demo")
 @click.option("--subject", required=True, help="the staff member's id")
 @click.option("--hours", type=float, default=None, help="validity (default: settings)")
+@click.option(
+    "--local",
+    is_flag=True,
+    help="本机开发：允许用开发密钥签发 / for this machine: sign with the development key",
+)
 @click.pass_obj
 def token_issue(
-    settings: Settings, role: str, district: str, subject: str, hours: float | None
+    settings: Settings, role: str, district: str, subject: str, hours: float | None, local: bool
 ) -> None:
-    """签发令牌 / Print a signed token, alone, on standard output."""
+    """签发令牌 / Print a signed token, alone, on standard output.
+
+    With the development key (MINQING_JWT_SECRET unset) it signs only for the local stack
+    (MINQING_DATABASE_URL unset) or with --local: such a token is good for no deployment.
+    """
     from eventkit.auth import issue_token
 
+    if "jwt_secret" in settings.development_secrets() and not (
+        local or settings.database_url is None
+    ):
+        raise click.ClickException(
+            "MINQING_JWT_SECRET 仍是开发用的默认值，不签发令牌：请设置部署所用的密钥，"
+            "或在本机开发时加 --local。\n"
+            "MINQING_JWT_SECRET is the development default: set the deployment's key, or "
+            "pass --local for a token for this machine."
+        )
     click.echo(
         issue_token(
             settings, role=Role(role), district_id=district, subject=subject, ttl_hours=hours
         )
+    )
+
+
+@main.group()
+def keys() -> None:
+    """密钥 / Keys and secrets (docs/security.md, "Secrets")."""
+
+
+@keys.command("new")
+def keys_new() -> None:
+    """生成随机密钥 / Print a fresh random value for any key or secret setting."""
+    from eventkit.keys import new_secret
+
+    click.echo(new_secret())
+
+
+@keys.command("rewrap")
+@click.pass_obj
+def keys_rewrap(settings: Settings) -> None:
+    """用当前密钥重新包裹居民密钥 / Wrap every resident's key with MINQING_PRIVACY_KEY.
+
+    Run it after rotating the vault's key, as the database owner (MINQING_DATABASE_URL of
+    the owner, as for `minqing db migrate`); then the previous key can be dropped from
+    MINQING_PRIVACY_PREVIOUS_KEYS.
+    """
+    from eventkit.db import create_pool
+    from eventkit.privacy import PersonalDataVault, VaultKeyMissing
+
+    async def work() -> int:
+        pool = await create_pool(database_url(settings), role=None, max_size=2)
+        try:
+            return await PersonalDataVault(pool, settings.privacy_keys()).rewrap()
+        finally:
+            await pool.close()
+
+    try:
+        count = _run(work())
+    except VaultKeyMissing as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(
+        f"已用密钥 {settings.privacy_key_id} 重新包裹 {count} 个居民密钥 / "
+        f"{count} residents' keys wrapped with key {settings.privacy_key_id}"
     )
 
 

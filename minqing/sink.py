@@ -17,7 +17,7 @@ import json
 import os
 import signal
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from email import message_from_bytes, policy
@@ -26,6 +26,8 @@ from typing import Any
 
 from aiohttp import web
 from aiosmtpd.smtp import SMTP, Envelope, Session
+
+from eventkit.http.headers import SECURITY_HEADERS
 
 KEEP = 500
 """Messages the page shows (the newest)."""
@@ -86,8 +88,9 @@ class Sink:
             self.host,
             self.smtp_port,
         )
-        app = web.Application()
+        app = web.Application(middlewares=[_security_headers])
         app.router.add_get("/", self._page)
+        app.router.add_get("/outbox.css", self._css)
         app.router.add_get("/messages.json", self._listing)
         app.router.add_post("/{path:.*}", self._accept)
         self._http = web.AppRunner(app, access_log=None)
@@ -132,6 +135,9 @@ class Sink:
         return web.Response(
             text=_page(list(self.received)[-KEEP:]), content_type="text/html", charset="utf-8"
         )
+
+    async def _css(self, request: web.Request) -> web.Response:
+        return web.Response(text=_CSS, content_type="text/css", charset="utf-8")
 
     async def _listing(self, request: web.Request) -> web.Response:
         return web.json_response([asdict(r) for r in list(self.received)[-KEEP:]])
@@ -235,6 +241,25 @@ def _readable(m: Received) -> tuple[str, str]:
     return m.path, json.dumps(data, ensure_ascii=False, indent=2)
 
 
+_CSS = """body{font-family:"Noto Sans CJK SC",sans-serif;margin:1.5rem;color:#222}
+table{border-collapse:collapse;width:100%}td,th{border-bottom:1px solid #ddd;padding:.4rem;
+text-align:left;vertical-align:top}pre{white-space:pre-wrap;margin:.5rem 0}
+.muted{color:#666}
+"""
+"""The page's style, served as a file: the page has no inline style or script."""
+
+
+@web.middleware
+async def _security_headers(
+    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+) -> web.StreamResponse:
+    """The same security headers as every service's edge (eventkit.http.headers)."""
+    response = await handler(request)
+    for name, value in SECURITY_HEADERS.items():
+        response.headers.setdefault(name, value)
+    return response
+
+
 def _page(messages: list[Received]) -> str:
     rows = "\n".join(
         "<tr><td>{time}</td><td>{kind}</td><td>{to}</td><td><details><summary>{subject}"
@@ -250,10 +275,7 @@ def _page(messages: list[Received]) -> str:
     return f"""<!doctype html><html lang="zh-CN"><head><meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>本地发件箱 / Local outbox</title>
-<style>body{{font-family:"Noto Sans CJK SC",sans-serif;margin:1.5rem;color:#222}}
-table{{border-collapse:collapse;width:100%}}td,th{{border-bottom:1px solid #ddd;padding:.4rem;
-text-align:left;vertical-align:top}}pre{{white-space:pre-wrap;margin:.5rem 0}}
-.muted{{color:#666}}</style></head><body>
+<link rel="stylesheet" href="/outbox.css"></head><body>
 <h1>本地发件箱 <span class="muted">/ Local outbox</span></h1>
 <p class="muted">民情在本机发出的邮件、短信、机器人消息和回调（仅供开发）。最新的在前。<br>
 What Minqing sent on this machine: mail, SMS, robot messages, webhooks (development only).

@@ -56,6 +56,7 @@ from eventkit.local import (
     state_dir,
 )
 from eventkit.settings import Settings
+from minqing.demo_staff import workbench_sign_ins, workbench_url
 from minqing.system import (
     ServiceSpec,
     existing_services,
@@ -504,6 +505,8 @@ class _Stack:
         self._migrate(database_url)
         if self.stopping:
             return 0
+        routing = next((spec for spec in services if spec.name == "routing"), None)
+        sign_ins = workbench_sign_ins(database_url, routing) if routing else []
 
         self._make_children(database_url, bootstrap, services)
 
@@ -518,6 +521,10 @@ class _Stack:
             if any(spec.name == "notification" for spec in services):
                 _, http = sink_ports(dict(os.environ))
                 say(f"  {'outbox':<13} http://127.0.0.1:{http}/  (本地发件箱 / what was sent)")
+            if routing is not None:
+                say(f"  {'workbench':<13} {workbench_url(routing)}/workbench/  (工作台 / staff)")
+                for line in sign_ins:
+                    say(f"  {'':<13} {line}")
             reporting = next((spec for spec in services if spec.name == "reporting"), None)
             if reporting is not None:
                 say(
@@ -582,6 +589,10 @@ class _Stack:
             # Lines as they are written, not when a buffer fills.
             "PYTHONUNBUFFERED": "1",
         }
+        routing = next((spec for spec in services if spec.name == "routing"), None)
+        if routing is not None and "MINQING_ROUTING_WORKBENCH_URL" not in os.environ:
+            # Invitation links made by the running service point at its own port.
+            env["MINQING_ROUTING_WORKBENCH_URL"] = workbench_url(routing)
         commands = [("relay", [sys.executable, "-m", "minqing.cli", "relay", "run"])]
         if any(spec.name == "notification" for spec in services):
             commands.append(("sink", [sys.executable, "-m", "minqing.cli", "sink"]))

@@ -14,6 +14,7 @@ from eventkit.http.auth import (
     principal_from_authorization,
     require_roles,
 )
+from eventkit.http.headers import PAGE_HEADERS, SECURITY_HEADERS
 from eventkit.http.problems import (
     PROBLEM_JSON,
     Problem,
@@ -42,7 +43,9 @@ from eventkit.requests import InvalidIdempotencyKey, RequestInfo, checked_idempo
 __all__ = [
     "FORM",
     "MULTIPART",
+    "PAGE_HEADERS",
     "PROBLEM_JSON",
+    "SECURITY_HEADERS",
     "InvalidIdempotencyKey",
     "Problem",
     "Readiness",

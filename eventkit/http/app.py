@@ -1,5 +1,6 @@
 """Every service's FastAPI app: problems, ``/healthz``, ``/readyz``, ``/metrics``,
-``/asyncapi``, and the edge middleware (request id, body limit, request metrics)."""
+``/asyncapi``, ``/docs``, and the edge middleware (request id, body limit, security
+headers, request metrics)."""
 
 from __future__ import annotations
 
@@ -8,17 +9,24 @@ from collections.abc import Awaitable, Callable
 from contextlib import AbstractAsyncContextManager
 
 from fastapi import FastAPI
-from fastapi.responses import JSONResponse, PlainTextResponse, Response
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from eventkit.http.edge import Edge
+from eventkit.http.headers import documentation_policy
+from eventkit.http.openapi import problem_openapi
 from eventkit.http.problems import Statuses, install_problem_handlers
 from eventkit.refusals import Unavailable
+from eventkit.settings import Settings
 
 ReadyCheck = Callable[[], Awaitable[bool]]
 
 READY_CHECK_TIMEOUT = 2.0
 """Seconds one readiness check may take before it counts as not ready."""
+
+DOCS_CDN = "https://cdn.jsdelivr.net"
+"""Where the API documentation's page (Swagger UI, as FastAPI serves it) loads its files."""
 
 
 class Readiness:
@@ -57,15 +65,35 @@ def create_app(
     lifespan: Callable[[FastAPI], AbstractAsyncContextManager[None]],
     max_body_bytes: int = 64 * 1024,
     statuses: Statuses | None = None,
+    settings: Settings | None = None,
 ) -> FastAPI:
     """A FastAPI app with problems (``statuses``: the service's refusal classes and their
     HTTP status, beside the kinds' defaults), ``/healthz``, ``/readyz`` (the checks in
-    ``app.state.readiness``), ``/metrics``, ``/asyncapi`` (``app.state.asyncapi``), the
-    body limit and a correlation id per request."""
-    app = FastAPI(title=title, lifespan=lifespan)
+    ``app.state.readiness``), ``/metrics``, ``/asyncapi`` (``app.state.asyncapi``),
+    ``/docs``, the body limit, the security headers (HSTS when ``settings`` say browsers
+    come over https) and a correlation id per request."""
+    app = FastAPI(
+        title=title,
+        lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
+        swagger_ui_oauth2_redirect_url=None,
+    )
+    app.openapi = problem_openapi(app)  # type: ignore[method-assign]
     app.state.readiness = Readiness()
     install_problem_handlers(app, statuses)
-    app.add_middleware(Edge, service=service, max_body_bytes=max_body_bytes)
+    https = settings.serves_https() if settings is not None else False
+    app.add_middleware(Edge, service=service, max_body_bytes=max_body_bytes, https=https)
+
+    @app.get("/docs", include_in_schema=False)
+    async def docs() -> Response:
+        page = get_swagger_ui_html(
+            openapi_url="/openapi.json", title=f"{title} · API", swagger_favicon_url="data:,"
+        )
+        html = bytes(page.body).decode()
+        return HTMLResponse(
+            html, headers={"Content-Security-Policy": documentation_policy(html, DOCS_CDN)}
+        )
 
     @app.get("/healthz", include_in_schema=False)
     async def healthz() -> dict[str, str]:

@@ -1,8 +1,9 @@
 """The plain ASGI middleware at the edge of every service.
 
 A correlation id per request (``X-Request-ID`` in and out, bound in the logs and kept on
-``request.state.correlation_id``), the body-size limit on ``Content-Length``, and the
-request metrics. Written against ASGI directly rather than Starlette's
+``request.state.correlation_id``), the body-size limit on ``Content-Length``, the
+security headers of every response (:mod:`eventkit.http.headers`), and the request
+metrics. Written against ASGI directly rather than Starlette's
 ``BaseHTTPMiddleware``, which relays every request and response through extra tasks and
 costs about a third of a small request's CPU.
 """
@@ -16,6 +17,7 @@ import structlog
 from prometheus_client import Counter, Histogram
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from eventkit.http.headers import edge_headers
 from eventkit.http.problems import Problem, problem_response
 
 REQUESTS = Counter(
@@ -40,10 +42,14 @@ def too_large(limit: int) -> Problem:
 class Edge:
     """See the module's note."""
 
-    def __init__(self, app: ASGIApp, *, service: str, max_body_bytes: int) -> None:
+    def __init__(
+        self, app: ASGIApp, *, service: str, max_body_bytes: int, https: bool = False
+    ) -> None:
         self.app = app
         self.service = service
         self.max_body_bytes = max_body_bytes
+        self._headers = edge_headers(https=https)
+        self._https_headers = edge_headers(https=True)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -53,21 +59,28 @@ class Edge:
         correlation = (headers.get(b"x-request-id") or b"").decode("latin-1")[:128]
         correlation = correlation or uuid.uuid4().hex
         scope.setdefault("state", {})["correlation_id"] = correlation
-        length = headers.get(b"content-length", b"")
-        if length.isdigit() and int(length) > self.max_body_bytes:
-            response = problem_response(too_large(self.max_body_bytes), scope.get("path"))
-            response.headers["X-Request-ID"] = correlation
-            await response(scope, receive, send)
-            return
         status = 500
         marker = correlation.encode("latin-1")
+        extra = self._https_headers if scope.get("scheme") == "https" else self._headers
 
         async def send_with_id(message: Message) -> None:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
-                message["headers"] = [*message.get("headers", ()), (b"x-request-id", marker)]
+                given = list(message.get("headers", ()))
+                present = {name.lower() for name, _ in given}
+                message["headers"] = [
+                    *given,
+                    (b"x-request-id", marker),
+                    *((k, v) for k, v in extra if k not in present),
+                ]
             await send(message)
+
+        length = headers.get(b"content-length", b"")
+        if length.isdigit() and int(length) > self.max_body_bytes:
+            response = problem_response(too_large(self.max_body_bytes), scope.get("path"))
+            await response(scope, receive, send_with_id)
+            return
 
         started = time.perf_counter()
         structlog.contextvars.bind_contextvars(correlation_id=correlation)

@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+import asyncpg
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
@@ -185,6 +186,20 @@ DATABASE_DOWN = Problem(
 INTERNAL = Problem(
     500, "internal", "系统内部错误，请稍后再试", "Internal error, please retry later"
 )
+UNSTORABLE_TEXT = InvalidInput(
+    "提交的文字含有无法保存的字符",
+    "The text contains characters that cannot be stored",
+    "请删除其中不可见的控制字符（如 NUL）或残缺的字符后重试",
+    "Remove invisible control characters (such as NUL) or broken characters and retry",
+    code="invalid-characters",
+)
+"""Text PostgreSQL cannot hold (NUL, lone UTF-16 surrogates) reached the database or its
+driver: the transaction rolled back, and the sender is told what to fix."""
+UNSTORABLE_TEXT_ERRORS: tuple[type[Exception], ...] = (
+    asyncpg.exceptions.UntranslatableCharacterError,
+    asyncpg.exceptions.CharacterNotInRepertoireError,
+    UnicodeEncodeError,
+)
 
 
 def install_problem_handlers(app: FastAPI, statuses: Statuses | None = None) -> None:
@@ -217,6 +232,8 @@ def install_problem_handlers(app: FastAPI, statuses: Statuses | None = None) -> 
         return problem_response(problem, request.url.path)
 
     async def on_error(request: Request, exc: Exception) -> Response:
+        if isinstance(exc, UNSTORABLE_TEXT_ERRORS):
+            return problem_response(UNSTORABLE_TEXT, request.url.path)
         if is_database_unavailable(exc):
             log.warning("database unavailable", path=request.url.path, error=type(exc).__name__)
             return problem_response(DATABASE_DOWN, request.url.path)
@@ -229,6 +246,6 @@ def install_problem_handlers(app: FastAPI, statuses: Statuses | None = None) -> 
     # The database's connection errors are handled here rather than by the catch-all,
     # which re-raises after answering (a traceback per request while the database is
     # down); anything else of these classes is still an internal error.
-    for cls in DATABASE_ERRORS:
+    for cls in (*DATABASE_ERRORS, *UNSTORABLE_TEXT_ERRORS):
         app.add_exception_handler(cls, on_error)
     app.add_exception_handler(Exception, on_error)

@@ -68,6 +68,9 @@ class OpinionIn(BaseModel):
     on_behalf_of: OnBehalfIn | None = None
     attachments: list[str] = []
     external_ref: str | None = None
+    answered_on_the_spot: str | None = None
+    """当场办结: what the liaison officer or representative answered at the desk; the case
+    is resolved and closed as it opens, in their name."""
 
     def command(self) -> SubmitOpinion:
         """The submission command (the fields to correct when ``on_behalf_of`` does not
@@ -93,6 +96,7 @@ class OpinionIn(BaseModel):
             on_behalf_of=behalf,
             attachments=tuple(self.attachments),
             external_ref=self.external_ref,
+            answered_on_the_spot=self.answered_on_the_spot,
         )
 
 

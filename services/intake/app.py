@@ -46,6 +46,7 @@ def create_app(
         title="民情 intake · 受理服务",
         lifespan=lifespan,
         max_body_bytes=MAX_BODY_BYTES,
+        settings=settings,
     )
     app.include_router(api.router)
     app.include_router(open311.router)

@@ -21,6 +21,7 @@ from services.intake.consumers import intake_consumer
 from services.intake.directory import Directory, TaxonomySource
 from services.intake.feedback import Feedback
 from services.intake.ratelimit import RateLimiter
+from services.intake.scans import QrScans
 from services.intake.settings import IntakeSettings
 from services.intake.submission import Submissions
 from services.intake.tracking import Tracking
@@ -41,6 +42,8 @@ class Intake(RunningService):
     tracking: Tracking
     feedback: Feedback
     withdrawals: Withdrawals
+    scans: QrScans
+    """QR page views counted, their totals recorded as events (扫码量)."""
     submit_limiter: RateLimiter
     """Public submissions per client address (QR, online, feedback, withdrawal)."""
     read_limiter: RateLimiter
@@ -52,7 +55,7 @@ def build(settings: IntakeSettings, runtime: Runtime) -> Intake:
     pool, store, clock = runtime.pool, runtime.store, runtime.clock
     directory = Directory(pool, cache_seconds=settings.directory_cache_seconds)
     taxonomy = TaxonomySource(pool, cache_seconds=settings.directory_cache_seconds)
-    vault = PersonalDataVault(pool)
+    vault = PersonalDataVault(pool, settings.privacy_keys())
     return Intake(
         settings=settings,
         runtime=runtime,
@@ -71,6 +74,7 @@ def build(settings: IntakeSettings, runtime: Runtime) -> Intake:
         tracking=Tracking(pool=pool, directory=directory, taxonomy=taxonomy),
         feedback=Feedback(pool=pool, store=store, clock=clock),
         withdrawals=Withdrawals(pool=pool, store=store, clock=clock),
+        scans=QrScans(pool, store, clock),
         submit_limiter=RateLimiter(settings.rate_submit_per_minute, settings.rate_submit_burst),
         read_limiter=RateLimiter(settings.rate_read_per_minute, settings.rate_read_burst),
     )
@@ -95,4 +99,9 @@ async def bootstrap(
         intake = build(settings, runtime)
         if background:
             runtime.start_consumers([intake.consumer])
+            interval = settings.intake_scan_record_interval
+            if interval > 0:
+                runtime.start(
+                    "qr scans recorder", lambda stop: intake.scans.run(stop, interval=interval)
+                )
         yield intake

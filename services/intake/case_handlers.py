@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Final
 
 from contracts import (
+    CallbackRecorded,
     CaseAccepted,
     CaseAssigned,
     CaseClassified,
@@ -25,6 +26,9 @@ from contracts import (
     CaseReplied,
     CaseResolved,
     CaseTransferred,
+    DepartmentReportedIn,
+    DepartmentResponded,
+    SuggestionAnswered,
 )
 from contracts.cases import CaseEvent
 from eventkit.consumer import Consumer, HandlerContext, PermanentError
@@ -46,7 +50,13 @@ CASE_EVENTS: Final[tuple[type[CaseEvent], ...]] = (
     CaseOverdue,
     CaseLinked,
     CaseConvertedToSuggestion,
+    SuggestionAnswered,
+    DepartmentReportedIn,
+    DepartmentResponded,
+    CallbackRecorded,
 )
+"""The case events a resident's tracking page follows (a department's rating stays
+internal)."""
 
 
 async def _on_case_event(event: CaseEvent, ctx: HandlerContext) -> None:

@@ -1,4 +1,5 @@
-"""Intake's commands in ``minqing``: ``intake import-12345`` and ``privacy forget``."""
+"""Intake's commands in ``minqing``: ``intake import-12345``, ``intake scans`` and
+``privacy forget``."""
 
 from __future__ import annotations
 
@@ -156,6 +157,18 @@ def forget(
         click.echo(f"{subject_id} 此前已删除 / {subject_id} was already forgotten")
     else:
         raise click.ClickException(f"没有这个居民编号 / no subject {subject_id!r}")
+
+
+@intake.command("scans")
+@click.pass_obj
+def scans(settings: Settings) -> None:
+    """记录民情码扫码量 / Record the QR page views' totals as events now (the service does
+    it every MINQING_INTAKE_SCAN_RECORD_INTERVAL seconds)."""
+
+    async def work(intake: Intake) -> int:
+        return await intake.scans.record()
+
+    click.echo(f"已记录 / recorded: {_run(settings, work)} station-day(s)")
 
 
 COMMANDS = [intake, privacy]

@@ -11,6 +11,8 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from datetime import date, timedelta
+from datetime import time as dt_time
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import asyncpg
@@ -87,6 +89,20 @@ _STATIONS = """
       LEFT JOIN intake.streets st
         ON st.district_id = s.district_id AND st.street_code = s.street_code
 """
+
+
+@dataclass(frozen=True)
+class ReceptionDay:
+    """A representative's reception day at a station, as residents are shown it."""
+
+    day: date
+    starts_at: dt_time | None
+    ends_at: dt_time | None
+    status: str
+    """``scheduled``, ``cancelled`` or ``moved`` (to ``moved_to``)."""
+    moved_to: date | None
+    name: str
+    leading_cadre: bool
 
 
 class Directory:
@@ -190,6 +206,30 @@ class Directory:
             station_code,
         )
         return [r["name_zh"] for r in rows]
+
+    async def reception_days(
+        self, district_id: str, station_code: str, since: date, days: int = 31
+    ) -> list[ReceptionDay]:
+        """The station's reception days from ``since`` on, cancelled and moved ones
+        included (the QR page says so), with who receives and whether they are a leading
+        cadre (领导干部接待日)."""
+        rows = await self._pool.fetch(
+            """
+            SELECT d.day, d.starts_at, d.ends_at, d.status, d.moved_to,
+                   coalesce(r.name_zh, d.representative_id) AS name,
+                   coalesce(r.leading_cadre, false) AS leading_cadre
+              FROM intake.reception_days d
+              LEFT JOIN intake.representatives r USING (district_id, representative_id)
+             WHERE d.district_id = $1 AND d.station_code = $2 AND d.day BETWEEN $3 AND $4
+               AND r.retired_at IS NULL
+             ORDER BY d.day, d.starts_at NULLS LAST, name
+            """,
+            district_id,
+            station_code,
+            since,
+            since + timedelta(days=days),
+        )
+        return [ReceptionDay(**dict(r.items())) for r in rows]
 
     async def names(
         self,

@@ -1,7 +1,8 @@
 """Learning the directory from its events on ``minqing.directory.v1``: the ``intake``
 consumer's handlers keep ``intake.districts``, ``intake.streets``,
 ``intake.communities``, ``intake.stations``, ``intake.representatives``,
-``intake.station_representatives`` and ``intake.taxonomies`` in its transaction.
+``intake.station_representatives``, ``intake.taxonomies`` and the stations' coming
+``intake.reception_days`` (as scheduled, cancelled or moved) in its transaction.
 """
 
 from __future__ import annotations
@@ -9,6 +10,9 @@ from __future__ import annotations
 from contracts import (
     CommunityRegistered,
     DistrictRegistered,
+    ReceptionDayCancelled,
+    ReceptionDayMoved,
+    ReceptionDayScheduled,
     RepresentativeJoinedStation,
     RepresentativeLeftStation,
     RepresentativeRegistered,
@@ -69,16 +73,18 @@ async def _station_registered(event: StationRegistered, ctx: HandlerContext) -> 
 async def _representative_registered(event: RepresentativeRegistered, ctx: HandlerContext) -> None:
     await ctx.conn.execute(
         """
-        INSERT INTO intake.representatives (district_id, representative_id, name_zh, level)
-        VALUES ($1, $2, $3, $4)
+        INSERT INTO intake.representatives (district_id, representative_id, name_zh, level,
+            leading_cadre)
+        VALUES ($1, $2, $3, $4, $5)
         ON CONFLICT (district_id, representative_id) DO UPDATE
-           SET name_zh = excluded.name_zh, level = excluded.level, retired_at = NULL,
-               updated_at = now()
+           SET name_zh = excluded.name_zh, level = excluded.level,
+               leading_cadre = excluded.leading_cadre, retired_at = NULL, updated_at = now()
         """,
         event.district_id,
         event.representative_id,
         event.name_zh,
         event.level.value,
+        event.leading_cadre,
     )
 
 
@@ -185,6 +191,63 @@ async def _taxonomy_published(event: TaxonomyPublished, ctx: HandlerContext) -> 
     )
 
 
+async def _day_scheduled(event: ReceptionDayScheduled, ctx: HandlerContext) -> None:
+    await ctx.conn.execute(
+        """
+        INSERT INTO intake.reception_days (district_id, representative_id, station_code, day,
+            starts_at, ends_at, status)
+        VALUES ($1, $2, $3, $4, $5, $6, 'scheduled')
+        ON CONFLICT (district_id, representative_id, station_code, day) DO UPDATE
+           SET starts_at = excluded.starts_at, ends_at = excluded.ends_at, status = 'scheduled'
+        """,
+        event.district_id,
+        event.representative_id,
+        event.station_code,
+        event.day,
+        event.starts_at,
+        event.ends_at,
+    )
+
+
+async def _day_cancelled(event: ReceptionDayCancelled, ctx: HandlerContext) -> None:
+    await ctx.conn.execute(
+        "UPDATE intake.reception_days SET status = 'cancelled' WHERE district_id = $1 "
+        "AND representative_id = $2 AND station_code = $3 AND day = $4",
+        event.district_id,
+        event.representative_id,
+        event.station_code,
+        event.day,
+    )
+
+
+async def _day_moved(event: ReceptionDayMoved, ctx: HandlerContext) -> None:
+    old = await ctx.conn.fetchrow(
+        "UPDATE intake.reception_days SET status = 'moved', moved_to = $5 WHERE district_id = $1 "
+        "AND representative_id = $2 AND station_code = $3 AND day = $4 "
+        "RETURNING starts_at, ends_at",
+        event.district_id,
+        event.representative_id,
+        event.station_code,
+        event.day,
+        event.to_day,
+    )
+    await ctx.conn.execute(
+        """
+        INSERT INTO intake.reception_days (district_id, representative_id, station_code, day,
+            starts_at, ends_at, status)
+        VALUES ($1, $2, $3, $4, $5, $6, 'scheduled')
+        ON CONFLICT (district_id, representative_id, station_code, day) DO UPDATE
+           SET starts_at = excluded.starts_at, ends_at = excluded.ends_at, status = 'scheduled'
+        """,
+        event.district_id,
+        event.representative_id,
+        event.station_code,
+        event.to_day,
+        event.starts_at or (old["starts_at"] if old else None),
+        event.ends_at or (old["ends_at"] if old else None),
+    )
+
+
 def register_directory_handlers(consumer: Consumer) -> None:
     """Teach ``consumer`` to keep intake's directory tables."""
     consumer.handles(DistrictRegistered)(_district_registered)
@@ -198,3 +261,6 @@ def register_directory_handlers(consumer: Consumer) -> None:
     consumer.handles(StreetRegistered)(_street_registered)
     consumer.handles(CommunityRegistered)(_community_registered)
     consumer.handles(TaxonomyPublished)(_taxonomy_published)
+    consumer.handles(ReceptionDayScheduled)(_day_scheduled)
+    consumer.handles(ReceptionDayCancelled)(_day_cancelled)
+    consumer.handles(ReceptionDayMoved)(_day_moved)

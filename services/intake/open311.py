@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
-from typing import Final
+from typing import Any, Final
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
@@ -37,7 +37,17 @@ from services.intake.tracking_views import RequestView
 
 log = get_logger(__name__)
 
-router = APIRouter(prefix="/open311", include_in_schema=True, tags=["Open311"])
+_FORMATS: dict[str, Any] = {"application/json": {}, "text/xml": {}}
+router = APIRouter(
+    prefix="/open311",
+    include_in_schema=True,
+    tags=["Open311"],
+    # The suffix chooses JSON or XML; errors are Open311 <errors> documents, not problems.
+    responses={
+        200: {"content": _FORMATS},
+        "4XX": {"description": "Open311 errors", "content": _FORMATS},
+    },
+)
 
 DEFAULT_LIMIT: Final = 1000
 FORMS: Final = (FORM, MULTIPART)

@@ -13,13 +13,14 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
+from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 
 from contracts import Channel
-from eventkit.http import read_form, status_for
+from eventkit.http import PAGE_HEADERS, read_form, status_for
 from eventkit.refusals import NotFound, Refusal
 from services.intake.api import poster_url
 from services.intake.api_models import tracking_body
@@ -46,16 +47,9 @@ TEMPLATES_DIR = Path(__file__).parent / "templates"
 router = APIRouter(include_in_schema=False)
 templates = Jinja2Templates(directory=str(TEMPLATES_DIR))
 
-_SECURITY_HEADERS = {
-    "Content-Security-Policy": (
-        "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
-        "form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
-    ),
-    "X-Content-Type-Options": "nosniff",
-    # Tracking codes are in URLs: never send them to another site.
-    "Referrer-Policy": "no-referrer",
-    "Cache-Control": "no-store",
-}
+# One policy for every page (eventkit.http.headers); tracking codes are in URLs: the
+# referrer is never sent to another site.
+_SECURITY_HEADERS = PAGE_HEADERS
 
 
 def _when(value: str | None, lang: str) -> str:
@@ -172,6 +166,7 @@ async def _form_page(
         representatives=await intake.directory.representatives_of(
             station.district_id, station.station_code
         ),
+        reception_days=await _coming_days(intake, station),
         categories=_grouped(taxonomy.categories),
         values=values or {},
         errors=errors or [],
@@ -199,7 +194,29 @@ async def qr_form(
     station = await _station(intake, station_code, district)
     if station is None:
         return _notice(request, lang_of(lang), "not_found_title", "station_not_found")
+    if not station.retired:
+        await intake.scans.count(station.district_id, station.station_code)
     return await _form_page(request, intake, station, lang_of(lang))
+
+
+async def _coming_days(intake: Intake, station: Station) -> list[dict[str, Any]]:
+    """The station's reception days of the coming month, as the QR page lists them."""
+    district = await intake.directory.district(station.district_id)
+    zone = district.timezone if district else ZoneInfo("Asia/Shanghai")
+    today = intake.clock().astimezone(zone).date()
+    days = await intake.directory.reception_days(station.district_id, station.station_code, today)
+    return [
+        {
+            "day": d.day,
+            "weekday": d.day.isoweekday(),
+            "hours": f"{d.starts_at:%H:%M}–{d.ends_at:%H:%M}" if d.starts_at and d.ends_at else "",
+            "name": d.name,
+            "leading_cadre": d.leading_cadre,
+            "status": d.status,
+            "moved_to": d.moved_to,
+        }
+        for d in days
+    ]
 
 
 def _float(value: str | None) -> float | None:

@@ -19,6 +19,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from contracts import (
+    CallbackRecorded,
     CaseAccepted,
     CaseAssigned,
     CaseClassified,
@@ -33,6 +34,9 @@ from contracts import (
     CaseReplied,
     CaseResolved,
     CaseTransferred,
+    DepartmentReportedIn,
+    DepartmentResponded,
+    SuggestionAnswered,
 )
 from contracts.cases import CaseEvent
 
@@ -364,6 +368,27 @@ def evolve(
             due=event.reply_due,
         )
         current = replace(current, stage=Stage.IN_PROGRESS)
+    elif isinstance(event, SuggestionAnswered):
+        step = Step(
+            event_id,
+            event.event_type,
+            at,
+            UpdateStatus.ACTION_SCHEDULED,
+            to_name=event.answered_by,
+            note=event.answer,
+        )
+    elif isinstance(event, DepartmentReportedIn | DepartmentResponded):
+        note = event.action if isinstance(event, DepartmentResponded) else None
+        step = Step(event_id, event.event_type, at, UpdateStatus.IN_PROGRESS, note=note)
+    elif isinstance(event, CallbackRecorded):
+        step = Step(
+            event_id,
+            event.event_type,
+            at,
+            current.last_status,
+            resolution_seq=event.resolution_seq,
+            note=f"{event.satisfaction}/5",
+        )
     else:  # a case event this code does not know yet: keep it in the record, plainly
         step = Step(event_id, event.event_type, at, current.last_status)
     return _after(current, step), step
@@ -500,7 +525,29 @@ def describe(step: Step, names: Names) -> tuple[str, str]:
             zh += f"，{_day(step.due, names, 'zh')}前答复"
             en += f", answer due {_day(step.due, names, 'en')}"
         return zh, en
-    return "办理进展已更新", "Progress was updated"
+    return _followed_up(step) or ("办理进展已更新", "Progress was updated")
+
+
+def _followed_up(step: Step) -> tuple[str, str] | None:
+    """The liaison work's steps in plain words (None: not one of them)."""
+    if step.kind == "SuggestionAnswered":
+        return (
+            f"代表建议已由{step.to_name}答复：{step.note or ''}",
+            f"The suggestion was answered by {step.to_name}: {step.note or ''}",
+        )
+    if step.kind == "DepartmentReportedIn":
+        return "职能部门已报到，正在处理", "The department reported in and is on it"
+    if step.kind == "DepartmentResponded":
+        return (
+            f"职能部门已反馈处理情况：{step.note or ''}",
+            f"The department reported what it did: {step.note or ''}",
+        )
+    if step.kind == "CallbackRecorded":
+        return (
+            f"工作人员已回访，记录满意度 {step.note}",
+            f"Staff called you back and recorded a rating of {step.note}",
+        )
+    return None
 
 
 def agency_responsible(progress: CaseProgress, names: Names) -> str | None:

@@ -50,6 +50,9 @@ class IntakeSettings(Settings):
     makes a retry of an earlier request with its old key look like a different request."""
 
     directory_cache_seconds: float = Field(default=5.0, ge=0)
+    intake_scan_record_interval: float = Field(default=60.0, ge=0)
+    """Seconds between two recordings of the QR page views' totals as events
+    (``QrScansRecorded``); 0 records none in the background (``minqing intake scans``)."""
     """How long a station or district looked up for a submission is reused."""
 
     @cached_property

@@ -16,7 +16,7 @@ from urllib.parse import urlsplit
 from pydantic import HttpUrl, TypeAdapter, ValidationError
 
 from contracts import Actor, ActorRole, Channel, OnBehalfOf, OpinionSubmitted
-from contracts.intake import Location, SubmitterRef
+from contracts.intake import Location, OnTheSpotAnswer, SubmitterRef
 from eventkit.identity import Principal, Role
 from eventkit.refusals import FieldError
 from services.intake.errors import (
@@ -62,6 +62,11 @@ STAFF_ROLES_THAT_SUBMIT: Final = frozenset(
 """Every staff role but the auditor, who only reads."""
 ON_BEHALF_ROLES: Final = frozenset({Role.SPOKESPERSON, Role.LIAISON, Role.REPRESENTATIVE})
 """Staff whose submissions are made for a resident (on_behalf_of)."""
+
+ON_THE_SPOT_ROLES = frozenset({Role.LIAISON, Role.REPRESENTATIVE})
+"""Who may answer an opinion at the desk and close it as they take it down (当场办结)."""
+ON_THE_SPOT_CHANNELS = frozenset({Channel.WALK_IN, Channel.VISIT})
+ON_THE_SPOT_MAX = 2000
 ACTOR_ROLE: Final[dict[Role, ActorRole]] = {
     Role.LIAISON: ActorRole.LIAISON,
     Role.REPRESENTATIVE: ActorRole.REPRESENTATIVE,
@@ -102,6 +107,9 @@ class SubmitOpinion:
     external_ref: str | None = None
     occurred_at: datetime | None = None
     """When the resident raised it, if earlier than now (a 12345 call)."""
+    answered_on_the_spot: str | None = None
+    """What the liaison officer or representative taking it down answered at the desk
+    (当场办结): the case is resolved and closed as it opens, by them."""
 
 
 @dataclass(frozen=True)
@@ -333,6 +341,16 @@ def check_submission(command: SubmitOpinion) -> CleanSubmission:
                 "location.long", "invalid-long", "经度应在 -180 到 180 之间", "long: -180 to 180"
             )
         )
+    answer = command.answered_on_the_spot
+    if answer is not None and not 1 <= len(answer.strip()) <= ON_THE_SPOT_MAX:
+        errors.append(
+            FieldError(
+                "answered_on_the_spot",
+                "answer-length",
+                f"当场答复须为 1 至 {ON_THE_SPOT_MAX} 个字",
+                f"The answer given at the desk needs 1 to {ON_THE_SPOT_MAX} characters",
+            )
+        )
     if command.external_ref is not None and len(command.external_ref) > EXTERNAL_REF_MAX:
         errors.append(
             FieldError(
@@ -391,6 +409,19 @@ def authorize(command: SubmitOpinion, principal: Caller, place: Place) -> Actor:
     A staff token is needed for every channel but ``qr`` and ``online``; it must be of
     the submission's district and of a role that registers opinions.
     """
+    if command.answered_on_the_spot is not None and (
+        not isinstance(principal, Principal)
+        or principal.role not in ON_THE_SPOT_ROLES
+        or command.channel not in ON_THE_SPOT_CHANNELS
+    ):
+        raise NotAllowed(
+            "只有联络员或代表在接待时可以当场办结",
+            "Only a liaison officer or a representative receiving residents answers at the desk",
+            "当场办结须由联络员或代表在来访接待或走访时登记",
+            "An answer at the desk is recorded by a liaison officer or representative, "
+            "on a walk-in or a visit",
+            code="on-the-spot-needs-desk-staff",
+        )
     if isinstance(principal, ApiClient):
         if command.channel is not Channel.OPEN311 or principal.district_id != place.district_id:
             raise NotAllowed(
@@ -502,4 +533,13 @@ def opinion_submitted(
         on_behalf_of=behalf,
         attachments=[_HTTP_URL.validate_python(url) for url in clean.attachments],
         external_ref=command.external_ref,
+        on_the_spot=(
+            OnTheSpotAnswer(
+                answer=command.answered_on_the_spot.strip(),
+                role=actor.role.value,
+                staff_id=actor.id,
+            )
+            if command.answered_on_the_spot is not None
+            else None
+        ),
     )

@@ -65,6 +65,7 @@ def create_app(
         title="民情 · 通知服务 Minqing notification",
         lifespan=lifespan,
         max_body_bytes=MAX_CONTACT_FILE_BYTES,
+        settings=own,
     )
     app.include_router(admin_router(own))
     app.include_router(subscription_router(own))

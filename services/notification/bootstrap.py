@@ -92,7 +92,7 @@ def build(
 ) -> Notification:
     """Every part of notification on an open runtime (no I/O)."""
     pool, store, clock = runtime.pool, runtime.store, runtime.clock
-    vault = PersonalDataVault(pool)
+    vault = PersonalDataVault(pool, settings.privacy_keys())
     planner = Planner(
         store,
         clock,

@@ -9,6 +9,8 @@ import asyncpg
 from contracts.cases import EVENTS as CASE_EVENTS
 from contracts.cases import CaseEvent
 from contracts.directory import (
+    DepartmentRegistered,
+    DepartmentRetired,
     DistrictRegistered,
     RepresentativeRegistered,
     StationMoved,
@@ -32,6 +34,8 @@ DIRECTORY_EVENTS = (
     StationMoved,
     StationRetired,
     RepresentativeRegistered,
+    DepartmentRegistered,
+    DepartmentRetired,
 )
 
 

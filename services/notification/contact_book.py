@@ -29,6 +29,8 @@ StaffRole = Literal[
     "street_supervisor",
     "district_admin",
     "department",
+    "community_commissioner",
+    "district_office",
     "auditor",
 ]
 

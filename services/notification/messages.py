@@ -31,6 +31,8 @@ TEMPLATES = (
     "resident_suggestion",
     "overdue",
     "department_whistle",
+    "department_reminder",
+    "resident_suggestion_answered",
     "case_reopened",
 )
 """The templates the rules use (subscriber webhooks carry the event itself instead)."""

@@ -29,7 +29,7 @@ DEADLINE = {
     "resolution": ("办结", "resolution"),
     "escalation": ("督办", "supervision"),
 }
-_TIMES = ("response_due", "resolution_due", "due", "next_due", "reply_due")
+_TIMES = ("response_due", "resolution_due", "due", "next_due", "reply_due", "report_due")
 
 
 @dataclass(frozen=True)
@@ -180,6 +180,9 @@ def message_context(delivery: Delivery, names: Names) -> dict[str, Any]:
         "title",
         "to_name",
         "escalated_to",
+        "answer",
+        "answered_by",
+        "subject",
     ):
         context.setdefault(key, None)
     zone = ZoneInfo(district.timezone)

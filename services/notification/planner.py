@@ -15,7 +15,7 @@ from typing import Any
 
 from contracts import REGISTRY
 from contracts.base import Event
-from contracts.cases import CaseAssigned, CaseEvent, CaseOpened, CaseOverdue
+from contracts.cases import CaseAssigned, CaseEscalated, CaseEvent, CaseOpened, CaseOverdue
 from contracts.envelope import Envelope
 from contracts.intake import OpinionSubmitted
 from contracts.public import public_data
@@ -106,6 +106,10 @@ class Planner:
             facts = _with(facts, district_admins=admins)
         if event.event_type == "CaseEscalated":
             facts = _with(facts, departments=await contacts.departments(conn, district))
+        code = getattr(event, "department_code", None)
+        if isinstance(event, CaseEscalated | CaseOverdue) and code is not None:
+            staff = await projections.department_staff(conn, district, code)
+            facts = _with(facts, department_staff=staff)
         if case is not None and event.event_type in _RESIDENT_EVENTS:
             facts = _with(facts, resident=await self._resident(conn, case.opinion_id))
         return facts
@@ -231,7 +235,9 @@ class Planner:
         )
 
 
-_RESIDENT_EVENTS = frozenset({"CaseReplied", "CaseResolved", "CaseConvertedToSuggestion"})
+_RESIDENT_EVENTS = frozenset(
+    {"CaseReplied", "CaseResolved", "CaseConvertedToSuggestion", "SuggestionAnswered"}
+)
 """Case events the resident is told of."""
 
 

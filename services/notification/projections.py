@@ -21,6 +21,8 @@ from contracts.cases import (
     CaseTransferred,
 )
 from contracts.directory import (
+    DepartmentRegistered,
+    DepartmentRetired,
     DistrictRegistered,
     RepresentativeRegistered,
     StationMoved,
@@ -98,6 +100,24 @@ async def project_directory(conn: Conn, event: Event) -> None:
                 event.district_id,
                 event.station_code,
             )
+        case DepartmentRegistered():
+            await conn.execute(
+                "INSERT INTO notification.departments (district_id, department_code, name_zh,"
+                " duty_staff, active) VALUES ($1, $2, $3, $4, true)"
+                " ON CONFLICT (district_id, department_code) DO UPDATE"
+                " SET name_zh = excluded.name_zh, duty_staff = excluded.duty_staff, active = true",
+                event.district_id,
+                event.department_code,
+                event.name_zh,
+                list(event.duty_staff),
+            )
+        case DepartmentRetired():
+            await conn.execute(
+                "UPDATE notification.departments SET active = false "
+                "WHERE district_id = $1 AND department_code = $2",
+                event.district_id,
+                event.department_code,
+            )
         case RepresentativeRegistered():
             await conn.execute(
                 "INSERT INTO notification.representatives (district_id, representative_id,"
@@ -107,6 +127,17 @@ async def project_directory(conn: Conn, event: Event) -> None:
                 event.representative_id,
                 event.name_zh,
             )
+
+
+async def department_staff(conn: Conn, district_id: str, code: str) -> tuple[str, ...]:
+    """Whom a registered department is reached through (its duty staff), when active."""
+    staff = await conn.fetchval(
+        "SELECT duty_staff FROM notification.departments "
+        "WHERE district_id = $1 AND department_code = $2 AND active",
+        district_id,
+        code,
+    )
+    return tuple(staff or ())
 
 
 async def record_opinion(conn: Conn, opinion: OpinionSubmitted) -> None:

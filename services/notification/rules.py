@@ -27,6 +27,7 @@ from contracts.cases import (
     CaseResolved,
     CaseTransferred,
     Priority,
+    SuggestionAnswered,
 )
 from contracts.intake import Channel as IntakeChannel
 from contracts.intake import OpinionSubmitted
@@ -58,7 +59,8 @@ class Audience(StrEnum):
     RUNG = "rung"
     """The rung of the escalation ladder routing chose for a missed deadline."""
     DEPARTMENT = "department"
-    """The department a whistle was blown to (when the contact book knows it)."""
+    """The department a whistle was blown to: a registered department's duty staff, else
+    the contact the book lists under the name the whistle gives."""
     CASE_REPRESENTATIVE = "case_representative"
     """The representative of a reopened case."""
 
@@ -153,6 +155,22 @@ RULES: tuple[Rule, ...] = (
         summary="吹哨：告知被召集的部门 / a whistle: the department summoned",
     ),
     Rule(
+        "department_reminder",
+        frozenset({"CaseOverdue"}),
+        Audience.DEPARTMENT,
+        "department_reminder",
+        ("webhook", "email", "wecom", "dingtalk", "sms"),
+        summary="部门超期催办：告知被召集的部门 / a department's missed deadline: the department",
+    ),
+    Rule(
+        "resident_suggestion_answered",
+        frozenset({"SuggestionAnswered"}),
+        Audience.RESIDENT,
+        "resident_suggestion_answered",
+        ("sms",),
+        summary="代表建议已答复 / the suggestion's answer, to the resident",
+    ),
+    Rule(
         "case_reopened",
         frozenset({"CaseReopened"}),
         Audience.CASE_REPRESENTATIVE,
@@ -225,6 +243,9 @@ class Facts:
     district_admins: tuple[str, ...] = ()
     departments: Mapping[str, str] = field(default_factory=dict)
     """Department name → the staff id of its contact."""
+    department_staff: tuple[str, ...] = ()
+    """The duty staff of the registered department the event names (a whistle to it, or
+    a deadline it missed)."""
     resident: ResidentFacts | None = None
     contacts: Mapping[str, ContactEntry] = field(default_factory=dict)
 
@@ -314,8 +335,13 @@ def _staff(rule: Rule, facts: Facts) -> list[str]:
                 found = _rung(event, station, facts)
         case Audience.DEPARTMENT:
             if isinstance(event, CaseEscalated) and event.to_level == "department":
-                staff = facts.departments.get(event.to_name)
-                found = [staff] if staff else []
+                if event.department_code is not None and facts.department_staff:
+                    found = [*facts.department_staff]
+                else:
+                    staff = facts.departments.get(event.to_name)
+                    found = [staff] if staff else []
+            elif isinstance(event, CaseOverdue) and event.department_code is not None:
+                found = [*facts.department_staff]
         case Audience.CASE_REPRESENTATIVE:
             if isinstance(event, CaseReopened):
                 rep = event.representative_id or (case.representative_id if case else None)
@@ -392,13 +418,19 @@ def template_context(event: Event, case: CaseFacts | None) -> dict[str, Any]:
                 escalated_to=event.escalated_to,
                 escalation_level=event.escalation_level,
                 next_due=_iso(event.next_due),
+                subject=event.subject,
+                department_code=event.department_code,
             )
         case CaseEscalated():
             data.update(
                 to_name=event.to_name,
                 reason=event.reason,
                 due=_iso(event.due),
+                report_due=_iso(event.report_due),
+                department_code=event.department_code,
             )
+        case SuggestionAnswered():
+            data.update(answer=event.answer, answered_by=event.answered_by)
         case CaseReopened():
             data.update(
                 reason=event.reason,

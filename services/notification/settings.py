@@ -20,6 +20,9 @@ class NotificationSettings(Settings):
     """The service's own role: it appends only to ``notification-*`` streams; the database
     refuses the rest (migration ``0003_audit.sql``)."""
 
+    consumer_batch_size: int = Field(default=100, ge=1)
+    """Case and opinion events planned in one transaction with one offset commit (a batch
+    that fails is planned again record by record); 1 plans them one by one."""
     notification_port: int = Field(default=8003, ge=1, le=65535)
     notification_consume: bool = True
     """Consume case, opinion and directory events (off only in tests of the HTTP side)."""

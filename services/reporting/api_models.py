@@ -204,6 +204,15 @@ class RepresentativeBrief(Answer):
     level_label: Label
 
 
+class QrFigures(Answer):
+    """A station's QR code (民情码) over a period: page views against opinions submitted."""
+
+    scans: int
+    opinions: int
+    conversion: float | None
+    """opinions / scans (null without scans)."""
+
+
 class StationDetail(Answer):
     district: DistrictView
     period: PeriodView
@@ -211,6 +220,9 @@ class StationDetail(Answer):
     days: list[DayView]
     assessments: list[AssessmentView]
     representatives: list[RepresentativeBrief]
+    activities_held: int = 0
+    """Representatives' activities held at the station in the period (by the day held)."""
+    qr: QrFigures | None = None
 
 
 class ActivityView(Answer):
@@ -233,7 +245,7 @@ class ActivityView(Answer):
     satisfied_ratings: int
     average_satisfaction: float | None
     activities: int | None
-    """Activities attended: null until representatives' activities are recorded."""
+    """Activities attended in the period (by the day they were held)."""
 
 
 class RepresentativeRow(Answer):
@@ -273,6 +285,18 @@ class EntryView(Answer):
     """What the line means in words (the note, a missed deadline, a transfer…)."""
 
 
+class AttendedView(Answer):
+    """An activity a representative attended (履职档案)."""
+
+    held_on: str
+    kind: str
+    kind_label: Label
+    title: str
+    station_code: str
+    station_name: str | None
+    residents_met: int
+
+
 class Archive(Answer):
     """A representative's archive (代表履职档案) over a period."""
 
@@ -284,6 +308,8 @@ class Archive(Answer):
     offset: int
     entries: list[EntryView]
     activities_recorded: bool
+    attended: list[AttendedView] = []
+    """The activities they attended in the period, in date order."""
 
 
 class Hotspot(Answer):

@@ -12,11 +12,12 @@ No ``from __future__ import annotations``: the routes' dependency aliases are lo
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Body, Depends, Query, Request
+from fastapi.responses import Response
 
 from eventkit.http import bearer_principal, require_roles
 from eventkit.identity import Principal, Role
 from eventkit.settings import Settings
-from services.reporting import archive_views, station_views, views
+from services.reporting import archive_views, register_views, station_views, views
 from services.reporting.api_models import (
     Archive,
     CriteriaView,
@@ -32,6 +33,7 @@ from services.reporting.assessment import DEFAULT_CRITERIA
 from services.reporting.bootstrap import Reporting
 from services.reporting.criteria_store import load_criteria, parse_criteria, save_criteria
 from services.reporting.periods import Period, period
+from services.reporting.register_models import RegisterIndex, RegisterView
 from services.reporting.scope import READERS
 from services.reporting.views import Context
 
@@ -52,6 +54,19 @@ To = Annotated[str | None, Query(alias="to", description="最后一天 / last da
 def period_of(ctx: Context, reporting: Reporting, first: str | None, last: str | None) -> Period:
     """The period asked for, in the district's time zone."""
     return period(first, last, ctx.tz, reporting.clock())
+
+
+def csv_response(register: RegisterView) -> Response:
+    """A register as a CSV download, named by station, register and period."""
+    name = (
+        f"{register.station_code}-{register.name}-"
+        f"{register.period.first_day}-{register.period.last_day}.csv"
+    )
+    return Response(
+        register_views.register_csv(register),
+        media_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": f'attachment; filename="{name}"'},
+    )
 
 
 def reports_router(settings: Settings) -> APIRouter:
@@ -96,6 +111,44 @@ def reports_router(settings: Settings) -> APIRouter:
             return await station_views.station_detail(
                 ctx, station_code, period_of(ctx, reporting, first, last), criteria
             )
+
+    @router.get(
+        "/stations/{station_code}/registers",
+        summary="联络站六簿一表 / a station's registers",
+    )
+    async def registers(
+        district_id: str,
+        station_code: str,
+        who: Reader,
+        reporting: ReportingDep,
+        first: From = None,
+        last: To = None,
+    ) -> RegisterIndex:
+        async with views.reading(reporting.pool, who, district_id) as ctx:
+            when = period_of(ctx, reporting, first, last)
+            return await register_views.register_index(ctx, station_code, when)
+
+    @router.get(
+        "/stations/{station_code}/registers/{name}",
+        summary="一本登记簿 / one register (JSON, or CSV with format=csv)",
+        response_model=RegisterView,
+    )
+    async def one_register(
+        district_id: str,
+        station_code: str,
+        name: str,
+        who: Reader,
+        reporting: ReportingDep,
+        first: From = None,
+        last: To = None,
+        format: Literal["json", "csv"] = "json",
+    ) -> Any:
+        async with views.reading(reporting.pool, who, district_id) as ctx:
+            when = period_of(ctx, reporting, first, last)
+            found = await register_views.register(ctx, station_code, name, when)
+        if format == "csv":
+            return csv_response(found)
+        return found
 
     @router.get("/representatives", summary="各代表履职情况 / representatives")
     async def representatives(

@@ -35,7 +35,10 @@ def create_app(settings: Settings | None = None, **overrides: Any) -> FastAPI:
             yield
 
     app = create_service_app(
-        service="reporting", title="民情 · 统计报表 Minqing reporting", lifespan=lifespan
+        service="reporting",
+        title="民情 · 统计报表 Minqing reporting",
+        lifespan=lifespan,
+        settings=own,
     )
     app.include_router(reports_router(own))
     app.include_router(pages_router(own))

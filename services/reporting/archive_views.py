@@ -1,9 +1,9 @@
 """Representatives: the list with what each did, and one representative's archive
 (代表履职档案): every case, reply, resolution and suggestion with its date.
 
-Representatives' activities (走访, 接待, 学习…) arrive with another issue; until then
-``activities`` is null and ``activities_recorded`` false. Their rows will come from a
-table of their own, read here beside the case steps.
+Representatives' activities (主题活动, 学习培训, 调研视察, 述职评议, 接待选民) come from
+their own table (``activities``, folded from ``ActivityRecorded``), read here beside the
+case steps: counted in ``activities``, listed in the archive's ``attended``.
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ from __future__ import annotations
 from services.reporting.api_models import (
     ActivityView,
     Archive,
+    AttendedView,
     EntryView,
     Label,
     RepresentativeList,
@@ -26,6 +27,8 @@ from services.reporting.labels import (
 )
 from services.reporting.periods import Period
 from services.reporting.queries import Entry, Filter, Representative
+from services.reporting.register_queries import held_activities
+from services.reporting.registers import ACTIVITY_KINDS
 from services.reporting.stats import Activity, CaseStats
 from services.reporting.views import (
     Context,
@@ -152,7 +155,23 @@ async def archive(
             )
             for e in entries
         ],
-        activities_recorded=False,
+        activities_recorded=True,
+        attended=[
+            AttendedView(
+                held_on=a.held_on.isoformat(),
+                kind=a.kind,
+                kind_label=Label(
+                    zh=label(ACTIVITY_KINDS, a.kind)[0], en=label(ACTIVITY_KINDS, a.kind)[1]
+                ),
+                title=a.title,
+                station_code=a.station_code,
+                station_name=(
+                    ctx.stations[a.station_code].name_zh if a.station_code in ctx.stations else None
+                ),
+                residents_met=a.residents_met,
+            )
+            for a in await held_activities(r, d, period, representative_id=representative_id)
+        ],
     )
 
 

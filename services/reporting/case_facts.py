@@ -22,6 +22,7 @@ from operator import attrgetter
 from typing import Any, Final
 
 from contracts.cases import (
+    CallbackRecorded,
     CaseAccepted,
     CaseAssigned,
     CaseClassified,
@@ -36,6 +37,10 @@ from contracts.cases import (
     CaseReplied,
     CaseResolved,
     CaseTransferred,
+    DepartmentRated,
+    DepartmentReportedIn,
+    DepartmentResponded,
+    SuggestionAnswered,
 )
 from services.reporting.tables import CASE_STEPS, CASES
 
@@ -66,7 +71,17 @@ class StepKind:
     CONVERTED = "converted"
     """Became a representative suggestion (代表建议): credited to its representative."""
     ANSWERED = "answered"
-    """The suggestion was answered (its first reply or close after the conversion)."""
+    """The suggestion was answered (its answer, or its first reply or close after the
+    conversion, whichever came first)."""
+    CALLBACK = "callback"
+    """Staff called the resident back and took down a rating (回访): ``note`` is the
+    rating (1–5), ``on_time`` whether the resident said the matter is solved."""
+    DEPARTMENT_REPORTED = "department_reported"
+    """A summoned department reported in (部门报到); ``counterpart`` is the department."""
+    DEPARTMENT_RESPONDED = "department_responded"
+    """A summoned department fed back what it did (处理反馈)."""
+    DEPARTMENT_RATED = "department_rated"
+    """The station rated a whistle's department (一哨一评价); ``note`` the rating."""
 
 
 @dataclass(slots=True)
@@ -116,6 +131,14 @@ class CaseFacts:
     suggestion_answered_at: datetime | None = None
     updated_at: datetime | None = None
     version: int = 0
+    callback_seq: int | None = None
+    """The resolution the latest callback (回访) rated."""
+    callback_satisfaction: int | None = None
+    callback_resolved: bool | None = None
+    callback_at: datetime | None = None
+    """When the store recorded the latest callback."""
+    suggestion_answered_by: str | None = None
+    """The body that answered the case's suggestion (承办单位)."""
 
     def row(self) -> tuple[Any, ...]:
         """The case as a row of ``reporting.cases``."""
@@ -332,6 +355,50 @@ def fold_case(
             f.converted_at = at
             f.suggestion_reply_due = event.reply_due
             steps.append(_step(f, StepKind.CONVERTED, at, version, note=event.title))
+        case SuggestionAnswered():
+            f.suggestion_answered_by = event.answered_by
+            steps += _answer(f, at, version)
+        case CallbackRecorded():
+            f.callback_seq = event.resolution_seq
+            f.callback_satisfaction = event.satisfaction
+            f.callback_resolved = event.resolved
+            f.callback_at = at
+            # The step keeps the rating (a number, never the resident's words) so that
+            # every callback counts among the ratings of its period.
+            steps.append(
+                _step(
+                    f,
+                    StepKind.CALLBACK,
+                    at,
+                    version,
+                    on_time=event.resolved,
+                    resolution_seq=event.resolution_seq,
+                    note=str(event.satisfaction),
+                )
+            )
+        case DepartmentReportedIn():
+            steps.append(
+                _step(
+                    f, StepKind.DEPARTMENT_REPORTED, at, version, counterpart=event.department_code
+                )
+            )
+        case DepartmentResponded():
+            steps.append(
+                _step(
+                    f, StepKind.DEPARTMENT_RESPONDED, at, version, counterpart=event.department_code
+                )
+            )
+        case DepartmentRated():
+            steps.append(
+                _step(
+                    f,
+                    StepKind.DEPARTMENT_RATED,
+                    at,
+                    version,
+                    counterpart=event.department_code,
+                    note=str(event.rating),
+                )
+            )
         case _:
             pass  # CaseLinked: a relation, no fact of the case itself
     f.updated_at = at

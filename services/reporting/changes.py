@@ -17,6 +17,7 @@ from typing import Any, Final
 from contracts import cases
 from contracts.base import Event
 from contracts.directory import (
+    ActivityRecorded,
     CommunityRegistered,
     DistrictRegistered,
     RepresentativeJoinedStation,
@@ -29,14 +30,16 @@ from contracts.directory import (
     StreetRegistered,
     TaxonomyPublished,
 )
-from contracts.intake import FeedbackSubmitted
+from contracts.intake import FeedbackSubmitted, QrScansRecorded
 from services.reporting.tables import (
+    ACTIVITIES,
     CATEGORIES,
     COMMUNITIES,
     DISTRICTS,
     MEMBERSHIPS,
     RATINGS,
     REPRESENTATIVES,
+    SCANS,
     STATIONS,
     STREETS,
     TABLES,
@@ -75,8 +78,10 @@ DIRECTORY_EVENTS: Final[tuple[type[Event], ...]] = (
     RepresentativeRetired,
     RepresentativeJoinedStation,
     RepresentativeLeftStation,
+    ActivityRecorded,
 )
-"""The directory events reporting projects (names, streets, stations, members, staff)."""
+"""The directory events reporting projects (names, streets, stations, members, staff,
+representatives' activities)."""
 
 
 def directory_changes(event: Event, at: datetime) -> list[Change]:
@@ -115,7 +120,15 @@ def directory_changes(event: Event, at: datetime) -> list[Change]:
         case StationRetired():
             return [Patch(STATIONS, (d, event.station_code), {"active": False})]
         case RepresentativeRegistered():
-            row = (d, event.representative_id, event.name_zh, event.level.value, True)
+            row = (
+                d,
+                event.representative_id,
+                event.name_zh,
+                event.level.value,
+                True,
+                event.electoral_district,
+                event.leading_cadre,
+            )
             return [Put(REPRESENTATIVES, row)]
         case RepresentativeRetired():
             return [Patch(REPRESENTATIVES, (d, event.representative_id), {"active": False})]
@@ -125,6 +138,25 @@ def directory_changes(event: Event, at: datetime) -> list[Change]:
         case RepresentativeLeftStation():
             key = (d, event.representative_id, event.station_code)
             return [Patch(MEMBERSHIPS, key, {"left_at": at})]
+        case ActivityRecorded():
+            # Recorded again: replaced. Residents are counted, never named.
+            row = (
+                d,
+                event.activity_id,
+                event.station_code,
+                event.kind.value,
+                event.title,
+                event.held_on,
+                event.starts_at,
+                event.ends_at,
+                list(event.representatives),
+                list(event.spokespersons),
+                event.residents_met,
+                event.opinions_taken,
+                event.summary,
+                at,
+            )
+            return [Put(ACTIVITIES, row)]
     return []
 
 
@@ -141,9 +173,17 @@ def rating_changes(event: FeedbackSubmitted, at: datetime) -> list[Change]:
     return [Put(RATINGS, row)]
 
 
+def scan_changes(event: QrScansRecorded, at: datetime) -> list[Change]:
+    """A station's QR page views and opinions of a day, as of this event (the latest
+    event of a station's day holds the day's totals)."""
+    row = (event.district_id, event.station_code, event.day, event.scans, event.opinions, at)
+    return [Put(SCANS, row)]
+
+
 HANDLED: Final[tuple[type[Event], ...]] = (
     *DIRECTORY_EVENTS,
     FeedbackSubmitted,
+    QrScansRecorded,
     *cases.EVENTS,
 )
 """Every event type reporting projects: its consumer handles these, and a rebuild folds

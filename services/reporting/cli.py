@@ -4,7 +4,9 @@
   recompute the projections from the event store into their shadow slots, compare them
   with the live ones and swap (``--at``: as they stood then, into ``reporting_asof``);
 - ``minqing report monthly --district D --month YYYY-MM [--out DIR] [--lang zh|en]``:
-  write the month's report as HTML, PDF and CSV.
+  write the month's report as HTML, PDF and CSV;
+- ``minqing report registers --district D --station S [--from D] [--to D] [--out DIR]``:
+  write the station's registers (六簿一表) as printable HTML and CSV.
 
 Both run as the runtime role, like the service: a rebuild needs no owner and no DDL.
 """
@@ -23,6 +25,7 @@ from eventkit.local import NoDatabase
 from eventkit.refusals import Refusal
 from services.reporting.bootstrap import Reporting, bootstrap
 from services.reporting.rebuild import RebuildResult, projections_named
+from services.reporting.register_files import RegisterFiles
 from services.reporting.settings import ReportingSettings
 
 T = TypeVar("T")
@@ -54,7 +57,7 @@ def reporting() -> None:
 @click.option(
     "--projection",
     default=None,
-    help="只重建一个投影 / one projection only (directory, cases, ratings)",
+    help="只重建一个投影 / one projection only (directory, cases, ratings, scans)",
 )
 @click.option(
     "--at",
@@ -121,6 +124,34 @@ def report_monthly(district: str, month_text: str, out: Path | None, lang: str) 
         folder = out or service.settings.reporting_report_dir
         return await service.reports.write(
             district, month_text, folder, "en" if lang == "en" else "zh"
+        )
+
+    for path in _with_reporting(work):
+        click.echo(str(path))
+
+
+@report.command("registers")
+@click.option("--district", required=True, help="区代码 / district code")
+@click.option("--station", required=True, help="联络站代码 / station code")
+@click.option("--from", "first", default=None, help="第一天 / first day, YYYY-MM-DD")
+@click.option("--to", "last", default=None, help="最后一天 / last day, YYYY-MM-DD")
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="输出目录 / folder (default MINQING_REPORTING_REPORT_DIR)",
+)
+@click.option("--lang", type=click.Choice(["zh", "en"]), default="zh")
+def report_registers(
+    district: str, station: str, first: str | None, last: str | None, out: Path | None, lang: str
+) -> None:
+    """六簿一表 / Write a station's registers for a period as printable HTML and CSV."""
+
+    async def work(service: Reporting) -> list[Path]:
+        folder = out or service.settings.reporting_report_dir
+        files = RegisterFiles(service.pool, service.clock)
+        return await files.write(
+            district, station, first, last, folder, "en" if lang == "en" else "zh"
         )
 
     for path in _with_reporting(work):

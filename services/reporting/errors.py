@@ -45,6 +45,20 @@ class RepresentativeNotFound(NotFound):
         )
 
 
+class RegisterNotFound(NotFound):
+    """No such register (the six books and one form have names of their own)."""
+
+    code = "register-not-found"
+
+    def __init__(self, name: str, names: list[str]) -> None:
+        super().__init__(
+            "没有该登记簿",
+            "No such register",
+            f"登记簿 {name} 不存在，可用：{'、'.join(names)}",
+            f"No register {name}; there are: {', '.join(names)}",
+        )
+
+
 class OutOfScope(Forbidden):
     """The caller's role sees only part of the district, and this is not in it."""
 

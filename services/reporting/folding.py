@@ -16,10 +16,16 @@ from typing import Any, Final, Protocol
 from contracts import REGISTRY
 from contracts.base import Event
 from contracts.cases import CaseEvent
-from contracts.intake import FeedbackSubmitted
+from contracts.intake import FeedbackSubmitted, QrScansRecorded
 from contracts.registry import EventRegistry
 from services.reporting.case_facts import CaseFacts, fold_case
-from services.reporting.changes import HANDLED, MemoryTables, directory_changes, rating_changes
+from services.reporting.changes import (
+    HANDLED,
+    MemoryTables,
+    directory_changes,
+    rating_changes,
+    scan_changes,
+)
 from services.reporting.tables import CASES, PROJECTIONS, Table
 
 HANDLED_TYPES: Final = frozenset(m.event_type for m in HANDLED)
@@ -28,6 +34,7 @@ CATEGORIES_OF: Final[dict[str, tuple[str, ...]]] = {
     "directory": ("district", "station", "representative"),
     "cases": ("case",),
     "ratings": ("opinion",),
+    "scans": ("qrscans",),
 }
 """The stream categories each projection folds."""
 
@@ -97,6 +104,8 @@ class Folder:
             self._fold_case(event, at, version)
         elif isinstance(event, FeedbackSubmitted):
             self.tables.apply(rating_changes(event, at))
+        elif isinstance(event, QrScansRecorded):
+            self.tables.apply(scan_changes(event, at))
         else:
             self.tables.apply(directory_changes(event, at))
         self.versions[stream_id] = version

@@ -40,6 +40,7 @@ LEVELS: Final[dict[str, Pair]] = {
     "provincial": ("省人大代表", "provincial"),
     "municipal": ("市人大代表", "municipal"),
     "district": ("区人大代表", "district"),
+    "deliberative": ("议政代表", "deliberative"),
 }
 
 CHANNELS: Final[dict[str, Pair]] = {

@@ -17,16 +17,18 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 
-from eventkit.http import principal_from_authorization, read_form, status_for
+from eventkit.http import PAGE_HEADERS, principal_from_authorization, read_form, status_for
 from eventkit.identity import Principal, Role
 from eventkit.refusals import Refusal, Unauthenticated
-from services.reporting import archive_views, station_views, views
+from services.reporting import archive_views, register_views, station_views, views
+from services.reporting.api_routes import csv_response
 from services.reporting.bootstrap import Reporting
 from services.reporting.charts import stars
 from services.reporting.criteria_store import load_criteria
 from services.reporting.i18n import TEXT, Lang, lang_of
 from services.reporting.page_charts import day_chart, rate_trend_chart, trend_chart
 from services.reporting.periods import Period, period
+from services.reporting.register_models import RegisterView
 from services.reporting.settings import ReportingSettings
 from services.reporting.views import Context
 
@@ -37,15 +39,7 @@ FORM_LIMIT = 8 * 1024
 templates = Jinja2Templates(directory=str(TEMPLATES_DIR))
 templates.env.filters["stars"] = stars
 
-_SECURITY_HEADERS = {
-    "Content-Security-Policy": (
-        "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'none'; "
-        "form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
-    ),
-    "X-Content-Type-Options": "nosniff",
-    "Referrer-Policy": "no-referrer",
-    "Cache-Control": "no-store",
-}
+_SECURITY_HEADERS = PAGE_HEADERS  # one policy for every page (eventkit.http.headers)
 
 Build = Callable[[Context, Period], Awaitable[dict[str, Any]]]
 
@@ -227,6 +221,30 @@ def pages_router(settings: ReportingSettings) -> APIRouter:
             return {"detail": detail, "days_svg": day_chart(detail, when, lang)}
 
         return await show(request, district_id, "station.html", build)
+
+    @router.get("/dashboard/{district_id}/stations/{station_code}/registers")
+    async def registers_page(request: Request, district_id: str, station_code: str) -> Response:
+        async def build(ctx: Context, when: Period) -> dict[str, Any]:
+            return {"index": await register_views.register_index(ctx, station_code, when)}
+
+        return await show(request, district_id, "registers.html", build)
+
+    @router.get("/dashboard/{district_id}/stations/{station_code}/registers/{name}")
+    async def register_page(
+        request: Request, district_id: str, station_code: str, name: str
+    ) -> Response:
+        lang = lang_of(request.query_params.get("lang"))
+        wanted = name.removesuffix(".csv")
+        found: list[RegisterView] = []
+
+        async def build(ctx: Context, when: Period) -> dict[str, Any]:
+            found.append(await register_views.register(ctx, station_code, wanted, when, lang))
+            return {"register": found[0]}
+
+        page = await show(request, district_id, "register.html", build)
+        if name.endswith(".csv") and found:
+            return csv_response(found[0])
+        return page
 
     @router.get("/dashboard/{district_id}/representatives")
     async def representatives_page(request: Request, district_id: str) -> Response:

@@ -17,11 +17,17 @@ from typing import Any
 from contracts.base import Event
 from contracts.cases import CaseEvent
 from contracts.envelope import Envelope
-from contracts.intake import FeedbackSubmitted
+from contracts.intake import FeedbackSubmitted, QrScansRecorded
 from eventkit.db import Conn
 from eventkit.store import EventStore
 from services.reporting.case_facts import CaseFacts, fold_case
-from services.reporting.changes import Change, Put, directory_changes, rating_changes
+from services.reporting.changes import (
+    Change,
+    Put,
+    directory_changes,
+    rating_changes,
+    scan_changes,
+)
 from services.reporting.metrics import EVENTS_PROJECTED, LAST_RECORDED
 from services.reporting.tables import CASE_STEPS, CASES, PROJECTION_OF, SCHEMA, Table
 
@@ -131,6 +137,8 @@ class Projector:
             _, changes = case_changes(facts, event, at, version)
         elif isinstance(event, FeedbackSubmitted):
             changes = rating_changes(event, at)
+        elif isinstance(event, QrScansRecorded):
+            changes = scan_changes(event, at)
         else:
             changes = directory_changes(event, at)
         await write_changes(conn, self.schema, slots, changes)

@@ -134,10 +134,17 @@ WITH c AS (
        AND ($7::text[] IS NULL OR station_code = ANY($7::text[]))
        AND ($10::text[] IS NULL OR representative_id = ANY($10::text[]))
 ), latest AS (
-    SELECT DISTINCT ON (r.case_id) r.case_id, r.satisfaction
-      FROM {s}.ratings r JOIN scoped USING (case_id)
-     WHERE r.slot = $9
-     ORDER BY r.case_id, r.resolution_seq DESC
+    -- The latest rating of the latest resolution rated: the resident's own or one staff
+    -- took down on a callback (回访), whichever the store recorded last.
+    SELECT DISTINCT ON (case_id) case_id, satisfaction FROM (
+        SELECT r.case_id, r.resolution_seq, r.recorded_at, r.satisfaction
+          FROM {s}.ratings r JOIN scoped USING (case_id)
+         WHERE r.slot = $9
+        UNION ALL
+        SELECT case_id, callback_seq, callback_at, callback_satisfaction
+          FROM scoped WHERE callback_seq IS NOT NULL
+    ) rated
+     ORDER BY case_id, resolution_seq DESC, recorded_at DESC
 ), f AS (
     SELECT scoped.*, latest.satisfaction, $8::text AS tz,
            status NOT IN ('merged', 'transferred_out') AND NOT withdrawn AS counted,
@@ -201,6 +208,20 @@ _FIGURE_NAMES: Final = (
 )
 
 
+_RATINGS = """
+    SELECT r.case_id, r.resolution_seq, r.satisfaction, r.recorded_at
+      FROM {s}.ratings r
+     WHERE r.slot = $2 AND r.recorded_at >= $3 AND r.recorded_at < $4
+    UNION ALL
+    SELECT c.case_id, c.resolution_seq, c.note::int, c.recorded_at
+      FROM {s}.case_steps c
+     WHERE c.slot = $1 AND c.kind = 'callback' AND c.district_id = $5
+       AND c.recorded_at >= $3 AND c.recorded_at < $4
+"""
+"""Every rating recorded in a period: the residents' own and the callbacks staff took
+down (a callback step's note is its rating)."""
+
+
 @dataclass(frozen=True)
 class Filter:
     """Which cases of the district to count: those of some streets, some stations, some
@@ -235,6 +256,7 @@ class Reader:
         self.directory_slot = slots["directory"]
         self.cases_slot = slots["cases"]
         self.ratings_slot = slots["ratings"]
+        self.scans_slot = slots.get("scans", 0)
 
     @classmethod
     async def open(cls, conn: Conn, schema: str = SCHEMA) -> Reader:
@@ -421,15 +443,15 @@ class Reader:
         found = {r["representative_id"]: dict(r.items()) for r in rows}
         ratings = await self.conn.fetch(
             f"""
+            WITH r AS ({_RATINGS.format(s=self.schema)})
             SELECT s.representative_id, count(*) AS ratings,
                    count(*) FILTER (WHERE r.satisfaction >= 4) AS satisfied_ratings,
                    sum(r.satisfaction)::int AS rating_sum
-              FROM {self.schema}.ratings r
+              FROM r
               JOIN {self.schema}.case_steps s
                 ON s.slot = $1 AND s.case_id = r.case_id AND s.kind = '{k.RESOLVED}'
                AND s.resolution_seq = r.resolution_seq
-             WHERE r.slot = $2 AND r.recorded_at >= $3 AND r.recorded_at < $4
-               AND s.district_id = $5 AND s.representative_id IS NOT NULL
+             WHERE s.district_id = $5 AND s.representative_id IS NOT NULL
                AND ($6::text[] IS NULL OR s.representative_id = ANY($6::text[]))
              GROUP BY s.representative_id
             """,
@@ -443,7 +465,43 @@ class Reader:
         for r in ratings:
             found.setdefault(r["representative_id"], {"representative_id": r["representative_id"]})
             found[r["representative_id"]].update(dict(r.items()))
-        return {rep: Activity(**values) for rep, values in found.items()}
+        attended = await self.conn.fetch(
+            f"""
+            SELECT rep AS representative_id, count(*) AS activities
+              FROM {self.schema}.activities a, unnest(a.representatives) AS rep
+             WHERE a.slot = $1 AND a.district_id = $2 AND a.held_on BETWEEN $3 AND $4
+               AND ($5::text[] IS NULL OR rep = ANY($5::text[]))
+             GROUP BY rep
+            """,
+            self.directory_slot,
+            district_id,
+            period.first_day,
+            period.last_day,
+            representative_ids,
+        )
+        counts = {r["representative_id"]: r["activities"] for r in attended}
+        for rep_id in counts.keys() - found.keys():
+            found[rep_id] = {"representative_id": rep_id}
+        return {
+            rep: Activity(**{**values, "activities": counts.get(rep, 0)})
+            for rep, values in found.items()
+        }
+
+    async def station_activities(
+        self, district_id: str, period: Period, station_codes: list[str] | None = None
+    ) -> dict[str, int]:
+        """Activities held at each station in ``period`` (by the day they were held)."""
+        rows = await self.conn.fetch(
+            f"SELECT station_code, count(*) AS n FROM {self.schema}.activities "
+            "WHERE slot = $1 AND district_id = $2 AND held_on BETWEEN $3 AND $4 "
+            "AND ($5::text[] IS NULL OR station_code = ANY($5::text[])) GROUP BY station_code",
+            self.directory_slot,
+            district_id,
+            period.first_day,
+            period.last_day,
+            station_codes,
+        )
+        return {r["station_code"]: r["n"] for r in rows}
 
     async def station_days(self, district_id: str, station_code: str, period: Period) -> list[Day]:
         """The station's activity per local day of ``period`` (days with none left out)."""
@@ -467,16 +525,24 @@ class Reader:
                  WHERE slot = $1 AND district_id = $2 AND station_code = $3
                    AND recorded_at >= $4::timestamptz AND recorded_at < $6::timestamptz
                  GROUP BY 1
+            ), r AS (
+                SELECT r.case_id, r.resolution_seq, r.satisfaction, r.recorded_at
+                  FROM {self.schema}.ratings r
+                 WHERE r.slot = $7 AND r.recorded_at >= $4::timestamptz
+                   AND r.recorded_at < $6::timestamptz
+                UNION ALL
+                SELECT c.case_id, c.resolution_seq, c.note::int, c.recorded_at
+                  FROM {self.schema}.case_steps c
+                 WHERE c.slot = $1 AND c.kind = '{k.CALLBACK}' AND c.district_id = $2
+                   AND c.recorded_at >= $4::timestamptz AND c.recorded_at < $6::timestamptz
             ), rated AS (
                 SELECT (r.recorded_at AT TIME ZONE $5)::date AS day, count(*) AS ratings,
                        count(*) FILTER (WHERE r.satisfaction >= 4) AS satisfied_ratings
-                  FROM {self.schema}.ratings r
+                  FROM r
                   JOIN {self.schema}.case_steps s
                     ON s.slot = $1 AND s.case_id = r.case_id AND s.kind = '{k.RESOLVED}'
                    AND s.resolution_seq = r.resolution_seq
-                 WHERE r.slot = $7 AND r.recorded_at >= $4::timestamptz
-                   AND r.recorded_at < $6::timestamptz
-                   AND s.district_id = $2 AND s.station_code = $3
+                 WHERE s.district_id = $2 AND s.station_code = $3
                  GROUP BY 1
             )
             SELECT * FROM steps FULL JOIN rated USING (day) ORDER BY day

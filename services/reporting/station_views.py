@@ -16,6 +16,7 @@ from services.reporting.errors import OutOfScope, StationNotFound
 from services.reporting.labels import LEVELS, label
 from services.reporting.periods import Period
 from services.reporting.queries import Filter
+from services.reporting.register_views import qr_figures
 from services.reporting.stats import CaseStats
 from services.reporting.views import (
     Context,
@@ -68,7 +69,7 @@ async def station_detail(
             assess(
                 criteria,
                 monthly.get(month.first_day.replace(day=1), CaseStats()),
-                None,  # representatives' activities are not recorded yet
+                (await r.station_activities(d, month, [station_code])).get(station_code, 0),
                 station.star_rating,
             ),
         )
@@ -106,4 +107,8 @@ async def station_detail(
         ],
         assessments=assessments,
         representatives=members,
+        activities_held=(await r.station_activities(d, period, [station_code])).get(
+            station_code, 0
+        ),
+        qr=await qr_figures(ctx, station_code, period),
     )

@@ -56,7 +56,7 @@ STATIONS = _table(
 )
 REPRESENTATIVES = _table(
     "representatives",
-    "district_id representative_id name_zh level active",
+    "district_id representative_id name_zh level active electoral_district leading_cadre",
     "district_id representative_id",
 )
 MEMBERSHIPS = _table(
@@ -77,7 +77,8 @@ CASES = _table(
     resolution_due resolution_missed first_resolved_at resolved_at resolved_on_time
     resolution_seq closed_at reopened_count overdue_count escalated_count transferred_count
     transferred_from_district transferred_to_district merged_into converted_at
-    suggestion_reply_due suggestion_answered_at updated_at version""",
+    suggestion_reply_due suggestion_answered_at updated_at version callback_seq
+    callback_satisfaction callback_resolved callback_at suggestion_answered_by""",
     "case_id",
 )
 CASE_STEPS = _table(
@@ -90,6 +91,18 @@ RATINGS = _table(
     "ratings",
     "case_id resolution_seq district_id satisfaction resolved recorded_at",
     "case_id resolution_seq",
+)
+
+ACTIVITIES = _table(
+    "activities",
+    """district_id activity_id station_code kind title held_on starts_at ends_at
+    representatives spokespersons residents_met opinions_taken summary recorded_at""",
+    "district_id activity_id",
+)
+SCANS = _table(
+    "scans",
+    "district_id station_code day scans opinions recorded_at",
+    "district_id station_code day",
 )
 
 TABLES: Final[dict[str, Table]] = {
@@ -105,6 +118,8 @@ TABLES: Final[dict[str, Table]] = {
         CASES,
         CASE_STEPS,
         RATINGS,
+        ACTIVITIES,
+        SCANS,
     )
 }
 
@@ -117,12 +132,14 @@ PROJECTIONS: Final[dict[str, tuple[Table, ...]]] = {
         REPRESENTATIVES,
         MEMBERSHIPS,
         CATEGORIES,
+        ACTIVITIES,
     ),
     "cases": (CASES, CASE_STEPS),
     "ratings": (RATINGS,),
+    "scans": (SCANS,),
 }
 """Each projection and its tables. Every table is the fold of one stream category's own
-events (directory streams, case streams, opinion streams): no table depends on the
+events (directory streams, case streams, opinion streams, QR scan streams): no table depends on the
 order in which different streams are read, so the live consumer (any interleaving of
 topics and partitions) and a rebuild (the store's order) write the same rows. What
 joins streams (a station's street, a case's latest rating) is joined when read."""

@@ -49,6 +49,44 @@ class AllowedAction(Answer):
     label: str
 
 
+class WhistleView(Answer):
+    """A whistle (吹哨) and what the summoned body did with it (吹哨全留痕)."""
+
+    seq: int
+    to_level: str
+    to_name: str
+    department_code: str | None
+    whistled_at: str
+    whistled_by: str
+    report_due: str | None
+    due: str | None
+    reported_at: str | None
+    reported_by: str | None
+    responded_at: str | None
+    responded_by: str | None
+    action: str | None
+    rating: int | None
+    rated_at: str | None
+
+
+class CallbackView(Answer):
+    """The latest callback (回访): the rating staff took down."""
+
+    resolution_seq: int
+    satisfaction: int
+    resolved: bool
+    at: str
+    by: str
+
+
+class SuggestionAnswerView(Answer):
+    """The answer to the case's representative suggestion (代表建议答复)."""
+
+    answer: str
+    answered_by: str
+    at: str
+
+
 class CaseView(Answer):
     """A case as the domain sees it, with what may be done next."""
 
@@ -79,6 +117,10 @@ class CaseView(Answer):
     closed_at: str | None
     version: int
     allowed_actions: list[AllowedAction]
+    whistles: list[WhistleView] = []
+    """Every whistle with what the summoned body did (吹哨全留痕)."""
+    callback: CallbackView | None = None
+    suggestion_answer: SuggestionAnswerView | None = None
 
 
 class OpinionView(Answer):

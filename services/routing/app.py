@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from fastapi import FastAPI
+from fastapi.staticfiles import StaticFiles
 
 from eventkit.asyncapi import asyncapi_document
 from eventkit.http import create_app as create_service_app
@@ -16,7 +17,12 @@ from eventkit.settings import Settings
 from services.routing.bootstrap import bootstrap
 from services.routing.case_routes import case_router
 from services.routing.directory_routes import MAX_DISTRICT_FILE_BYTES, directory_router
+from services.routing.liaison_routes import liaison_router
 from services.routing.settings import RoutingSettings
+from services.routing.workbench.case_pages import case_pages
+from services.routing.workbench.directory_pages import directory_pages
+from services.routing.workbench.sign_in_pages import sign_in_pages
+from services.routing.workbench.web import STATIC_DIR, Web
 
 
 def create_app(settings: Settings | None = None, **overrides: Any) -> FastAPI:
@@ -40,7 +46,15 @@ def create_app(settings: Settings | None = None, **overrides: Any) -> FastAPI:
         title="民情 · 分办服务 Minqing routing",
         lifespan=lifespan,
         max_body_bytes=MAX_DISTRICT_FILE_BYTES,
+        settings=routing_settings,
     )
     app.include_router(case_router(routing_settings))
     app.include_router(directory_router(routing_settings))
+    app.include_router(liaison_router(routing_settings))
+    # The workbench: staff pages with their own sign-in (docs/workbench.md).
+    web = Web(routing_settings)
+    app.include_router(sign_in_pages(web))
+    app.include_router(case_pages(web))
+    app.include_router(directory_pages(web))
+    app.mount("/workbench/static", StaticFiles(directory=STATIC_DIR), name="workbench-static")
     return app

@@ -29,6 +29,7 @@ from datetime import date
 
 from contracts.cases import Priority, ScoredCandidate
 from contracts.directory import RoutingPolicyPublished
+from contracts.intake import OnBehalfOf, OnTheSpotAnswer
 from services.routing.directory import Community, Directory, Representative, Station
 
 NEAREST_COMMUNITY_M = 1000.0
@@ -119,6 +120,9 @@ class Matter:
     expertise: frozenset[str]
     priority: Priority
     today: date
+    responsible: str | None = None
+    """The representative who took the opinion down on a visit, or answered it at the
+    desk (谁走访谁负责): the case is theirs unless they hand it on."""
 
 
 def score(
@@ -186,6 +190,65 @@ _PART_ZH = {
 }
 
 
+def responsible_for(
+    directory: Directory,
+    channel: str,
+    collected_by: OnBehalfOf | None,
+    on_the_spot: OnTheSpotAnswer | None = None,
+) -> str | None:
+    """谁走访谁负责: the active representative who collected the opinion on a visit, or
+    answered it at the desk; None when the opinion came some other way."""
+    candidate = None
+    if on_the_spot is not None and on_the_spot.role == "representative":
+        candidate = on_the_spot.staff_id
+    elif channel == "visit" and collected_by is not None and collected_by.role == "representative":
+        candidate = collected_by.staff_id
+    rep = directory.representatives.get(candidate) if candidate else None
+    return rep.id if rep is not None and rep.active else None
+
+
+def _their_station(
+    directory: Directory, rep: Representative, choice: StationChoice, matter: Matter
+) -> Station | None:
+    """Where a representative's own case sits: the chosen station if it is theirs, else
+    their station serving the matter's community, else one of theirs."""
+    chosen = choice.station
+    if chosen is not None and (chosen.code in rep.stations or rep.contact_point == chosen.code):
+        return chosen
+    own = [s for code in sorted(rep.stations) if (s := directory.active_station(code)) is not None]
+    if matter.community is not None:
+        serving = [s for s in own if matter.community.name in s.communities]
+        if serving:
+            return serving[0]
+    if own:
+        return own[0]
+    return directory.active_station(rep.contact_point) or chosen
+
+
+def _to_responsible(
+    directory: Directory,
+    choice: StationChoice,
+    matter: Matter,
+    open_cases: Mapping[str, int],
+    policy: RoutingPolicyPublished,
+) -> Assignment:
+    assert matter.responsible is not None
+    rep = directory.representatives[matter.responsible]
+    station = _their_station(directory, rep, choice, matter)
+    top: tuple[ScoredCandidate, ...] = ()
+    if station is not None:
+        load = open_cases.get(rep.id, 0)
+        top = (score(directory, station, rep, matter, load, policy),)
+    return Assignment(
+        station.code if station is not None else None,
+        rep.id,
+        "representative",
+        f"谁走访谁负责：由收集此诉求的{rep.name_zh}代表负责办理 / "
+        f"collected by representative {rep.id}: theirs to handle unless they hand it on",
+        top,
+    )
+
+
 def assign(
     directory: Directory,
     choice: StationChoice,
@@ -196,6 +259,8 @@ def assign(
     policy: RoutingPolicyPublished,
 ) -> Assignment:
     """Where the case goes, with the scored candidates and a reason in words."""
+    if matter.responsible is not None and matter.responsible in directory.representatives:
+        return _to_responsible(directory, choice, matter, open_cases, policy)
     station = choice.station
     if station is None:
         return Assignment(None, None, "triage", choice.reason)

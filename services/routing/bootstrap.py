@@ -22,6 +22,7 @@ from contracts.base import Actor, ActorRole
 from eventkit.clock import Clock, utc_now
 from eventkit.http import ReadyCheck
 from eventkit.logging import get_logger
+from eventkit.privacy import PersonalDataVault
 from eventkit.refusals import Refusal
 from eventkit.service import RunningService, Runtime, open_runtime
 from eventkit.settings import Settings
@@ -32,10 +33,13 @@ from services.routing.consumers import RoutingConsumer, build_consumer
 from services.routing.directory_admin import DirectoryAdmin
 from services.routing.district_context import DistrictContexts
 from services.routing.evaluation import ExamplesError
+from services.routing.liaison_admin import LiaisonAdmin
 from services.routing.opening import CaseOpening
 from services.routing.overdue import OverdueScanner
 from services.routing.reactions import Reactions
 from services.routing.settings import RoutingSettings
+from services.routing.staff_accounts import StaffAccounts
+from services.routing.staff_work import StaffWork
 from services.routing.training import ClassifierTraining
 
 log = get_logger(__name__)
@@ -59,6 +63,11 @@ class Routing(RunningService):
     training: ClassifierTraining
     overdue: OverdueScanner
     consumer: RoutingConsumer
+    accounts: StaffAccounts
+    staff: StaffWork
+    liaison: LiaisonAdmin
+    """Reception days, activities, rosters: the liaison work's directory changes."""
+    """Case work kept to the signed-in person's scope (the API and the workbench)."""
 
     def ready_checks(self) -> dict[str, ReadyCheck]:
         """What ``/readyz`` checks: the runtime's, and jieba's dictionary."""
@@ -77,6 +86,9 @@ def build(settings: RoutingSettings, runtime: Runtime, segmenter: Segmenter) -> 
     casework = CaseWork(pool, cases, districts, clock)
     opening = CaseOpening(cases, districts, clock)
     reactions = Reactions(cases, districts, casework, clock)
+    directory = DirectoryAdmin(pool, runtime.store, clock)
+    accounts = StaffAccounts(pool, runtime.store, districts, clock, settings)
+    vault = PersonalDataVault(pool, settings.privacy_keys())
     return Routing(
         settings=settings,
         runtime=runtime,
@@ -86,10 +98,13 @@ def build(settings: RoutingSettings, runtime: Runtime, segmenter: Segmenter) -> 
         opening=opening,
         casework=casework,
         reactions=reactions,
-        directory=DirectoryAdmin(pool, runtime.store, clock),
+        directory=directory,
         training=ClassifierTraining(pool, runtime.store, districts, segmenter, clock),
         overdue=OverdueScanner(pool, cases, districts, clock),
         consumer=build_consumer(settings, pool, opening, reactions),
+        accounts=accounts,
+        staff=StaffWork(pool, runtime.store, cases, casework, districts, accounts, vault, clock),
+        liaison=LiaisonAdmin(pool, directory, clock),
     )
 
 
@@ -143,5 +158,11 @@ async def bootstrap(
                 runtime.start(
                     "overdue scanner",
                     lambda stop: routing.overdue.run(stop, interval=interval, batch=batch),
+                )
+            planning = routing_settings.routing_reception_plan_interval
+            if planning > 0:
+                runtime.start(
+                    "reception planner",
+                    lambda stop: routing.liaison.run_planner(stop, interval=planning),
                 )
         yield routing

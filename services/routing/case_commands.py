@@ -14,7 +14,7 @@ from typing import ClassVar
 
 from contracts.base import Actor
 from contracts.cases import Priority
-from contracts.intake import Channel
+from contracts.intake import Channel, OnBehalfOf, OnTheSpotAnswer
 from services.routing.assignment import Assignment
 from services.routing.case_state import Link
 from services.routing.classification import Classification
@@ -52,6 +52,10 @@ class OpenCase(Command):
     """How the opinion came in."""
     community: Community | None = None
     """Where the matter is, as placed (given, or around its point)."""
+    collected_by: OnBehalfOf | None = None
+    """Who took the opinion down for the resident (spokesperson, visit, liaison)."""
+    on_the_spot: OnTheSpotAnswer | None = None
+    """Answered at the desk: the case is resolved and closed as it opens (当场办结)."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -114,6 +118,10 @@ class Escalate(Command):
     to_name: str
     due: datetime | None
     reason: str
+    department_code: str | None = None
+    """A registered department: it gets deadlines of its own."""
+    report_due: datetime | None = None
+    """When that department must report in."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -177,4 +185,67 @@ class LinkCase(Command):
     name: ClassVar[str] = "link"
     related_case_id: str
     relation: str
+    reason: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class ReportIn(Command):
+    """部门报到: the summoned department has the matter."""
+
+    name: ClassVar[str] = "department_report"
+    whistle_seq: int
+    department_code: str
+    note: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class Respond(Command):
+    """处理反馈: the department says what it did (reporting in first, if it had not)."""
+
+    name: ClassVar[str] = "department_respond"
+    whistle_seq: int
+    department_code: str
+    action: str
+    evidence_urls: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, kw_only=True)
+class RateDepartment(Command):
+    """一哨一评价: after verification, the station rates a whistle's department."""
+
+    name: ClassVar[str] = "rate_department"
+    whistle_seq: int
+    rating: int
+    comment: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class RecordCallback(Command):
+    """回访: staff took down the resident's rating; an unhappy one reopens the case."""
+
+    name: ClassVar[str] = "callback"
+    satisfaction: int
+    resolved: bool
+    comment: str | None = None
+    resolution_due: Due | None = None
+    """The new resolution deadline, should the rating reopen the case."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class AnswerSuggestion(Command):
+    """代表建议答复: the body handling the suggestion answered it."""
+
+    name: ClassVar[str] = "answer_suggestion"
+    answer: str
+    answered_by: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class HandOn(Command):
+    """转交: the representative responsible (谁走访谁负责) hands the case on, to another
+    representative or to the station's liaison officers."""
+
+    name: ClassVar[str] = "hand_on"
+    to_representative_id: str | None
+    to_station_code: str | None
     reason: str

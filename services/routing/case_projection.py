@@ -7,7 +7,7 @@ disagree with the domain.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -17,6 +17,7 @@ from contracts.intake import FeedbackSubmitted, OpinionSubmitted
 from eventkit.db import Conn
 from services.routing.case_state import CaseState
 from services.routing.duplicates import bands, normalise_text, simhash
+from services.routing.liaison_projection import save_whistles
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,6 +29,9 @@ class OpinionFacts:
     community: str | None
     address: str | None
     point: tuple[float, float] | None
+    collected_by: str | None = None
+    """The staff id of whoever took the opinion down for the resident."""
+    collected_by_role: str | None = None
 
     @classmethod
     def of(cls, opinion: OpinionSubmitted) -> OpinionFacts:
@@ -38,12 +42,15 @@ class OpinionFacts:
             if location.lat is not None and location.long is not None
             else None
         )
+        behalf = opinion.on_behalf_of
         return cls(
             opinion.channel.value,
             opinion.text,
             location.community,
             location.address,
             point,
+            behalf.staff_id if behalf else None,
+            behalf.role if behalf else None,
         )
 
     @property
@@ -89,6 +96,28 @@ async def insert_case(
 
     ``fingerprint`` is the SimHash of the normalised text, when the caller has it.
     """
+    await insert_cases(conn, [(state, facts, fingerprint)])
+    # A new case has neither whistles nor callbacks; a rebuilt one may.
+    await _followed_up(conn, state)
+
+
+async def insert_cases(
+    conn: Conn, cases: Sequence[tuple[CaseState, OpinionFacts, int | None]]
+) -> None:
+    """Write new cases' rows in one round trip (see :func:`insert_case`)."""
+    if not cases:
+        return
+    statement = ""
+    rows: list[list[Any]] = []
+    for state, facts, fingerprint in cases:
+        statement, values = _insert_statement(state, facts, fingerprint)
+        rows.append(values)
+    await conn.executemany(statement, rows)
+
+
+def _insert_statement(
+    state: CaseState, facts: OpinionFacts, fingerprint: int | None
+) -> tuple[str, list[Any]]:
     text_norm = facts.normalised
     if fingerprint is None:
         fingerprint = simhash(text_norm)
@@ -109,6 +138,8 @@ async def insert_case(
         "lat",
         "long",
         "opened_at",
+        "collected_by",
+        "collected_by_role",
     ]
     values = [
         state.case_id,
@@ -124,16 +155,18 @@ async def insert_case(
         lat,
         long,
         state.opened_at,
+        facts.collected_by,
+        facts.collected_by_role,
         *_state_values(state),
     ]
     names = fixed + columns
     placeholders = ", ".join(f"${i}" for i in range(1, len(names) + 1))
     updates = ", ".join(f"{c} = excluded.{c}" for c in columns)
-    await conn.execute(
+    statement = (
         f"INSERT INTO routing.cases ({', '.join(names)}) VALUES ({placeholders}) "
-        f"ON CONFLICT (case_id) DO UPDATE SET {updates}",
-        *values,
+        f"ON CONFLICT (case_id) DO UPDATE SET {updates}"
     )
+    return statement, values
 
 
 async def update_case(conn: Conn, state: CaseState) -> None:
@@ -150,6 +183,24 @@ async def update_case(conn: Conn, state: CaseState) -> None:
         state.case_id,
         *_state_values(state),
     )
+    await _followed_up(conn, state)
+
+
+async def _followed_up(conn: Conn, state: CaseState) -> None:
+    """What the liaison work added to the case: its whistles, and a callback's rating,
+    which the case shows unless the resident rated later themselves."""
+    await save_whistles(conn, state)
+    callback = state.callback
+    if callback is not None:
+        await conn.execute(
+            "UPDATE routing.cases SET satisfaction = $2, feedback_resolved = $3, rated_at = $4, "
+            "rating_source = 'callback' WHERE case_id = $1 "
+            "AND (rated_at IS NULL OR rated_at <= $4)",
+            state.case_id,
+            callback.satisfaction,
+            callback.resolved,
+            callback.at,
+        )
 
 
 async def add_links(conn: Conn, events: Iterable[CaseEvent]) -> None:
@@ -172,14 +223,17 @@ async def add_links(conn: Conn, events: Iterable[CaseEvent]) -> None:
 
 
 async def record_feedback(conn: Conn, feedback: FeedbackSubmitted) -> None:
-    """Keep the resident's latest rating on the case (its comment stays with intake)."""
+    """Keep the resident's latest rating on the case (its comment stays with intake),
+    unless a callback taken later already stands."""
     await conn.execute(
-        "UPDATE routing.cases SET satisfaction = $3, feedback_resolved = $4 "
-        "WHERE case_id = $1 AND district_id = $2",
+        "UPDATE routing.cases SET satisfaction = $3, feedback_resolved = $4, rated_at = $5, "
+        "rating_source = 'resident' WHERE case_id = $1 AND district_id = $2 "
+        "AND (rated_at IS NULL OR rated_at <= $5)",
         feedback.case_id,
         feedback.district_id,
         feedback.satisfaction,
         feedback.resolved,
+        feedback.occurred_at,
     )
 
 
@@ -189,13 +243,22 @@ async def record_feedback(conn: Conn, feedback: FeedbackSubmitted) -> None:
 async def opinion_facts(conn: Conn, case_id: str) -> OpinionFacts | None:
     """The facts of the opinion a case came from, as its row keeps them."""
     row = await conn.fetchrow(
-        "SELECT channel, text, community, address, lat, long FROM routing.cases WHERE case_id = $1",
+        "SELECT channel, text, community, address, lat, long, collected_by, collected_by_role "
+        "FROM routing.cases WHERE case_id = $1",
         case_id,
     )
     if row is None:
         return None
     point = (row["lat"], row["long"]) if row["lat"] is not None else None
-    return OpinionFacts(row["channel"], row["text"], row["community"], row["address"], point)
+    return OpinionFacts(
+        row["channel"],
+        row["text"],
+        row["community"],
+        row["address"],
+        point,
+        row["collected_by"],
+        row["collected_by_role"],
+    )
 
 
 async def workloads(conn: Conn, district_id: str, representative_ids: list[str]) -> dict[str, int]:
@@ -216,10 +279,17 @@ async def cases_due(
 ) -> list[tuple[str, str]]:
     """(case id, district id) of open cases with a deadline due by ``moment``, earliest
     first, leaving out ``skip``."""
+    # Two index scans: open cases, and suggestions whose answer is supervised.
     rows = await conn.fetch(
-        "SELECT case_id, district_id FROM routing.cases "
-        "WHERE is_open AND next_due <= $1 AND NOT (case_id = ANY($2::text[])) "
-        "ORDER BY next_due LIMIT $3",
+        "SELECT case_id, district_id FROM ("
+        " (SELECT case_id, district_id, next_due FROM routing.cases"
+        "   WHERE is_open AND next_due <= $1 AND NOT (case_id = ANY($2::text[]))"
+        "   ORDER BY next_due LIMIT $3)"
+        " UNION ALL"
+        " (SELECT case_id, district_id, next_due FROM routing.cases"
+        "   WHERE status = 'converted' AND next_due <= $1 AND NOT (case_id = ANY($2::text[]))"
+        "   ORDER BY next_due LIMIT $3)"
+        ") due ORDER BY next_due LIMIT $3",
         moment,
         sorted(skip),
         limit,

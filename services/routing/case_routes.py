@@ -16,19 +16,20 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
 
-from contracts.base import Actor, ActorRole
 from contracts.cases import Priority
-from eventkit.http import bearer_principal, require_roles
+from eventkit.http import require_roles
 from eventkit.http.requests import request_info
-from eventkit.identity import Principal, Role
+from eventkit.identity import Principal
 from eventkit.refusals import Forbidden
 from eventkit.requests import RequestInfo
 from eventkit.settings import Settings
 from services.routing import views
 from services.routing.api_models import CaseDetail, CaseList, CaseView, Queue
 from services.routing.bootstrap import Routing
-from services.routing.errors import CaseNotFound
+from services.routing.staff_auth import known_staff
 from services.routing.staff_commands import READERS, STAFF_COMMANDS, NoBody, StaffCommand
+from services.routing.staff_scope import Scope
+from services.routing.staff_work import actor_of as actor_of
 
 
 def routing_of(request: Request) -> Routing:
@@ -41,9 +42,12 @@ RoutingDep = Annotated[Routing, Depends(routing_of)]
 InfoDep = Annotated[RequestInfo, Depends(request_info)]
 
 
-def actor_of(principal: Principal) -> Actor:
-    """The event actor for a staff member."""
-    return Actor(id=principal.subject, role=ActorRole(principal.role.value))
+def scope_view(scope: Scope) -> dict[str, Any]:
+    """What a queue says of its scope: the person's stations, their own cases, or the
+    district."""
+    if scope.whole_district:
+        return {"district": scope.principal.district_id}
+    return scope.list_filters()
 
 
 class NoQueue(Forbidden):
@@ -63,7 +67,7 @@ class NoQueue(Forbidden):
 def case_router(settings: Settings) -> APIRouter:
     """The case routes, the staff commands' among them."""
     router = APIRouter(prefix="/api/v1", tags=["案件 / cases"])
-    authenticated = bearer_principal(settings)
+    authenticated = known_staff(settings)
     Reader = Annotated[Principal, Depends(require_roles(authenticated, *sorted(READERS)))]
 
     @router.get("/queue", summary="我的待办 / my queue")
@@ -73,35 +77,11 @@ def case_router(settings: Settings) -> APIRouter:
         limit: Annotated[int, Query(ge=1, le=200)] = 50,
         offset: Annotated[int, Query(ge=0)] = 0,
     ) -> Queue:
-        district = who.district_id
-        async with routing.pool.acquire() as conn:
-            ctx = await routing.districts.get(conn, district)
-            directory = ctx.directory if ctx else None
-            filters: dict[str, Any]
-            scope: dict[str, Any]
-            if who.role is Role.REPRESENTATIVE:
-                scope = {"representative_id": who.subject}
-                filters = {"representative_id": who.subject, "open_only": True}
-            elif who.role is Role.LIAISON:
-                stations = directory.stations_of_liaison(who.subject) if directory else []
-                scope = {"stations": stations}
-                filters = {"stations": stations, "queues": ["liaison", "triage"], "open_only": True}
-            elif who.role is Role.STREET_SUPERVISOR:
-                streets = directory.streets_of_supervisor(who.subject) if directory else []
-                stations = (
-                    sorted(c for c, s in directory.stations.items() if s.street_code in streets)
-                    if directory
-                    else []
-                )
-                scope = {"streets": streets}
-                filters = {"stations": stations, "open_only": True, "escalated_or_overdue": True}
-            elif who.role is Role.DISTRICT_ADMIN:
-                scope = {"district": district}
-                filters = {"open_only": True, "unplaced_or_overdue": True}
-            else:
-                raise NoQueue()
-            cases = await views.list_cases(conn, district, limit=limit, offset=offset, **filters)
-        return Queue(role=who.role.value, scope=scope, cases=cases)
+        found = await routing.staff.queue(who, limit=limit, offset=offset)
+        if found is None:
+            raise NoQueue()
+        scope, cases = found
+        return Queue(role=who.role.value, scope=scope_view(scope), cases=cases)
 
     @router.get("/cases", summary="案件列表 / cases of the district")
     async def list_cases(
@@ -117,32 +97,24 @@ def case_router(settings: Settings) -> APIRouter:
         limit: Annotated[int, Query(ge=1, le=200)] = 50,
         offset: Annotated[int, Query(ge=0)] = 0,
     ) -> CaseList:
-        async with routing.pool.acquire() as conn:
-            cases = await views.list_cases(
-                conn,
-                who.district_id,
-                status=status,
-                stations=[station] if station else None,
-                representative_id=representative,
-                priority=priority.value if priority else None,
-                category_code=category,
-                overdue=overdue,
-                open_only=open_only,
-                limit=limit,
-                offset=offset,
-            )
+        cases = await routing.staff.cases(
+            who,
+            status=status,
+            stations=[station] if station else None,
+            representative_id=representative,
+            priority=priority.value if priority else None,
+            category_code=category,
+            overdue=overdue,
+            open_only=open_only,
+            limit=limit,
+            offset=offset,
+        )
         return CaseList(cases=cases)
 
     @router.get("/cases/{case_id}", summary="案件详情及全部记录 / a case with its history")
     async def case_detail(case_id: str, who: Reader, routing: RoutingDep) -> CaseDetail:
-        async with routing.pool.acquire() as conn:
-            state = await routing.cases.load(conn, case_id)
-            if state is None or state.district_id != who.district_id:
-                raise CaseNotFound(case_id)
-            ctx = await routing.districts.get(conn, who.district_id)
-            return await views.case_detail(
-                routing.store, conn, state, ctx.directory if ctx else None
-            )
+        _, detail = await routing.staff.case(who, case_id)
+        return detail
 
     for command in STAFF_COMMANDS:
         router.add_api_route(
@@ -168,13 +140,8 @@ def _command_endpoint(
         info: RequestInfo,
         body: Any = None,
     ) -> CaseView:
-        state = await routing.casework.run(
-            command,
-            who.district_id,
-            case_id,
-            actor_of(who),
-            body if body is not None else command.body(),
-            info,
+        state = await routing.staff.run(
+            who, command, case_id, body if body is not None else command.body(), info
         )
         return views.state_view(state)
 

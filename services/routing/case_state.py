@@ -14,6 +14,7 @@ from datetime import datetime
 from enum import StrEnum
 
 from contracts.cases import (
+    CallbackRecorded,
     CaseAccepted,
     CaseAssigned,
     CaseClassified,
@@ -29,7 +30,11 @@ from contracts.cases import (
     CaseReplied,
     CaseResolved,
     CaseTransferred,
+    DepartmentRated,
+    DepartmentReportedIn,
+    DepartmentResponded,
     Priority,
+    SuggestionAnswered,
 )
 
 
@@ -64,6 +69,12 @@ OPEN = frozenset(
 )
 """Statuses in which the case needs work (and counts in a representative's workload)."""
 
+SUPERVISED = OPEN | {CaseStatus.CONVERTED}
+"""Statuses in which deadlines run: a suggestion's answer is supervised too."""
+
+WORKING = frozenset({CaseStatus.ASSIGNED, CaseStatus.IN_PROGRESS, CaseStatus.ESCALATED})
+"""Statuses in which a summoned department works on its whistle."""
+
 _S = CaseStatus
 ALLOWED: dict[str, frozenset[CaseStatus]] = {
     "accept": frozenset({_S.ASSIGNED}),
@@ -78,6 +89,12 @@ ALLOWED: dict[str, frozenset[CaseStatus]] = {
     "withdraw": OPEN | {_S.RESOLVED, _S.CONVERTED},
     "merge": OPEN,
     "link": OPEN | {_S.RESOLVED, _S.CONVERTED, _S.CLOSED},
+    "department_report": WORKING,
+    "department_respond": WORKING,
+    "rate_department": frozenset({_S.CLOSED}),
+    "callback": frozenset({_S.RESOLVED, _S.CLOSED}),
+    "answer_suggestion": frozenset({_S.CONVERTED}),
+    "hand_on": WORKING,
 }
 """For each command, the statuses it is allowed in."""
 
@@ -94,6 +111,12 @@ COMMAND_LABELS: dict[str, str] = {
     "withdraw": "撤回",
     "merge": "并案",
     "link": "关联",
+    "department_report": "部门报到",
+    "department_respond": "部门反馈",
+    "rate_department": "一哨一评价",
+    "callback": "回访",
+    "answer_suggestion": "建议答复",
+    "hand_on": "转交",
 }
 
 
@@ -110,9 +133,22 @@ class Deadline:
     """``response``, ``resolution`` or ``escalation`` (as in ``CaseOverdue.deadline``)."""
     due: datetime
     demands: str
-    """The step that meets it: ``response`` (accept or reply) or ``resolution``."""
+    """The step that meets it: ``response`` (accept or reply), ``resolution``,
+    ``department:<seq>:report`` or ``department:<seq>:response`` (a summoned department's
+    report-in or feedback), ``suggestion`` (the suggestion's answer)."""
     met: bool = False
     overdue: bool = False
+    subject: str | None = None
+    """As in ``CaseOverdue.subject``: ``department_report``, ``department_response``,
+    ``suggestion_answer``, or None for the case's own deadlines."""
+    ladder: str = ""
+    """The deadline whose escalation ladder this one is a rung of (itself for a first
+    deadline): every deadline climbs a ladder of its own."""
+    rung: int = 0
+    """How many rungs of its ladder were told before this deadline was set: 0 for a
+    first deadline, 1 for the supervision deadline of its first miss…"""
+    whistle_seq: int | None = None
+    """For a department's deadline: its whistle."""
 
     @property
     def active(self) -> bool:
@@ -127,6 +163,44 @@ class Link:
     case_id: str
     relation: str
     reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class Whistle:
+    """A whistle blown on the case (吹哨) and what the summoned body did with it."""
+
+    seq: int
+    to_level: str
+    to_name: str
+    due: datetime | None
+    whistled_at: datetime
+    whistled_by: str
+    department_code: str | None = None
+    report_due: datetime | None = None
+    reported_at: datetime | None = None
+    reported_by: str | None = None
+    responded_at: datetime | None = None
+    responded_by: str | None = None
+    action: str | None = None
+    rating: int | None = None
+    rated_at: datetime | None = None
+    rated_by: str | None = None
+
+    @property
+    def to_department(self) -> bool:
+        """Whether a department was summoned (registered or named only)."""
+        return self.to_level == "department"
+
+
+@dataclass(frozen=True, slots=True)
+class Callback:
+    """A resident's rating taken down by staff (回访)."""
+
+    resolution_seq: int
+    satisfaction: int
+    resolved: bool
+    at: datetime
+    by: str
 
 
 @dataclass(frozen=True)
@@ -152,11 +226,31 @@ class CaseState:
     version: int = 0
     closed_at: datetime | None = None
     links: tuple[Link, ...] = ()
-    escalations: tuple[tuple[str, str, datetime | None], ...] = ()
+    whistles: tuple[Whistle, ...] = ()
     merged_into: str | None = None
     transferred_to: tuple[str, str] | None = None
     """(district, case id) that continues the work after a cross-district transfer."""
     suggestion_title: str | None = None
+    resolved_by: str | None = None
+    """Who recorded the latest resolution: they may not also verify it (核实结项)."""
+    suggestion_answer: tuple[str, str, datetime] | None = None
+    """(answer, the body that answered, when) of the case's representative suggestion."""
+    callback: Callback | None = None
+    """The latest callback (回访)."""
+
+    @property
+    def escalations(self) -> tuple[tuple[str, str, datetime | None], ...]:
+        """(level, name, due) of every whistle, in order."""
+        return tuple((w.to_level, w.to_name, w.due) for w in self.whistles)
+
+    def whistle(self, seq: int) -> Whistle | None:
+        """The whistle numbered ``seq``."""
+        return next((w for w in self.whistles if w.seq == seq), None)
+
+    def whistled_to(self, departments: Iterable[str]) -> list[Whistle]:
+        """The whistles to any of ``departments`` (registered department codes)."""
+        codes = set(departments)
+        return [w for w in self.whistles if w.department_code in codes]
 
     @property
     def is_open(self) -> bool:
@@ -166,7 +260,7 @@ class CaseState:
     @property
     def next_due(self) -> datetime | None:
         """The earliest deadline still running (None when none or the case is done)."""
-        if self.status not in OPEN:
+        if self.status not in SUPERVISED:
             return None
         dues = [d.due for d in self.deadlines if d.active]
         return min(dues) if dues else None
@@ -179,11 +273,28 @@ class CaseState:
     @property
     def overdue(self) -> bool:
         """Whether any deadline was missed while the case is still open."""
-        return self.status in OPEN and any(d.overdue and not d.met for d in self.deadlines)
+        return self.status in SUPERVISED and any(d.overdue and not d.met for d in self.deadlines)
 
 
 def _meet(deadlines: Iterable[Deadline], *steps: str) -> tuple[Deadline, ...]:
     return tuple(replace(d, met=True) if d.demands in steps and d.active else d for d in deadlines)
+
+
+def _settle(deadlines: Iterable[Deadline]) -> tuple[Deadline, ...]:
+    """Every deadline met: the case's work is done (resolved, closed, merged, moved on),
+    a summoned department's included."""
+    return tuple(replace(d, met=True) if d.active else d for d in deadlines)
+
+
+def _departments_met(deadlines: Iterable[Deadline]) -> tuple[Deadline, ...]:
+    return tuple(
+        replace(d, met=True) if d.demands.startswith("department:") and d.active else d
+        for d in deadlines
+    )
+
+
+def _with_whistle(state: CaseState, seq: int, **changes: object) -> tuple[Whistle, ...]:
+    return tuple(replace(w, **changes) if w.seq == seq else w for w in state.whistles)  # type: ignore[arg-type]
 
 
 def evolve(state: CaseState | None, event: CaseEvent) -> CaseState:
@@ -191,9 +302,11 @@ def evolve(state: CaseState | None, event: CaseEvent) -> CaseState:
     if isinstance(event, CaseOpened):
         initial: list[Deadline] = []
         if event.response_due is not None:
-            initial.append(Deadline("response", event.response_due, "response"))
+            initial.append(Deadline("response", event.response_due, "response", ladder="response"))
         if event.resolution_due is not None:
-            initial.append(Deadline("resolution", event.resolution_due, "resolution"))
+            initial.append(
+                Deadline("resolution", event.resolution_due, "resolution", ladder="resolution")
+            )
         return CaseState(
             case_id=event.case_id,
             district_id=event.district_id,
@@ -227,9 +340,11 @@ def evolve(state: CaseState | None, event: CaseEvent) -> CaseState:
             responded = any(d.kind == "response" and d.met for d in s.deadlines)
             new = []
             if event.response_due is not None and not responded:
-                new.append(Deadline("response", event.response_due, "response"))
+                new.append(Deadline("response", event.response_due, "response", ladder="response"))
             if event.resolution_due is not None:
-                new.append(Deadline("resolution", event.resolution_due, "resolution"))
+                new.append(
+                    Deadline("resolution", event.resolution_due, "resolution", ladder="resolution")
+                )
             return replace(
                 s,
                 category_code=event.category_code,
@@ -248,7 +363,7 @@ def evolve(state: CaseState | None, event: CaseEvent) -> CaseState:
                 return replace(
                     s,
                     status=CaseStatus.TRANSFERRED_OUT,
-                    deadlines=_meet(s.deadlines, "response", "resolution"),
+                    deadlines=_settle(s.deadlines),
                     transferred_to=(event.to_district_id, event.to_case_id or ""),
                     closed_at=event.occurred_at,
                 )
@@ -260,33 +375,77 @@ def evolve(state: CaseState | None, event: CaseEvent) -> CaseState:
                 status=CaseStatus.ASSIGNED,
             )
         case CaseEscalated():
-            deadlines = s.deadlines
-            if event.due is not None:
-                deadlines += (Deadline("escalation", event.due, "resolution"),)
+            return _escalated(s, event)
+        case DepartmentReportedIn():
             return replace(
                 s,
-                status=CaseStatus.ESCALATED,
-                deadlines=deadlines,
-                escalations=(*s.escalations, (event.to_level, event.to_name, event.due)),
+                deadlines=_meet(s.deadlines, f"department:{event.whistle_seq}:report"),
+                whistles=_with_whistle(
+                    s, event.whistle_seq, reported_at=event.occurred_at, reported_by=event.actor.id
+                ),
+            )
+        case DepartmentResponded():
+            seq = event.whistle_seq
+            return replace(
+                s,
+                deadlines=_meet(
+                    s.deadlines, f"department:{seq}:report", f"department:{seq}:response"
+                ),
+                whistles=_with_whistle(
+                    s,
+                    seq,
+                    responded_at=event.occurred_at,
+                    responded_by=event.actor.id,
+                    action=event.action,
+                ),
+            )
+        case DepartmentRated():
+            return replace(
+                s,
+                whistles=_with_whistle(
+                    s,
+                    event.whistle_seq,
+                    rating=event.rating,
+                    rated_at=event.occurred_at,
+                    rated_by=event.actor.id,
+                ),
+            )
+        case CallbackRecorded():
+            callback = Callback(
+                event.resolution_seq,
+                event.satisfaction,
+                event.resolved,
+                event.occurred_at,
+                event.actor.id,
+            )
+            return replace(s, callback=callback)
+        case SuggestionAnswered():
+            return replace(
+                s,
+                deadlines=_meet(s.deadlines, "suggestion"),
+                suggestion_answer=(event.answer, event.answered_by, event.occurred_at),
             )
         case CaseResolved():
             return replace(
                 s,
                 status=CaseStatus.RESOLVED,
                 resolution_seq=event.resolution_seq,
-                deadlines=_meet(s.deadlines, "response", "resolution"),
+                resolved_by=event.actor.id,
+                deadlines=_departments_met(_meet(s.deadlines, "response", "resolution")),
             )
         case CaseClosed():
             return replace(
                 s,
                 status=CaseStatus.CLOSED,
-                deadlines=_meet(s.deadlines, "response", "resolution"),
+                deadlines=_settle(s.deadlines),
                 closed_at=event.occurred_at,
             )
         case CaseReopened():
             deadlines = s.deadlines
             if event.resolution_due is not None:
-                deadlines += (Deadline("resolution", event.resolution_due, "resolution"),)
+                deadlines += (
+                    Deadline("resolution", event.resolution_due, "resolution", ladder="resolution"),
+                )
             return replace(
                 s,
                 status=CaseStatus.IN_PROGRESS,
@@ -296,18 +455,7 @@ def evolve(state: CaseState | None, event: CaseEvent) -> CaseState:
                 closed_at=None,
             )
         case CaseOverdue():
-            missed: Deadline | None = None
-            marked = []
-            for d in s.deadlines:
-                if missed is None and d.kind == event.deadline and d.due == event.due and d.active:
-                    missed = d
-                    d = replace(d, overdue=True)
-                marked.append(d)
-            deadlines = tuple(marked)
-            if event.next_due is not None:
-                demands = missed.demands if missed else "resolution"
-                deadlines += (Deadline("escalation", event.next_due, demands),)
-            return replace(s, deadlines=deadlines, overdue_count=s.overdue_count + 1)
+            return _overdue(s, event)
         case CaseLinked():
             link = Link(event.related_case_id, event.relation, event.reason)
             return replace(s, links=(*s.links, link))
@@ -316,18 +464,105 @@ def evolve(state: CaseState | None, event: CaseEvent) -> CaseState:
                 s,
                 status=CaseStatus.MERGED,
                 merged_into=event.into_case_id,
-                deadlines=_meet(s.deadlines, "response", "resolution"),
+                deadlines=_settle(s.deadlines),
                 closed_at=event.occurred_at,
             )
         case CaseConvertedToSuggestion():
+            deadlines = _settle(s.deadlines)
+            if event.reply_due is not None:
+                answer = Deadline(
+                    "escalation",
+                    event.reply_due,
+                    "suggestion",
+                    subject="suggestion_answer",
+                    ladder="suggestion",
+                )
+                deadlines += (answer,)
             return replace(
                 s,
                 status=CaseStatus.CONVERTED,
                 representative_id=event.representative_id,
                 suggestion_title=event.title,
-                deadlines=_meet(s.deadlines, "response", "resolution"),
+                deadlines=deadlines,
             )
     return s
+
+
+def _escalated(s: CaseState, event: CaseEscalated) -> CaseState:
+    """A whistle: a registered department gets deadlines of its own (report in, feed
+    back); another body's deadline is met when the case is resolved."""
+    seq = event.whistle_seq or len(s.whistles) + 1
+    deadlines = s.deadlines
+    if event.department_code is not None:
+        ladder = f"department:{event.department_code}:{seq}"
+        if event.report_due is not None:
+            deadlines += (
+                Deadline(
+                    "escalation",
+                    event.report_due,
+                    f"department:{seq}:report",
+                    subject="department_report",
+                    ladder=ladder,
+                    whistle_seq=seq,
+                ),
+            )
+        if event.due is not None:
+            deadlines += (
+                Deadline(
+                    "escalation",
+                    event.due,
+                    f"department:{seq}:response",
+                    subject="department_response",
+                    ladder=ladder,
+                    whistle_seq=seq,
+                ),
+            )
+    elif event.due is not None:
+        deadlines += (Deadline("escalation", event.due, "resolution", ladder=f"escalation:{seq}"),)
+    whistle = Whistle(
+        seq=seq,
+        to_level=event.to_level,
+        to_name=event.to_name,
+        due=event.due,
+        whistled_at=event.occurred_at,
+        whistled_by=event.actor.id,
+        department_code=event.department_code,
+        report_due=event.report_due,
+    )
+    return replace(
+        s, status=CaseStatus.ESCALATED, deadlines=deadlines, whistles=(*s.whistles, whistle)
+    )
+
+
+def _overdue(s: CaseState, event: CaseOverdue) -> CaseState:
+    """The missed deadline marked; the rung told gets a supervision deadline of its own,
+    one rung up the missed deadline's ladder."""
+    missed: Deadline | None = None
+    marked = []
+    for d in s.deadlines:
+        if (
+            missed is None
+            and d.kind == event.deadline
+            and d.due == event.due
+            and d.subject == event.subject
+            and d.active
+        ):
+            missed = d
+            d = replace(d, overdue=True)
+        marked.append(d)
+    deadlines = tuple(marked)
+    if event.next_due is not None:
+        supervision = Deadline(
+            "escalation",
+            event.next_due,
+            missed.demands if missed else "resolution",
+            subject=missed.subject if missed else None,
+            ladder=missed.ladder if missed else event.deadline,
+            rung=missed.rung + 1 if missed else s.overdue_count + 1,
+            whistle_seq=missed.whistle_seq if missed else None,
+        )
+        deadlines += (supervision,)
+    return replace(s, deadlines=deadlines, overdue_count=s.overdue_count + 1)
 
 
 def fold(events: Iterable[CaseEvent], state: CaseState | None = None) -> CaseState | None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 from contracts import REGISTRY
 from contracts.cases import CaseEvent
@@ -23,7 +24,13 @@ from eventkit.store import (
     EventStore,
     OrderingConflict,
 )
-from services.routing.case_projection import OpinionFacts, add_links, insert_case, update_case
+from services.routing.case_projection import (
+    OpinionFacts,
+    add_links,
+    insert_case,
+    insert_cases,
+    update_case,
+)
 from services.routing.case_state import CaseState, evolve, fold
 from services.routing.ids import command_event_id
 
@@ -34,6 +41,17 @@ LOST_RACES = (ConcurrencyError, OrderingConflict, DuplicateEventIdError)
 def stream_of(case_id: str) -> str:
     """The stream holding a case's events."""
     return f"case-{case_id}"
+
+
+@dataclass(frozen=True)
+class NewCase:
+    """A case to open: its first events with their ids, and the opinion's facts."""
+
+    events: Sequence[CaseEvent]
+    ids: Sequence[uuid.UUID]
+    metadata: Metadata
+    facts: OpinionFacts
+    fingerprint: int | None = None
 
 
 class CaseStore:
@@ -106,3 +124,35 @@ class CaseStore:
             await update_case(conn, after)
         await add_links(conn, events)
         return after
+
+    async def open_many(self, conn: Conn, cases: Sequence[NewCase]) -> list[CaseState]:
+        """Open new cases in ``conn``: every stream appended in one round trip (each must
+        not exist yet: a ``ConcurrencyError`` fails them all), every row in another, every
+        link in one statement."""
+        if not cases:
+            return []
+        await self._store.append_batch(
+            [
+                (
+                    stream_of(case.events[0].case_id),
+                    [
+                        Envelope.wrap(e, case.metadata, event_id=i)
+                        for e, i in zip(case.events, case.ids, strict=True)
+                    ],
+                    NO_STREAM,
+                )
+                for case in cases
+            ],
+            conn=conn,
+        )
+        states: list[CaseState] = []
+        for case in cases:
+            state = fold(case.events, None)
+            assert state is not None
+            states.append(state)
+        await insert_cases(
+            conn,
+            [(state, c.facts, c.fingerprint) for state, c in zip(states, cases, strict=True)],
+        )
+        await add_links(conn, [e for case in cases for e in case.events])
+        return states

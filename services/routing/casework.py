@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 import asyncpg
 
-from contracts.base import Actor
+from contracts.base import Actor, ActorRole
 from contracts.cases import CaseEvent
 from contracts.envelope import Metadata
 from eventkit.clock import Clock
@@ -67,6 +67,14 @@ class Planned:
 
 
 Build = Callable[[Step], Awaitable[Planned]]
+
+
+def visible_to(state: CaseState, actor: Actor, ctx: DistrictContext) -> bool:
+    """Department staff see only the cases whistled to their department; everyone else
+    as their role allows (checked by the routes)."""
+    if actor.role is not ActorRole.DEPARTMENT:
+        return True
+    return bool(state.whistled_to(ctx.directory.departments_of(actor.id)))
 
 
 class CaseWork:
@@ -132,9 +140,11 @@ class CaseWork:
                     raise CaseNotFound(case_id)
                 if source is not None and await self._cases.already_done(conn, source):
                     return state
+                ctx = await self._districts.require(conn, district_id)
+                if not visible_to(state, actor, ctx):
+                    raise CaseNotFound(case_id)
                 if state.status not in ALLOWED[name]:
                     raise IllegalTransition(name, state.status)
-                ctx = await self._districts.require(conn, district_id)
                 now = self._clock()
                 overdue = overdue_events(state, now, ctx.rules(state))
                 current = fold(overdue, state)

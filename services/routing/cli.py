@@ -35,8 +35,10 @@ from services.routing.classification import Classifier
 from services.routing.classifier_model import LabelledOpinion
 from services.routing.district_file import DistrictFile, DistrictFileError, load_district_file
 from services.routing.evaluation import ExamplesError, Report, evaluate
+from services.routing.liaison_cli import LIAISON_COMMANDS
 from services.routing.rebuild import rebuild
 from services.routing.settings import RoutingSettings
+from services.routing.staff_cli import staff
 from services.routing.training import (
     TrainingOutcome,
     heldout_set,
@@ -284,4 +286,4 @@ def routing_train(
     )
 
 
-COMMANDS = [directory, routing]
+COMMANDS = [directory, routing, staff, *LIAISON_COMMANDS]

@@ -9,6 +9,7 @@ the DLQ, and ``minqing dlq redrive`` brings it back afterwards.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import asyncpg
@@ -50,10 +51,15 @@ def build_consumer(
         CONSUMER_NAME, settings=settings, pool=pool, workers=settings.routing_consumer_workers
     )
 
-    @consumer.handles(OpinionSubmitted)
-    async def opinion_submitted(event: OpinionSubmitted, ctx: HandlerContext) -> None:
+    @consumer.handles_many(OpinionSubmitted)
+    async def opinions_submitted(
+        opinions: Sequence[tuple[OpinionSubmitted, HandlerContext]],
+    ) -> None:
+        # The opinions of one batch open their cases together (one query, one append).
         try:
-            await opening.open_case(event, ctx.envelope, ctx.conn)
+            await opening.open_cases(
+                [(o, ctx.envelope) for o, ctx in opinions], opinions[0][1].conn
+            )
         except UnknownDistrict as exc:
             raise PermanentError(str(exc)) from exc
 

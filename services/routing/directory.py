@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from datetime import date
 
 from contracts.directory import (
+    ReceptionRule,
     RepresentativeLevel,
     RoutingPolicyPublished,
     StationKind,
@@ -88,6 +89,8 @@ class Representative:
     stations: frozenset[str] = frozenset()
     """The stations the representative is grouped into now (编组进站)."""
     active: bool = True
+    reception_rules: tuple[ReceptionRule, ...] = ()
+    """Their recurring reception days (``ReceptionRulesPublished``)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,6 +100,44 @@ class ReceptionDay:
     representative_id: str
     station_code: str
     day: date
+
+
+@dataclass(frozen=True, slots=True)
+class Department:
+    """A functional department the stations can summon (吹哨)."""
+
+    code: str
+    name_zh: str
+    duty_staff: frozenset[str] = frozenset()
+    report_in: str = "1wd"
+    respond_in: str = "5wd"
+    categories: tuple[str, ...] = ()
+    active: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class StaffMember:
+    """A commissioner, district office staff or department staff member."""
+
+    id: str
+    role: str
+    name_zh: str | None = None
+    street_code: str | None = None
+    communities: frozenset[str] = frozenset()
+    department_code: str | None = None
+    active: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class Spokesperson:
+    """A citizen spokesperson (群众代言员) on a station's roster."""
+
+    id: str
+    station_code: str
+    name_zh: str
+    community: str | None = None
+    appointed_on: date | None = None
+    active: bool = True
 
 
 # A station kind's rank when several serve the same community: the closest to residents.
@@ -120,6 +161,28 @@ class Directory:
     stations: Mapping[str, Station] = field(default_factory=dict)
     representatives: Mapping[str, Representative] = field(default_factory=dict)
     reception_days: tuple[ReceptionDay, ...] = ()
+    """The days still to be held (cancelled and moved-from days left out)."""
+    departments: Mapping[str, Department] = field(default_factory=dict)
+    staff: Mapping[str, StaffMember] = field(default_factory=dict)
+    spokespersons: Mapping[str, Spokesperson] = field(default_factory=dict)
+
+    def active_department(self, code: str | None) -> Department | None:
+        """The department of ``code`` if it is registered and not retired."""
+        found = self.departments.get(code) if code else None
+        return found if found is not None and found.active else None
+
+    def department_named(self, name: str) -> Department | None:
+        """The active department called ``name`` (a whistle naming it in words)."""
+        return next((d for d in self.departments.values() if d.active and d.name_zh == name), None)
+
+    def departments_of(self, staff_id: str) -> list[str]:
+        """The departments ``staff_id`` acts for: as a registered member of its staff, or
+        as one of its duty staff."""
+        codes = {c for c, d in self.departments.items() if d.active and staff_id in d.duty_staff}
+        member = self.staff.get(staff_id)
+        if member is not None and member.active and member.department_code:
+            codes.add(member.department_code)
+        return sorted(codes)
 
     def active_station(self, code: str | None) -> Station | None:
         """The station of ``code`` if it exists and is not retired."""

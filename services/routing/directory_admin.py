@@ -28,6 +28,7 @@ from services.routing.directory_plan import Plan, plan_changes
 from services.routing.directory_projection import load_config, project_directory
 from services.routing.district_file import DirectoryChanges, load_district_file
 from services.routing.errors import DirectoryNotFound
+from services.routing.liaison_projection import recorded_activities
 
 log = get_logger(__name__)
 
@@ -68,6 +69,9 @@ class DirectoryAdmin:
             if changes.district is not None:
                 tz = changes.district.timezone
             today = WorkCalendar.from_years((), timezone=tz).local(now).date()
+            recorded = await recorded_activities(
+                conn, district_id, [a.id for a in changes.activities]
+            )
             result = plan_changes(
                 current,
                 changes,
@@ -76,6 +80,7 @@ class DirectoryAdmin:
                 now=now,
                 today=today,
                 retire_missing=retire_missing,
+                activities=recorded,
             )
             summary.update(result.summary)
             return result.events
@@ -88,6 +93,9 @@ class DirectoryAdmin:
         """What :meth:`change` would emit now, without writing anything."""
         async with self._pool.acquire() as conn:
             loaded = await load_config(conn, district_id)
+            recorded = await recorded_activities(
+                conn, district_id, [a.id for a in changes.activities]
+            )
         now = self._clock()
         tz = loaded[1].directory.timezone if loaded else "Asia/Shanghai"
         if changes.district is not None:
@@ -100,6 +108,7 @@ class DirectoryAdmin:
             actor=actor,
             now=now,
             today=today,
+            activities=recorded,
         )
 
     async def retire_station(
@@ -155,6 +164,16 @@ class DirectoryAdmin:
             return events
 
         await self._directory_transaction(district_id, plan)
+
+    async def transaction(
+        self,
+        district_id: str,
+        plan: Callable[[Conn, DistrictConfig | None], Awaitable[Sequence[Event]]],
+    ) -> Sequence[Event]:
+        """Plan on the district's directory as it is and append what the plan gives, one
+        change at a time per district (for changes planned elsewhere, e.g. the liaison
+        work's: :mod:`services.routing.liaison_admin`)."""
+        return await self._directory_transaction(district_id, plan)
 
     async def _directory_transaction(
         self,

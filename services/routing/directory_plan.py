@@ -9,14 +9,14 @@ deleted). Pure: the caller passes the current directory, the time and the actor.
 
 from __future__ import annotations
 
-import calendar as gregorian
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import date, datetime
 from typing import Any
 
 from contracts.base import Actor, Event, LatLong
 from contracts.directory import (
+    ActivityRecorded,
     CommunityRegistered,
     DistrictRegistered,
     ReceptionDayScheduled,
@@ -41,14 +41,11 @@ from services.routing.district_file import (
     DistrictFileError,
     FileEntry,
     PolicyEntry,
-    ReceptionEntry,
     RepresentativeEntry,
     StationEntry,
     TaxonomyEntry,
 )
-
-RECEPTION_HORIZON_DAYS = 120
-"""Recurring reception days are scheduled this far ahead at each import."""
+from services.routing.liaison_plan import liaison_problems, plan_liaison, plan_reception, rules_of
 
 
 @dataclass
@@ -76,11 +73,13 @@ def plan_changes(
     now: datetime,
     today: date,
     retire_missing: bool = False,
+    activities: Mapping[str, ActivityRecorded] | None = None,
 ) -> Plan:
     """The directory events that bring ``current`` to what ``changes`` describes.
 
     Parts that ``changes`` leaves out are left alone; with ``retire_missing``, stations
     and representatives absent from ``changes`` are retired (for a whole-file import).
+    ``activities`` are the recorded activities among those ``changes`` names, by id.
     Raises :class:`DistrictFileError` listing every reference that does not resolve.
     """
     if changes.district is not None and changes.district.code != district_id:
@@ -153,6 +152,8 @@ def plan_changes(
         for code, old_station in sorted(directory.stations.items()):
             if code not in listed_stations and old_station.active:
                 plan.add(StationRetired(**base, station_code=code, reason=NOT_IN_FILE))
+
+    plan_liaison(plan.add, base, directory, changes, activities or {})
 
     listed_reps = {r.id for r in changes.representatives}
     scheduled = set(current.scheduled) if current else set()
@@ -342,49 +343,20 @@ def _plan_representative(
         if code not in current_stations:
             plan.add(RepresentativeJoinedStation(**base, **ids, station_code=code))
     for entry in rep.reception:
-        for day in reception_days(entry, today):
-            key = (rep.id, entry.station, day)
-            if key not in scheduled:
-                scheduled.add(key)
-                plan.add(
-                    ReceptionDayScheduled(
-                        **base,
-                        **ids,
-                        station_code=entry.station,
-                        day=day,
-                        starts_at=entry.starts_at,
-                        ends_at=entry.ends_at,
-                    )
+        key = (rep.id, entry.station, entry.day) if entry.day is not None else None
+        if key is not None and key not in scheduled:
+            scheduled.add(key)
+            plan.add(
+                ReceptionDayScheduled(
+                    **base,
+                    **ids,
+                    station_code=entry.station,
+                    day=entry.day,
+                    starts_at=entry.starts_at,
+                    ends_at=entry.ends_at,
                 )
-
-
-def reception_days(
-    entry: ReceptionEntry, today: date, horizon_days: int = RECEPTION_HORIZON_DAYS
-) -> list[date]:
-    """The days an entry schedules from ``today`` to the horizon (a single day: as is)."""
-    if entry.day is not None:
-        return [entry.day]
-    end = today + timedelta(days=horizon_days)
-    days: list[date] = []
-    if entry.weekly is not None:
-        day = today + timedelta(days=(entry.weekly.weekday - 1 - today.weekday()) % 7)
-        while day <= end:
-            days.append(day)
-            day += timedelta(days=7)
-    if entry.monthly is not None:
-        year, month = today.year, today.month
-        while date(year, month, 1) <= end:
-            found = _nth_weekday(year, month, entry.monthly.week, entry.monthly.weekday)
-            if found is not None and today <= found <= end:
-                days.append(found)
-            year, month = (year + 1, 1) if month == 12 else (year, month + 1)
-    return sorted(set(days))
-
-
-def _nth_weekday(year: int, month: int, week: int, weekday: int) -> date | None:
-    first = date(year, month, 1)
-    day = first + timedelta(days=(weekday - 1 - first.weekday()) % 7 + 7 * (week - 1))
-    return day if day.month == month and day.day <= gregorian.monthrange(year, month)[1] else None
+            )
+    plan_reception(plan.add, base, directory, rep.id, rules_of(rep.reception), scheduled, today)
 
 
 def _validate(current: DistrictConfig | None, changes: DirectoryChanges) -> None:
@@ -436,6 +408,7 @@ def _validate(current: DistrictConfig | None, changes: DirectoryChanges) -> None
                     f"代表 {rep.id}: 接待日须且只须给出 day、monthly、weekly 之一 / "
                     "a reception entry needs exactly one of day, monthly, weekly"
                 )
+    problems += liaison_problems(directory, changes, streets, communities, stations, reps)
     if changes.taxonomy is not None:
         tax = changes.taxonomy
         dup("分类 category", (c.code for c in tax.categories))

@@ -15,15 +15,26 @@ from typing import Any, TypeVar
 
 from contracts.base import Event
 from contracts.directory import (
+    ActivityRecorded,
     CommunityRegistered,
+    DepartmentRegistered,
+    DepartmentRetired,
     DistrictRegistered,
+    ReceptionDayCancelled,
+    ReceptionDayMoved,
     ReceptionDayScheduled,
+    ReceptionRule,
+    ReceptionRulesPublished,
     RepresentativeJoinedStation,
     RepresentativeLeftStation,
     RepresentativeLevel,
     RepresentativeRegistered,
     RepresentativeRetired,
     RoutingPolicyPublished,
+    SpokespersonRegistered,
+    SpokespersonRetired,
+    StaffMemberRegistered,
+    StaffMemberRetired,
     StationKind,
     StationMoved,
     StationRegistered,
@@ -36,14 +47,18 @@ from contracts.registry import serialize
 from eventkit.db import Conn
 from services.routing.directory import (
     Community,
+    Department,
     Directory,
     DistrictConfig,
     ReceptionDay,
     Representative,
+    Spokesperson,
+    StaffMember,
     Station,
     Street,
     reception_index,
 )
+from services.routing.liaison_projection import apply_liaison
 
 DIRECTORY_CATEGORIES = ("district", "station", "representative")
 
@@ -255,6 +270,19 @@ async def _apply_directory(conn: Conn, event: Event) -> None:
                 event.starts_at,
                 event.ends_at,
             )
+        case (
+            ReceptionDayCancelled()
+            | ReceptionDayMoved()
+            | ReceptionRulesPublished()
+            | DepartmentRegistered()
+            | DepartmentRetired()
+            | StaffMemberRegistered()
+            | StaffMemberRetired()
+            | SpokespersonRegistered()
+            | SpokespersonRetired()
+            | ActivityRecorded()
+        ):
+            await apply_liaison(conn, event)
         case TaxonomyPublished():
             await _set_rules(conn, d, "taxonomy", event)
         case WorkCalendarPublished():
@@ -342,18 +370,24 @@ async def load_config(conn: Conn, district_id: str) -> tuple[int, DistrictConfig
             leading_cadre=r["leading_cadre"],
             stations=frozenset(members.get(r["representative_id"], ())),
             active=r["active"],
+            reception_rules=tuple(
+                ReceptionRule.model_validate(x) for x in _json(r["reception_rules"])
+            ),
         )
         for r in await conn.fetch(
             "SELECT * FROM routing.representatives WHERE district_id = $1", district_id
         )
     }
+    rows = await conn.fetch(
+        "SELECT representative_id, station_code, day, status FROM routing.reception_days "
+        "WHERE district_id = $1",
+        district_id,
+    )
+    known = frozenset((r["representative_id"], r["station_code"], r["day"]) for r in rows)
     days = [
         ReceptionDay(r["representative_id"], r["station_code"], r["day"])
-        for r in await conn.fetch(
-            "SELECT representative_id, station_code, day FROM routing.reception_days "
-            "WHERE district_id = $1",
-            district_id,
-        )
+        for r in rows
+        if r["status"] == "scheduled"
     ]
     directory = Directory(
         district_id=district_id,
@@ -364,6 +398,7 @@ async def load_config(conn: Conn, district_id: str) -> tuple[int, DistrictConfig
         stations=stations,
         representatives=representatives,
         reception_days=reception_index(days),
+        **await _liaison_directory(conn, district_id),
     )
     config = DistrictConfig(
         directory=directory,
@@ -371,7 +406,7 @@ async def load_config(conn: Conn, district_id: str) -> tuple[int, DistrictConfig
         taxonomy=_rules(TaxonomyPublished, row["taxonomy"]),
         calendar=_rules(WorkCalendarPublished, row["calendar"]),
         policy=_rules(RoutingPolicyPublished, row["policy"]),
-        scheduled=frozenset((d.representative_id, d.station_code, d.day) for d in days),
+        scheduled=known,
     )
     return int(row["config_version"]), config
 
@@ -381,6 +416,50 @@ async def _rows(conn: Conn, table: str, district_id: str) -> list[Any]:
     return list(
         await conn.fetch(f"SELECT * FROM routing.{table} WHERE district_id = $1", district_id)
     )
+
+
+async def _liaison_directory(conn: Conn, district_id: str) -> dict[str, Any]:
+    """The district's departments, staff members and spokespersons."""
+    departments = {
+        r["department_code"]: Department(
+            code=r["department_code"],
+            name_zh=r["name_zh"],
+            duty_staff=frozenset(r["duty_staff"]),
+            report_in=r["report_in"],
+            respond_in=r["respond_in"],
+            categories=tuple(r["categories"]),
+            active=r["active"],
+        )
+        for r in await _rows(conn, "departments", district_id)
+    }
+    staff = {
+        r["staff_id"]: StaffMember(
+            id=r["staff_id"],
+            role=r["role"],
+            name_zh=r["name_zh"],
+            street_code=r["street_code"],
+            communities=frozenset(r["communities"]),
+            department_code=r["department_code"],
+            active=r["active"],
+        )
+        for r in await _rows(conn, "staff_members", district_id)
+    }
+    spokespersons = {
+        r["spokesperson_id"]: Spokesperson(
+            id=r["spokesperson_id"],
+            station_code=r["station_code"],
+            name_zh=r["name_zh"],
+            community=r["community"],
+            appointed_on=r["appointed_on"],
+            active=r["active"],
+        )
+        for r in await _rows(conn, "spokespersons", district_id)
+    }
+    return {"departments": departments, "staff": staff, "spokespersons": spokespersons}
+
+
+def _json(data: Any) -> Any:
+    return json.loads(data) if isinstance(data, str) else data
 
 
 def _rules(model: type[R], data: Any) -> R | None:

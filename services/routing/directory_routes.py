@@ -17,7 +17,7 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, StringConstraints
 
-from eventkit.http import bearer_principal, read_body, require_roles
+from eventkit.http import read_body, require_roles
 from eventkit.identity import Principal
 from eventkit.refusals import NotFound
 from eventkit.settings import Settings
@@ -44,6 +44,7 @@ from services.routing.district_file import (
     TaxonomyEntry,
     parse_district_file,
 )
+from services.routing.staff_auth import known_staff
 from services.routing.staff_commands import ADMINS, READERS
 
 MAX_DISTRICT_FILE_BYTES = 1024 * 1024
@@ -84,7 +85,7 @@ async def current(routing: Routing, district_id: str) -> DistrictContext:
 def directory_router(settings: Settings) -> APIRouter:
     """The directory routes."""
     router = APIRouter(prefix="/api/v1", tags=["区目录 / directory"])
-    authenticated = bearer_principal(settings)
+    authenticated = known_staff(settings)
     Reader = Annotated[Principal, Depends(require_roles(authenticated, *sorted(READERS)))]
     Admin = Annotated[Principal, Depends(require_roles(authenticated, *sorted(ADMINS)))]
 

@@ -14,10 +14,11 @@ from datetime import date, time
 from pathlib import Path
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
 from contracts.base import DistrictId, Identifier, LatLong
 from contracts.directory import (
+    ActivityKind,
     CalendarYear,
     Duration,
     EscalationLevel,
@@ -25,6 +26,7 @@ from contracts.directory import (
     PriorityDeadlines,
     RepresentativeLevel,
     ScoreWeights,
+    StaffMemberRole,
     StationKind,
     TaxonomyCategory,
 )
@@ -125,6 +127,64 @@ class RepresentativeEntry(FileEntry):
     retired_reason: Annotated[str, StringConstraints(max_length=500)] | None = None
 
 
+class DepartmentEntry(FileEntry):
+    """A functional department the stations can summon (吹哨)."""
+
+    code: Identifier
+    name_zh: Name
+    duty_staff: list[Identifier] = Field(default_factory=list)
+    """Staff ids told of each whistle, who may act for the department."""
+    report_in: Duration = "1wd"
+    respond_in: Duration = "5wd"
+    categories: list[Identifier] = Field(default_factory=list)
+    retired: bool = False
+    retired_reason: Annotated[str, StringConstraints(max_length=500)] | None = None
+
+
+class StaffEntry(FileEntry):
+    """A community commissioner (社区专员), district office or department staff member."""
+
+    id: Identifier
+    role: StaffMemberRole
+    name_zh: Name | None = None
+    street: Identifier | None = None
+    communities: list[Name] = Field(default_factory=list)
+    department: Identifier | None = None
+    retired: bool = False
+    retired_reason: Annotated[str, StringConstraints(max_length=500)] | None = None
+
+
+class SpokespersonEntry(FileEntry):
+    """A citizen spokesperson (群众代言员) on a station's roster."""
+
+    id: Identifier
+    station: Identifier
+    name_zh: Name
+    community: Name | None = None
+    appointed_on: date | None = None
+    retired: bool = False
+    retired_reason: Annotated[str, StringConstraints(max_length=500)] | None = None
+
+
+class ActivityEntry(FileEntry):
+    """Representatives' work held at a station (the registers' entries)."""
+
+    id: Identifier
+    station: Identifier
+    kind: ActivityKind
+    title: Annotated[str, StringConstraints(min_length=1, max_length=200)]
+    held_on: date
+    starts_at: time | None = None
+    ends_at: time | None = None
+    representatives: list[Identifier] = Field(default_factory=list, max_length=200)
+    spokespersons: list[Identifier] = Field(default_factory=list, max_length=200)
+    residents_met: int = Field(default=0, ge=0)
+    opinions_taken: int = Field(default=0, ge=0)
+    reception_day: date | None = None
+    location: Annotated[str, StringConstraints(max_length=300)] | None = None
+    summary: Annotated[str, StringConstraints(max_length=2000)] | None = None
+
+
 class TaxonomyEntry(FileEntry):
     """The taxonomy, as in ``TaxonomyPublished`` without its version."""
 
@@ -141,6 +201,16 @@ class CalendarEntry(FileEntry):
     office_opens: time = time(9, 0)
     office_closes: time = time(18, 0)
     years: list[CalendarYear] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _office_hours(self) -> CalendarEntry:
+        if self.office_opens.tzinfo is not None or self.office_closes.tzinfo is not None:
+            raise ValueError(
+                "办公时间是当地时间，不带时区 / office hours are local, without an offset"
+            )
+        if self.office_closes <= self.office_opens:
+            raise ValueError("办公时间须先开始后结束 / office hours must close after they open")
+        return self
 
 
 class PolicyEntry(FileEntry):
@@ -167,6 +237,10 @@ class DirectoryChanges(FileEntry):
     streets: list[StreetEntry] = Field(default_factory=list)
     stations: list[StationEntry] = Field(default_factory=list)
     representatives: list[RepresentativeEntry] = Field(default_factory=list)
+    departments: list[DepartmentEntry] = Field(default_factory=list)
+    staff: list[StaffEntry] = Field(default_factory=list)
+    spokespersons: list[SpokespersonEntry] = Field(default_factory=list)
+    activities: list[ActivityEntry] = Field(default_factory=list)
     taxonomy: TaxonomyEntry | None = None
     calendar: CalendarEntry | None = None
     policy: PolicyEntry | None = None

@@ -23,7 +23,7 @@ final. A missed deadline is recorded (``CaseOverdue``) exactly once, by
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any, TypeVar
 
@@ -49,17 +49,23 @@ from eventkit.refusals import Conflict, Forbidden, InvalidInput
 from services.routing.assignment import Assignment
 from services.routing.case_commands import (
     Accept,
+    AnswerSuggestion,
     Classify,
     Close,
     Command,
     ConvertToSuggestion,
     Escalate,
+    HandOn,
     LinkCase,
     Merge,
     OpenCase,
+    RateDepartment,
+    RecordCallback,
     Reopen,
     Reply,
+    ReportIn,
     Resolve,
+    Respond,
     Transfer,
     TransferToDistrict,
     Withdraw,
@@ -67,13 +73,14 @@ from services.routing.case_commands import (
 from services.routing.case_state import (
     ALLOWED,
     COMMAND_LABELS,
-    OPEN,
     STATUS_LABELS,
+    SUPERVISED,
     CaseState,
     CaseStatus,
     allowed_commands,
     evolve,
 )
+from services.routing.followups import follow_up
 
 E = TypeVar("E", bound=CaseEvent)
 
@@ -81,6 +88,7 @@ SYSTEM = Actor(id="routing", role=ActorRole.SYSTEM)
 """The routing service acting on its own (opening, assigning, recording overdue)."""
 
 WITHDRAWN_NOTE = "居民撤回诉求 / withdrawn by the resident"
+ON_THE_SPOT_NOTE = "当场办结 / answered at the desk"
 
 
 # --------------------------------------------------------------------------- refusals
@@ -126,6 +134,21 @@ class NotYourCase(Forbidden):
         )
         self.case_id = case_id
         self.representative_id = representative_id
+
+
+class OwnResolution(Forbidden):
+    """The one who resolved a case may not also verify and close it (核实结项)."""
+
+    code = "own-resolution"
+
+    def __init__(self, case_id: str) -> None:
+        super().__init__(
+            "不能核实自己办结的案件",
+            "You may not verify a resolution you recorded yourself",
+            "核实结项须由办结人以外的工作人员进行",
+            "Someone other than the one who resolved the case must verify and close it",
+        )
+        self.case_id = case_id
 
 
 class InvalidCommand(InvalidInput):
@@ -197,6 +220,7 @@ def decide(state: CaseState | None, command: Command) -> list[CaseEvent]:
             ]
         case Escalate():
             _check_representative(state, command.actor)
+            registered = command.department_code is not None
             return [
                 make(
                     CaseEscalated,
@@ -204,8 +228,16 @@ def decide(state: CaseState | None, command: Command) -> list[CaseEvent]:
                     to_name=command.to_name,
                     due=command.due,
                     reason=command.reason,
+                    department_code=command.department_code,
+                    whistle_seq=len(state.whistles) + 1,
+                    report_due=command.report_due if registered else None,
                 )
             ]
+        case HandOn():
+            _check_representative(state, command.actor)
+            return follow_up(state, command, make)
+        case ReportIn() | Respond() | RateDepartment() | RecordCallback() | AnswerSuggestion():
+            return follow_up(state, command, make)
         case Resolve():
             _check_representative(state, command.actor)
             return [
@@ -217,6 +249,8 @@ def decide(state: CaseState | None, command: Command) -> list[CaseEvent]:
                 )
             ]
         case Close():
+            if state.status is CaseStatus.RESOLVED and state.resolved_by == command.actor.id:
+                raise OwnResolution(state.case_id)
             return [make(CaseClosed, note=command.note)]
         case Withdraw():
             # The resident's own words stay with intake: case events carry no free text
@@ -311,6 +345,7 @@ def _open(command: OpenCase) -> list[CaseEvent]:
     ids = (command.district_id, command.case_id, command)
     found = command.classification
     source = command.transferred_from
+    collected = command.collected_by
     events: list[CaseEvent] = [
         _make(
             CaseOpened,
@@ -336,6 +371,8 @@ def _open(command: OpenCase) -> list[CaseEvent]:
             channel=command.channel,
             community=command.community.name[:100] if command.community else None,
             street_code=(command.community.street_code or None) if command.community else None,
+            collected_by=collected.staff_id if collected else None,
+            collected_by_role=collected.role if collected else None,
         ),
         _assigned(*ids, command.assignment),
     ]
@@ -349,6 +386,22 @@ def _open(command: OpenCase) -> list[CaseEvent]:
                 reason=link.reason[:2000],
             )
         )
+    spot = command.on_the_spot
+    if spot is not None:
+        # 当场办结: answered as it was taken down, by whoever answered it.
+        answerer = Actor(id=spot.staff_id, role=ActorRole(spot.role))
+        at_desk = replace(command, actor=answerer)
+        events.append(
+            _make(
+                CaseResolved,
+                *ids[:2],
+                at_desk,
+                resolution_seq=1,
+                result=spot.answer,
+                on_the_spot=True,
+            )
+        )
+        events.append(_make(CaseClosed, *ids[:2], at_desk, note=ON_THE_SPOT_NOTE))
     return events
 
 
@@ -427,15 +480,17 @@ class OverdueRules:
 def overdue_events(state: CaseState, now: datetime, rules: OverdueRules) -> list[CaseOverdue]:
     """``CaseOverdue`` for every deadline passed by ``now`` and not yet recorded.
 
-    Each missed deadline tells the next rung of the ladder (the first miss the station
-    head, the next the street…) and gives it a deadline of its own, which can be missed
-    in turn. The event's moment is the deadline itself and its content depends only on
-    the case and the rules, so that two scanners, or a scanner and a late step, produce
-    the very same event (the store keeps one).
+    Each deadline climbs a ladder of its own: its miss tells the first rung (the station
+    head), which gets a supervision deadline; that one missed tells the next rung (the
+    street), and so on. A missed response deadline and a missed resolution deadline (or
+    a department's report-in) each start at the first rung. The event's moment is the
+    deadline itself and its content depends only on the case and the rules, so that two
+    scanners, or a scanner and a late step, produce the very same event (the store keeps
+    one).
     """
     events: list[CaseOverdue] = []
     current = state
-    while current.status in OPEN:
+    while current.status in SUPERVISED:
         passed = sorted(
             (d for d in current.deadlines if d.active and d.due <= now), key=lambda d: d.due
         )
@@ -445,10 +500,11 @@ def overdue_events(state: CaseState, now: datetime, rules: OverdueRules) -> list
         rung: Rung | None = None
         next_due: datetime | None = None
         if rules.ladder:
-            index = min(current.overdue_count, len(rules.ladder) - 1)
+            index = min(deadline.rung, len(rules.ladder) - 1)
             rung = rules.ladder[index]
             if index < len(rules.ladder) - 1:
                 next_due = rules.supervise(deadline.due)
+        whistle = current.whistle(deadline.whistle_seq) if deadline.whistle_seq else None
         event = CaseOverdue(
             district_id=current.district_id,
             case_id=current.case_id,
@@ -459,6 +515,10 @@ def overdue_events(state: CaseState, now: datetime, rules: OverdueRules) -> list
             escalated_to=rung.name[:100] if rung else None,
             escalation_level=rung.level if rung else None,
             next_due=next_due,
+            subject=deadline.subject,
+            ladder_of=deadline.ladder[:100] or None,
+            department_code=whistle.department_code if whistle else None,
+            whistle_seq=deadline.whistle_seq,
         )
         events.append(event)
         current = evolve(current, event)

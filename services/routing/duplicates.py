@@ -91,6 +91,11 @@ def near_identical(a: str, b: str, threshold: float) -> float | None:
     if not a or not b:
         return None
     matcher = SequenceMatcher(None, a[:_COMPARED_CHARS], b[:_COMPARED_CHARS], autojunk=False)
+    return _reaches(matcher, threshold)
+
+
+def _reaches(matcher: SequenceMatcher[str], threshold: float) -> float | None:
+    """The matcher's ratio if it reaches ``threshold``, checked with the cheap bounds first."""
     if matcher.real_quick_ratio() < threshold or matcher.quick_ratio() < threshold:
         return None
     ratio = matcher.ratio()
@@ -130,14 +135,19 @@ def find_related(
     """The open cases ``new`` duplicates or relates to, the closest matches first."""
     since = now - timedelta(days=policy.duplicate_window_days)
     found: list[tuple[int, float, datetime, Relation]] = []
+    matcher: SequenceMatcher[str] | None = None
     for other in candidates:
         if other.case_id == new.case_id or other.opened_at < since:
             continue
-        alike = (
-            near_identical(new.text, other.text, policy.duplicate_text_similarity)
-            if other.text_candidate
-            else None
-        )
+        alike = None
+        if other.text_candidate and new.text and other.text:
+            if matcher is None:
+                # The new text is indexed once (difflib indexes its second sequence) and
+                # each candidate compared with it.
+                matcher = SequenceMatcher(None, autojunk=False)
+                matcher.set_seq2(new.text[:_COMPARED_CHARS])
+            matcher.set_seq1(other.text[:_COMPARED_CHARS])
+            alike = _reaches(matcher, policy.duplicate_text_similarity)
         if alike is not None:
             reason = f"内容高度相似（{alike:.0%}） / near-identical text ({alike:.0%})"
             found.append((0, -alike, other.opened_at, Relation(other.case_id, "duplicate", reason)))

@@ -13,7 +13,8 @@ be stale, the question is asked again with the current one.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -24,17 +25,19 @@ from eventkit.clock import Clock
 from eventkit.db import Conn
 from eventkit.logging import get_logger
 from services.routing.assignment import (
+    Assignment,
     Matter,
     Place,
     StationChoice,
     assign,
     choose_station,
     community_of,
+    responsible_for,
 )
 from services.routing.case_commands import OpenCase
 from services.routing.case_projection import OpinionFacts
 from services.routing.case_state import CaseState, Link
-from services.routing.case_store import CaseStore
+from services.routing.case_store import CaseStore, NewCase
 from services.routing.classification import Classification
 from services.routing.district_context import DistrictContext, DistrictContexts
 from services.routing.domain import SYSTEM, decide
@@ -58,58 +61,138 @@ class CaseOpening:
         self, opinion: OpinionSubmitted, envelope: Envelope, conn: Conn
     ) -> CaseState | None:
         """Turn an opinion into a classified, assigned case (None if it already is one)."""
-        district_id = opinion.district_id
-        case_id = case_id_for(district_id, opinion.opinion_id)
+        opened = await self.open_cases([(opinion, envelope)], conn)
+        return opened[0]
+
+    async def open_cases(
+        self, opinions: Sequence[tuple[OpinionSubmitted, Envelope]], conn: Conn
+    ) -> list[CaseState | None]:
+        """Open the cases of several opinions in ``conn``, in their order: what the
+        database must tell comes in one round trip per district, the streams are
+        appended in one, the rows written in one. Each case is decided as if the ones
+        before it in the list were already open (their workloads and duplicates count).
+        One entry per opinion: its case, or None if it already had one."""
         now = self._clock()
-        # Everything the database must tell about a new case comes in one round trip,
-        # asked with the cached directory; if that turns out to be stale, ask again.
+        by_district: dict[str, list[int]] = {}
+        for index, (opinion, _) in enumerate(opinions):
+            by_district.setdefault(opinion.district_id, []).append(index)
+        results: list[CaseState | None] = [None] * len(opinions)
+        for district_id, indexes in by_district.items():
+            batch = [opinions[i] for i in indexes]
+            for index, state in zip(
+                indexes, await self._open_in(district_id, batch, conn, now), strict=True
+            ):
+                results[index] = state
+        return results
+
+    async def _open_in(
+        self,
+        district_id: str,
+        opinions: Sequence[tuple[OpinionSubmitted, Envelope]],
+        conn: Conn,
+        now: datetime,
+    ) -> list[CaseState | None]:
+        case_ids = [case_id_for(district_id, o.opinion_id) for o, _ in opinions]
+        # Everything the database must tell comes in one round trip, asked with the
+        # cached directory; if that turns out to be stale, ask again.
         ctx = self._districts.cached(district_id)
         while True:
-            opening = _Opening.plan(ctx, opinion, case_id, now) if ctx is not None else None
+            plans = (
+                [
+                    _Opening.plan(ctx, o, c, now)
+                    for (o, _), c in zip(opinions, case_ids, strict=True)
+                ]
+                if ctx is not None
+                else []
+            )
             row = await conn.fetchrow(
-                _OPENING_QUERY, district_id, case_id, *_opening_args(ctx, opening)
+                _OPENING_QUERY, district_id, case_ids, *_opening_args(ctx, plans)
             )
             assert row is not None
-            if row["opened"]:
-                log.info("the opinion already has its case", case_id=case_id)
-                return None
-            if ctx is not None and opening is not None and ctx.version == row["v"]:
+            if ctx is not None and ctx.version == row["v"]:
                 break
             ctx = await self._districts.at(conn, district_id, row["v"])
             if ctx is None:
                 raise UnknownDistrict(district_id)
-        assert ctx is not None
-        assert opening is not None
+        already = set(row["opened"] or ())
+        loads: dict[str, int] = dict(row["loads"] or {})
+        found: dict[int, list[CaseFacts]] = {}
+        for c in row["candidates"] or []:
+            found.setdefault(c[0], []).append(
+                CaseFacts(
+                    c[1],
+                    c[2],
+                    c[3],
+                    (c[4], c[5]) if c[4] is not None and c[5] is not None else None,
+                    c[6] or "",
+                    datetime.fromtimestamp(c[7], UTC),
+                    text_candidate=c[8],
+                )
+            )
+        new: list[NewCase] = []
+        made: list[_Made] = []
+        earlier = _Earlier()
+        for index, ((opinion, envelope), plan) in enumerate(zip(opinions, plans, strict=True)):
+            if plan.facts_for_duplicates.case_id in already:
+                log.info("the opinion already has its case", case_id=case_ids[index])
+                continue
+            mine = bands(plan.fingerprint)
+            candidates = [
+                *found.get(index + 1, ()),
+                *earlier.candidates(plan.facts_for_duplicates, mine),
+            ]
+            case, assignment = self._decide(ctx, opinion, envelope, plan, loads, candidates, now)
+            new.append(case)
+            made.append(_Made(index, plan.classification, assignment))
+            earlier.add(plan.facts_for_duplicates, mine)
+            if assignment.representative_id is not None:
+                loads[assignment.representative_id] = loads.get(assignment.representative_id, 0) + 1
+        states = await self._cases.open_many(conn, new)
+        results: list[CaseState | None] = [None] * len(opinions)
+        for state, m in zip(states, made, strict=True):
+            results[m.index] = state
+            c, a = m.classification, m.assignment
+            CASES_OPENED.labels(district_id, a.queue, c.priority.value).inc()
+            log.info(
+                "case opened",
+                case_id=state.case_id,
+                category=c.category_code,
+                priority=c.priority.value,
+                queue=a.queue,
+                station=a.station_code,
+                representative=a.representative_id,
+            )
+        return results
+
+    def _decide(
+        self,
+        ctx: DistrictContext,
+        opinion: OpinionSubmitted,
+        envelope: Envelope,
+        plan: _Opening,
+        loads: dict[str, int],
+        candidates: list[CaseFacts],
+        now: datetime,
+    ) -> tuple[NewCase, Assignment]:
+        """The new case's events: assigned, linked, with its deadlines."""
         assignment = assign(
             ctx.directory,
-            opening.choice,
-            opening.matter,
-            classified=opening.classified,
-            open_cases=row["loads"] or {},
+            plan.choice,
+            plan.matter,
+            classified=plan.classified,
+            open_cases=loads,
             policy=ctx.policy,
         )
-        candidates = [
-            CaseFacts(
-                c[0],
-                c[1],
-                c[2],
-                (c[3], c[4]) if c[3] is not None and c[4] is not None else None,
-                c[5],
-                datetime.fromtimestamp(c[6], UTC),
-                text_candidate=c[7],
-            )
-            for c in row["candidates"] or []
-        ]
-        related = find_related(opening.facts_for_duplicates, candidates, ctx.policy, now)
-        classification = opening.classification
+        related = find_related(plan.facts_for_duplicates, candidates, ctx.policy, now)
+        classification = plan.classification
         response, resolution = ctx.deadlines(
             classification.category_code, classification.priority, opinion.occurred_at
         )
         command = OpenCase(
             actor=SYSTEM,
             now=now,
-            case_id=case_id,
-            district_id=district_id,
+            case_id=plan.facts_for_duplicates.case_id,
+            district_id=opinion.district_id,
             opinion_id=opinion.opinion_id,
             classification=classification,
             response_due=response,
@@ -118,33 +201,63 @@ class CaseOpening:
             related=tuple(Link(r.case_id, r.relation, r.reason) for r in related),
             taxonomy_version=ctx.taxonomy.version if ctx.taxonomy else None,
             channel=opinion.channel,
-            community=opening.matter.community,
+            community=plan.matter.community,
+            collected_by=opinion.on_behalf_of,
+            on_the_spot=opinion.on_the_spot,
         )
         events = decide(None, command)
         metadata = Metadata(
             correlation_id=envelope.metadata.correlation_id or str(envelope.event_id),
             causation_id=str(envelope.event_id),
         )
-        state = await self._cases.save(
-            conn,
-            None,
+        case = NewCase(
             events,
             event_ids(events, f"{envelope.event_id}"),
             metadata,
-            opening.facts,
-            opening.fingerprint,
+            plan.facts,
+            plan.fingerprint,
         )
-        CASES_OPENED.labels(district_id, assignment.queue, classification.priority.value).inc()
-        log.info(
-            "case opened",
-            case_id=case_id,
-            category=classification.category_code,
-            priority=classification.priority.value,
-            queue=assignment.queue,
-            station=assignment.station_code,
-            representative=assignment.representative_id,
+        return case, assignment
+
+
+class _Earlier:
+    """The cases opened before in the same batch, found as the opening query finds open
+    cases in the table: by a shared SimHash band (their texts compared) or by the same
+    category (their places compared)."""
+
+    def __init__(self) -> None:
+        self._by_band: dict[tuple[int, int], list[int]] = {}
+        self._by_category: dict[str, list[int]] = {}
+        self._facts: list[tuple[CaseFacts, CaseFacts]] = []
+        """Each case twice: as a text candidate and as a place candidate only."""
+
+    def add(self, facts: CaseFacts, its_bands: tuple[int, ...]) -> None:
+        """Count ``facts`` among the cases opened before the next ones."""
+        index = len(self._facts)
+        self._facts.append(
+            (replace(facts, text_candidate=True), replace(facts, text_candidate=False))
         )
-        return state
+        for band in enumerate(its_bands):
+            self._by_band.setdefault(band, []).append(index)
+        if facts.category_code is not None:
+            self._by_category.setdefault(facts.category_code, []).append(index)
+
+    def candidates(self, new: CaseFacts, its_bands: tuple[int, ...]) -> list[CaseFacts]:
+        """The earlier cases ``new`` may duplicate or relate to."""
+        texts = {i for band in enumerate(its_bands) for i in self._by_band.get(band, ())}
+        places = self._by_category.get(new.category_code, []) if new.category_code else []
+        return [self._facts[i][0] for i in sorted(texts)] + [
+            self._facts[i][1] for i in places if i not in texts
+        ]
+
+
+@dataclass(frozen=True, slots=True)
+class _Made:
+    """A case opened in a batch: where its opinion was, and what was decided."""
+
+    index: int
+    classification: Classification
+    assignment: Assignment
 
 
 @dataclass(frozen=True)
@@ -187,6 +300,9 @@ class _Opening:
                 expertise=ctx.expertise(classification.category_code),
                 priority=classification.priority,
                 today=ctx.today(now),
+                responsible=responsible_for(
+                    ctx.directory, opinion.channel, opinion.on_behalf_of, opinion.on_the_spot
+                ),
             ),
             facts=facts,
             text=text,
@@ -206,57 +322,88 @@ class _Opening:
 
 
 _OPENING_QUERY = """
-WITH recent AS NOT MATERIALIZED (
-    SELECT * FROM routing.cases
-     WHERE $4 AND district_id = $1 AND is_open AND opened_at >= to_timestamp($13)
-       AND case_id <> $20
-), by_text AS (
-    (SELECT * FROM recent WHERE band0 = $5 ORDER BY opened_at DESC LIMIT 10)
-    UNION (SELECT * FROM recent WHERE band1 = $6 ORDER BY opened_at DESC LIMIT 10)
-    UNION (SELECT * FROM recent WHERE band2 = $7 ORDER BY opened_at DESC LIMIT 10)
-    UNION (SELECT * FROM recent WHERE band3 = $8 ORDER BY opened_at DESC LIMIT 10)
-    UNION (SELECT * FROM recent WHERE band4 = $9 ORDER BY opened_at DESC LIMIT 10)
-    UNION (SELECT * FROM recent WHERE band5 = $10 ORDER BY opened_at DESC LIMIT 10)
-    UNION (SELECT * FROM recent WHERE band6 = $11 ORDER BY opened_at DESC LIMIT 10)
-    UNION (SELECT * FROM recent WHERE band7 = $12 ORDER BY opened_at DESC LIMIT 10)
-), by_place AS (
-    (SELECT * FROM recent WHERE category_code = $14 AND community = $15
-      ORDER BY opened_at DESC LIMIT 10)
-    UNION (SELECT * FROM recent WHERE category_code = $14
-             AND lat BETWEEN $16 AND $17 AND long BETWEEN $18 AND $19
-           ORDER BY opened_at DESC LIMIT 10)
+WITH q AS (
+    SELECT * FROM unnest($4::text[], $5::double precision[], $6::text[], $7::text[],
+                         $8::double precision[], $9::double precision[],
+                         $10::double precision[], $11::double precision[],
+                         $12::bigint[], $13::bigint[], $14::bigint[], $15::bigint[],
+                         $16::bigint[], $17::bigint[], $18::bigint[], $19::bigint[],
+                         $20::bigint[])
+           WITH ORDINALITY AS q(case_id, since, category_code, community,
+                                lat_lo, lat_hi, long_lo, long_hi,
+                                b0, b1, b2, b3, b4, b5, b6, b7, fingerprint, n)
 ), found AS (
-    SELECT case_id, category_code, community, lat, long, text_norm, opened_at,
-           bool_or(by_text) AS shares_band
-      FROM (SELECT *, true AS by_text FROM by_text
-            UNION ALL SELECT *, false FROM by_place) c
-     GROUP BY case_id, category_code, community, lat, long, text_norm, opened_at
+    SELECT q.n, f.* FROM q CROSS JOIN LATERAL (
+        WITH recent AS NOT MATERIALIZED (
+            SELECT * FROM routing.cases
+             WHERE district_id = $1 AND is_open AND opened_at >= to_timestamp(q.since)
+               AND case_id <> q.case_id
+        ), by_text AS (
+            (SELECT * FROM recent WHERE band0 = q.b0 ORDER BY opened_at DESC LIMIT 10)
+            UNION (SELECT * FROM recent WHERE band1 = q.b1 ORDER BY opened_at DESC LIMIT 10)
+            UNION (SELECT * FROM recent WHERE band2 = q.b2 ORDER BY opened_at DESC LIMIT 10)
+            UNION (SELECT * FROM recent WHERE band3 = q.b3 ORDER BY opened_at DESC LIMIT 10)
+            UNION (SELECT * FROM recent WHERE band4 = q.b4 ORDER BY opened_at DESC LIMIT 10)
+            UNION (SELECT * FROM recent WHERE band5 = q.b5 ORDER BY opened_at DESC LIMIT 10)
+            UNION (SELECT * FROM recent WHERE band6 = q.b6 ORDER BY opened_at DESC LIMIT 10)
+            UNION (SELECT * FROM recent WHERE band7 = q.b7 ORDER BY opened_at DESC LIMIT 10)
+        ), nearest AS (
+            SELECT * FROM by_text
+             ORDER BY bit_count((simhash # q.fingerprint)::bit(64)), opened_at DESC
+             LIMIT 12
+        ), by_place AS (
+            (SELECT * FROM recent WHERE category_code = q.category_code
+               AND community = q.community ORDER BY opened_at DESC LIMIT 10)
+            UNION (SELECT * FROM recent WHERE category_code = q.category_code
+                     AND lat BETWEEN q.lat_lo AND q.lat_hi
+                     AND long BETWEEN q.long_lo AND q.long_hi
+                   ORDER BY opened_at DESC LIMIT 10)
+        )
+        SELECT case_id, category_code, community, lat, long,
+               CASE WHEN bool_or(by_text) THEN text_norm END AS text_norm, opened_at,
+               bool_or(by_text) AS shares_band
+          FROM (SELECT *, true AS by_text FROM nearest
+                UNION ALL SELECT *, false FROM by_place) c
+         GROUP BY case_id, category_code, community, lat, long, text_norm, opened_at
+    ) f
 )
 SELECT (SELECT config_version FROM routing.districts WHERE district_id = $1) AS v,
-       EXISTS (SELECT 1 FROM routing.cases WHERE case_id = $2) AS opened,
+       (SELECT array_agg(case_id) FROM routing.cases WHERE case_id = ANY($2::text[]))
+           AS opened,
        (SELECT jsonb_object_agg(representative_id, open_cases) FROM routing.representatives
          WHERE district_id = $1 AND representative_id = ANY($3::text[])) AS loads,
-       (SELECT jsonb_agg(jsonb_build_array(case_id, category_code, community, lat, long,
+       (SELECT jsonb_agg(jsonb_build_array(n, case_id, category_code, community, lat, long,
                          text_norm, extract(epoch FROM opened_at), shares_band))
           FROM found) AS candidates
 """
-"""For a new case: the directory version, whether the case exists, the candidates'
-workloads, and the open cases it may duplicate or relate to (see duplicates.py)."""
+"""For new cases of one district: the directory version, which cases exist already, the
+candidates' workloads, and for each case (numbered from 1) the open cases it may
+duplicate or relate to (see duplicates.py): of those sharing a SimHash band, the twelve
+whose hashes are nearest (their texts are compared), and those of the same category in
+the same community or nearby (their places are compared). Without a context (``$4`` empty) only the
+version is of use."""
 
 
-def _opening_args(ctx: DistrictContext | None, opening: _Opening | None) -> list[Any]:
-    if ctx is None or opening is None:
-        return [[], False, *([0] * BANDS), 0.0, None, None, None, None, None, None, ""]
-    policy = ctx.policy
-    new = opening.facts_for_duplicates
-    box = bounding_box(new.point, policy.duplicate_radius_m) if new.point else None
-    return [
-        list(opening.candidates),
-        True,
-        *bands(opening.fingerprint),
-        new.opened_at.timestamp() - policy.duplicate_window_days * 86400,
-        new.category_code,
-        new.community,
-        *(box if box else (None, None, None, None)),
-        new.case_id,
-    ]
+def _opening_args(ctx: DistrictContext | None, plans: Sequence[_Opening]) -> list[Any]:
+    """The query's parameters after the district and the case ids: the candidates whose
+    workloads are wanted, then one array per column of the cases' duplicate search."""
+    columns: list[list[Any]] = [[] for _ in range(9 + BANDS)]
+    representatives: set[str] = set()
+    if ctx is not None:
+        policy = ctx.policy
+        for plan in plans:
+            new = plan.facts_for_duplicates
+            box = bounding_box(new.point, policy.duplicate_radius_m) if new.point else None
+            values = [
+                new.case_id,
+                new.opened_at.timestamp() - policy.duplicate_window_days * 86400,
+                new.category_code,
+                new.community,
+                *(box if box else (None, None, None, None)),
+                *bands(plan.fingerprint),
+                plan.fingerprint,
+            ]
+            for column, value in zip(columns, values, strict=True):
+                column.append(value)
+            representatives.update(plan.candidates)
+    return [sorted(representatives), *columns]

@@ -12,6 +12,11 @@ from services.routing.case_state import CaseState, evolve
 from services.routing.directory_projection import DIRECTORY_CATEGORIES, project_directory
 
 _TABLES = (
+    "whistles",
+    "activities",
+    "spokespersons",
+    "staff_members",
+    "departments",
     "case_links",
     "cases",
     "reception_days",

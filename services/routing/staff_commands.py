@@ -9,18 +9,15 @@ the HTTP routes (``POST /api/v1/cases/{case_id}/{name}``, one per row, see
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
-from typing import Annotated, Any, Generic, Literal, TypeVar
+from typing import Annotated, Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, HttpUrl, StringConstraints
+from pydantic import AwareDatetime, Field, HttpUrl, StringConstraints
 
 from contracts.base import Identifier
 from contracts.cases import CaseEvent, Priority
 from contracts.directory import Duration
 from contracts.envelope import Metadata
 from contracts.intake import Channel
-from eventkit.identity import Role
 from services.routing.assignment import Place, StationChoice, choose_station, community_of
 from services.routing.case_commands import (
     Accept,
@@ -41,62 +38,18 @@ from services.routing.case_projection import opinion_facts
 from services.routing.case_state import CaseState, CaseStatus
 from services.routing.casework import Planned, Step
 from services.routing.classification import Classification, higher
+from services.routing.command_rows import ADMINS as ADMINS
+from services.routing.command_rows import CASEWORKERS, COORDINATORS, CommandBody, Text, row
+from services.routing.command_rows import READERS as READERS
+from services.routing.command_rows import NoBody as NoBody
+from services.routing.command_rows import StaffCommand as StaffCommand
 from services.routing.directory import Representative
 from services.routing.district_context import DistrictContext
 from services.routing.domain import decide
 from services.routing.errors import CaseNotFound, DirectoryNotFound, RoutingError, UnknownDistrict
 from services.routing.ids import event_ids, transferred_case_id
+from services.routing.liaison_commands import LIAISON_COMMANDS, WHISTLERS
 from services.routing.placement import assign_at, community_of_case
-
-B = TypeVar("B", bound=BaseModel)
-
-READERS = frozenset(
-    {
-        Role.LIAISON,
-        Role.REPRESENTATIVE,
-        Role.STREET_SUPERVISOR,
-        Role.DISTRICT_ADMIN,
-        Role.AUDITOR,
-        Role.HOTLINE,
-    }
-)
-"""May read the district's cases and directory."""
-CASEWORKERS = frozenset(
-    {Role.LIAISON, Role.REPRESENTATIVE, Role.STREET_SUPERVISOR, Role.DISTRICT_ADMIN}
-)
-"""May work a case (a representative only the cases assigned to them)."""
-COORDINATORS = frozenset({Role.LIAISON, Role.STREET_SUPERVISOR, Role.DISTRICT_ADMIN})
-"""May route, verify and reopen cases."""
-ADMINS = frozenset({Role.DISTRICT_ADMIN})
-"""May change the directory."""
-
-Text = Annotated[str, StringConstraints(min_length=1, max_length=2000, strip_whitespace=True)]
-
-
-@dataclass(frozen=True)
-class StaffCommand(Generic[B]):
-    """One row of the table (see the module's note)."""
-
-    name: str
-    """The command's name: the last segment of its URL and its key in ``ALLOWED``."""
-    summary: str
-    """What it is called, in Chinese and English (the OpenAPI summary)."""
-    body: type[B]
-    roles: frozenset[Role]
-    build: Callable[[Step, B], Awaitable[Planned]]
-
-
-# --------------------------------------------------------------------------- bodies
-
-
-class CommandBody(BaseModel):
-    """A staff command's request body: unknown fields are refused."""
-
-    model_config = ConfigDict(extra="forbid")
-
-
-class NoBody(CommandBody):
-    """For a command that needs nothing but the case (no body is read)."""
 
 
 class ReplyBody(CommandBody):
@@ -127,11 +80,17 @@ class TransferBody(CommandBody):
 
 class EscalateBody(CommandBody):
     to_level: Literal["department", "station_head", "street", "district"]
-    to_name: Annotated[str, StringConstraints(min_length=1, max_length=100)]
+    to_name: Annotated[str, StringConstraints(min_length=1, max_length=100)] | None = None
+    """Who is summoned, in words; a registered department's name when omitted."""
     reason: Text
+    department_code: Identifier | None = None
+    """A registered department (``GET /api/v1/directory/departments``): it gets its own
+    deadlines to report in and to feed back. A department named in ``to_name`` only is
+    looked up by its name."""
     due: AwareDatetime | None = None
     due_in: Duration | None = None
-    """An allowance such as ``3wd``; the policy's default when neither is given."""
+    """An allowance such as ``3wd``; the department's ``respond_in`` or the policy's
+    default when neither is given."""
 
 
 class ConvertBody(CommandBody):
@@ -195,15 +154,37 @@ async def _reopen(step: Step, body: ReopenBody) -> Planned:
 
 
 async def _escalate(step: Step, body: EscalateBody) -> Planned:
-    due = body.due or step.ctx.after(step.now, body.due_in or step.ctx.policy.escalation_default)
+    """吹哨: a registered department gets deadlines to report in and to feed back."""
+    ctx = step.ctx
+    department = None
+    if body.to_level == "department":
+        if body.department_code is not None:
+            department = ctx.directory.active_department(body.department_code)
+            if department is None:
+                raise DirectoryNotFound(
+                    f"部门 {body.department_code} 未登记或已撤销",
+                    f"no active department {body.department_code}",
+                )
+        elif body.to_name is not None:
+            department = ctx.directory.department_named(body.to_name)
+    elif body.department_code is not None:
+        raise RoutingError("只有向部门吹哨才能指定部门", "only a whistle to a department names one")
+    to_name = body.to_name or (department.name_zh if department else None)
+    if to_name is None:
+        raise RoutingError("请写明被召集的单位", "name whom the whistle summons")
+    allowance = body.due_in or (
+        department.respond_in if department else ctx.policy.escalation_default
+    )
     return Planned(
         Escalate(
             actor=step.actor,
             now=step.now,
             to_level=body.to_level,
-            to_name=body.to_name,
-            due=due,
+            to_name=to_name,
+            due=body.due or ctx.after(step.now, allowance),
             reason=body.reason,
+            department_code=department.code if department else None,
+            report_due=ctx.after(step.now, department.report_in) if department else None,
         )
     )
 
@@ -430,30 +411,19 @@ async def _link(step: Step, body: LinkBody) -> Planned:
 # --------------------------------------------------------------------------- the table
 
 
-def _row(
-    name: str,
-    summary: str,
-    body: type[B],
-    roles: frozenset[Role],
-    build: Callable[[Step, B], Awaitable[Planned]],
-) -> StaffCommand[Any]:
-    return StaffCommand(name, summary, body, roles, build)
-
-
 STAFF_COMMANDS: tuple[StaffCommand[Any], ...] = (
-    _row("accept", "报到 / accept", NoBody, CASEWORKERS, _accept),
-    _row("reply", "答复居民 / reply to the resident", ReplyBody, CASEWORKERS, _reply),
-    _row("resolve", "办结 / resolve", ResolveBody, CASEWORKERS, _resolve),
-    _row("escalate", "吹哨 / escalate", EscalateBody, CASEWORKERS, _escalate),
-    _row("convert", "转代表建议 / convert to a suggestion", ConvertBody, CASEWORKERS, _convert),
-    _row("transfer", "转办 / transfer", TransferBody, COORDINATORS, _transfer),
-    _row(
-        "classify", "分类定级 / classify, set the priority", ClassifyBody, COORDINATORS, _classify
-    ),
-    _row("close", "核实结项 / close after verification", CloseBody, COORDINATORS, _close),
-    _row("reopen", "重新办理 / reopen", ReopenBody, COORDINATORS, _reopen),
-    _row("merge", "并案 / merge into another case", MergeBody, COORDINATORS, _merge),
-    _row("link", "关联 / link to another case", LinkBody, COORDINATORS, _link),
+    row("accept", "报到 / accept", NoBody, CASEWORKERS, _accept),
+    row("reply", "答复居民 / reply to the resident", ReplyBody, CASEWORKERS, _reply),
+    row("resolve", "办结 / resolve", ResolveBody, CASEWORKERS, _resolve),
+    row("escalate", "吹哨 / escalate", EscalateBody, WHISTLERS, _escalate),
+    row("convert", "转代表建议 / convert to a suggestion", ConvertBody, CASEWORKERS, _convert),
+    row("transfer", "转办 / transfer", TransferBody, COORDINATORS, _transfer),
+    row("classify", "分类定级 / classify, set the priority", ClassifyBody, COORDINATORS, _classify),
+    row("close", "核实结项 / close after verification", CloseBody, COORDINATORS, _close),
+    row("reopen", "重新办理 / reopen", ReopenBody, COORDINATORS, _reopen),
+    row("merge", "并案 / merge into another case", MergeBody, COORDINATORS, _merge),
+    row("link", "关联 / link to another case", LinkBody, COORDINATORS, _link),
+    *LIAISON_COMMANDS,
 )
 """Every staff command on a case, in the order the API documents them."""
 

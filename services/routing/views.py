@@ -16,6 +16,7 @@ from eventkit.db import Conn
 from eventkit.store import EventStore
 from services.routing.api_models import (
     AllowedAction,
+    CallbackView,
     CaseDetail,
     CaseSummary,
     CaseView,
@@ -32,14 +33,17 @@ from services.routing.api_models import (
     RepresentativeView,
     StationView,
     StreetView,
+    SuggestionAnswerView,
     TransferredFrom,
     TransferredTo,
+    WhistleView,
 )
 from services.routing.case_state import (
     COMMAND_LABELS,
     STATUS_LABELS,
     CaseState,
     CaseStatus,
+    Whistle,
     allowed_commands,
 )
 from services.routing.case_store import stream_of
@@ -67,6 +71,11 @@ EVENT_LABELS: dict[str, str] = {
     "CaseLinked": "关联案件",
     "CaseMerged": "并案",
     "CaseConvertedToSuggestion": "转代表建议",
+    "DepartmentReportedIn": "部门报到",
+    "DepartmentResponded": "部门处理反馈",
+    "DepartmentRated": "一哨一评价",
+    "CallbackRecorded": "回访",
+    "SuggestionAnswered": "代表建议答复",
 }
 
 _ORDER = (
@@ -128,6 +137,8 @@ async def list_cases(
     overdue: bool | None = None,
     unplaced_or_overdue: bool = False,
     escalated_or_overdue: bool = False,
+    channel: str | None = None,
+    text: str | None = None,
     limit: int = 50,
     offset: int = 0,
 ) -> list[CaseSummary]:
@@ -159,6 +170,12 @@ async def list_cases(
         where.append("(station_code IS NULL OR overdue)")
     if escalated_or_overdue:
         where.append("(status = 'escalated' OR overdue)")
+    if channel is not None:
+        add("channel = ?", channel)
+    if text is not None:
+        # The words anywhere in the resident's text (or the case's id).
+        escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        add("(text ILIKE ? OR case_id ILIKE ?)", f"%{escaped}%")
     params += [limit, offset]
     rows = await conn.fetch(
         f"SELECT {_LIST_COLUMNS} FROM routing.cases WHERE {' AND '.join(where)} "
@@ -217,7 +234,49 @@ def _state_fields(state: CaseState) -> dict[str, Any]:
             AllowedAction(command=name, label=COMMAND_LABELS[name])
             for name in allowed_commands(state.status)
         ],
+        "whistles": [whistle_view(w) for w in state.whistles],
+        "callback": (
+            CallbackView(
+                resolution_seq=state.callback.resolution_seq,
+                satisfaction=state.callback.satisfaction,
+                resolved=state.callback.resolved,
+                at=state.callback.at.isoformat(),
+                by=state.callback.by,
+            )
+            if state.callback
+            else None
+        ),
+        "suggestion_answer": (
+            SuggestionAnswerView(
+                answer=state.suggestion_answer[0],
+                answered_by=state.suggestion_answer[1],
+                at=state.suggestion_answer[2].isoformat(),
+            )
+            if state.suggestion_answer
+            else None
+        ),
     }
+
+
+def whistle_view(w: Whistle) -> WhistleView:
+    """A whistle and what the summoned body did."""
+    return WhistleView(
+        seq=w.seq,
+        to_level=w.to_level,
+        to_name=w.to_name,
+        department_code=w.department_code,
+        whistled_at=w.whistled_at.isoformat(),
+        whistled_by=w.whistled_by,
+        report_due=_iso(w.report_due),
+        due=_iso(w.due),
+        reported_at=_iso(w.reported_at),
+        reported_by=w.reported_by,
+        responded_at=_iso(w.responded_at),
+        responded_by=w.responded_by,
+        action=w.action,
+        rating=w.rating,
+        rated_at=_iso(w.rated_at),
+    )
 
 
 async def history(store: EventStore, conn: Conn, case_id: str) -> list[HistoryEntry]:

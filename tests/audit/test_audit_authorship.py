@@ -20,8 +20,8 @@ from services.routing.settings import RoutingSettings
 from tests.helpers import envelope
 
 OWNED: dict[str, set[str]] = {
-    "minqing_intake": {"opinion"},
-    "minqing_routing": {"case", "district", "station", "representative"},
+    "minqing_intake": {"opinion", "qrscans"},
+    "minqing_routing": {"case", "district", "station", "representative", "staff"},
     "minqing_notification": {"notification"},
     "minqing_audit": {"audit"},
     "minqing_reporting": set(),

@@ -14,10 +14,13 @@ from pydantic import ValidationError
 
 from contracts import (
     REGISTRY,
+    ActivityKind,
+    ActivityRecorded,
     Actor,
     ActorRole,
     AuditSealed,
     CalendarYear,
+    CallbackRecorded,
     CaseAccepted,
     CaseAssigned,
     CaseClassified,
@@ -36,11 +39,17 @@ from contracts import (
     ClassifierTrained,
     CommunityRegistered,
     DeadlinePair,
+    DepartmentRated,
+    DepartmentRegistered,
+    DepartmentReportedIn,
+    DepartmentResponded,
+    DepartmentRetired,
     DistrictRegistered,
     Event,
     FeedbackSubmitted,
     LatLong,
     Location,
+    Monthly,
     NotificationFailed,
     NotificationSent,
     OnBehalfOf,
@@ -50,7 +59,12 @@ from contracts import (
     PersonalDataOpened,
     Priority,
     PriorityDeadlines,
+    QrScansRecorded,
+    ReceptionDayCancelled,
+    ReceptionDayMoved,
     ReceptionDayScheduled,
+    ReceptionRule,
+    ReceptionRulesPublished,
     RepresentativeJoinedStation,
     RepresentativeLeftStation,
     RepresentativeLevel,
@@ -60,6 +74,11 @@ from contracts import (
     ScoredCandidate,
     ScoreWeights,
     SealedStream,
+    SpokespersonRegistered,
+    SpokespersonRetired,
+    StaffMemberRegistered,
+    StaffMemberRetired,
+    StaffMemberRole,
     StationKind,
     StationMoved,
     StationRegistered,
@@ -67,6 +86,7 @@ from contracts import (
     StorePosition,
     StreetRegistered,
     SubmitterRef,
+    SuggestionAnswered,
     TaxonomyCategory,
     TaxonomyPublished,
     UnknownEventType,
@@ -74,6 +94,13 @@ from contracts import (
     serialize,
 )
 from contracts.envelope import Envelope, Metadata
+from contracts.staff import (
+    ResidentContactOpened,
+    StaffInvited,
+    StaffLocked,
+    StaffPasswordSet,
+    StaffRetired,
+)
 from eventkit.cloudevents import ce_type
 
 BEIJING = timezone(timedelta(hours=8))
@@ -518,6 +545,220 @@ def personal_data_opened() -> PersonalDataOpened:
     )
 
 
+ADMIN_ACTOR = Actor(id="admin_demo", role=ActorRole.DISTRICT_ADMIN)
+
+
+def staff_invited() -> StaffInvited:
+    return StaffInvited(
+        **_common(ADMIN_ACTOR),
+        person_id="lo_dh_01",
+        role="liaison",
+        expires_at=datetime(2025, 3, 17, 9, 30, tzinfo=UTC),
+    )
+
+
+def staff_password_set() -> StaffPasswordSet:
+    return StaffPasswordSet(**_common(), person_id="lo_dh_01", role="liaison")
+
+
+def staff_locked() -> StaffLocked:
+    return StaffLocked(
+        **_common(),
+        person_id="lo_dh_01",
+        failures=5,
+        until=datetime(2025, 3, 14, 10, 15, tzinfo=UTC),
+    )
+
+
+def staff_retired() -> StaffRetired:
+    return StaffRetired(**_common(ADMIN_ACTOR), person_id="lo_dh_01", reason="调离联络站")
+
+
+def resident_contact_opened() -> ResidentContactOpened:
+    return ResidentContactOpened(
+        **_common(),
+        person_id="lo_dh_01",
+        case_id=CASE_ID,
+        opinion_id=OPINION_ID,
+        subject_id="subj_7f3a9c",
+        fields=["name", "phone"],
+        reason="回访居民",
+    )
+
+
+def department_registered() -> DepartmentRegistered:
+    return DepartmentRegistered(
+        **_common(ADMIN_ACTOR),
+        department_code="chengguan",
+        name_zh="区城市管理局",
+        duty_staff=["dept_chengguan", "cg_01"],
+        report_in="1wd",
+        respond_in="5wd",
+        categories=["urban_management"],
+    )
+
+
+def department_retired() -> DepartmentRetired:
+    return DepartmentRetired(
+        **_common(ADMIN_ACTOR), department_code="chengguan", reason="机构改革并入综合执法局"
+    )
+
+
+def staff_member_registered() -> StaffMemberRegistered:
+    return StaffMemberRegistered(
+        **_common(ADMIN_ACTOR),
+        staff_id="cm_zgc_01",
+        role=StaffMemberRole.COMMUNITY_COMMISSIONER,
+        name_zh="邵志强",
+        street_code="zgc",
+        communities=["中关村南路社区"],
+    )
+
+
+def staff_member_retired() -> StaffMemberRetired:
+    return StaffMemberRetired(**_common(ADMIN_ACTOR), staff_id="cm_zgc_01", reason="岗位调整")
+
+
+def spokesperson_registered() -> SpokespersonRegistered:
+    return SpokespersonRegistered(
+        **_common(),
+        station_code=STATION,
+        spokesperson_id="sp_zgc_01",
+        name_zh="王桂英",
+        community="中关村南路社区",
+        appointed_on=date(2025, 3, 1),
+    )
+
+
+def spokesperson_retired() -> SpokespersonRetired:
+    return SpokespersonRetired(
+        **_common(), station_code=STATION, spokesperson_id="sp_zgc_01", reason="迁出本社区"
+    )
+
+
+def activity_recorded() -> ActivityRecorded:
+    return ActivityRecorded(
+        **_common(),
+        station_code=STATION,
+        activity_id="act_zgc_0301",
+        kind=ActivityKind.RECEPTION,
+        title="3月代表进站接待日",
+        held_on=date(2025, 3, 13),
+        starts_at=time(9, 0),
+        ends_at=time(11, 30),
+        representatives=[REPRESENTATIVE, "rep_0043"],
+        spokespersons=["sp_zgc_01"],
+        residents_met=9,
+        opinions_taken=4,
+        reception_day=date(2025, 3, 13),
+        location="中关村街道人大代表之家接待室",
+        summary="接待居民反映停车和加装电梯问题，当场答复3件",
+    )
+
+
+def reception_day_cancelled() -> ReceptionDayCancelled:
+    return ReceptionDayCancelled(
+        **_common(),
+        representative_id=REPRESENTATIVE,
+        station_code=STATION,
+        day=date(2025, 3, 18),
+        reason="代表外出学习",
+    )
+
+
+def reception_day_moved() -> ReceptionDayMoved:
+    return ReceptionDayMoved(
+        **_common(),
+        representative_id=REPRESENTATIVE,
+        station_code=STATION,
+        day=date(2025, 3, 18),
+        to_day=date(2025, 3, 20),
+        starts_at=time(14, 0),
+        ends_at=time(16, 30),
+        reason="与区人代会会期冲突",
+    )
+
+
+def reception_rules_published() -> ReceptionRulesPublished:
+    return ReceptionRulesPublished(
+        **_common(ADMIN_ACTOR),
+        representative_id=REPRESENTATIVE,
+        rules=[
+            ReceptionRule(
+                station_code=STATION,
+                monthly=Monthly(week=3, weekday=2),
+                starts_at=time(14, 0),
+                ends_at=time(17, 0),
+            )
+        ],
+    )
+
+
+DEPARTMENT_ACTOR = Actor(id="cg_01", role=ActorRole.DEPARTMENT)
+
+
+def department_reported_in() -> DepartmentReportedIn:
+    return DepartmentReportedIn(
+        **_common(DEPARTMENT_ACTOR),
+        case_id=CASE_ID,
+        department_code="chengguan",
+        whistle_seq=1,
+        note="已派执法中队",
+    )
+
+
+def department_responded() -> DepartmentResponded:
+    return DepartmentResponded(
+        **_common(DEPARTMENT_ACTOR),
+        case_id=CASE_ID,
+        department_code="chengguan",
+        whistle_seq=1,
+        action="已取缔占道摊位并加强巡查",
+        evidence_urls=["https://files.minqing.cn/haidian/after.jpg"],
+    )
+
+
+def department_rated() -> DepartmentRated:
+    return DepartmentRated(
+        **_common(),
+        case_id=CASE_ID,
+        department_code="chengguan",
+        whistle_seq=1,
+        rating=4,
+        comment="响应及时",
+    )
+
+
+def callback_recorded() -> CallbackRecorded:
+    return CallbackRecorded(
+        **_common(),
+        case_id=CASE_ID,
+        resolution_seq=1,
+        satisfaction=5,
+        resolved=True,
+        comment="居民表示路灯已修好",
+    )
+
+
+def suggestion_answered() -> SuggestionAnswered:
+    return SuggestionAnswered(
+        **_common(),
+        case_id=CASE_ID,
+        answer="已纳入明年道路照明改造计划",
+        answered_by="区城市管理局",
+    )
+
+
+def qr_scans_recorded() -> QrScansRecorded:
+    return QrScansRecorded(
+        **_common(Actor(id="intake", role=ActorRole.SYSTEM)),
+        station_code=STATION,
+        day=date(2025, 3, 14),
+        scans=153,
+        opinions=4,
+    )
+
+
 FACTORIES: dict[str, Callable[[], Event]] = {
     "OpinionSubmitted": opinion_submitted,
     "OpinionWithdrawn": opinion_withdrawn,
@@ -555,6 +796,27 @@ FACTORIES: dict[str, Callable[[], Event]] = {
     "ClassifierTrained": classifier_trained,
     "AuditSealed": audit_sealed,
     "PersonalDataOpened": personal_data_opened,
+    "StaffInvited": staff_invited,
+    "StaffPasswordSet": staff_password_set,
+    "StaffLocked": staff_locked,
+    "StaffRetired": staff_retired,
+    "ResidentContactOpened": resident_contact_opened,
+    "DepartmentRegistered": department_registered,
+    "DepartmentRetired": department_retired,
+    "StaffMemberRegistered": staff_member_registered,
+    "StaffMemberRetired": staff_member_retired,
+    "SpokespersonRegistered": spokesperson_registered,
+    "SpokespersonRetired": spokesperson_retired,
+    "ActivityRecorded": activity_recorded,
+    "ReceptionDayCancelled": reception_day_cancelled,
+    "ReceptionDayMoved": reception_day_moved,
+    "ReceptionRulesPublished": reception_rules_published,
+    "DepartmentReportedIn": department_reported_in,
+    "DepartmentResponded": department_responded,
+    "DepartmentRated": department_rated,
+    "CallbackRecorded": callback_recorded,
+    "SuggestionAnswered": suggestion_answered,
+    "QrScansRecorded": qr_scans_recorded,
 }
 
 EVENT_TYPES = sorted(FACTORIES)

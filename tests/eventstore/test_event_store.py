@@ -327,3 +327,76 @@ async def test_a_batch_appends_to_many_streams_at_once_all_or_nothing(store: Eve
         async with store.pool.acquire() as conn, conn.transaction():
             await store.append_batch(stale, conn=conn)
     assert not await store.stream_exists(fresh)
+
+
+async def test_concurrent_appends_commit_together_and_each_fails_alone(
+    store: EventStore, pool: asyncpg.Pool
+) -> None:
+    """Appends made at the same time go in one transaction (group commit); a refused one
+    (a stale version, a reused id, another district) fails alone, with its own error."""
+    taken = new_stream()
+    await store.append(taken, [envelope(taken)], expected_version=NO_STREAM)
+    stored = await store.read_stream(taken)
+    reused = stored[0].envelope().model_copy(update={"data": {"message": "改过的内容"}})
+    fresh = [new_stream() for _ in range(20)]
+    outcomes = await asyncio.gather(
+        *(store.append(s, [envelope(s), envelope(s)], expected_version=NO_STREAM) for s in fresh),
+        store.append(taken, [envelope(taken)], expected_version=NO_STREAM),
+        store.append(taken, [reused], expected_version=ANY_VERSION),
+        store.append(taken, [envelope(taken, district="elsewhere")]),
+        store.append(taken, [envelope(taken)], expected_version=1),
+        return_exceptions=True,
+    )
+    assert [o.stream_version for o in outcomes[:20]] == [2] * 20  # type: ignore[union-attr]
+    stale, other_content, other_district, good = outcomes[20:]
+    assert isinstance(stale, ConcurrencyError)
+    assert stale.actual == 1
+    assert isinstance(other_content, DuplicateEventIdError)
+    assert isinstance(other_district, DistrictMismatchError)
+    assert not isinstance(good, BaseException)
+    assert good.stream_version == 2
+    transactions = await pool.fetchval(
+        "SELECT count(DISTINCT transaction_id) FROM eventstore.events "
+        "WHERE stream_id = ANY($1::text[])",
+        fresh,
+    )
+    assert transactions < len(fresh)
+    chain = await store.read_stream(taken)
+    assert [e.stream_version for e in chain] == [1, 2]
+    assert chain[1].prev_hash == chain[0].hash
+
+
+async def test_without_group_commit_each_append_has_its_own_transaction(
+    pool: asyncpg.Pool,
+) -> None:
+    store = EventStore(pool, group_commit=False)
+    fresh = [new_stream() for _ in range(5)]
+    await asyncio.gather(*(store.append(s, [envelope(s)]) for s in fresh))
+    transactions = await pool.fetchval(
+        "SELECT count(DISTINCT transaction_id) FROM eventstore.events "
+        "WHERE stream_id = ANY($1::text[])",
+        fresh,
+    )
+    assert transactions == len(fresh)
+
+
+async def test_a_group_never_waits_for_a_lock_while_holding_another(
+    store: EventStore, pool: asyncpg.Pool
+) -> None:
+    """A transaction holds stream b and then wants stream a, while a group of appends to
+    a and b forms: if the group took a and then waited for b, the two would deadlock and
+    one of them would fail. The group commits a, leaves b for later, and everyone wins."""
+    a, b = new_stream(), new_stream()
+    async with pool.acquire() as conn:
+        transaction = conn.transaction()
+        await transaction.start()
+        # Holds b's stream lock, as an append to b in a longer transaction would (without
+        # taking a transaction id yet, so that its later append is not an inversion).
+        await conn.execute("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))", b)
+        group = asyncio.gather(store.append(a, [envelope(a)]), store.append(b, [envelope(b)]))
+        await asyncio.sleep(0.2)  # the group takes a, finds b locked
+        await store.append(a, [envelope(a)], conn=conn)
+        await transaction.commit()
+    first, second = await asyncio.wait_for(group, 10)
+    assert (first.stream_version, second.stream_version) == (1, 1)
+    assert [e.stream_version for e in await store.read_stream(a)] == [1, 2]

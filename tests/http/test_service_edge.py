@@ -13,7 +13,9 @@ from eventkit.http import PROBLEM_JSON, Problem, bearer_principal, create_app, r
 from eventkit.identity import Principal, Role
 from eventkit.settings import Settings
 
-SETTINGS = Settings(jwt_secret="edge-test-secret-0123456789abcdef")
+SETTINGS = Settings(
+    jwt_secret="edge-test-secret-0123456789abcdef", privacy_key="edge-test-vault-0123456789abcdef"
+)
 
 
 def app() -> FastAPI:

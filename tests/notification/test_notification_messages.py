@@ -41,6 +41,10 @@ CONTEXT = {
     "tracking_code": "ABCD-2345-EFGH",
     "tracking_url": "https://minqing.example/t/ABCD2345EFGH",
     "rating_url": "https://minqing.example/t/ABCD2345EFGH#feedback",
+    "report_due": "2026-09-30 12:00",
+    "subject": "department_report",
+    "answer": "已纳入明年道路改造计划",
+    "answered_by": "区交通运输局",
 }
 
 

@@ -58,7 +58,7 @@ async def test_a_rebuild_equals_the_live_projections_and_swaps_to_its_own_slot(
     assert all(c.live_rows == c.shadow_rows for c in result.comparisons)
     assert result.events == sum(1 for e in events if e.event_type != "CaseLinked")
     async with service.pool.acquire() as conn:
-        assert await live_slots(conn) == {"directory": 1, "cases": 1, "ratings": 1}
+        assert await live_slots(conn) == {"directory": 1, "cases": 1, "ratings": 1, "scans": 1}
     assert await snapshot(service.pool) == before
 
 
@@ -149,7 +149,7 @@ async def test_one_projection_can_be_rebuilt_alone(
     assert result.equal
     assert [c.table for c in result.comparisons] == ["ratings"]
     async with service.pool.acquire() as conn:
-        assert await live_slots(conn) == {"directory": 0, "cases": 0, "ratings": 1}
+        assert await live_slots(conn) == {"directory": 0, "cases": 0, "ratings": 1, "scans": 0}
 
 
 async def test_two_rebuilds_of_the_same_schema_do_not_run_at_once(

@@ -582,3 +582,62 @@ async def test_the_case_records_the_community_routing_placed_it_in_when_only_a_p
         "东湖社区",
         "dh",
     )
+
+
+async def test_opinions_opened_in_one_batch_are_decided_as_if_opened_one_by_one(
+    demo: Routing, pool: asyncpg.Pool, submit: Submit, store: EventStore
+) -> None:
+    """The consumer opens a batch's cases together (one query, one append): each case must
+    still see the ones before it, their workloads and their texts, as if they had been
+    opened one at a time."""
+    lift = "小区3号楼电梯坏了三个月，物业一直不修，老人上下楼很困难"
+    specs = [
+        (lift, "dh_donghu", "东湖社区"),
+        (lift + "。", "dh_donghu", "东湖社区"),  # near-identical: a duplicate
+        ("东湖社区5号楼电梯经常停运，物业不管", "dh_donghu", "东湖社区"),  # related
+        ("路灯不亮了，晚上走路很黑", "dh_donghu", "东湖社区"),
+        ("小区里垃圾好几天没人清运，味道很大", "dh_donghu", "东湖社区"),
+        ("楼道里电线裸露，孩子经常经过，很危险", "dh_donghu", "东湖社区"),
+        ("路灯不亮了，晚上走路很黑！", "xs_fenglin", None),
+        ("想问一下社区最近有什么活动可以参加", "xs_fenglin", None),
+    ]
+    stored = [
+        await submit(text, station_code=station, **({"community": c} if c else {}))
+        for text, station, c in specs
+    ]
+    opinions: list[tuple[OpinionSubmitted, Any]] = []
+    for env in stored:
+        event = env.event(REGISTRY)
+        assert isinstance(event, OpinionSubmitted)
+        opinions.append((event, env))
+    case_ids = [case_id_for("demo", o.opinion_id) for o, _ in opinions]
+
+    async def outcome(batch: bool) -> list[list[tuple[str, dict[str, object]]]]:
+        async with pool.acquire() as conn:
+            transaction = conn.transaction()
+            await transaction.start()
+            try:
+                if batch:
+                    await demo.opening.open_cases(opinions, conn)
+                else:
+                    for opinion, env in opinions:
+                        await demo.opening.open_case(opinion, env, conn)
+                return [
+                    [
+                        (r.event_type, r.data)
+                        for r in await store.read_stream(f"case-{c}", conn=conn)
+                    ]
+                    for c in case_ids
+                ]
+            finally:
+                await transaction.rollback()
+
+    one_by_one = await outcome(batch=False)
+    together = await outcome(batch=True)
+    assert together == one_by_one
+    # What the batch had to get right is there to get right: links to cases of the same
+    # batch, and a representative's workload raised by an earlier case of the batch.
+    links = [e for case in together for t, e in case if t == "CaseLinked"]
+    assert {e["relation"] for e in links} == {"duplicate", "related"}
+    assigned = [e["representative_id"] for case in together for t, e in case if t == "CaseAssigned"]
+    assert len({r for r in assigned if r}) > 1

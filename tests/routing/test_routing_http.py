@@ -21,6 +21,7 @@ from services.routing.classification import JiebaSegmenter
 from services.routing.ids import case_id_for
 from services.routing.settings import RoutingSettings
 from tests.routing.routing_support import (
+    ADMIN,
     DEMO_FILE,
     SHANGHAI,
     Clock,
@@ -46,6 +47,14 @@ taxonomy:
   categories:
     - {code: municipal, name_zh: 市政设施, keywords: [路灯, 井盖], expertise: [市政设施]}
 """
+
+
+STAFF_ACCOUNTS = [
+    ("demo", "admin_demo", Role.DISTRICT_ADMIN),
+    ("demo", "audit_01", Role.AUDITOR),
+    ("other", "admin_other", Role.DISTRICT_ADMIN),
+    ("other", "admin_x", Role.DISTRICT_ADMIN),
+]
 
 
 class Api:
@@ -92,6 +101,11 @@ async def api(app: FastAPI, routing_settings: RoutingSettings) -> AsyncIterator[
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://routing") as client:
         api = Api(client, routing_settings)
+        # Administrators and auditors are known by their accounts (the directory lists
+        # the other roles).
+        routing: Routing = app.state.routing
+        for district, person, role in STAFF_ACCOUNTS:
+            await routing.accounts.invite(district, person, role, ADMIN)
         response = await client.post(
             "/api/v1/directory/import",
             content=DEMO_FILE.read_bytes(),
@@ -151,7 +165,12 @@ async def test_a_representative_works_a_case_from_the_queue_to_its_close(
         f"/api/v1/cases/{case_id}/close", Role.LIAISON, "lo_dh_02", {"note": "回访核实"}
     )
     assert closed.json()["status"] == "closed"
-    assert [a["command"] for a in closed.json()["allowed_actions"]] == ["reopen", "link"]
+    assert [a["command"] for a in closed.json()["allowed_actions"]] == [
+        "reopen",
+        "link",
+        "rate_department",
+        "callback",
+    ]
 
     detail = await api.get(f"/api/v1/cases/{case_id}", Role.AUDITOR, "audit_01")
     assert detail.status_code == 200
@@ -193,6 +212,9 @@ async def test_an_illegal_transition_is_a_409_problem_naming_the_allowed_ones(
         "withdraw",
         "merge",
         "link",
+        "department_report",
+        "department_respond",
+        "hand_on",
     ]
     assert "报到" in problem["detail"]
     assert "accept" in problem["detail_en"]
@@ -242,7 +264,7 @@ async def test_roles_limit_what_staff_may_do(
         {"reason": "x", "to_representative_id": "r017"},
     )
     anonymous = await api.client.get(f"/api/v1/cases/{case_id}")
-    spokesperson = await api.get(f"/api/v1/cases/{case_id}", Role.SPOKESPERSON, "sp_01")
+    spokesperson = await api.get(f"/api/v1/cases/{case_id}", Role.SPOKESPERSON, "sp_dh_01")
 
     assert auditor.status_code == 403
     assert someone_else.status_code == 403
@@ -310,7 +332,8 @@ async def test_escalation_and_transfer_keep_one_case_with_its_history(
     assert body["escalations"] == [
         {"to_level": "department", "to_name": "区城管局", "due": "2026-10-08T17:30:00+08:00"}
     ]
-    detail = (await api.get(f"/api/v1/cases/{case_id}", Role.LIAISON, "lo_dh_02")).json()
+    # The liaison officer of the station it went to (dh_liuan) sees it now.
+    detail = (await api.get(f"/api/v1/cases/{case_id}", Role.LIAISON, "lo_dh_04")).json()
     assert [h["label"] for h in detail["history"]] == ["立案", "分派", "转办", "报到", "吹哨"]
 
 

@@ -13,22 +13,35 @@ from contracts.cases import CaseEvent, CaseOpened, CaseOverdue
 from services.routing.assignment import Assignment
 from services.routing.case_commands import (
     Accept,
+    AnswerSuggestion,
     Classify,
     Close,
     Command,
     ConvertToSuggestion,
     Escalate,
+    HandOn,
     LinkCase,
     Merge,
     OpenCase,
+    RateDepartment,
+    RecordCallback,
     Reopen,
     Reply,
+    ReportIn,
     Resolve,
+    Respond,
     Transfer,
     TransferToDistrict,
     Withdraw,
 )
-from services.routing.case_state import ALLOWED, CaseState, CaseStatus, allowed_commands, fold
+from services.routing.case_state import (
+    ALLOWED,
+    CaseState,
+    CaseStatus,
+    Whistle,
+    allowed_commands,
+    fold,
+)
 from services.routing.classification import Classification
 from services.routing.deadlines import Due
 from services.routing.domain import (
@@ -159,7 +172,34 @@ COMMANDS: dict[str, Callable[[], Command]] = {
     "link": lambda: LinkCase(
         actor=LIAISON, now=at(), related_case_id="c2", relation="related", reason="同类"
     ),
+    "department_report": lambda: ReportIn(
+        actor=LIAISON, now=at(), whistle_seq=1, department_code="cg"
+    ),
+    "department_respond": lambda: Respond(
+        actor=LIAISON, now=at(), whistle_seq=1, department_code="cg", action="已清理"
+    ),
+    "rate_department": lambda: RateDepartment(actor=LIAISON, now=at(), whistle_seq=1, rating=5),
+    "callback": lambda: RecordCallback(actor=LIAISON, now=at(), satisfaction=5, resolved=True),
+    "answer_suggestion": lambda: AnswerSuggestion(
+        actor=LIAISON, now=at(), answer="已列入明年计划", answered_by="区交通运输局"
+    ),
+    "hand_on": lambda: HandOn(
+        actor=LIAISON, now=at(), to_representative_id="r9", to_station_code=None, reason="转交"
+    ),
 }
+
+WHISTLED = (
+    Whistle(
+        seq=1,
+        to_level="department",
+        to_name="区城管局",
+        due=None,
+        whistled_at=T0,
+        whistled_by="lo_1",
+        department_code="cg",
+    ),
+)
+"""A whistle to a registered department, for the commands that act on one."""
 
 
 def test_every_command_has_its_allowed_statuses() -> None:
@@ -178,7 +218,7 @@ FORBIDDEN = [
 def test_an_illegal_transition_is_refused_and_says_what_is_allowed(
     name: str, status: CaseStatus
 ) -> None:
-    state = replace(opened(), status=status, resolution_seq=1)
+    state = replace(opened(), status=status, resolution_seq=1, whistles=WHISTLED)
 
     with pytest.raises(IllegalTransition) as refused:
         decide(state, COMMANDS[name]())
@@ -194,7 +234,7 @@ ALLOWED_PAIRS = [(name, status) for name, statuses in ALLOWED.items() for status
 
 @pytest.mark.parametrize(("name", "status"), ALLOWED_PAIRS, ids=lambda v: str(v))
 def test_an_allowed_transition_is_decided(name: str, status: CaseStatus) -> None:
-    state = replace(opened(representative="r1"), status=status, resolution_seq=1)
+    state = replace(opened(representative="r1"), status=status, resolution_seq=1, whistles=WHISTLED)
 
     events = decide(state, COMMANDS[name]())
 

@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -238,6 +239,18 @@ async def _qr_submission_is_notified(env: dict[str, str]) -> None:
     assert any(m["kind"] == "mail" and "新案件" in m["subject"] for m in mails)
 
 
+def _get_when_serving(url: str, timeout: float = 30.0) -> httpx.Response:
+    """``GET url`` once the service listens (it does after its start-up work)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return httpx.get(url, timeout=10)
+        except httpx.ConnectError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.3)
+
+
 def test_up_serves_stops_cleanly_and_keeps_its_data(data_dir: Path, env: dict[str, str]) -> None:
     bootstrap = env["MINQING_KAFKA_BOOTSTRAP"]
     first = Up(env)
@@ -245,10 +258,22 @@ def test_up_serves_stops_cleanly_and_keeps_its_data(data_dir: Path, env: dict[st
         url = wait_until_ready(first, env)
         # A newcomer is handed the dashboards, signed in.
         assert "/dashboard/login?token=" in first.wait_for("dashboard")
+        # ... and the workbench, with a first sign-in for a liaison officer and a
+        # representative of the demo district.
+        assert "/workbench/" in first.wait_for("workbench")
+        links = {
+            person: re.search(r"http://\S+/workbench/welcome\?code=\S+", first.wait_for(person))
+            for person in ("lo_dh_01: http", "r001: http")
+        }
         # The local stack asks routing for the demo district.
         assert '"district": "demo"' in first.wait_for("district file imported")
         # ... and its first classifier, trained from the labelled opinions kept with it.
         assert '"district": "demo"' in first.wait_for("classifier published")
+        for found in links.values():
+            assert found is not None
+            welcome = _get_when_serving(found.group(0))
+            assert welcome.status_code == 200, welcome.text
+            assert "设置密码" in welcome.text
         assert str(data_dir / "pg") in first.wait_for("(embedded,")
         assert "Tansu" in first.wait_for(bootstrap)
 
