@@ -42,7 +42,7 @@ from contracts.envelope import Envelope
 from contracts.registry import EventRegistry
 from contracts.topics import TOPIC_BY_CATEGORY, dlq_topic
 from eventkit import cloudevents
-from eventkit.db import Conn
+from eventkit.db import Conn, scope
 from eventkit.kafka import ensure_topics, make_producer
 from eventkit.logging import bind, get_logger
 from eventkit.settings import Settings
@@ -306,6 +306,7 @@ class Consumer:
         self, conn: Conn, envelope: Envelope, topic: str | None, offset: int | None
     ) -> bool:
         version = _version_of(envelope)
+        await scope(conn, envelope.district_id)
         last = await conn.fetchval(
             "SELECT stream_version FROM consumers.stream_positions "
             "WHERE consumer = $1 AND stream_id = $2 FOR UPDATE",
@@ -355,9 +356,10 @@ class Consumer:
         """Apply a batch's records behind their gates in ``conn``; the applied ones.
 
         The gates of all the batch's streams are read in one query and moved in one
-        statement; consecutive events of a type handled by a batch handler go to it in
-        one call. A record whose stream has events not applied yet is applied on its
-        own, after them, as :meth:`apply` would.
+        statement; consecutive events of one district and of a type handled by a batch
+        handler go to it in one call, in that district's row-level security scope. A
+        record whose stream has events not applied yet is applied on its own, after
+        them, as :meth:`apply` would.
         """
         rows = await conn.fetch(
             "SELECT stream_id, stream_version FROM consumers.stream_positions "
@@ -370,6 +372,7 @@ class Consumer:
         applied: list[Envelope] = []
         pending: list[tuple[Any, HandlerContext]] = []
         pending_route: _Route | None = None
+        scoped: str | None = None
 
         async def flush() -> None:
             nonlocal pending_route
@@ -383,6 +386,12 @@ class Consumer:
             known = last.get(envelope.stream_id, 0)
             if version <= known:
                 continue
+            if envelope.district_id != scoped:
+                # Row-level security: each record is handled in its own district's
+                # scope, so a batch handler's call never spans two districts.
+                await flush()
+                await scope(conn, envelope.district_id)
+                scoped = envelope.district_id
             route = self._routes[envelope.event_type]
             if route.many is None or version > known + 1:
                 await flush()

@@ -11,8 +11,10 @@ from __future__ import annotations
 import hashlib
 import importlib.resources
 import json
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Final
 
 import asyncpg
 from asyncpg.pool import PoolConnectionProxy
@@ -56,6 +58,35 @@ def is_database_unavailable(exc: BaseException) -> bool:
             return True
         current = current.__cause__ or current.__context__
     return False
+
+
+DISTRICT_SETTING: Final = "minqing.district"
+"""The PostgreSQL setting that names the district a transaction works for: the tables'
+row-level security policies (``minqing_meta.in_scope``) show and accept only its rows."""
+
+ALL_DISTRICTS: Final = "*"
+"""The scope of work that is about every district by nature (the relay, audits,
+rebuilds, sweeps over all districts). Declared explicitly, so that it can be reviewed."""
+
+
+async def scope(conn: Conn, district_id: str) -> None:
+    """Declare the district the rest of the current transaction works for.
+
+    Transaction-local: it ends with the transaction, so a pooled connection never carries
+    one request's district into the next (the pools do not reset sessions). Outside a
+    transaction it would end with its own statement: call it inside one.
+    """
+    if not district_id:
+        raise ValueError("a district scope needs a district id")
+    await conn.execute("SELECT set_config('minqing.district', $1, true)", district_id)
+
+
+@asynccontextmanager
+async def district_transaction(pool: asyncpg.Pool, district_id: str) -> AsyncIterator[Conn]:
+    """A pooled connection in a transaction scoped to ``district_id``."""
+    async with pool.acquire() as conn, conn.transaction():
+        await scope(conn, district_id)
+        yield conn
 
 
 async def _init_connection(conn: asyncpg.Connection, role: str | None) -> None:
