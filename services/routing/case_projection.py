@@ -210,8 +210,10 @@ async def add_links(conn: Conn, events: Iterable[CaseEvent]) -> None:
         return
     await conn.execute(
         """
-        INSERT INTO routing.case_links (case_id, related_case_id, relation, reason, linked_at)
-        SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::timestamptz[])
+        INSERT INTO routing.case_links
+               (case_id, related_case_id, relation, reason, linked_at, district_id)
+        SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::timestamptz[],
+                             $6::text[])
         ON CONFLICT DO NOTHING
         """,
         [e.case_id for e in links],
@@ -219,6 +221,7 @@ async def add_links(conn: Conn, events: Iterable[CaseEvent]) -> None:
         [e.relation for e in links],
         [e.reason for e in links],
         [e.occurred_at for e in links],
+        [e.district_id for e in links],
     )
 
 

@@ -24,7 +24,7 @@ from contracts.base import Actor, ActorRole
 from contracts.cases import CaseEvent
 from contracts.envelope import Metadata
 from eventkit.clock import Clock
-from eventkit.db import Conn
+from eventkit.db import Conn, scope
 from eventkit.requests import RequestInfo
 from eventkit.store import retrying
 from services.routing.case_commands import Command
@@ -135,6 +135,7 @@ class CaseWork:
 
         async def attempt() -> CaseState:
             async with self._pool.acquire() as conn, conn.transaction():
+                await scope(conn, district_id)
                 state = await self._cases.load(conn, case_id)
                 if state is None or state.district_id != district_id:
                     raise CaseNotFound(case_id)

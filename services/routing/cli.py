@@ -28,6 +28,7 @@ from typing import TypeVar
 import click
 
 from contracts.base import Actor, ActorRole
+from eventkit.db import district_transaction
 from eventkit.local import NoDatabase
 from eventkit.refusals import Refusal
 from services.routing.bootstrap import Routing, bootstrap
@@ -203,7 +204,7 @@ def routing_evaluate(district_id: str, set_path: Path | None, keywords_only: boo
     examples = _examples_or_exit(path)
 
     async def work(routing: Routing) -> tuple[Report, str, dict[str, str], float]:
-        async with routing.pool.acquire() as conn:
+        async with district_transaction(routing.pool, district_id) as conn:
             ctx = await routing.districts.require(conn, district_id)
         if ctx.classifier is None or ctx.taxonomy is None:
             raise click.ClickException(f"{district_id}: 未发布分类目录 / no taxonomy published")

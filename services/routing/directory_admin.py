@@ -19,7 +19,7 @@ from contracts.base import Actor, Event
 from contracts.directory import RepresentativeLeftStation, RepresentativeRetired, StationRetired
 from contracts.envelope import Envelope, Metadata
 from eventkit.clock import Clock
-from eventkit.db import Conn
+from eventkit.db import Conn, district_transaction
 from eventkit.logging import get_logger
 from eventkit.store import ANY_VERSION, EventStore
 from services.routing.deadlines import WorkCalendar
@@ -91,7 +91,7 @@ class DirectoryAdmin:
 
     async def preview(self, district_id: str, changes: DirectoryChanges, actor: Actor) -> Plan:
         """What :meth:`change` would emit now, without writing anything."""
-        async with self._pool.acquire() as conn:
+        async with district_transaction(self._pool, district_id) as conn:
             loaded = await load_config(conn, district_id)
             recorded = await recorded_activities(
                 conn, district_id, [a.id for a in changes.activities]
@@ -180,7 +180,7 @@ class DirectoryAdmin:
         district_id: str,
         plan: Callable[[Conn, DistrictConfig | None], Awaitable[Sequence[Event]]],
     ) -> Sequence[Event]:
-        async with self._pool.acquire() as conn, conn.transaction():
+        async with district_transaction(self._pool, district_id) as conn:
             # One directory change at a time per district: each plan sees the last one's
             # result, and every append finds its stream's head older than itself.
             await conn.execute(

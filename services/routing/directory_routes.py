@@ -17,6 +17,7 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, StringConstraints
 
+from eventkit.db import district_transaction
 from eventkit.http import read_body, require_roles
 from eventkit.identity import Principal
 from eventkit.refusals import NotFound
@@ -75,7 +76,7 @@ class DistrictNotRegistered(NotFound):
 
 async def current(routing: Routing, district_id: str) -> DistrictContext:
     """The district's current context, or the refusal saying it is not registered."""
-    async with routing.pool.acquire() as conn:
+    async with district_transaction(routing.pool, district_id) as conn:
         ctx = await routing.districts.get(conn, district_id)
     if ctx is None:
         raise DistrictNotRegistered()

@@ -28,7 +28,7 @@ from contracts.directory import (
     StaffMemberRetired,
 )
 from eventkit.clock import Clock
-from eventkit.db import Conn
+from eventkit.db import ALL_DISTRICTS, Conn, scope
 from eventkit.logging import get_logger
 from services.routing.deadlines import WorkCalendar
 from services.routing.directory import DistrictConfig
@@ -144,7 +144,10 @@ class LiaisonAdmin:
 
     async def plan_all(self) -> int:
         """Plan every district's reception days; how many were added."""
-        async with self._pool.acquire() as conn:
+        async with self._pool.acquire() as conn, conn.transaction():
+            # Which districts there are is a question about all of them; each is then
+            # planned in its own scope.
+            await scope(conn, ALL_DISTRICTS)
             districts = [r["district_id"] for r in await conn.fetch(_DISTRICTS)]
         return sum([await self.plan_reception_days(d) for d in districts])
 

@@ -24,6 +24,7 @@ from pydantic import ValidationError
 
 from contracts.base import Actor, ActorRole
 from contracts.directory import ActivityKind
+from eventkit.db import district_transaction
 from eventkit.local import NoDatabase
 from eventkit.refusals import Refusal
 from eventkit.requests import RequestInfo
@@ -157,7 +158,7 @@ def case_show(case_id: str, district: str) -> None:
     """查看案件 / A case's status, deadlines and whistles."""
 
     async def work(routing: Routing) -> CaseState | None:
-        async with routing.pool.acquire() as conn:
+        async with district_transaction(routing.pool, district) as conn:
             return await routing.cases.load(conn, case_id)
 
     state = _run(work)
@@ -231,7 +232,7 @@ def activities(district: str, station: str | None, since: Any, until: Any) -> No
     """代表活动列表 / Activities held in a period."""
 
     async def work(routing: Routing) -> list[Any]:
-        async with routing.pool.acquire() as conn:
+        async with district_transaction(routing.pool, district) as conn:
             return await lv.activities(
                 conn, district, station_code=station, since=since.date(), until=until.date()
             )
@@ -256,7 +257,7 @@ def reception_list(district: str, station: str, days: int) -> None:
     """接待日安排 / The station's coming reception days."""
 
     async def work(routing: Routing) -> list[Any]:
-        async with routing.pool.acquire() as conn:
+        async with district_transaction(routing.pool, district) as conn:
             ctx = await routing.districts.require(conn, district)
             today = ctx.today(routing.clock())
             return await lv.schedule(
@@ -356,7 +357,7 @@ def departments(district: str) -> None:
     """职能部门 / The district's departments."""
 
     async def work(routing: Routing) -> list[Any]:
-        async with routing.pool.acquire() as conn:
+        async with district_transaction(routing.pool, district) as conn:
             ctx = await routing.districts.require(conn, district)
         return lv.departments_view(ctx.directory)
 
@@ -375,7 +376,7 @@ def people(district: str, role: str | None) -> None:
     """人员 / People the directory knows, by role."""
 
     async def work(routing: Routing) -> list[Any]:
-        async with routing.pool.acquire() as conn:
+        async with district_transaction(routing.pool, district) as conn:
             return await lv.people(conn, district, role)
 
     for p in _run(work):
@@ -391,7 +392,7 @@ def roster(district: str, station: str) -> None:
     """群众代言员名册 / The station's spokespersons and the opinions each collected."""
 
     async def work(routing: Routing) -> list[Any]:
-        async with routing.pool.acquire() as conn:
+        async with district_transaction(routing.pool, district) as conn:
             ctx = await routing.districts.require(conn, district)
             return await lv.roster(conn, ctx.directory, station)
 

@@ -17,6 +17,7 @@ from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel, ConfigDict, StringConstraints
 
 from contracts.base import Identifier
+from eventkit.db import district_transaction
 from eventkit.http import require_roles
 from eventkit.http.requests import request_info
 from eventkit.identity import Principal, Role
@@ -172,7 +173,7 @@ def liaison_router(settings: Settings) -> APIRouter:
 
     @router.get("/directory/people", summary="人员 / people the directory knows, by role")
     async def list_people(who: Reader, routing: RoutingDep, role: str | None = None) -> PeopleList:
-        async with routing.pool.acquire() as conn:
+        async with district_transaction(routing.pool, who.district_id) as conn:
             return PeopleList(people=await lv.people(conn, who.district_id, role))
 
     @router.post("/directory/staff", summary="登记或更新人员 / register a staff member")
@@ -203,7 +204,7 @@ def liaison_router(settings: Settings) -> APIRouter:
         zone = ctx.calendar.timezone
         start = datetime.combine(since, time(0), tzinfo=zone) if since else None
         end = datetime.combine(until + timedelta(days=1), time(0), tzinfo=zone) if until else None
-        async with routing.pool.acquire() as conn:
+        async with district_transaction(routing.pool, who.district_id) as conn:
             found = await lv.roster(conn, ctx.directory, code, start, end)
         return Roster(station_code=code, spokespersons=found)
 
@@ -250,7 +251,7 @@ def liaison_router(settings: Settings) -> APIRouter:
         if code not in ctx.directory.stations:
             raise NotFound("联络站不存在", "No such station")
         start = since or ctx.today(routing.clock())
-        async with routing.pool.acquire() as conn:
+        async with district_transaction(routing.pool, who.district_id) as conn:
             days = await lv.schedule(
                 conn,
                 ctx.directory,
@@ -309,7 +310,7 @@ def liaison_router(settings: Settings) -> APIRouter:
     ) -> ActivityList:
         ctx = await current(routing, who.district_id)
         end = until or ctx.today(routing.clock())
-        async with routing.pool.acquire() as conn:
+        async with district_transaction(routing.pool, who.district_id) as conn:
             found = await lv.activities(
                 conn,
                 who.district_id,
@@ -339,7 +340,7 @@ def liaison_router(settings: Settings) -> APIRouter:
     ) -> DepartmentQueue:
         ctx = await current(routing, who.district_id)
         mine = _departments(ctx, who)
-        async with routing.pool.acquire() as conn:
+        async with district_transaction(routing.pool, who.district_id) as conn:
             found = await lv.department_whistles(
                 conn, who.district_id, mine, open_only=open_only, limit=limit
             )
@@ -353,7 +354,7 @@ def liaison_router(settings: Settings) -> APIRouter:
     ) -> DepartmentCase:
         ctx = await current(routing, who.district_id)
         mine = _departments(ctx, who)
-        async with routing.pool.acquire() as conn:
+        async with district_transaction(routing.pool, who.district_id) as conn:
             state = await routing.cases.load(conn, case_id)
             if (
                 state is None

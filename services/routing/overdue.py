@@ -16,6 +16,7 @@ import asyncpg
 
 from contracts.envelope import Metadata
 from eventkit.clock import Clock
+from eventkit.db import ALL_DISTRICTS, scope
 from eventkit.logging import get_logger
 from eventkit.store import retrying
 from services.routing.case_projection import cases_due, update_case
@@ -68,7 +69,11 @@ class OverdueScanner:
         recorded = 0
         seen: set[str] = set()
         while True:
-            async with self._pool.acquire() as conn:
+            async with self._pool.acquire() as conn, conn.transaction():
+                # The sweep looks for due cases of every district at once (one indexed
+                # query, cheaper than one per district); each case found is then
+                # recorded in its own district's scope.
+                await scope(conn, ALL_DISTRICTS)
                 due = await cases_due(conn, moment, seen, batch)
             for case_id, district_id in due:
                 seen.add(case_id)
@@ -90,6 +95,7 @@ class OverdueScanner:
     async def _record(self, district_id: str, case_id: str, now: datetime) -> int:
         async def attempt() -> int:
             async with self._pool.acquire() as conn, conn.transaction():
+                await scope(conn, district_id)
                 state = await self._cases.load(conn, case_id)
                 if state is None:
                     return 0

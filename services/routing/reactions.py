@@ -11,10 +11,11 @@ from contracts.base import Actor, ActorRole
 from contracts.envelope import Envelope, Metadata
 from contracts.intake import FeedbackSubmitted, OpinionWithdrawn
 from eventkit.clock import Clock
-from eventkit.db import Conn
+from eventkit.db import Conn, scope
 from eventkit.logging import get_logger
 from services.routing.case_commands import Reopen, Withdraw
 from services.routing.case_projection import record_feedback
+from services.routing.case_state import CaseState
 from services.routing.case_store import CaseStore
 from services.routing.casework import CaseWork
 from services.routing.district_context import DistrictContexts
@@ -95,12 +96,26 @@ class Reactions:
             return
         seen = {case_id}
         while state.transferred_to is not None:
-            to_case_id = state.transferred_to[1]
-            following = await self._cases.load(conn, to_case_id) if to_case_id else None
-            if following is None or to_case_id in seen:
+            to_district_id, to_case_id = state.transferred_to
+            if not to_case_id or to_case_id in seen:
+                break
+            # The case continues in another district: followed in that district's
+            # row-level security scope (the consumer set the opinion's).
+            await scope(conn, to_district_id or state.district_id)
+            following = await self._cases.load(conn, to_case_id)
+            if following is None:
+                await scope(conn, state.district_id)
                 break
             seen.add(to_case_id)
             state = following
+        await self._withdraw(state, withdrawn, envelope, conn)
+        if state.district_id != envelope.district_id:
+            # Back to the event's district: the consumer goes on in the scope it set.
+            await scope(conn, envelope.district_id)
+
+    async def _withdraw(
+        self, state: CaseState, withdrawn: OpinionWithdrawn, envelope: Envelope, conn: Conn
+    ) -> None:
         case_id = state.case_id
         if state.merged_into is not None:
             log.info("withdrawn opinion's case was merged", case_id=case_id)

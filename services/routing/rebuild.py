@@ -5,7 +5,7 @@ from __future__ import annotations
 from contracts import REGISTRY
 from contracts.cases import CaseEvent, CaseLinked
 from contracts.intake import FeedbackSubmitted, OpinionSubmitted
-from eventkit.db import Conn
+from eventkit.db import ALL_DISTRICTS, Conn, scope
 from eventkit.store import EventStore
 from services.routing.case_projection import OpinionFacts, add_links, insert_case, record_feedback
 from services.routing.case_state import CaseState, evolve
@@ -36,6 +36,8 @@ async def rebuild(conn: Conn, store: EventStore) -> dict[str, int]:
     """
     counts = {"directory": 0, "case": 0, "cases": 0, "feedback": 0}
     async with conn.transaction():
+        # A rebuild recomputes every district's tables from every district's events.
+        await scope(conn, ALL_DISTRICTS)
         for table in _TABLES:
             await conn.execute(f"DELETE FROM routing.{table}")
         opinions: dict[str, OpinionSubmitted] = {}
@@ -43,7 +45,7 @@ async def rebuild(conn: Conn, store: EventStore) -> dict[str, int]:
         states: dict[str, CaseState] = {}
         links: list[CaseEvent] = []
         async for recorded in store.iterate_all(
-            categories=(*DIRECTORY_CATEGORIES, "case", "opinion")
+            categories=(*DIRECTORY_CATEGORIES, "case", "opinion"), conn=conn
         ):
             event = REGISTRY.parse(recorded.event_type, recorded.schema_version, recorded.data)
             if recorded.category in DIRECTORY_CATEGORIES:

@@ -27,7 +27,7 @@ from contracts.base import Actor, ActorRole
 from contracts.envelope import Envelope
 from contracts.staff import StaffEvent, StaffInvited, StaffPasswordSet, StaffRetired
 from eventkit.clock import Clock
-from eventkit.db import Conn
+from eventkit.db import ALL_DISTRICTS, Conn, district_transaction, scope
 from eventkit.identity import Principal, Role
 from eventkit.store import EventStore
 from services.routing.district_context import DistrictContexts
@@ -147,7 +147,7 @@ class StaffAccounts:
         """A one-time code for the person to set their password (again). The role comes
         from the directory when not given; a role the directory lists must list them."""
         now = self._clock()
-        async with self._pool.acquire() as conn, conn.transaction():
+        async with district_transaction(self._pool, district_id) as conn:
             ctx = await self._districts.get(conn, district_id)
             directory = ctx.directory if ctx else None
             if role is None:
@@ -212,10 +212,15 @@ class StaffAccounts:
 
     async def invited(self, code: str) -> Account:
         """The account an unused, unexpired code sets up (:class:`InviteNotValid`)."""
-        async with self._pool.acquire() as conn:
+        async with self._pool.acquire() as conn, conn.transaction():
             return await self._invited(conn, code, lock=False)
 
     async def _invited(self, conn: Conn, code: str, *, lock: bool) -> Account:
+        """The code's account, the transaction scoped to its district from then on."""
+        # The code is all the request has: the invitation is looked up by its hash in
+        # every district (only the holder of 192 random bits can name the row), and the
+        # rest of the transaction works in the district it belongs to.
+        await scope(conn, ALL_DISTRICTS)
         row = await conn.fetchrow(
             f"""
             SELECT {", ".join("a." + c.strip() for c in _ACCOUNT_COLUMNS.split(","))},
@@ -229,11 +234,12 @@ class StaffAccounts:
         )
         if row is None or row["invite_used"] is not None or row["invite_expires"] <= self._clock():
             raise InviteNotValid()
+        await scope(conn, row["district_id"])
         return _account(row)
 
     async def accept_invitation(self, code: str, password: str, confirm: str) -> StaffSession:
         """Set the password of the code's account (the code is spent) and sign in."""
-        async with self._pool.acquire() as conn:
+        async with self._pool.acquire() as conn, conn.transaction():
             account = await self._invited(conn, code, lock=False)
         problems = password_problems(password, confirm, account.person_id)
         if problems:
@@ -279,7 +285,7 @@ class StaffAccounts:
     async def sign_in(self, district_id: str, person_id: str, password: str) -> StaffSession:
         """A session for the right password; :class:`SignInFailed` (or
         :class:`AccountLocked`) otherwise. Failures count towards a lock-out."""
-        async with self._pool.acquire() as conn:
+        async with district_transaction(self._pool, district_id) as conn:
             account = await self._load(conn, district_id, person_id)
         now = self._clock()
         if account is not None and account.locked_at(now):
@@ -289,14 +295,13 @@ class StaffAccounts:
         good = await asyncio.to_thread(self._verify, stored or self._decoy, password)
         if account is None or stored is None:
             raise SignInFailed()
-        async with self._pool.acquire() as conn:
-            if not good:
-                async with conn.transaction():
-                    current = await self._load(conn, district_id, person_id, lock=True)
-                    assert current is not None
-                    refusal = await self._failed(conn, current, now)
-                raise refusal
-        async with self._pool.acquire() as conn, conn.transaction():
+        if not good:
+            async with district_transaction(self._pool, district_id) as conn:
+                current = await self._load(conn, district_id, person_id, lock=True)
+                assert current is not None
+                refusal = await self._failed(conn, current, now)
+            raise refusal
+        async with district_transaction(self._pool, district_id) as conn:
             current = await self._load(conn, district_id, person_id, lock=True)
             assert current is not None
             principal = Principal(person_id, current.role, district_id)
@@ -366,7 +371,11 @@ class StaffAccounts:
         """The live session of a cookie's token, its person still active staff (None:
         unknown, ended, expired, idle too long, or the person no longer active)."""
         now = self._clock()
-        async with self._pool.acquire() as conn:
+        async with self._pool.acquire() as conn, conn.transaction():
+            # The cookie's token is all the request has: the session is found by its hash
+            # in every district (only the holder of 256 random bits can name the row),
+            # and the rest of the transaction works in the session's district.
+            await scope(conn, ALL_DISTRICTS)
             row = await conn.fetchrow(
                 """
                 UPDATE routing.staff_sessions SET last_seen_at = $2
@@ -381,6 +390,7 @@ class StaffAccounts:
             if row is None:
                 return None
             principal = Principal(row["person_id"], Role(row["role"]), row["district_id"])
+            await scope(conn, principal.district_id)
             try:
                 await self.ensure_active(conn, principal)
             except NotActiveStaff:
@@ -390,7 +400,9 @@ class StaffAccounts:
 
     async def sign_out(self, token: str) -> None:
         """End the session of ``token`` (nothing when there is none)."""
-        async with self._pool.acquire() as conn:
+        async with self._pool.acquire() as conn, conn.transaction():
+            # Found by the hash of its token, in whichever district it is (see session).
+            await scope(conn, ALL_DISTRICTS)
             await conn.execute(
                 "UPDATE routing.staff_sessions SET ended_at = $2 "
                 "WHERE token_hash = $1 AND ended_at IS NULL",
@@ -415,7 +427,7 @@ class StaffAccounts:
         """Close the account: its sessions end, its tokens stop working. False when it was
         closed already."""
         now = self._clock()
-        async with self._pool.acquire() as conn, conn.transaction():
+        async with district_transaction(self._pool, district_id) as conn:
             account = await self._load(conn, district_id, person_id, lock=True)
             if account is None:
                 raise UnknownPerson(district_id, person_id)
@@ -442,14 +454,15 @@ class StaffAccounts:
 
     async def accounts(self, district_id: str) -> list[dict[str, Any]]:
         """The district's accounts (no secrets), for its administrators."""
-        rows = await self._pool.fetch(
-            """
+        async with district_transaction(self._pool, district_id) as conn:
+            rows = await conn.fetch(
+                """
             SELECT person_id, role, status, locked_until, invited_at, password_set_at,
                    retired_at, last_sign_in_at
               FROM routing.staff_accounts WHERE district_id = $1 ORDER BY role, person_id
             """,
-            district_id,
-        )
+                district_id,
+            )
         return [dict(r) for r in rows]
 
     # ----------------------------------------------------------------- storage

@@ -14,6 +14,7 @@ from typing import Annotated
 
 from fastapi import Header, Request
 
+from eventkit.db import district_transaction
 from eventkit.http import principal_from_authorization
 from eventkit.identity import Principal
 from eventkit.settings import Settings
@@ -29,7 +30,7 @@ def known_staff(settings: Settings) -> Callable[..., Awaitable[Principal]]:
         caller = principal_from_authorization(settings, authorization)
         assert caller is not None  # required: a missing header raised
         routing = request.app.state.routing
-        async with routing.pool.acquire() as conn:
+        async with district_transaction(routing.pool, caller.district_id) as conn:
             await routing.accounts.ensure_active(conn, caller)
         return caller
 

@@ -18,6 +18,7 @@ from contracts.cases import CaseEvent, Priority
 from contracts.directory import Duration
 from contracts.envelope import Metadata
 from contracts.intake import Channel
+from eventkit.db import scope
 from services.routing.assignment import Place, StationChoice, choose_station, community_of
 from services.routing.case_commands import (
     Accept,
@@ -295,6 +296,10 @@ async def _transfer_out(step: Step, body: TransferBody, to_district_id: str) -> 
     stream never changes district), classified and placed by that district's rules."""
     case_id = step.state.case_id
     new_case_id = transferred_case_id(case_id, to_district_id)
+    # The one command that works in two districts in one transaction: what is read of
+    # the target and written there is in the target's row-level security scope, and
+    # the scope goes back to the case's own district before the case is saved.
+    await scope(step.conn, to_district_id)
     target = await step.districts.get(step.conn, to_district_id)
     if target is None:
         raise UnknownDistrict(to_district_id)
@@ -308,11 +313,13 @@ async def _transfer_out(step: Step, body: TransferBody, to_district_id: str) -> 
         raise RoutingError(
             f"案件已转至 {to_district_id}", f"already transferred to {to_district_id}"
         )
+    await scope(step.conn, step.state.district_id)
 
     async def open_there(after: Step, saved: CaseState, events: list[CaseEvent]) -> None:
-        target = await after.districts.require(after.conn, to_district_id)
         facts = await opinion_facts(after.conn, case_id)
         assert facts is not None
+        await scope(after.conn, to_district_id)
+        target = await after.districts.require(after.conn, to_district_id)
         classification = target.classify(facts.text, None)
         place = Place(to_station, facts.community, facts.point)
         community = community_of(target.directory, place)
@@ -353,6 +360,7 @@ async def _transfer_out(step: Step, body: TransferBody, to_district_id: str) -> 
             Metadata(causation_id=case_id),
             facts,
         )
+        await scope(after.conn, saved.district_id)
 
     command = TransferToDistrict(
         actor=step.actor,

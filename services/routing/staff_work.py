@@ -28,7 +28,8 @@ from contracts.envelope import Envelope
 from contracts.intake import OpinionSubmitted
 from contracts.staff import ResidentContactOpened
 from eventkit.clock import Clock
-from eventkit.db import Conn
+from eventkit.db import Conn, district_transaction
+from eventkit.db import scope as scope_transaction
 from eventkit.identity import Principal
 from eventkit.privacy import PersonalDataVault
 from eventkit.refusals import Forbidden
@@ -37,7 +38,7 @@ from eventkit.store import EventStore
 from services.routing import views
 from services.routing.api_models import CaseDetail, CaseSummary
 from services.routing.case_state import CaseState, CaseStatus
-from services.routing.case_store import CaseStore
+from services.routing.case_store import CaseStore, stream_of
 from services.routing.casework import CaseWork, Planned, Step
 from services.routing.district_context import DistrictContext, DistrictContexts
 from services.routing.domain import NotYourCase
@@ -113,7 +114,7 @@ class StaffWork:
     async def case(self, principal: Principal, case_id: str) -> tuple[CaseState, CaseDetail]:
         """A case of the person's scope with its history (404 for another district's,
         403 for one outside their scope)."""
-        async with self._pool.acquire() as conn:
+        async with district_transaction(self._pool, principal.district_id) as conn:
             ctx, scope = await self.context(conn, principal)
             state = await self._in_scope(conn, scope, case_id)
             detail = await views.case_detail(
@@ -123,7 +124,7 @@ class StaffWork:
 
     async def cases(self, principal: Principal, **filters: Any) -> list[CaseSummary]:
         """Cases matching ``filters`` (those of :func:`views.list_cases`) within scope."""
-        async with self._pool.acquire() as conn:
+        async with district_transaction(self._pool, principal.district_id) as conn:
             _, scope = await self.context(conn, principal)
             merged = within(scope, filters)
             if merged is None:
@@ -134,7 +135,7 @@ class StaffWork:
         self, principal: Principal, *, limit: int = 50, offset: int = 0
     ) -> tuple[Scope, list[CaseSummary]] | None:
         """The person's queue (None: their role has none)."""
-        async with self._pool.acquire() as conn:
+        async with district_transaction(self._pool, principal.district_id) as conn:
             _, scope = await self.context(conn, principal)
             filters = scope.queue_filters()
             if filters is None:
@@ -164,7 +165,7 @@ class StaffWork:
         """Carry out a staff command for ``principal`` on a case of their scope."""
         if principal.role not in command.roles:
             raise CommandNotAllowed(command.name)
-        async with self._pool.acquire() as conn:
+        async with district_transaction(self._pool, principal.district_id) as conn:
             _, scope = await self.context(conn, principal)
             if not scope.may_act:
                 raise ReadOnly()
@@ -191,12 +192,18 @@ class StaffWork:
         recorded; nothing when the resident gave none, did not consent or was forgotten."""
         if principal.role not in CONTACT_ROLES:
             raise ReadOnly()
-        async with self._pool.acquire() as conn:
+        async with district_transaction(self._pool, principal.district_id) as conn:
             _, scope = await self.context(conn, principal)
             state = await self._in_scope(conn, scope, case_id)
             if state.status in FINAL:
                 return Contact(False, reason_zh="案件已并案或转出", reason_en="The case moved on")
+            # The resident is the opinion's, which another district took down when the
+            # case was transferred here: their sealed contact and their key are read in
+            # that district's scope, the opening recorded in ours.
+            home = await self._opinion_district(conn, state)
+            await scope_transaction(conn, home)
             submitter = await self._submitter(conn, state.opinion_id)
+            await scope_transaction(conn, state.district_id)
             if submitter is None or not any(submitter.get(f) for f in CONTACT_FIELDS.values()):
                 return Contact(False, reason_zh="居民未留联系方式", reason_en="No contact given")
             if not submitter.get("contact_consent"):
@@ -217,9 +224,9 @@ class StaffWork:
                 fields=sorted(sealed),
                 reason=reason,
             )
-            async with conn.transaction():
-                await self._store.append(opened.stream_id, [Envelope.wrap(opened)], conn=conn)
-                plain = await self._vault.open(opened.subject_id, sealed, conn=conn)
+            await self._store.append(opened.stream_id, [Envelope.wrap(opened)], conn=conn)
+            await scope_transaction(conn, home)
+            plain = await self._vault.open(opened.subject_id, sealed, conn=conn)
         if plain is None:
             return Contact(
                 False,
@@ -227,6 +234,13 @@ class StaffWork:
                 reason_en="The resident's data was erased at their request",
             )
         return Contact(True, name=plain.get("name"), phone=plain.get("phone"))
+
+    async def _opinion_district(self, conn: Conn, state: CaseState) -> str:
+        """The district whose opinion the case carries: its own, or the one it was
+        transferred from (its opening event says which)."""
+        for record in await self._store.read_stream(stream_of(state.case_id), conn=conn):
+            return str(record.data.get("transferred_from_district_id") or state.district_id)
+        return state.district_id
 
     async def _submitter(self, conn: Conn, opinion_id: str) -> dict[str, Any] | None:
         for record in await self._store.read_stream(f"opinion-{opinion_id}", conn=conn):

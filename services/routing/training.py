@@ -30,9 +30,9 @@ from contracts.cases import CaseClassified, Priority
 from contracts.directory import ClassifierTrained, StorePosition, TaxonomyPublished
 from contracts.envelope import Envelope, Metadata
 from eventkit.clock import Clock
-from eventkit.db import Conn
+from eventkit.db import Conn, district_transaction
 from eventkit.logging import get_logger
-from eventkit.store import ANY_VERSION, Checkpoint, EventStore
+from eventkit.store import ANY_VERSION, Checkpoint, EventStore, RecordedEvent
 from services.routing.classification import Classifier, Segmenter, Taxonomy, normalise
 from services.routing.classifier_model import (
     METHOD,
@@ -123,7 +123,7 @@ class ClassifierTraining:
         """Fit on ``labelled`` plus the corrections, judge on ``heldout``, publish if not
         worse than the classifier in use (the taxonomy's keywords when there is none)."""
         params = params or Hyperparameters()
-        async with self._pool.acquire() as conn:
+        async with district_transaction(self._pool, district_id) as conn:
             ctx = await self._districts.require(conn, district_id)
             corrections = await self.corrections(conn, district_id)
         taxonomy, in_use = self._classifiers(ctx)
@@ -156,7 +156,7 @@ class ClassifierTraining:
         """Train the district's first classifier from the labelled and held-out sets kept
         with its file, when it has none in use yet (what ``routing_train_districts`` asks
         at start-up). None when it already has one; refused like :meth:`train` otherwise."""
-        async with self._pool.acquire() as conn:
+        async with district_transaction(self._pool, district_id) as conn:
             if await self._districts.models.in_use(conn, district_id) is not None:
                 return None
         labelled = await asyncio.to_thread(load_examples, labelled_set(district_id))
@@ -174,7 +174,7 @@ class ClassifierTraining:
                 "标注样本与训练时不同", "the labelled set differs from the one trained on"
             )
         params = Hyperparameters.from_dict(event.hyperparameters)
-        async with self._pool.acquire() as conn:
+        async with district_transaction(self._pool, district_id) as conn:
             ctx = await self._districts.require(conn, district_id)
             corrections = await self.corrections(conn, district_id, event.corrections_through)
         if digest(corrections.examples) != event.corrections_digest:
@@ -192,7 +192,7 @@ class ClassifierTraining:
                 f"the model fitted again has digest {model.digest}, the event names "
                 f"{event.model_digest} (libraries then: {event.libraries}, now: {libraries()})",
             )
-        async with self._pool.acquire() as conn:
+        async with district_transaction(self._pool, district_id) as conn:
             stored = await conn.fetchval(
                 "SELECT model_digest FROM routing.classifier_models "
                 "WHERE district_id = $1 AND version = $2",
@@ -207,7 +207,7 @@ class ClassifierTraining:
 
     async def published(self, district_id: str, version: int) -> ClassifierTrained:
         """The ``ClassifierTrained`` event of a version."""
-        for recorded in await self._store.read_stream(f"district-{district_id}"):
+        for recorded in await self._district_stream(district_id):
             if recorded.event_type == ClassifierTrained.event_type:
                 event = ClassifierTrained.model_validate(recorded.data)
                 if event.version == version:
@@ -228,7 +228,7 @@ class ClassifierTraining:
         limit = Checkpoint(through.transaction_id, through.global_position) if through else None
         order = 0
         async for recorded in self._store.iterate_all(
-            categories=("case",), district_id=district_id
+            categories=("case",), district_id=district_id, conn=conn
         ):
             if limit is not None and not recorded.checkpoint <= limit:
                 break
@@ -292,8 +292,12 @@ class ClassifierTraining:
             normalise=normalise,
         )
 
+    async def _district_stream(self, district_id: str) -> list[RecordedEvent]:
+        async with district_transaction(self._pool, district_id) as conn:
+            return await self._store.read_stream(f"district-{district_id}", conn=conn)
+
     async def _taxonomy(self, district_id: str, version: int) -> TaxonomyPublished:
-        for recorded in await self._store.read_stream(f"district-{district_id}"):
+        for recorded in await self._district_stream(district_id):
             if recorded.event_type == TaxonomyPublished.event_type:
                 event = TaxonomyPublished.model_validate(recorded.data)
                 if event.version == version:
@@ -316,7 +320,7 @@ class ClassifierTraining:
         actor: Actor,
     ) -> ClassifierTrained:
         models = self._districts.models
-        async with self._pool.acquire() as conn, conn.transaction():
+        async with district_transaction(self._pool, district_id) as conn:
             # The lock directory changes take: versions follow one another, and the
             # directory version bump below is seen by every instance.
             await conn.execute(

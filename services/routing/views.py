@@ -12,7 +12,7 @@ from typing import Any
 
 from contracts import REGISTRY
 from contracts.cases import Priority
-from eventkit.db import Conn
+from eventkit.db import Conn, scope
 from eventkit.store import EventStore
 from services.routing.api_models import (
     AllowedAction,
@@ -359,10 +359,16 @@ async def case_detail(
     source = opened.get("transferred_from_case_id")
     if source:
         # The other district handed the case over with its record: show what was done.
+        # That record is the other district's: read in its row-level security scope
+        # (the one case named by this case's own opening event), then back to ours.
+        from_district = opened.get("transferred_from_district_id") or state.district_id
+        await scope(conn, from_district)
+        handed_over = await history(store, conn, source)
+        await scope(conn, state.district_id)
         extra["transferred_from"] = TransferredFrom(
             district_id=opened.get("transferred_from_district_id"),
             case_id=source,
-            history=await history(store, conn, source),
+            history=handed_over,
         )
     return CaseDetail(**_state_fields(state), **extra, cluster=cluster, history=entries)
 

@@ -17,6 +17,7 @@ from eventkit.store import EventStore
 from services.routing.bootstrap import Routing
 from services.routing.case_state import CaseState
 from services.routing.staff_commands import BY_NAME
+from tests.every_district import every_district
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 DEMO_FILE = Path(__file__).resolve().parents[2] / "deploy" / "districts" / "demo.yaml"
@@ -49,7 +50,7 @@ async def append_event(store: EventStore, event: Event) -> Envelope:
 
 async def load_case(routing: Routing, case_id: str) -> CaseState | None:
     """The case as its stream describes it now."""
-    async with routing.pool.acquire() as conn:
+    async with every_district(routing.pool).acquire() as conn:
         return await routing.cases.load(conn, case_id)
 
 

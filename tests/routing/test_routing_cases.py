@@ -29,6 +29,7 @@ from services.routing.consumers import RoutingConsumer
 from services.routing.ids import case_id_for
 from services.routing.rebuild import rebuild
 from services.routing.settings import RoutingSettings
+from tests.every_district import every_district
 from tests.routing.routing_support import SHANGHAI, Clock, Submit, act, append_event, load_case
 
 LIAISON = Actor(id="lo_dh_02", role=ActorRole.LIAISON)
@@ -103,13 +104,15 @@ async def test_handling_an_opinion_again_after_an_unknown_outcome_cannot_open_a_
     opinion = await submit("楼下垃圾桶满了好几天没人清运", community="南城社区")
     event = opinion.event(REGISTRY)
     for _ in range(2):
-        async with pool.acquire() as conn, conn.transaction():
+        async with every_district(pool).acquire() as conn, conn.transaction():
             assert isinstance(event, OpinionSubmitted)
             await demo.opening.open_case(event, opinion, conn)
 
     case_id = case_id_for("demo", opinion.data["opinion_id"])
     assert len(await store.read_stream(f"case-{case_id}")) == 2
-    count = await pool.fetchval("SELECT count(*) FROM routing.cases WHERE case_id = $1", case_id)
+    count = await every_district(pool).fetchval(
+        "SELECT count(*) FROM routing.cases WHERE case_id = $1", case_id
+    )
     assert count == 1
 
 
@@ -199,7 +202,7 @@ async def test_a_similar_opinion_nearby_is_linked_to_the_open_case(
     assert (first_id, "duplicate") in links(same)
     assert (first_id, "related") in links(near)
     assert first_id not in [case for case, _ in links(distant)]
-    cluster = await pool.fetchval(
+    cluster = await every_district(pool).fetchval(
         "SELECT count(*) FROM routing.case_links WHERE related_case_id = $1", first_id
     )
     assert cluster == 2
@@ -301,7 +304,7 @@ async def test_satisfied_feedback_is_recorded_without_reopening(
     state = await load_case(demo, case_id)
     assert state is not None
     assert state.status is CaseStatus.RESOLVED
-    row = await pool.fetchrow(
+    row = await every_district(pool).fetchrow(
         "SELECT satisfaction, feedback_resolved FROM routing.cases WHERE case_id = $1", case_id
     )
     assert row is not None
@@ -384,7 +387,7 @@ async def test_two_scanners_record_each_missed_deadline_exactly_once_and_escalat
     ]
     assert ladder[1].escalated_to == "示范区人大常委会"
     assert ladder[1].next_due is None
-    row = await pool.fetchrow(
+    row = await every_district(pool).fetchrow(
         "SELECT overdue, overdue_count FROM routing.cases WHERE case_id = $1", case_id
     )
     assert row is not None
@@ -399,7 +402,7 @@ async def test_the_station_head_is_told_only_of_other_representatives_misses(
     state = await load_case(demo, case_id_for("demo", opinion.data["opinion_id"]))
     assert state is not None
     assert state.representative_id == "r002"
-    async with pool.acquire() as conn:
+    async with every_district(pool).acquire() as conn:
         ctx = await demo.districts.get(conn, "demo")
     assert ctx is not None
 
@@ -470,10 +473,10 @@ async def test_an_older_state_does_not_overwrite_the_cases_row(
     await act(demo, "accept", "demo", case_id, Actor(id="r002", role=ActorRole.REPRESENTATIVE))
 
     # As a scanner would that loaded the case before the representative accepted it.
-    async with pool.acquire() as conn:
+    async with every_district(pool).acquire() as conn:
         await update_case(conn, before)
 
-    row = await pool.fetchrow(
+    row = await every_district(pool).fetchrow(
         "SELECT status, version FROM routing.cases WHERE case_id = $1", case_id
     )
     assert row is not None
@@ -511,7 +514,9 @@ async def test_the_read_models_rebuilt_from_the_store_equal_the_live_ones(
     ]
     for text, place in places:
         await consumer.apply(await submit(text, **place))
-    case_id = await pool.fetchval("SELECT case_id FROM routing.cases ORDER BY opened_at LIMIT 1")
+    case_id = await every_district(pool).fetchval(
+        "SELECT case_id FROM routing.cases ORDER BY opened_at LIMIT 1"
+    )
     await act(demo, "accept", "demo", case_id, LIAISON)
     await demo.directory.retire_representative("demo", "r060", "任期届满", LIAISON)
 
@@ -527,10 +532,12 @@ async def test_the_read_models_rebuilt_from_the_store_equal_the_live_ones(
             "districts": "SELECT district_id, name_zh, timezone, taxonomy, calendar, policy "
             "FROM routing.districts",
         }
-        return {k: [tuple(r) for r in await pool.fetch(q)] for k, q in tables.items()}
+        return {
+            k: [tuple(r) for r in await every_district(pool).fetch(q)] for k, q in tables.items()
+        }
 
     live = await snapshot()
-    async with pool.acquire() as conn:
+    async with every_district(pool).acquire() as conn:
         counts = await rebuild(conn, store)
 
     assert counts["cases"] == 4
@@ -613,7 +620,7 @@ async def test_opinions_opened_in_one_batch_are_decided_as_if_opened_one_by_one(
     case_ids = [case_id_for("demo", o.opinion_id) for o, _ in opinions]
 
     async def outcome(batch: bool) -> list[list[tuple[str, dict[str, object]]]]:
-        async with pool.acquire() as conn:
+        async with every_district(pool).acquire() as conn:
             transaction = conn.transaction()
             await transaction.start()
             try:

@@ -26,11 +26,12 @@ from services.routing.district_file import (
     parse_district_file,
 )
 from services.routing.liaison_plan import rule_days, rules_of
+from tests.every_district import every_district
 from tests.routing.routing_support import ADMIN, DEMO_FILE
 
 
 async def event_types(pool: asyncpg.Pool) -> Counter[str]:
-    rows = await pool.fetch("SELECT event_type FROM eventstore.events")
+    rows = await every_district(pool).fetch("SELECT event_type FROM eventstore.events")
     return Counter(r["event_type"] for r in rows)
 
 
@@ -48,30 +49,41 @@ async def test_importing_the_demo_district_emits_the_directory_and_fills_the_rea
     assert counts["TaxonomyPublished"] == 1
     kinds = {
         r["kind"]: r["n"]
-        for r in await pool.fetch(
+        for r in await every_district(pool).fetch(
             "SELECT kind, count(*) AS n FROM routing.stations WHERE active GROUP BY kind"
         )
     }
     assert set(kinds) == {"home", "community", "industry", "contact_point"}
     assert sum(kinds.values()) == 20
-    assert await pool.fetchval("SELECT count(*) FROM routing.representatives WHERE active") == 59
+    assert (
+        await every_district(pool).fetchval(
+            "SELECT count(*) FROM routing.representatives WHERE active"
+        )
+        == 59
+    )
     levels = {
-        r["level"] for r in await pool.fetch("SELECT DISTINCT level FROM routing.representatives")
+        r["level"]
+        for r in await every_district(pool).fetch(
+            "SELECT DISTINCT level FROM routing.representatives"
+        )
     }
     assert levels == {"national", "provincial", "municipal", "district"}
-    streams = {r["stream_id"] for r in await pool.fetch("SELECT stream_id FROM eventstore.events")}
+    streams = {
+        r["stream_id"]
+        for r in await every_district(pool).fetch("SELECT stream_id FROM eventstore.events")
+    }
     assert {"district-demo", "station-demo.dh_home", "representative-demo.r001"} <= streams
 
 
 async def test_importing_the_same_file_again_changes_nothing(
     demo: Routing, demo_file: DistrictFile, pool: asyncpg.Pool
 ) -> None:
-    before = await pool.fetchval("SELECT count(*) FROM eventstore.events")
+    before = await every_district(pool).fetchval("SELECT count(*) FROM eventstore.events")
 
     plan = await demo.directory.change("demo", demo_file, ADMIN)
 
     assert plan.events == []
-    assert await pool.fetchval("SELECT count(*) FROM eventstore.events") == before
+    assert await every_district(pool).fetchval("SELECT count(*) FROM eventstore.events") == before
 
 
 async def test_a_station_moves_and_a_representative_changes_station_without_losing_history(
@@ -96,12 +108,12 @@ async def test_a_station_moves_and_a_representative_changes_station_without_losi
         "RepresentativeLeftStation": 1,
         "RepresentativeJoinedStation": 1,
     }
-    station = await pool.fetchrow(
+    station = await every_district(pool).fetchrow(
         "SELECT address, lat FROM routing.stations WHERE station_code = 'dh_hubin'"
     )
     assert station is not None
     assert tuple(station) == ("示范区湖滨街88号新址", 30.2779)
-    stays = await pool.fetch(
+    stays = await every_district(pool).fetch(
         "SELECT station_code, left_at IS NULL AS current FROM routing.memberships "
         "WHERE representative_id = 'r003' ORDER BY joined_at, station_code"
     )
@@ -120,7 +132,7 @@ async def test_retiring_keeps_the_station_and_the_representative_in_the_record(
         "demo", "r002", "再次", ADMIN
     )  # already retired: nothing
 
-    station = await pool.fetchrow(
+    station = await every_district(pool).fetchrow(
         "SELECT active, retired_reason FROM routing.stations WHERE station_code = 'dh_market'"
     )
     assert station is not None
@@ -131,7 +143,7 @@ async def test_retiring_keeps_the_station_and_the_representative_in_the_record(
         "RepresentativeLeftStation",
         "RepresentativeRetired",
     ]
-    current = await pool.fetchval(
+    current = await every_district(pool).fetchval(
         "SELECT count(*) FROM routing.memberships WHERE representative_id = 'r002' "
         "AND left_at IS NULL"
     )
@@ -151,7 +163,7 @@ async def test_a_changed_taxonomy_is_published_as_a_new_version(
     plan = await demo.directory.change("demo", DirectoryChanges(taxonomy=taxonomy), ADMIN)
 
     assert plan.summary == {"TaxonomyPublished": 1}
-    version = await pool.fetchval(
+    version = await every_district(pool).fetchval(
         "SELECT (taxonomy->>'version')::int FROM routing.districts WHERE district_id = 'demo'"
     )
     assert version == 2
@@ -160,7 +172,7 @@ async def test_a_changed_taxonomy_is_published_as_a_new_version(
 async def test_a_file_with_dangling_references_is_refused_with_every_problem(
     demo: Routing, pool: asyncpg.Pool
 ) -> None:
-    before = await pool.fetchval("SELECT count(*) FROM eventstore.events")
+    before = await every_district(pool).fetchval("SELECT count(*) FROM eventstore.events")
     changes = DirectoryChanges(
         stations=[StationEntry(code="x1", name_zh="新站", kind="community", street="nowhere")],
         representatives=[
@@ -177,7 +189,7 @@ async def test_a_file_with_dangling_references_is_refused_with_every_problem(
     assert "nowhere" in problems
     assert "ghost" in problems
     assert "x9" in problems
-    assert await pool.fetchval("SELECT count(*) FROM eventstore.events") == before
+    assert await every_district(pool).fetchval("SELECT count(*) FROM eventstore.events") == before
 
 
 def test_a_file_that_is_not_yaml_or_has_unknown_fields_is_refused() -> None:

@@ -25,6 +25,7 @@ from services.routing.district_file import DistrictFile
 from services.routing.ids import case_id_for
 from services.routing.liaison_views import roster
 from services.routing.rebuild import rebuild
+from tests.every_district import every_district
 from tests.routing.routing_support import ADMIN, Clock, act, append_event, load_case
 
 LIAISON = Actor(id="lo_dh_01", role=ActorRole.LIAISON)
@@ -52,7 +53,7 @@ async def open_case(
 async def test_the_demo_district_brings_departments_people_spokespersons_and_activities(
     demo: Routing, demo_file: DistrictFile
 ) -> None:
-    async with demo.pool.acquire() as conn:
+    async with every_district(demo.pool).acquire() as conn:
         ctx = await demo.districts.require(conn, "demo")
         roles = {
             r["role"]: r["n"]
@@ -119,7 +120,7 @@ async def test_a_department_misses_its_report_in_the_scanner_escalates_then_it_f
 
     # It feeds back at last (reporting in with it), as its own staff member.
     await act(demo, "department_respond", "demo", case_id, CHENGGUAN, action="已取缔占道摊位")
-    async with demo.pool.acquire() as conn:
+    async with every_district(demo.pool).acquire() as conn:
         row = await conn.fetchrow("SELECT * FROM routing.whistles WHERE case_id = $1", case_id)
     assert row is not None
     assert (row["reported_by"], row["responded_by"], row["action"]) == (
@@ -168,7 +169,7 @@ async def test_a_callback_changes_the_satisfaction_the_case_shows(
         comment="灯又坏了",
     )
 
-    async with demo.pool.acquire() as conn:
+    async with every_district(demo.pool).acquire() as conn:
         row = await conn.fetchrow(
             "SELECT satisfaction, feedback_resolved, rating_source FROM routing.cases "
             "WHERE case_id = $1",
@@ -186,7 +187,7 @@ async def test_a_callback_changes_the_satisfaction_the_case_shows(
 async def test_a_cancelled_reception_day_is_not_planned_again_and_a_moved_one_is_kept(
     demo: Routing, clock: Clock
 ) -> None:
-    async with demo.pool.acquire() as conn:
+    async with every_district(demo.pool).acquire() as conn:
         ctx = await demo.districts.require(conn, "demo")
     days = sorted(d.day for d in ctx.directory.reception_days if d.representative_id == "r001")
     first, second = days[0], days[1]
@@ -203,7 +204,7 @@ async def test_a_cancelled_reception_day_is_not_planned_again_and_a_moved_one_is
     )
     assert await demo.liaison.plan_reception_days("demo") == 0
 
-    async with demo.pool.acquire() as conn:
+    async with every_district(demo.pool).acquire() as conn:
         ctx = await demo.districts.require(conn, "demo")
         rows = list(
             await conn.fetch(
@@ -225,7 +226,7 @@ async def test_a_cancelled_reception_day_is_not_planned_again_and_a_moved_one_is
     # Half a year later the planner has planned the months ahead: nothing runs out.
     clock.advance(days=180)
     assert await demo.liaison.plan_reception_days("demo") > 0
-    async with demo.pool.acquire() as conn:
+    async with every_district(demo.pool).acquire() as conn:
         latest = await conn.fetchval(
             "SELECT max(day) FROM routing.reception_days WHERE representative_id = 'r001'"
         )
@@ -280,7 +281,7 @@ async def test_a_spokesperson_s_intake_is_counted_on_the_roster(
             channel="spokesperson",
             on_behalf_of=OnBehalfOf(role="spokesperson", staff_id="sp_dh_01"),
         )
-    async with demo.pool.acquire() as conn:
+    async with every_district(demo.pool).acquire() as conn:
         ctx = await demo.districts.require(conn, "demo")
         found = {
             s.spokesperson_id: s.opinions_collected
@@ -322,14 +323,14 @@ async def test_the_rebuild_gives_the_liaison_tables_back(
     )
 
     async def snapshot() -> dict[str, Any]:
-        async with demo.pool.acquire() as conn:
+        async with every_district(demo.pool).acquire() as conn:
             return {
                 t: sorted(map(tuple, await conn.fetch(f"SELECT * FROM routing.{t}")))
                 for t in tables
             }
 
     before = await snapshot()
-    async with demo.pool.acquire() as conn:
+    async with every_district(demo.pool).acquire() as conn:
         await rebuild(conn, demo.store)
     after = await snapshot()
     for table in tables:

@@ -10,10 +10,11 @@ import asyncpg
 from eventkit.identity import Principal, Role
 from services.routing.bootstrap import Routing
 from services.routing.staff_scope import Listing, listing, scope_of
+from tests.every_district import every_district
 
 
 async def test_new_roles_get_the_scope_of_their_post(demo: Routing, pool: asyncpg.Pool) -> None:
-    async with pool.acquire() as conn:
+    async with every_district(pool).acquire() as conn:
         ctx = await demo.districts.require(conn, "demo")
     directory = ctx.directory
 

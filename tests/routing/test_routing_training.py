@@ -22,6 +22,7 @@ from services.routing.consumers import RoutingConsumer
 from services.routing.ids import case_id_for
 from services.routing.rebuild import rebuild
 from services.routing.training import heldout_set, labelled_set, load_examples
+from tests.every_district import every_district
 from tests.routing.routing_support import Submit
 
 
@@ -71,7 +72,7 @@ async def test_a_trained_model_is_published_and_every_new_case_names_it(
     labelled: list[LabelledOpinion],
     heldout: list[LabelledOpinion],
 ) -> None:
-    before = await pool.fetchval("SELECT config_version FROM routing.districts")
+    before = await every_district(pool).fetchval("SELECT config_version FROM routing.districts")
 
     outcome = await demo.training.train("demo", labelled, heldout, CLI_ACTOR)
 
@@ -89,10 +90,15 @@ async def test_a_trained_model_is_published_and_every_new_case_names_it(
     assert event.corrections == 0
     assert event.hyperparameters["keyword_weight"] == 0.2
     assert "scikit-learn" in event.libraries
-    row = await pool.fetchrow("SELECT version, model_digest FROM routing.classifier_models")
+    row = await every_district(pool).fetchrow(
+        "SELECT version, model_digest FROM routing.classifier_models"
+    )
     assert row is not None
     assert tuple(row) == (1, event.model_digest)
-    assert await pool.fetchval("SELECT config_version FROM routing.districts") == before + 1
+    assert (
+        await every_district(pool).fetchval("SELECT config_version FROM routing.districts")
+        == before + 1
+    )
 
     opinion = await submit("楼上那家煤气泄露了，整个楼道都是那个味", community="锦绣社区")
     await consumer.apply(opinion)
@@ -133,8 +139,10 @@ async def test_a_model_worse_on_the_heldout_set_than_the_one_in_use_is_refused(
     assert outcome.in_use_version == 1
     assert outcome.candidate.worse_than(outcome.in_use) == outcome.refused
     assert [e.version for e in await trained_events(store)] == [1]
-    assert await pool.fetchval("SELECT count(*) FROM routing.classifier_models") == 1
-    async with pool.acquire() as conn:
+    assert (
+        await every_district(pool).fetchval("SELECT count(*) FROM routing.classifier_models") == 1
+    )
+    async with every_district(pool).acquire() as conn:
         ctx = await demo.districts.require(conn, "demo")
     assert ctx.classifier is not None
     assert ctx.classifier.model_version == 1
@@ -166,14 +174,14 @@ async def test_a_published_model_is_fitted_again_from_what_its_event_recorded(
     trainer = demo.training
     event = (await trainer.train("demo", labelled, heldout, CLI_ACTOR)).published
     assert event is not None
-    await pool.execute("DELETE FROM routing.classifier_models")
+    await every_district(pool).execute("DELETE FROM routing.classifier_models")
 
     model = await trainer.reproduce("demo", 1, labelled)
 
     assert model.digest == event.model_digest
-    assert await pool.fetchval("SELECT model_digest FROM routing.classifier_models") == (
-        event.model_digest
-    )
+    assert await every_district(pool).fetchval(
+        "SELECT model_digest FROM routing.classifier_models"
+    ) == (event.model_digest)
     with pytest.raises(Exception, match="labelled set differs"):
         await trainer.reproduce("demo", 1, labelled[1:])
 
@@ -188,7 +196,7 @@ async def test_a_rebuild_keeps_the_model_in_use_and_the_cases_name_it(
     heldout: list[LabelledOpinion],
 ) -> None:
     await demo.training.train("demo", labelled, heldout, CLI_ACTOR)
-    async with pool.acquire() as conn:
+    async with every_district(pool).acquire() as conn:
         await rebuild(conn, store)
 
     opinion = await submit("电梯困人了，快来", community="东湖社区")

@@ -10,6 +10,7 @@ from services.routing.cli import CLI_ACTOR
 from services.routing.consumers import RoutingConsumer
 from services.routing.ids import case_id_for
 from services.routing.training import heldout_set, labelled_set, load_examples
+from tests.every_district import every_district
 from tests.routing.routing_support import Submit, act
 
 LIAISON = Actor(id="lo_dh_02", role=ActorRole.LIAISON)
@@ -34,7 +35,7 @@ async def test_a_staff_correction_is_read_with_its_text_and_learnt_by_the_next_t
     )
     trainer = demo.training
 
-    async with demo.pool.acquire() as conn:
+    async with every_district(demo.pool).acquire() as conn:
         corrections = await trainer.corrections(conn, "demo")
 
     [example] = corrections.examples
@@ -53,7 +54,7 @@ async def test_a_staff_correction_is_read_with_its_text_and_learnt_by_the_next_t
     assert event is not None
     assert event.corrections == 1
     assert event.corrections_through == corrections.through
-    async with demo.pool.acquire() as conn:
+    async with every_district(demo.pool).acquire() as conn:
         ctx = await demo.districts.require(conn, "demo")
     assert ctx.classifier is not None
     learnt = ctx.classifier.classify(TEXT)

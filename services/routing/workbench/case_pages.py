@@ -17,6 +17,7 @@ from urllib.parse import urlencode
 from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse, Response
 
+from eventkit.db import district_transaction
 from eventkit.http import parse_model, status_for
 from eventkit.refusals import Refusal
 from eventkit.requests import RequestInfo, checked_idempotency_key
@@ -241,7 +242,7 @@ def _field_words(field: str, kind: str, t: dict[str, str]) -> str | None:
 
 async def _district(web: Web, request: Request, session: StaffSession) -> Any:
     routing = web.routing(request)
-    async with routing.pool.acquire() as conn:
+    async with district_transaction(routing.pool, session.principal.district_id) as conn:
         return await routing.districts.require(conn, session.principal.district_id)
 
 

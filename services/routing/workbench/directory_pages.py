@@ -11,6 +11,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from contracts.base import Actor, ActorRole
+from eventkit.db import district_transaction
 from eventkit.identity import Role
 from eventkit.refusals import Forbidden, InvalidInput, Refusal
 from services.routing.directory_routes import MAX_DISTRICT_FILE_BYTES
@@ -36,7 +37,7 @@ def directory_pages(web: Web) -> APIRouter:
 
     async def district(request: Request, session: StaffSession) -> Any:
         routing = web.routing(request)
-        async with routing.pool.acquire() as conn:
+        async with district_transaction(routing.pool, session.principal.district_id) as conn:
             await routing.staff.context(conn, session.principal)
             return await routing.districts.require(conn, session.principal.district_id)
 

@@ -13,6 +13,7 @@ from urllib.parse import urlencode
 from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse, Response
 
+from eventkit.db import ALL_DISTRICTS, scope
 from eventkit.http import read_form
 from eventkit.http.sessions import CSRF_FIELD
 from eventkit.refusals import Refusal
@@ -39,9 +40,13 @@ def sign_in_pages(web: Web) -> APIRouter:
 
     async def districts(request: Request) -> list[tuple[str, str]]:
         routing = web.routing(request)
-        rows = await routing.pool.fetch(
-            "SELECT district_id, name_zh FROM routing.districts ORDER BY district_id"
-        )
+        async with routing.pool.acquire() as conn, conn.transaction():
+            # The sign-in form offers every district by name (before sign-in nobody has a
+            # district): the names only, which are public.
+            await scope(conn, ALL_DISTRICTS)
+            rows = await conn.fetch(
+                "SELECT district_id, name_zh FROM routing.districts ORDER BY district_id"
+            )
         return [(r["district_id"], r["name_zh"]) for r in rows]
 
     async def login_page(
