@@ -47,7 +47,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
-from eventkit.db import Conn
+from eventkit.db import ALL_DISTRICTS, Conn, district_transaction, scope
 from eventkit.keys import KeyRing
 
 SEAL_PREFIX: Final = "mq1."
@@ -278,10 +278,21 @@ class PersonalDataVault:
             },
         )
 
-    async def key(self, subject_id: str, *, conn: Conn | None = None) -> SubjectKey | None:
-        """The subject's key, or None when there is none (never existed, or forgotten)."""
+    async def key(
+        self, subject_id: str, *, conn: Conn | None = None, district_id: str | None = None
+    ) -> SubjectKey | None:
+        """The subject's key, or None when there is none (never existed, or forgotten).
+
+        Row-level security: in ``conn``'s scope; without ``conn``, in a transaction scoped
+        to ``district_id``, or else to every district (a subject id names one resident of
+        one district: a look-up by it cannot reach another district's keys by mistake).
+        """
         query = "SELECT key FROM privacy.subject_keys WHERE subject_id = $1"
-        key = await (conn or self._pool).fetchval(query, subject_id)
+        if conn is not None:
+            key = await conn.fetchval(query, subject_id)
+        else:
+            async with district_transaction(self._pool, district_id or ALL_DISTRICTS) as own:
+                key = await own.fetchval(query, subject_id)
         if key is None:
             return None
         return SubjectKey(subject_id, unwrap_key(self._keys, subject_id, bytes(key)))
@@ -292,12 +303,14 @@ class PersonalDataVault:
         sealed: Mapping[str, str | None],
         *,
         conn: Conn | None = None,
+        district_id: str | None = None,
     ) -> dict[str, str | None] | None:
         """The plaintexts of sealed fields; None when the subject's key is gone.
 
         Raises :class:`SealError` for a ciphertext that does not belong to the subject.
+        The key is read as :meth:`key` reads it.
         """
-        subject = await self.key(subject_id, conn=conn)
+        subject = await self.key(subject_id, conn=conn, district_id=district_id)
         if subject is None:
             return None
         return {
@@ -305,34 +318,61 @@ class PersonalDataVault:
             for field, token in sealed.items()
         }
 
+    async def subject_of(self, district_id: str, identifier: str, *, conn: Conn) -> str | None:
+        """The subject a normalised phone number names in a district (through the blind
+        index), without creating one; None when the number is unknown or was forgotten."""
+        lookup = await self.lookup_hash(district_id, identifier, conn=conn)
+        found = await conn.fetchval(
+            "SELECT subject_id FROM privacy.subject_keys "
+            "WHERE district_id = $1 AND lookup_hash = $2",
+            district_id,
+            lookup,
+        )
+        return None if found is None else str(found)
+
     async def forget(
-        self, subject_id: str, *, requested_by: str, reason: str | None = None
+        self,
+        subject_id: str,
+        *,
+        requested_by: str,
+        reason: str | None = None,
+        conn: Conn | None = None,
     ) -> bool:
         """Delete the subject's key: their sealed data becomes unreadable everywhere.
 
         Records who asked and why in ``privacy.forgotten_subjects``. Returns False when
-        there was no key (unknown subject, or already forgotten).
+        there was no key (unknown subject, or already forgotten). With ``conn``, in the
+        caller's transaction (which erases the services' copies with it).
         """
-        async with self._pool.acquire() as conn, conn.transaction():
-            district = await conn.fetchval(
-                "DELETE FROM privacy.subject_keys WHERE subject_id = $1 RETURNING district_id",
-                subject_id,
-            )
-            if district is None:
-                return False
-            await conn.execute(
-                """
-                INSERT INTO privacy.forgotten_subjects
-                    (subject_id, district_id, requested_by, reason)
-                VALUES ($1, $2, $3, $4)
-                ON CONFLICT (subject_id) DO NOTHING
-                """,
-                subject_id,
-                district,
-                requested_by,
-                reason,
-            )
-            return True
+        if conn is not None:
+            return await self._forget(conn, subject_id, requested_by, reason)
+        async with self._pool.acquire() as own, own.transaction():
+            # By the subject's id alone: it names one resident, whichever their district.
+            await scope(own, ALL_DISTRICTS)
+            return await self._forget(own, subject_id, requested_by, reason)
+
+    async def _forget(
+        self, conn: Conn, subject_id: str, requested_by: str, reason: str | None
+    ) -> bool:
+        district = await conn.fetchval(
+            "DELETE FROM privacy.subject_keys WHERE subject_id = $1 RETURNING district_id",
+            subject_id,
+        )
+        if district is None:
+            return False
+        await conn.execute(
+            """
+            INSERT INTO privacy.forgotten_subjects
+                (subject_id, district_id, requested_by, reason)
+            VALUES ($1, $2, $3, $4)
+            ON CONFLICT (subject_id) DO NOTHING
+            """,
+            subject_id,
+            district,
+            requested_by,
+            reason,
+        )
+        return True
 
     async def rewrap(self, *, batch: int = 500) -> int:
         """Wrap every resident's key not wrapped with the current vault key (a previous
@@ -342,7 +382,9 @@ class PersonalDataVault:
         done = 0
         after = ""
         while True:
-            async with self._pool.acquire() as conn, conn.transaction():
+            # Every district's keys (the owner is not subject to row-level security; a
+            # service's role could not update them anyway).
+            async with district_transaction(self._pool, ALL_DISTRICTS) as conn:
                 rows = await conn.fetch(
                     "SELECT subject_id, key FROM privacy.subject_keys WHERE subject_id > $1 "
                     "ORDER BY subject_id LIMIT $2 FOR UPDATE",
@@ -370,9 +412,11 @@ class PersonalDataVault:
                     )
                 done += len(changed)
 
-    async def forgotten(self, subject_id: str) -> bool:
-        """Whether the subject's key was deleted by :meth:`forget`."""
-        found = await self._pool.fetchval(
-            "SELECT true FROM privacy.forgotten_subjects WHERE subject_id = $1", subject_id
-        )
+    async def forgotten(self, subject_id: str, *, district_id: str | None = None) -> bool:
+        """Whether the subject's key was deleted by :meth:`forget` (looked up in the
+        scope of ``district_id``, or else by the subject's id in every district)."""
+        async with district_transaction(self._pool, district_id or ALL_DISTRICTS) as conn:
+            found = await conn.fetchval(
+                "SELECT true FROM privacy.forgotten_subjects WHERE subject_id = $1", subject_id
+            )
         return bool(found)

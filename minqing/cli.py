@@ -1,5 +1,5 @@
 """The ``minqing`` command: run the stack, migrate, relay, audit (``minqing.audit_cli``),
-handle dead letters."""
+residents' rights (``minqing.privacy_cli``), handle dead letters."""
 
 from __future__ import annotations
 
@@ -303,6 +303,15 @@ def _add_audit_commands() -> None:
         main.add_command(command)
 
 
+def _add_privacy_commands() -> None:
+    """``minqing privacy``: residents' rights span every service, so the group is the
+    system's, added after the services' own commands (none may shadow it)."""
+    from minqing.privacy_cli import COMMANDS
+
+    for command in COMMANDS:
+        main.add_command(command)
+
+
 def _add_service_commands() -> None:
     """Each present service may bring commands: ``services/<name>/cli.py`` lists them in
     ``COMMANDS`` (click commands or groups), added at the top level of ``minqing``."""
@@ -324,6 +333,7 @@ def _add_service_commands() -> None:
 
 _add_audit_commands()
 _add_service_commands()
+_add_privacy_commands()
 
 if __name__ == "__main__":
     main()

@@ -1,0 +1,138 @@
+"""What routing holds of a resident's matters, for their rights (docs/privacy.md): the
+cases opened from their opinions (with the opinion's text and place, copied for the
+staff), each case's steps as the store records them (the replies and results shown to
+the resident), and which closed cases have outlived the district's retention period.
+
+Routing knows no resident: a case names its opinion, and intake says whose it is. Every
+function runs in the caller's transaction, scoped to the district (``eventkit.db.scope``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any, Final
+
+from eventkit.db import Conn
+from eventkit.identity import Role
+from eventkit.privacy_rights import ERASED, TEXT_FIELDS, Erasure
+from eventkit.store import EventStore
+
+_SHOWN: Final = (*TEXT_FIELDS, "to_name", "to_level", "satisfaction", "resolved", "withdrawn")
+"""What a step of the export keeps of its event: what the resident was told or asked,
+never who among the staff did it nor the representatives weighed for the case."""
+
+
+async def is_district_admin(conn: Conn, district_id: str, person_id: str) -> bool:
+    """Whether ``person_id`` holds an active district admin account in the district: the
+    authority a request about a resident's data is made on."""
+    found = await conn.fetchval(
+        """
+        SELECT true FROM routing.staff_accounts
+         WHERE district_id = $1 AND person_id = $2 AND role = $3 AND status = 'active'
+        """,
+        district_id,
+        person_id,
+        Role.DISTRICT_ADMIN.value,
+    )
+    return bool(found)
+
+
+async def cases_of(conn: Conn, opinion_ids: Sequence[str]) -> list[dict[str, Any]]:
+    """The cases opened from these opinions: state and dates (no text)."""
+    rows = await conn.fetch(
+        """
+        SELECT case_id, opinion_id, status, is_open, category_code, station_code,
+               opened_at, closed_at
+          FROM routing.cases WHERE opinion_id = ANY($1::text[])
+         ORDER BY opened_at, case_id
+        """,
+        list(opinion_ids),
+    )
+    return [dict(row) for row in rows]
+
+
+async def export(conn: Conn, store: EventStore, opinion_ids: Sequence[str]) -> dict[str, Any]:
+    """Each case of these opinions as routing keeps it (the opinion's text and place as
+    copied for the staff, status, deadlines, the resident's rating) and its steps."""
+    rows = await conn.fetch(
+        """
+        SELECT case_id, opinion_id, channel, text, community, address, lat, long, status,
+               category_code, priority, station_code, response_due, resolution_due,
+               satisfaction, feedback_resolved, opened_at, updated_at, closed_at
+          FROM routing.cases WHERE opinion_id = ANY($1::text[])
+         ORDER BY opened_at, case_id
+        """,
+        list(opinion_ids),
+    )
+    cases = []
+    for row in rows:
+        events = await store.read_stream(f"case-{row['case_id']}", conn=conn)
+        steps = [
+            {
+                "kind": e.event_type,
+                "at": e.occurred_at,
+                **{key: e.data[key] for key in _SHOWN if e.data.get(key) is not None},
+            }
+            for e in events
+        ]
+        cases.append({**dict(row), "steps": steps})
+    return {"cases": cases}
+
+
+async def erase(conn: Conn, erasure: Erasure) -> dict[str, int]:
+    """Erase the opinion's text and place copied into these cases, and what departments
+    answered on them (the action may quote the resident). Idempotent: counts changes."""
+    ids = list(erasure.case_ids)
+    cases = await conn.fetchval(
+        """
+        WITH changed AS (
+            UPDATE routing.cases
+               SET text = $2, text_norm = '', address = NULL, lat = NULL, long = NULL
+             WHERE case_id = ANY($1::text[])
+               AND (text <> $2 OR address IS NOT NULL OR lat IS NOT NULL)
+            RETURNING 1
+        )
+        SELECT count(*) FROM changed
+        """,
+        ids,
+        ERASED,
+    )
+    actions = await conn.fetchval(
+        """
+        WITH changed AS (
+            UPDATE routing.whistles SET action = $2
+             WHERE case_id = ANY($1::text[]) AND action IS NOT NULL AND action <> $2
+            RETURNING 1
+        )
+        SELECT count(*) FROM changed
+        """,
+        ids,
+        ERASED,
+    )
+    return {"cases": int(cases), "department_actions": int(actions)}
+
+
+async def closed_before(conn: Conn, district_id: str, cutoff: datetime) -> list[tuple[str, str]]:
+    """(case, opinion) of the district's cases closed (结项, merged, transferred away)
+    before ``cutoff`` whose opinion has no case still open: their texts have outlived the
+    retention period. Already erased ones too, so that a run after a rebuild erases
+    again what the rebuild brought back."""
+    rows = await conn.fetch(
+        """
+        SELECT c.case_id, c.opinion_id FROM routing.cases c
+         WHERE c.district_id = $1 AND NOT c.is_open AND c.closed_at < $2
+           AND NOT EXISTS (SELECT 1 FROM routing.cases o
+                            WHERE o.opinion_id = c.opinion_id AND o.is_open)
+         ORDER BY c.closed_at, c.case_id
+        """,
+        district_id,
+        cutoff,
+    )
+    return [(row["case_id"], row["opinion_id"]) for row in rows]
+
+
+async def districts(conn: Conn) -> list[str]:
+    """Every district routing knows (in a transaction scoped to all districts)."""
+    rows = await conn.fetch("SELECT district_id FROM routing.districts ORDER BY district_id")
+    return [row["district_id"] for row in rows]
