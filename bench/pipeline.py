@@ -252,6 +252,9 @@ async def measure(stack: LocalStack, args: argparse.Namespace) -> Results:
             # The load comes from one address: lift intake's per-address limits.
             "MINQING_RATE_SUBMIT_PER_MINUTE": "1e9",
             "MINQING_RATE_SUBMIT_BURST": "1000000000",
+            # ...and the station's: every submission goes through one QR code.
+            "MINQING_RATE_STATION_PER_MINUTE": "1e9",
+            "MINQING_RATE_STATION_BURST": "1000000000",
             **{f"MINQING_{name.upper()}_PORT": str(port) for name, port in ports.items()},
         },
     )

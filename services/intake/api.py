@@ -51,6 +51,7 @@ from services.intake.errors import OpinionNotFound, UnknownDistrict, UnknownStat
 from services.intake.feedback_rules import GiveFeedback
 from services.intake.idempotency import IdempotencyKey
 from services.intake.opinions import opinion_by_id
+from services.intake.proof_of_work import HEADER as POW_HEADER
 from services.intake.settings import IntakeSettings
 
 router = APIRouter(prefix="/api/v1")
@@ -96,7 +97,7 @@ async def submit_opinion(request: Request) -> JSONResponse:
     intake = get_intake(request)  # the hot path: no dependency to solve
     principal = optional_principal(intake, request)
     if principal is None:
-        rate_limit(intake.submit_limiter, intake, request)
+        await rate_limit(intake.submit_limiter, intake, request)
     payload = await read_json(request, MAX_BODY_BYTES)
     body = parse_model(OpinionIn, payload)
     info = info_of(request)
@@ -113,8 +114,16 @@ async def submit_opinion(request: Request) -> JSONResponse:
         if info.idempotency_key is not None
         else None
     )
-    receipt = await intake.submissions.submit(
-        body.command(), principal, key=key, metadata=info.metadata()
+    receipt = await (
+        intake.submissions.submit(body.command(), principal, key=key, metadata=info.metadata())
+        if principal is not None
+        else intake.guard.submit(  # a resident: through the station's guard
+            intake.submissions,
+            body.command(),
+            proof=request.headers.get(POW_HEADER),
+            key=key,
+            metadata=info.metadata(),
+        )
     )
     headers = {"Location": f"/api/v1/track/{receipt.tracking_code}"}
     if receipt.replayed:

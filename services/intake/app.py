@@ -14,7 +14,7 @@ from fastapi.staticfiles import StaticFiles
 from eventkit.asyncapi import asyncapi_document
 from eventkit.clock import Clock, utc_now
 from eventkit.http import create_app as create_service_app
-from services.intake import api, open311, pages
+from services.intake import api, guard_routes, open311, pages
 from services.intake.bootstrap import bootstrap
 from services.intake.deps import MAX_BODY_BYTES
 from services.intake.settings import IntakeSettings
@@ -49,6 +49,7 @@ def create_app(
         settings=settings,
     )
     app.include_router(api.router)
+    app.include_router(guard_routes.router)
     app.include_router(open311.router)
     app.include_router(pages.router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")

@@ -20,9 +20,10 @@ from eventkit.service import RunningService, Runtime, open_runtime
 from services.intake.consumers import intake_consumer
 from services.intake.directory import Directory, TaxonomySource
 from services.intake.feedback import Feedback
-from services.intake.ratelimit import RateLimiter
+from services.intake.ratelimit import SharedRateLimiter
 from services.intake.scans import QrScans
 from services.intake.settings import IntakeSettings
+from services.intake.station_guard import StationGuard, run_sweeper
 from services.intake.submission import Submissions
 from services.intake.tracking import Tracking
 from services.intake.withdrawal import Withdrawals
@@ -44,10 +45,13 @@ class Intake(RunningService):
     withdrawals: Withdrawals
     scans: QrScans
     """QR page views counted, their totals recorded as events (扫码量)."""
-    submit_limiter: RateLimiter
-    """Public submissions per client address (QR, online, feedback, withdrawal)."""
-    read_limiter: RateLimiter
+    submit_limiter: SharedRateLimiter
+    """Public submissions per client address (QR, online, feedback, withdrawal), shared
+    by every replica."""
+    read_limiter: SharedRateLimiter
     """Public reads per client address (tracking, stations, QR codes, Open311 GETs)."""
+    guard: StationGuard
+    """Stations' shared submission limits and the QR form's proof-of-work."""
 
 
 def build(settings: IntakeSettings, runtime: Runtime) -> Intake:
@@ -75,8 +79,26 @@ def build(settings: IntakeSettings, runtime: Runtime) -> Intake:
         feedback=Feedback(pool=pool, store=store, clock=clock),
         withdrawals=Withdrawals(pool=pool, store=store, clock=clock),
         scans=QrScans(pool, store, clock),
-        submit_limiter=RateLimiter(settings.rate_submit_per_minute, settings.rate_submit_burst),
-        read_limiter=RateLimiter(settings.rate_read_per_minute, settings.rate_read_burst),
+        submit_limiter=_limiter("submit", settings, runtime),
+        read_limiter=_limiter("read", settings, runtime),
+        guard=StationGuard(pool, settings, clock),
+    )
+
+
+def _limiter(name: str, settings: IntakeSettings, runtime: Runtime) -> SharedRateLimiter:
+    per_minute, burst = (
+        (settings.rate_submit_per_minute, settings.rate_submit_burst)
+        if name == "submit"
+        else (settings.rate_read_per_minute, settings.rate_read_burst)
+    )
+    return SharedRateLimiter(
+        name,
+        per_minute,
+        burst,
+        pool=runtime.pool,
+        hash_secret=settings.intake_hash_secret,
+        clock=runtime.clock,
+        timeout=settings.rate_check_timeout,
     )
 
 
@@ -103,5 +125,17 @@ async def bootstrap(
             if interval > 0:
                 runtime.start(
                     "qr scans recorder", lambda stop: intake.scans.run(stop, interval=interval)
+                )
+            if settings.rate_sweep_interval > 0:
+                runtime.start(
+                    "rate limit sweeper",
+                    lambda stop: run_sweeper(
+                        stop,
+                        pool=runtime.pool,
+                        clock=runtime.clock,
+                        guard=intake.guard,
+                        limiters=(intake.submit_limiter, intake.read_limiter),
+                        interval=settings.rate_sweep_interval,
+                    ),
                 )
         yield intake

@@ -7,6 +7,7 @@ import asyncio
 import getpass
 import sys
 from collections.abc import Awaitable, Callable
+from datetime import datetime
 from pathlib import Path
 from typing import TypeVar
 
@@ -16,7 +17,9 @@ from eventkit.local import NoDatabase
 from eventkit.settings import Settings
 from services.intake.bootstrap import Intake, bootstrap
 from services.intake.hotline import ImportFileError, ImportReport, import_work_orders, read_rows
+from services.intake.proof_of_work import MAX_BITS
 from services.intake.settings import IntakeSettings
+from services.intake.station_guard import GuardState
 
 T = TypeVar("T")
 
@@ -169,6 +172,92 @@ def scans(settings: Settings) -> None:
         return await intake.scans.record()
 
     click.echo(f"已记录 / recorded: {_run(settings, work)} station-day(s)")
+
+
+@intake.group("guard")
+def guard() -> None:
+    """站点防刷 / A station's guard: the QR form's proof-of-work."""
+
+
+def _guarded(
+    settings: Settings, district: str, station: str, work: Callable[[Intake], Awaitable[T]]
+) -> T:
+    async def checked(intake: Intake) -> T:
+        if await intake.directory.station(district, station) is None:
+            raise click.ClickException(
+                f"区 {district!r} 没有联络站 {station!r} / no station {station!r} in "
+                f"district {district!r}"
+            )
+        return await work(intake)
+
+    return _run(settings, checked)
+
+
+def _describe(state: GuardState | None, now: datetime) -> str:
+    if state is None or not state.active(now):
+        return "未开启 / off"
+    until = f"至 / until {state.until.isoformat()}" if state.until else "直至关闭 / until off"
+    return (
+        f"已开启 / on: 难度 / difficulty {state.difficulty}, {until}, "
+        f"{state.mode} ({state.set_by}, {state.set_at.isoformat()})"
+    )
+
+
+_DISTRICT = click.option("--district", required=True, help="区编号 / district code")
+_STATION = click.option("--station", required=True, help="站点编号 / station code")
+
+
+@guard.command("on")
+@_DISTRICT
+@_STATION
+@click.option(
+    "--difficulty",
+    type=click.IntRange(1, MAX_BITS),
+    default=16,
+    show_default=True,
+    help="前导零位数，每加 1 位耗时加倍 / leading zero bits; each one more doubles the work",
+)
+@click.option("--hours", type=click.FloatRange(min=0, min_open=True), default=None)
+@click.option("--by", "by", default="cli", show_default=True, help="经办人 / who")
+@click.pass_obj
+def guard_on(
+    settings: Settings, district: str, station: str, difficulty: int, hours: float | None, by: str
+) -> None:
+    """开启 / Ask every submission through the station's QR form for a proof-of-work."""
+
+    async def work(intake: Intake) -> str:
+        state = await intake.guard.switch_on(district, station, difficulty, hours, by)
+        return _describe(state, intake.clock())
+
+    click.echo(_guarded(settings, district, station, work))
+
+
+@guard.command("off")
+@_DISTRICT
+@_STATION
+@click.option("--by", "by", default="cli", show_default=True, help="经办人 / who")
+@click.pass_obj
+def guard_off(settings: Settings, district: str, station: str, by: str) -> None:
+    """关闭 / Switch the station's guard off (it switches on again if its limit trips)."""
+
+    async def work(intake: Intake) -> bool:
+        return await intake.guard.switch_off(district, station, by)
+
+    was_on = _guarded(settings, district, station, work)
+    click.echo("已关闭 / switched off" if was_on else "本来未开启 / was not on")
+
+
+@guard.command("show")
+@_DISTRICT
+@_STATION
+@click.pass_obj
+def guard_show(settings: Settings, district: str, station: str) -> None:
+    """查看 / Whether the station's QR form asks for a proof-of-work."""
+
+    async def work(intake: Intake) -> str:
+        return _describe(await intake.guard.state(district, station), intake.clock())
+
+    click.echo(_guarded(settings, district, station, work))
 
 
 COMMANDS = [intake, privacy]

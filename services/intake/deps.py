@@ -7,10 +7,10 @@ from typing import Annotated, Final
 from fastapi import Depends, Request
 
 from contracts.envelope import Metadata
-from eventkit.http import Problem, metadata_of, principal_from_authorization
+from eventkit.http import metadata_of, principal_from_authorization
 from eventkit.identity import Principal
 from services.intake.bootstrap import Intake
-from services.intake.ratelimit import RateLimiter, client_address, retry_after_header
+from services.intake.ratelimit import SharedRateLimiter, client_address, rate_limited
 
 MAX_BODY_BYTES: Final = 64 * 1024
 """The largest request body intake reads (the issue's 64 KB)."""
@@ -61,27 +61,19 @@ def caller_address(intake: Intake, request: Request) -> str:
     )
 
 
-def rate_limit(limiter: RateLimiter, intake: Intake, request: Request) -> None:
-    """Take a token for the caller; 429 with Retry-After when there is none left."""
-    wait = limiter.take(caller_address(intake, request))
+async def rate_limit(limiter: SharedRateLimiter, intake: Intake, request: Request) -> None:
+    """Take a token for the caller from the limit shared by every replica; 429 with
+    Retry-After when there is none left."""
+    wait = await limiter.take(caller_address(intake, request))
     if wait > 0:
-        seconds = retry_after_header(wait)
-        raise Problem(
-            429,
-            "rate-limited",
-            "请求过于频繁，请稍后再试",
-            "Too many requests, please retry later",
-            f"请在 {seconds} 秒后重试",
-            f"Retry in {seconds} s",
-            headers={"Retry-After": seconds},
-        )
+        raise rate_limited(wait)
 
 
-def limit_reads(intake: IntakeDep, request: Request) -> None:
+async def limit_reads(intake: IntakeDep, request: Request) -> None:
     """Dependency: the public read budget."""
-    rate_limit(intake.read_limiter, intake, request)
+    await rate_limit(intake.read_limiter, intake, request)
 
 
-def limit_submissions(intake: IntakeDep, request: Request) -> None:
+async def limit_submissions(intake: IntakeDep, request: Request) -> None:
     """Dependency: the public submission budget."""
-    rate_limit(intake.submit_limiter, intake, request)
+    await rate_limit(intake.submit_limiter, intake, request)

@@ -112,7 +112,7 @@ async def _answer(
     try:
         form = _format(suffix)
         if public:
-            rate_limit(intake.read_limiter, intake, request)
+            await rate_limit(intake.read_limiter, intake, request)
         return await work(intake, form)
     except Open311Error as exc:
         return _respond(

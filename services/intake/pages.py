@@ -180,6 +180,7 @@ async def _form_page(
         ),
         form_action=f"/q/{station.station_code}?{query}",
         idempotency_key=(values or {}).get("idempotency_key") or uuid.uuid4().hex,
+        proof_of_work=await intake.guard.required_bits(station.district_id, station.station_code),
     )
 
 
@@ -266,7 +267,10 @@ async def qr_form_post(
             if fields.get("idempotency_key")
             else None
         )
-        receipt = await intake.submissions.submit(command, None, key=key, metadata=metadata)
+        # Without script there is no proof-of-work: a guarded station says so on the form.
+        receipt = await intake.guard.submit(
+            intake.submissions, command, proof=None, key=key, metadata=metadata
+        )
     except Refusal as error:
         return await _form_page(
             request,

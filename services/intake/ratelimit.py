@@ -1,18 +1,48 @@
-"""Per-client-address token buckets for the public endpoints.
+"""Rate limits of the public endpoints, shared by every intake replica through PostgreSQL.
 
-In-process: each intake process counts on its own, so with N replicas a client gets up to
-N times the rate. That is enough to stop a script hammering the QR form or guessing
-tracking codes; a shared limit would belong in the ingress (or Redis) instead.
+A token bucket per (limit, client) in ``intake.rate_buckets``: ``burst`` tokens, refilled
+at ``per_minute``. One check is one statement (an ``INSERT … ON CONFLICT DO UPDATE``
+that refills and takes a token, or leaves the row as it is when there is none), in
+autocommit: the row is locked for the statement only, and a refused request (invalid
+input, a 422) has spent its token all the same. The client is a keyed hash of its
+address (an IPv6 client by its /64), never the address: an address is personal data.
+
+In front of the database, each process remembers for how long it told a client to wait
+(:class:`SharedRateLimiter`): a client hammering after a 429 is answered without a round
+trip, and can never get more than the shared limit from it. When the database cannot be
+reached, or does not answer within ``timeout``, each process falls back to buckets of its
+own (:class:`RateLimiter`, per process as before): reads that need no database (the home
+page, static files) keep working, and a replica still refuses a flood by itself.
+
+The same statement, on ``intake.station_rate_buckets``, limits a station's submissions
+from every address together (``station_guard.py``).
 """
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import math
 import time
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from ipaddress import IPv4Network, IPv6Network, ip_address
+from datetime import datetime, timedelta
+from ipaddress import IPv4Network, IPv6Address, IPv6Network, ip_address, ip_network
+from typing import Any, Final
+
+import asyncpg
+
+from eventkit.db import Conn, is_database_unavailable
+from eventkit.http import Problem
+from eventkit.logging import get_logger
+
+log = get_logger(__name__)
+
+_CLIENT_PURPOSE: Final = b"minqing intake rate-limit client v1"
+_IPV6_PREFIX: Final = 64
+"""An IPv6 client is its /64: one subscriber line holds that many addresses."""
+_FALLBACK_LOG_SECONDS: Final = 60.0
 
 
 @dataclass
@@ -22,7 +52,8 @@ class _Bucket:
 
 
 class RateLimiter:
-    """A token bucket per key: ``burst`` tokens, refilled at ``per_minute`` per minute."""
+    """A token bucket per key in this process: ``burst`` tokens, refilled at
+    ``per_minute`` per minute. The fallback of :class:`SharedRateLimiter`."""
 
     def __init__(
         self,
@@ -58,9 +89,173 @@ class RateLimiter:
         return (1.0 - bucket.tokens) / self.rate
 
 
+def bucket_statement(table: str, keys: Sequence[str]) -> str:
+    """The one statement of a check on ``table`` keyed by ``keys`` ($1…$n), then burst,
+    rate per second and now: refill and take a token, or leave the row as it is.
+    Answers ``allowed`` and, when refused, ``had`` (the tokens there were)."""
+    n = len(keys)
+    burst, rate, now = f"${n + 1}::float8", f"${n + 2}::float8", f"${n + 3}::timestamptz"
+
+    def refilled(row: str) -> str:
+        elapsed = f"GREATEST(0, EXTRACT(EPOCH FROM {now} - {row}updated_at)::float8)"
+        return f"LEAST({burst}, {row}tokens + {elapsed} * {rate})"
+
+    columns = ", ".join(keys)
+    values = ", ".join(f"${i + 1}" for i in range(n))
+    match = " AND ".join(f"{k} = ${i + 1}" for i, k in enumerate(keys))
+    return f"""
+        WITH taken AS (
+            INSERT INTO {table} AS b ({columns}, tokens, updated_at)
+            VALUES ({values}, {burst} - 1, {now})
+            ON CONFLICT ({columns}) DO UPDATE
+               SET tokens = {refilled("b.")} - 1,
+                   updated_at = GREATEST(b.updated_at, {now})
+             WHERE {refilled("b.")} >= 1
+            RETURNING 1
+        )
+        SELECT EXISTS (SELECT 1 FROM taken) AS allowed,
+               (SELECT {refilled("")} FROM {table} WHERE {match}) AS had
+        """
+
+
+async def take_token(
+    conn: Conn,
+    statement: str,
+    keys: Sequence[Any],
+    *,
+    per_minute: float,
+    burst: int,
+    now: datetime,
+    timeout: float | None = None,
+) -> float:
+    """Run a :func:`bucket_statement`: 0.0 when a token was taken, else the seconds to
+    wait for the next one."""
+    rate = per_minute / 60.0
+    row = await conn.fetchrow(statement, *keys, float(burst), rate, now, timeout=timeout)
+    assert row is not None
+    if row["allowed"]:
+        return 0.0
+    had = row["had"]
+    # ``had`` is missing only when another request created the bucket meanwhile.
+    return (1.0 - (had if had is not None else 0.0)) / rate
+
+
+_CLIENT_STATEMENT: Final = bucket_statement("intake.rate_buckets", ["bucket", "client"])
+
+
+class SharedRateLimiter:
+    """One public limit (``name``: ``submit``, ``read``) shared by every replica."""
+
+    def __init__(
+        self,
+        name: str,
+        per_minute: float,
+        burst: int,
+        *,
+        pool: asyncpg.Pool,
+        hash_secret: bytes,
+        clock: Callable[[], datetime],
+        timeout: float = 0.5,
+        monotonic: Callable[[], float] = time.monotonic,
+        max_keys: int = 100_000,
+    ) -> None:
+        self.name = name
+        self.per_minute = per_minute
+        self.burst = burst
+        self._pool = pool
+        self._key = hmac.new(hash_secret, _CLIENT_PURPOSE, hashlib.sha256).digest()
+        self._clock = clock
+        self._timeout = timeout
+        self._monotonic = monotonic
+        self._max_keys = max_keys
+        self._waiting: OrderedDict[bytes, float] = OrderedDict()
+        """Clients told to wait, and until when (the clock's seconds): answered here."""
+        self.fallback = RateLimiter(per_minute, burst, clock=monotonic, max_keys=max_keys)
+        self._fallback_logged = -math.inf
+
+    def client(self, address: str) -> bytes:
+        """The bucket's key for ``address``: a keyed hash (16 bytes), IPv6 by its /64."""
+        try:
+            ip = ip_address(address)
+        except ValueError:
+            canonical = address
+        else:
+            if isinstance(ip, IPv6Address) and ip.ipv4_mapped is not None:
+                canonical = str(ip.ipv4_mapped)
+            elif isinstance(ip, IPv6Address):
+                canonical = str(ip_network(f"{ip}/{_IPV6_PREFIX}", strict=False))
+            else:
+                canonical = str(ip)
+        return hmac.new(self._key, canonical.encode(), hashlib.sha256).digest()[:16]
+
+    async def take(self, address: str) -> float:
+        """Take a token for ``address``: 0.0 when allowed, else the seconds to wait."""
+        client = self.client(address)
+        moment = self._clock()
+        now = moment.timestamp()
+        until = self._waiting.get(client)
+        if until is not None:
+            if until > now:
+                return until - now
+            del self._waiting[client]
+        try:
+            async with self._pool.acquire(timeout=self._timeout) as conn:
+                wait = await take_token(
+                    conn,
+                    _CLIENT_STATEMENT,
+                    (self.name, client),
+                    per_minute=self.per_minute,
+                    burst=self.burst,
+                    now=moment,
+                    timeout=self._timeout,
+                )
+        except Exception as exc:
+            if not is_database_unavailable(exc):
+                raise
+            return self._take_here(client, exc)
+        if wait > 0:
+            self._waiting[client] = now + wait
+            if len(self._waiting) > self._max_keys:
+                self._waiting.popitem(last=False)
+        return wait
+
+    def _take_here(self, client: bytes, exc: BaseException) -> float:
+        now = self._monotonic()
+        if now - self._fallback_logged > _FALLBACK_LOG_SECONDS:
+            self._fallback_logged = now
+            log.warning(
+                "rate limit counted per process: no database", limit=self.name, error=repr(exc)
+            )
+        return self.fallback.take(client.hex())
+
+    async def sweep(self, conn: Conn, now: datetime) -> int:
+        """Delete the buckets idle long enough to be full again (the same as none)."""
+        full = timedelta(seconds=self.burst / (self.per_minute / 60.0))
+        status = await conn.execute(
+            "DELETE FROM intake.rate_buckets WHERE bucket = $1 AND updated_at < $2",
+            self.name,
+            now - full,
+        )
+        return int(status.split()[-1])
+
+
 def retry_after_header(wait: float) -> str:
     """Seconds for ``Retry-After``: a whole number, at least 1."""
     return str(max(1, math.ceil(wait)))
+
+
+def rate_limited(wait: float) -> Problem:
+    """The 429 problem for a client (or a station) that must wait ``wait`` seconds."""
+    seconds = retry_after_header(wait)
+    return Problem(
+        429,
+        "rate-limited",
+        "请求过于频繁，请稍后再试",
+        "Too many requests, please retry later",
+        f"请在 {seconds} 秒后重试",
+        f"Retry in {seconds} s",
+        headers={"Retry-After": seconds},
+    )
 
 
 def client_address(

@@ -35,11 +35,27 @@ class IntakeSettings(Settings):
     others always show the service's name and no address."""
 
     rate_submit_per_minute: float = Field(default=6.0, gt=0)
-    """Public submissions (QR, online, Open311, feedback) per client address per minute."""
+    """Public submissions (QR, online, feedback, withdrawal) per client address per
+    minute, shared by every replica (``ratelimit.py``)."""
     rate_submit_burst: int = Field(default=10, ge=1)
     rate_read_per_minute: float = Field(default=120.0, gt=0)
     """Public reads (tracking pages, station lists) per client address per minute."""
     rate_read_burst: int = Field(default=60, ge=1)
+    rate_station_per_minute: float = Field(default=30.0, gt=0)
+    """Public submissions through one station's QR code, from every address together
+    (``station_guard.py``)."""
+    rate_station_burst: int = Field(default=60, ge=1)
+    rate_check_timeout: float = Field(default=0.5, gt=0)
+    """Seconds a limit waits for the database before counting in this process alone."""
+    rate_sweep_interval: float = Field(default=300.0, ge=0)
+    """Seconds between two clean-ups of idle buckets and spent challenges (0: none)."""
+    pow_auto_bits: int = Field(default=14, ge=0, le=28)
+    """Difficulty of the proof-of-work a station asks for by itself once its limit
+    tripped (zero bits the SHA-256 must start with; 0: never by itself, answer 429)."""
+    pow_auto_minutes: float = Field(default=30.0, gt=0)
+    """How long a guard switched on by itself lasts."""
+    pow_challenge_seconds: float = Field(default=300.0, gt=0)
+    """How long a proof-of-work challenge may be solved and sent."""
     trusted_proxies: list[str] = Field(default_factory=list)
     """Networks (CIDR) of reverse proxies whose X-Forwarded-For names the real client."""
 

@@ -9,7 +9,7 @@ event. Only once it has committed does the caller answer 201: nothing accepted i
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -20,7 +20,7 @@ from contracts import Actor
 from contracts.envelope import Envelope, Metadata
 from contracts.intake import SubmitterRef
 from eventkit.clock import Clock
-from eventkit.db import Conn
+from eventkit.db import Conn, scope
 from eventkit.logging import get_logger
 from eventkit.privacy import PersonalDataVault
 from eventkit.refusals import Refusal
@@ -55,6 +55,10 @@ from services.intake.tracking_codes import format_tracking_code, new_opinion_id,
 log = get_logger(__name__)
 
 _ATTEMPTS = 5
+
+Admission = Callable[[Conn, Place], Awaitable[None]]
+"""A last check in the submission's transaction, just before it commits (a station's
+shared limit, a proof-of-work spent: ``station_guard.py``); raising rolls it all back."""
 
 
 @dataclass(frozen=True)
@@ -138,13 +142,14 @@ class Submissions:
         *,
         key: IdempotencyKey | None = None,
         metadata: Metadata | None = None,
+        admit: Admission | None = None,
     ) -> Receipt:
         """Accept ``command`` or raise the refusal that says why not."""
         clean = check_submission(command)
         # A colliding opinion id or tracking code (rare) draws new ones on the next
         # attempt; the same key at the same moment finds the stored answer.
         receipt = await retrying(
-            lambda: self._submit_once(clean, principal, key, metadata),
+            lambda: self._submit_once(clean, principal, key, metadata, admit),
             on=(
                 ConcurrencyError,
                 OrderingConflict,
@@ -170,6 +175,7 @@ class Submissions:
         principal: Caller,
         key: IdempotencyKey | None,
         metadata: Metadata | None,
+        admit: Admission | None = None,
     ) -> Receipt:
         command = clean.command
         # Looked up before a connection is taken: the lookups use the pool themselves,
@@ -190,9 +196,13 @@ class Submissions:
                 raise place
             actor = authorize(command, principal, place)
             async with conn.transaction():
-                return await self._accept(
+                await scope(conn, place.district_id)
+                receipt = await self._accept(
                     conn, clean, principal, place, actor, opinion_id, now, key, metadata
                 )
+                if admit is not None:
+                    await admit(conn, place)
+                return receipt
 
     async def _accept(
         self,

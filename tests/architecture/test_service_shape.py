@@ -71,6 +71,7 @@ PURE: dict[str, set[str]] = {
         "open311_format",
         "opinion_record",
         "progress",
+        "proof_of_work",
         "submission_rules",
         "taxonomy",
         "text",

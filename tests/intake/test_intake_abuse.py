@@ -1,0 +1,683 @@
+"""Abuse of the public forms: limits shared by every replica (per client address, per
+station), the proof-of-work a guarded station's QR form asks for, and the limits on
+payloads and attachments. Real PostgreSQL; two apps on one database are two replicas."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+import uuid
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import asyncpg
+import httpx
+import pytest
+import uvicorn
+from playwright.async_api import async_playwright
+
+from eventkit.db import scope
+from eventkit.identity import Role
+from eventkit.local import free_port
+from services.intake.app import create_app
+from services.intake.proof_of_work import (
+    HEADER,
+    ProofOfWorkExpired,
+    ProofOfWorkInvalid,
+    ProofOfWorkWrongStation,
+    challenge_key,
+    issue,
+    leading_zero_bits,
+    solves,
+    verify,
+)
+from services.intake.ratelimit import SharedRateLimiter
+from services.intake.settings import IntakeSettings
+from services.intake.station_guard import sweep
+from tests.intake.intake_support import (
+    API_KEY,
+    COMMUNITY_STATION,
+    DISTRICT,
+    OTHER_DISTRICT,
+    STATION,
+    opinion_body,
+    token,
+)
+
+CHROMIUM = "/usr/bin/chromium"
+BITS = 8
+"""A difficulty the tests solve in a few hundred hashes."""
+
+
+class Clock:
+    """The time the app is given, moved by hand."""
+
+    def __init__(self) -> None:
+        self.now = datetime.now(UTC)
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+def abuse_settings(intake_settings: IntakeSettings) -> IntakeSettings:
+    """Generous limits except where a test narrows one; clients named by X-Forwarded-For
+    (the test client's peer is a trusted proxy)."""
+    return intake_settings.model_copy(
+        update={
+            "trusted_proxies": ["127.0.0.0/8"],
+            "rate_station_per_minute": 10_000,
+            "rate_station_burst": 10_000,
+            "pow_auto_bits": BITS,
+        }
+    )
+
+
+async def replica(
+    settings: IntakeSettings, pool: asyncpg.Pool, clock: Clock
+) -> AsyncIterator[httpx.AsyncClient]:
+    """One intake process (an app of its own, sharing only the database)."""
+    app = create_app(settings, pool=pool, clock=clock, background=False)
+    async with (
+        app.router.lifespan_context(app),
+        httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app), base_url="https://intake.test"
+        ) as client,
+    ):
+        yield client
+
+
+def problem_of(response: httpx.Response, status: int, code: str) -> dict[str, Any]:
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"] == "application/problem+json"
+    doc: dict[str, Any] = response.json()
+    assert doc["type"] == f"https://minqing.cn/problems/{code}"
+    assert doc["title"]
+    assert doc["title_en"]
+    return doc
+
+
+def from_address(address: str, **headers: str) -> dict[str, str]:
+    return {"X-Forwarded-For": address, **headers}
+
+
+def solve(challenge: str, bits: int) -> str:
+    """``challenge:nonce`` solving the challenge, as the form's script finds it."""
+    nonce = 0
+    while not solves(challenge, str(nonce), bits):
+        nonce += 1
+    return f"{challenge}:{nonce}"
+
+
+def admin(settings: IntakeSettings, district: str = DISTRICT) -> dict[str, str]:
+    return {"Authorization": token(settings, Role.DISTRICT_ADMIN, district, "admin_01")}
+
+
+async def guard_on(
+    client: httpx.AsyncClient, settings: IntakeSettings, station: str = STATION, bits: int = BITS
+) -> None:
+    response = await client.put(
+        f"/api/v1/stations/{station}/proof-of-work",
+        json={"difficulty": bits},
+        headers=admin(settings),
+    )
+    assert response.status_code == 200, response.text
+    assert response.json()["on"] is True
+
+
+async def opinions_stored(pool: asyncpg.Pool) -> int:
+    async with pool.acquire() as conn, conn.transaction():
+        await scope(conn, DISTRICT)
+        count: int = await conn.fetchval("SELECT count(*) FROM intake.opinions")
+    return count
+
+
+# --- limits shared by the replicas ------------------------------------------------------
+
+
+async def test_two_replicas_share_one_limit_per_client_address(
+    abuse_settings: IntakeSettings, directory: None, pool: asyncpg.Pool, clock: Clock
+) -> None:
+    settings = abuse_settings.model_copy(
+        update={"rate_submit_per_minute": 2, "rate_submit_burst": 3}
+    )
+    async for first in replica(settings, pool, clock):
+        async for second in replica(settings, pool, clock):
+            resident = from_address("203.0.113.9")
+            answers = [
+                await client.post("/api/v1/opinions", json=opinion_body(), headers=resident)
+                for client in (first, second, first, second)
+            ]
+            assert [a.status_code for a in answers] == [201, 201, 201, 429]
+            problem_of(answers[-1], 429, "rate-limited")
+            assert int(answers[-1].headers["retry-after"]) == 30  # one token at 2 a minute
+            # Each process alone would have allowed its own three.
+            other = await first.post(
+                "/api/v1/opinions", json=opinion_body(), headers=from_address("203.0.113.10")
+            )
+            assert other.status_code == 201
+            clock.now += timedelta(seconds=30)
+            again = await second.post("/api/v1/opinions", json=opinion_body(), headers=resident)
+            assert again.status_code == 201
+
+
+async def test_reads_are_limited_across_replicas_too(
+    abuse_settings: IntakeSettings, directory: None, pool: asyncpg.Pool, clock: Clock
+) -> None:
+    settings = abuse_settings.model_copy(update={"rate_read_per_minute": 1, "rate_read_burst": 2})
+    async for first in replica(settings, pool, clock):
+        async for second in replica(settings, pool, clock):
+            url = f"/api/v1/track/{'0' * 12}"
+            who = from_address("198.51.100.4")
+            statuses = [
+                (await client.get(url, headers=who)).status_code
+                for client in (first, second, first)
+            ]
+            assert statuses == [404, 404, 429]
+
+
+async def test_a_refused_submission_spends_its_token_all_the_same(
+    abuse_settings: IntakeSettings, directory: None, pool: asyncpg.Pool, clock: Clock
+) -> None:
+    settings = abuse_settings.model_copy(
+        update={"rate_submit_per_minute": 1, "rate_submit_burst": 2}
+    )
+    async for client in replica(settings, pool, clock):
+        who = from_address("203.0.113.77")
+        for _ in range(2):
+            bad = await client.post("/api/v1/opinions", json=opinion_body(text="短"), headers=who)
+            assert bad.status_code == 422
+        good = await client.post("/api/v1/opinions", json=opinion_body(), headers=who)
+        problem_of(good, 429, "rate-limited")
+    assert await opinions_stored(pool) == 0
+
+
+async def test_no_client_address_is_stored_only_a_keyed_hash(
+    abuse_settings: IntakeSettings, directory: None, pool: asyncpg.Pool, clock: Clock
+) -> None:
+    address = "203.0.113.200"
+    async for client in replica(abuse_settings, pool, clock):
+        await client.get("/api/v1/stations?district=demo", headers=from_address(address))
+    rows = await pool.fetch("SELECT bucket, client, tokens FROM intake.rate_buckets")
+    assert [r["bucket"] for r in rows] == ["read"]
+    stored = rows[0]["client"]
+    assert len(stored) == 16
+    assert address.encode() not in stored
+    dump = str([dict(r) for r in await pool.fetch("SELECT * FROM intake.rate_buckets")])
+    assert address not in dump
+    # The hash is keyed: without the key, hashing every address finds nothing.
+    ours = SharedRateLimiter(
+        "read", 1, 1, pool=pool, hash_secret=abuse_settings.intake_hash_secret, clock=clock
+    )
+    theirs = SharedRateLimiter("read", 1, 1, pool=pool, hash_secret=b"another key", clock=clock)
+    assert ours.client(address) == stored
+    assert theirs.client(address) != stored
+
+
+def test_an_ipv6_client_is_limited_by_its_64_bit_prefix(pool: asyncpg.Pool) -> None:
+    limiter = SharedRateLimiter(
+        "read", 1, 1, pool=pool, hash_secret=b"k", clock=lambda: datetime.now(UTC)
+    )
+    assert limiter.client("2001:db8:1:2::1") == limiter.client("2001:db8:1:2:ffff::9")
+    assert limiter.client("2001:db8:1:3::1") != limiter.client("2001:db8:1:2::1")
+    assert limiter.client("::ffff:203.0.113.9") == limiter.client("203.0.113.9")
+
+
+async def test_without_a_database_each_process_still_limits_by_itself() -> None:
+    """A database that cannot be reached does not turn the limit into an outage: each
+    process counts on its own (as before the shared limits) until it is back."""
+    dead = await asyncpg.create_pool(
+        f"postgresql://nobody@127.0.0.1:{free_port()}/none", min_size=0, max_size=1
+    )
+    assert dead is not None
+    try:
+        limiter = SharedRateLimiter(
+            "read", 6, 2, pool=dead, hash_secret=b"k", clock=lambda: datetime.now(UTC)
+        )
+        waits = [await limiter.take("203.0.113.1") for _ in range(3)]
+    finally:
+        await dead.close()
+    assert waits[:2] == [0.0, 0.0]
+    assert waits[2] == pytest.approx(10.0, abs=0.5)
+
+
+async def test_a_station_attacked_from_many_addresses_is_limited_as_a_whole(
+    abuse_settings: IntakeSettings, directory: None, pool: asyncpg.Pool, clock: Clock
+) -> None:
+    settings = abuse_settings.model_copy(
+        update={"rate_station_per_minute": 1, "rate_station_burst": 3, "pow_auto_bits": 0}
+    )
+    async for first in replica(settings, pool, clock):
+        async for second in replica(settings, pool, clock):
+            statuses = []
+            for i, client in enumerate((first, second, first, second)):
+                answer = await client.post(
+                    "/api/v1/opinions", json=opinion_body(), headers=from_address(f"10.9.0.{i}")
+                )
+                statuses.append(answer.status_code)
+            assert statuses == [201, 201, 201, 429]
+            assert int(answer.headers["retry-after"]) == 60
+            # The refused one was rolled back; another station is not affected.
+            assert await opinions_stored(pool) == 3
+            elsewhere = await first.post(
+                "/api/v1/opinions",
+                json=opinion_body(station_code=COMMUNITY_STATION),
+                headers=from_address("10.9.0.9"),
+            )
+            assert elsewhere.status_code == 201
+            # Staff registering opinions at the station are not limited by it.
+            staff = {"Authorization": token(settings, Role.LIAISON)}
+            walk_in = await second.post(
+                "/api/v1/opinions", json=opinion_body(channel="walk_in"), headers=staff
+            )
+            assert walk_in.status_code == 201
+
+
+async def test_station_limits_are_a_districts_data(
+    abuse_settings: IntakeSettings, directory: None, pool: asyncpg.Pool, clock: Clock
+) -> None:
+    async for client in replica(abuse_settings, pool, clock):
+        await client.post("/api/v1/opinions", json=opinion_body(), headers=from_address("10.1.1.1"))
+        await guard_on(client, abuse_settings)
+    async with pool.acquire() as conn:
+        # Unscoped, the service's role sees none of them; scoped, only its district's.
+        for table in ("station_rate_buckets", "station_guards"):
+            assert await conn.fetchval(f"SELECT count(*) FROM intake.{table}") == 0
+            for district, expected in ((DISTRICT, 1), (OTHER_DISTRICT, 0)):
+                async with conn.transaction():
+                    await scope(conn, district)
+                    found = await conn.fetchval(f"SELECT count(*) FROM intake.{table}")
+                assert found == expected, (table, district)
+
+
+async def test_idle_buckets_and_spent_challenges_are_swept(
+    abuse_settings: IntakeSettings, directory: None, pool: asyncpg.Pool, clock: Clock
+) -> None:
+    app = create_app(abuse_settings, pool=pool, clock=clock, background=False)
+    async with (
+        app.router.lifespan_context(app),
+        httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="https://t") as client,
+    ):
+        intake = app.state.intake
+        await guard_on(client, abuse_settings)
+        first = (await client.post("/api/v1/opinions", json=opinion_body())).json()
+        await client.post(
+            "/api/v1/opinions",
+            json=opinion_body(),
+            headers={HEADER: solve(first["challenge"], BITS)},
+        )
+        await client.delete(
+            f"/api/v1/stations/{STATION}/proof-of-work", headers=admin(abuse_settings)
+        )
+        await client.post("/api/v1/opinions", json=opinion_body())  # takes a station token
+        limiters = (intake.submit_limiter, intake.read_limiter)
+        assert await sweep(pool, clock(), intake.guard, limiters) == 0  # all of it is recent
+        later = clock() + timedelta(days=2)
+        assert await sweep(pool, later, intake.guard, limiters) >= 3
+    async with pool.acquire() as conn, conn.transaction():
+        await scope(conn, "*")
+        for table in ("rate_buckets", "station_rate_buckets", "spent_challenges"):
+            assert await conn.fetchval(f"SELECT count(*) FROM intake.{table}") == 0, table
+
+
+# --- proof-of-work ----------------------------------------------------------------------
+
+
+async def test_a_guarded_station_asks_for_a_proof_of_work_and_takes_a_solution(
+    abuse_settings: IntakeSettings, directory: None, pool: asyncpg.Pool, clock: Clock
+) -> None:
+    async for client in replica(abuse_settings, pool, clock):
+        unguarded = await client.get(f"/api/v1/stations/{STATION}/challenge?district=demo")
+        assert unguarded.json()["required"] is False
+        await guard_on(client, abuse_settings)
+
+        refused = await client.post("/api/v1/opinions", json=opinion_body())
+        doc = problem_of(refused, 403, "proof-of-work-required")
+        assert "JavaScript" in doc["detail_en"]
+        assert "JavaScript" in doc["detail"]
+        assert doc["difficulty"] == BITS
+
+        offered = await client.get(f"/api/v1/stations/{STATION}/challenge?district=demo")
+        assert offered.headers["cache-control"] == "no-store"
+        challenge = offered.json()
+        assert challenge["required"] is True
+        for given in (challenge["challenge"], doc["challenge"]):
+            accepted = await client.post(
+                "/api/v1/opinions", json=opinion_body(), headers={HEADER: solve(given, BITS)}
+            )
+            assert accepted.status_code == 201, accepted.text
+    assert await opinions_stored(pool) == 2
+
+
+async def fresh(client: httpx.AsyncClient, station: str = STATION) -> str:
+    """A challenge of the station, as its form's script gets it."""
+    response = await client.get(f"/api/v1/stations/{station}/challenge?district=demo")
+    challenge: str = response.json()["challenge"]
+    return challenge
+
+
+async def send(client: httpx.AsyncClient, proof: str, station: str = STATION) -> httpx.Response:
+    """A resident's submission through ``station`` with ``proof``."""
+    return await client.post(
+        "/api/v1/opinions", json=opinion_body(station_code=station), headers={HEADER: proof}
+    )
+
+
+async def test_wrong_expired_reused_and_other_stations_solutions_are_refused(
+    abuse_settings: IntakeSettings, directory: None, pool: asyncpg.Pool, clock: Clock
+) -> None:
+    async for client in replica(abuse_settings, pool, clock):
+        await guard_on(client, abuse_settings)
+        await guard_on(client, abuse_settings, station=COMMUNITY_STATION)
+
+        # Wrong: a nonce that does not solve it, a forged challenge, garbage.
+        challenge = await fresh(client)
+        nonce = 0
+        while solves(challenge, str(nonce), BITS):
+            nonce += 1
+        wrong = await send(client, f"{challenge}:{nonce}")
+        assert problem_of(wrong, 403, "proof-of-work-invalid")["challenge"]
+        body, _, mac = challenge.partition(".")
+        forged = body[:-2] + ("AA" if body[-2:] != "AA" else "BB") + "." + mac
+        problem_of(await send(client, solve(forged, BITS)), 403, "proof-of-work-invalid")
+        problem_of(await send(client, "not-a-proof"), 403, "proof-of-work-invalid")
+
+        # Expired: solved too late.
+        late = solve(await fresh(client), BITS)
+        clock.now += timedelta(seconds=abuse_settings.pow_challenge_seconds + 1)
+        problem_of(await send(client, late), 403, "proof-of-work-expired")
+
+        # Reused: good once, whichever replica or request it comes with.
+        proof = solve(await fresh(client), BITS)
+        assert (await send(client, proof)).status_code == 201
+        problem_of(await send(client, proof), 403, "proof-of-work-reused")
+
+        # Another station's.
+        theirs = solve(await fresh(client, COMMUNITY_STATION), BITS)
+        problem_of(await send(client, theirs), 403, "proof-of-work-wrong-station")
+        assert (await send(client, theirs, COMMUNITY_STATION)).status_code == 201
+    assert await opinions_stored(pool) == 2
+
+
+async def test_a_station_whose_limit_trips_asks_for_a_proof_of_work_by_itself(
+    abuse_settings: IntakeSettings, directory: None, pool: asyncpg.Pool, clock: Clock
+) -> None:
+    settings = abuse_settings.model_copy(
+        update={"rate_station_per_minute": 1, "rate_station_burst": 2, "pow_auto_bits": BITS}
+    )
+    async for first in replica(settings, pool, clock):
+        async for second in replica(settings, pool, clock):
+            for i in range(2):
+                ok = await first.post(
+                    "/api/v1/opinions", json=opinion_body(), headers=from_address(f"10.2.0.{i}")
+                )
+                assert ok.status_code == 201
+            tripped = await second.post(
+                "/api/v1/opinions", json=opinion_body(), headers=from_address("10.2.0.7")
+            )
+            doc = problem_of(tripped, 403, "proof-of-work-required")
+            solved = await first.post(
+                "/api/v1/opinions",
+                json=opinion_body(),
+                headers=from_address("10.2.0.8", **{HEADER: solve(doc["challenge"], BITS)}),
+            )
+            assert solved.status_code == 201, solved.text
+            state = await first.get(
+                f"/api/v1/stations/{STATION}/proof-of-work", headers=admin(settings)
+            )
+            assert state.json()["mode"] == "auto"
+            assert state.json()["difficulty"] == BITS
+            assert state.json()["set_by"] == "intake"
+            # It switches itself off after its time.
+            clock.now += timedelta(minutes=settings.pow_auto_minutes, seconds=1)
+            off = await first.get(
+                f"/api/v1/stations/{STATION}/proof-of-work", headers=admin(settings)
+            )
+            assert off.json()["on"] is False
+    assert await opinions_stored(pool) == 3
+
+
+async def test_only_the_districts_admin_switches_a_guard(
+    abuse_settings: IntakeSettings, directory: None, pool: asyncpg.Pool, clock: Clock
+) -> None:
+    url = f"/api/v1/stations/{STATION}/proof-of-work"
+    async for client in replica(abuse_settings, pool, clock):
+        liaison = {"Authorization": token(abuse_settings, Role.LIAISON)}
+        problem_of(
+            await client.put(url, json={"difficulty": 10}, headers=liaison), 403, "role-not-allowed"
+        )
+        problem_of(await client.put(url, json={"difficulty": 10}), 401, "unauthenticated")
+        elsewhere = admin(abuse_settings, OTHER_DISTRICT)
+        problem_of(
+            await client.put(url + "?district=demo", json={"difficulty": 10}, headers=elsewhere),
+            404,
+            "unknown-station",
+        )
+        too_hard = await client.put(url, json={"difficulty": 40}, headers=admin(abuse_settings))
+        assert too_hard.status_code == 422
+        on = await client.put(
+            url, json={"difficulty": 10, "hours": 2}, headers=admin(abuse_settings)
+        )
+        assert on.json()["mode"] == "manual"
+        assert on.json()["set_by"] == "admin_01"
+        assert (await client.post("/api/v1/opinions", json=opinion_body())).status_code == 403
+        off = await client.delete(url, headers=admin(abuse_settings))
+        assert off.json()["on"] is False
+        assert (await client.post("/api/v1/opinions", json=opinion_body())).status_code == 201
+
+
+async def test_without_javascript_a_guarded_form_says_what_to_do(
+    abuse_settings: IntakeSettings, directory: None, pool: asyncpg.Pool, clock: Clock
+) -> None:
+    async for client in replica(abuse_settings, pool, clock):
+        await guard_on(client, abuse_settings)
+        page = await client.get(f"/q/{STATION}")
+        assert f'data-pow="{BITS}"' in page.text
+        noscript = page.text.split("<noscript>")[1].split("</noscript>")[0]
+        assert noscript.index("请启用 JavaScript") < noscript.index("turn JavaScript on")
+        form = {"text": opinion_body()["text"], "idempotency_key": uuid.uuid4().hex}
+        posted = await client.post(f"/q/{STATION}", data=form)
+        assert posted.status_code == 403
+        assert "请在浏览器中启用 JavaScript" in posted.text
+        posted_en = await client.post(f"/q/{STATION}", data={**form, "lang": "en"})
+        assert "Turn JavaScript on" in posted_en.text
+    assert await opinions_stored(pool) == 0
+
+
+def test_a_challenge_says_its_station_and_expiry_and_is_checked_in_full() -> None:
+    key = challenge_key(b"hash key")
+    now = datetime.now(UTC)
+    made = issue(DISTRICT, STATION, BITS, now=now, ttl=timedelta(minutes=5), challenge_id=b"i" * 16)
+    proof = solve(made.token(key), BITS)
+    checked = verify(proof, key, district_id=DISTRICT, station_code=STATION, bits=BITS, now=now)
+    assert checked == made
+    with pytest.raises(ProofOfWorkInvalid):  # another key did not sign it
+        verify(
+            proof,
+            challenge_key(b"other"),
+            district_id=DISTRICT,
+            station_code=STATION,
+            bits=BITS,
+            now=now,
+        )
+    with pytest.raises(ProofOfWorkInvalid):  # the station asks for more than it offers
+        verify(proof, key, district_id=DISTRICT, station_code=STATION, bits=BITS + 4, now=now)
+    with pytest.raises(ProofOfWorkWrongStation):
+        verify(proof, key, district_id=OTHER_DISTRICT, station_code=STATION, bits=BITS, now=now)
+    with pytest.raises(ProofOfWorkExpired):
+        verify(
+            proof,
+            key,
+            district_id=DISTRICT,
+            station_code=STATION,
+            bits=BITS,
+            now=now + timedelta(minutes=6),
+        )
+    assert leading_zero_bits(bytes([0, 0x10]) + bytes(30)) == 11
+    assert leading_zero_bits(bytes([0x80]) + bytes(31)) == 0
+
+
+# --- payloads and attachments -------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("path", "kind"),
+    [
+        ("/api/v1/opinions", "json"),
+        (f"/q/{STATION}", "form"),
+        ("/api/v1/track/MQAAAAAAAAAA/feedback", "json"),
+        ("/open311/v2/requests.json", "form"),
+    ],
+)
+async def test_every_public_post_refuses_a_body_over_64_kb(
+    abuse_settings: IntakeSettings,
+    directory: None,
+    pool: asyncpg.Pool,
+    clock: Clock,
+    path: str,
+    kind: str,
+) -> None:
+    async for client in replica(abuse_settings, pool, clock):
+        big = "灯" * 30_000  # 90 KB of UTF-8
+        if kind == "json":
+            answer = await client.post(path, json={"text": big})
+        else:
+            answer = await client.post(path, data={"text": big, "api_key": API_KEY})
+        assert answer.status_code == 413, answer.text
+    assert await opinions_stored(pool) == 0
+
+
+async def test_attachments_are_limited_in_number_length_and_scheme(
+    abuse_settings: IntakeSettings, directory: None, pool: asyncpg.Pool, clock: Clock
+) -> None:
+    async for client in replica(abuse_settings, pool, clock):
+        cases = {
+            "too-many-attachments": [f"https://img.example.cn/{i}.jpg" for i in range(10)],
+            "attachment-too-long": ["https://img.example.cn/" + "a" * 2000 + ".jpg"],
+            "attachment-not-https": ["http://img.example.cn/1.jpg"],
+        }
+        for code, attachments in cases.items():
+            answer = await client.post(
+                "/api/v1/opinions", json=opinion_body(attachments=attachments)
+            )
+            assert answer.status_code == 422, answer.text
+            assert code in [e["code"] for e in answer.json()["errors"]]
+    assert await opinions_stored(pool) == 0
+
+
+# --- the form in a browser ----------------------------------------------------------------
+
+
+async def test_the_qr_form_solves_the_proof_of_work_in_a_browser_and_submits(
+    abuse_settings: IntakeSettings, directory: None, pool: asyncpg.Pool
+) -> None:
+    """Chromium, under the real Content-Security-Policy: the guarded form's script asks
+    for a challenge, solves it with WebCrypto and sends; nothing on the console."""
+    bits = 10
+    app = create_app(abuse_settings, pool=pool, background=False)
+    port = free_port()
+    server = uvicorn.Server(
+        uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, lifespan="on")
+    )
+    serving = asyncio.create_task(server.serve())
+    while not server.started:  # noqa: ASYNC110 - uvicorn sets a flag, not an event
+        await asyncio.sleep(0.02)
+    console: list[str] = []
+    proofs: list[str] = []
+    try:
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as api:
+            await guard_on(api, abuse_settings, bits=bits)
+        async with async_playwright() as playwright:
+            browser = await playwright.chromium.launch(
+                executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu"]
+            )
+            try:
+                page = await browser.new_page(locale="zh-CN")
+                await page.route("**/favicon.ico", lambda route: route.fulfill(status=204))
+                page.on(
+                    "console",
+                    lambda m: (
+                        console.append(f"{m.type}: {m.text}")
+                        if m.type in ("error", "warning")
+                        else None
+                    ),
+                )
+                page.on("pageerror", lambda e: console.append(f"pageerror: {e}"))
+                page.on(
+                    "request",
+                    lambda r: (
+                        proofs.append(r.headers.get(HEADER.lower(), ""))
+                        if r.url.endswith("/api/v1/opinions")
+                        else None
+                    ),
+                )
+                await page.goto(f"http://127.0.0.1:{port}/q/{STATION}?district=demo")
+                await page.fill("#text", "小区东门的路灯坏了一个星期，晚上很黑")
+                await page.click("#send")
+                link = page.locator("#result-link")
+                await link.wait_for(state="visible", timeout=30_000)
+                assert "/t/" in (await link.get_attribute("href") or "")
+            finally:
+                await browser.close()
+    finally:
+        server.should_exit = True
+        await serving
+    assert console == []
+    assert len(proofs) == 1
+    assert proofs[0]
+    challenge, _, nonce = proofs[0].rpartition(":")
+    assert solves(challenge, nonce, bits)
+    assert await opinions_stored(pool) == 1
+
+
+# --- the command line -------------------------------------------------------------------
+
+
+def minqing(*args: str, database_url: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "minqing.cli", *args],
+        env={**os.environ, "MINQING_DATABASE_URL": database_url, "MINQING_LOG_FORMAT": "json"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+async def test_an_operator_switches_a_guard_from_the_command_line(
+    abuse_settings: IntakeSettings, directory: None, pool: asyncpg.Pool, database_url: str
+) -> None:
+    where = ["--district", DISTRICT, "--station", STATION]
+    on = minqing("intake", "guard", "on", *where, "--difficulty", "12", "--hours", "2",
+                 "--by", "ops_07", database_url=database_url)  # fmt: skip
+    assert on.returncode == 0, on.stderr
+    assert "difficulty 12" in on.stdout
+    shown = minqing("intake", "guard", "show", *where, database_url=database_url)
+    assert "已开启 / on" in shown.stdout
+    assert "ops_07" in shown.stdout
+    async for client in replica(abuse_settings, pool, Clock()):
+        refused = await client.post("/api/v1/opinions", json=opinion_body())
+        assert problem_of(refused, 403, "proof-of-work-required")["difficulty"] == 12
+    off = minqing("intake", "guard", "off", *where, database_url=database_url)
+    assert "已关闭 / switched off" in off.stdout
+    assert (
+        "未开启 / off"
+        in minqing("intake", "guard", "show", *where, database_url=database_url).stdout
+    )
+    unknown = minqing(
+        "intake", "guard", "on", "--district", DISTRICT, "--station", "nowhere",
+        database_url=database_url,
+    )  # fmt: skip
+    assert unknown.returncode != 0
+    assert "no station 'nowhere'" in unknown.stderr
+    too_hard = minqing(
+        "intake", "guard", "on", *where, "--difficulty", "40", database_url=database_url
+    )
+    assert too_hard.returncode != 0
