@@ -32,6 +32,7 @@ from contracts.envelope import Envelope, Metadata
 from eventkit.clock import Clock
 from eventkit.db import Conn, district_transaction
 from eventkit.logging import get_logger
+from eventkit.privacy_rights import ERASED
 from eventkit.store import ANY_VERSION, Checkpoint, EventStore, RecordedEvent
 from services.routing.classification import Classifier, Segmenter, Taxonomy, normalise
 from services.routing.classifier_model import (
@@ -242,8 +243,13 @@ class ClassifierTraining:
                 order += 1
         if not last:
             return Corrections([], through or position)
+        # A text erased (a forgotten resident's, or past the retention period) is no
+        # example: the mark left in its place says nothing of the category.
         rows = await conn.fetch(
-            "SELECT case_id, text FROM routing.cases WHERE case_id = ANY($1::text[])", list(last)
+            "SELECT case_id, text FROM routing.cases "
+            "WHERE case_id = ANY($1::text[]) AND text <> $2",
+            list(last),
+            ERASED,
         )
         texts: dict[str, str] = {r["case_id"]: r["text"] for r in rows}
         examples = [

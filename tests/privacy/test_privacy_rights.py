@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from eventkit.db import district_transaction
+from eventkit.db import district_transaction, scope
 from eventkit.privacy import PersonalDataVault
 from eventkit.privacy_rights import ERASED
 from eventkit.settings import Settings
@@ -266,3 +266,23 @@ def test_an_export_is_readable_by_its_owner_only_and_never_replaces_a_file(
     assert json.loads(path.read_text(encoding="utf-8")) == {"residents": [{"name": "王秀英"}]}
     with pytest.raises(FileExistsError):
         write_export(path, {})
+
+
+async def test_an_erased_text_is_no_example_for_the_next_training(system: System) -> None:
+    corrected = await system.submit(resident("乙", "13800002222"), A)
+    await system.act(
+        corrected, "classify", ADMIN, category_code="sanitation", priority="important",
+        reason="垃圾清运，按重要处理",
+    )  # fmt: skip
+
+    async def examples() -> list[str]:
+        async with system.routing.pool.acquire() as conn, conn.transaction():
+            await scope(conn, A)
+            found = await system.routing.training.corrections(conn, A)
+        return [example.text for example in found.examples]
+
+    assert await examples() == [corrected.resident.text]
+    await system.rights.forget_phone(
+        A, corrected.resident.phone, requested_by=ADMIN_ID, reason="居民申请删除"
+    )
+    assert await examples() == []
