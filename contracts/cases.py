@@ -171,6 +171,11 @@ class CaseReplied(CaseEvent):
     event_type: ClassVar[str] = "CaseReplied"
 
     message: Annotated[str, StringConstraints(min_length=1, max_length=2000)]
+    public: bool = False
+    """The staff member marked the message fit for anyone to read (公开): shown, numbers
+    masked, in the district's public Open311 list and updates. Otherwise (and in every
+    event written before the mark existed) it is for the resident alone: their tracking
+    page and their notification."""
 
 
 class CaseResolved(CaseEvent):
@@ -184,6 +189,9 @@ class CaseResolved(CaseEvent):
     on_the_spot: bool = False
     """Answered at the desk (当场办结): the opinion was resolved and closed as it was taken
     down; the actor is who answered it."""
+    public: bool = False
+    """The staff member marked the result and its evidence fit for anyone to read (公开),
+    as :attr:`CaseReplied.public`; unmarked, they are for the resident alone."""
 
 
 class CaseClosed(CaseEvent):

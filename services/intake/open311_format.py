@@ -13,20 +13,14 @@ import re
 from collections.abc import Mapping, Sequence
 from datetime import datetime, time, timedelta
 from typing import Any, Final, Literal, cast
+from urllib.parse import urlsplit
 from xml.etree import ElementTree as ET
 from zoneinfo import ZoneInfo
 
-from services.intake.progress import (
-    STAGE_WORDS,
-    Names,
-    Step,
-    agency_responsible,
-    describe,
-    open311_status,
-)
+from services.intake.progress import STAGE_WORDS, Names, Step, open311_status
 from services.intake.taxonomy import Category
 from services.intake.text import mask_personal_numbers
-from services.intake.tracking_views import RequestView
+from services.intake.tracking_views import RequestView, agency_responsible, describe
 
 Format = Literal["xml", "json"]
 FORMATS: Final[tuple[Format, ...]] = ("xml", "json")
@@ -146,12 +140,40 @@ PUBLISHED_CHANNELS: Final = frozenset({"open311", "online"})
 """Channels whose residents wrote for a public web form: their text and address may be
 shown to anyone. What was said at a walk-in, by a spokesperson, on a visit or to 12345
 was not written to be published: those show the service's name and no address."""
+RESIDENT_CHANNELS: Final = frozenset({"qr", "online", "open311"})
+"""Channels where residents sent their own report (the QR form, the web, an Open311
+client): its attachment is theirs to show. On every other channel (walk-in, visit,
+spokesperson, 12345) a staff member took the picture, of a home or a face as often as of
+a pothole: never shown."""
 POSITION_DECIMALS: Final = 3
-"""Public positions are rounded to about 100 m: enough for a map, not a front door."""
+"""Public positions are rounded to 0.001° (about 110 m north-south, 85 m east-west at
+Beijing's latitude): enough to put a report on a map or find its cluster, not enough to
+point at one building's door."""
 
 
 def _rounded(value: float | None) -> float | None:
     return None if value is None else round(value, POSITION_DECIMALS)
+
+
+def public_url(url: str | None) -> str | None:
+    """A link fit to hand to a browser: an absolute http(s) URL with a host and nothing
+    that could end an attribute or hide its target (spaces, controls, quotes, angle
+    brackets, bidirectional overrides); None for anything else (``javascript:``,
+    ``data:``, relative paths)."""
+    if not url or _UNSAFE_IN_URL.search(url):
+        return None
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return None
+    if parts.scheme.lower() not in {"http", "https"} or not parts.hostname:
+        return None
+    return url
+
+
+_UNSAFE_IN_URL: Final = re.compile(
+    "[\\x00-\\x20\\x7f\"'<>\\\\`\\u200e\\u200f\\u202a-\\u202e\\u2066-\\u2069]"
+)
 
 
 def service_request(
@@ -164,7 +186,7 @@ def service_request(
     opinion, progress = view.opinion, view.progress
     tz = names.timezone
     stage_zh, _ = STAGE_WORDS[view.stage]
-    note = progress.last_note if progress else None
+    note = progress.public_note if progress else None  # staff's own notes never
     status_notes = f"{stage_zh}：{note}" if note else stage_zh
     code = view.service_code
     category = names.categories.get(code or "")
@@ -190,20 +212,25 @@ def service_request(
         "zipcode": None,
         "lat": _rounded(opinion.lat),
         "long": _rounded(opinion.long),
-        "media_url": opinion.attachments[0] if opinion.attachments else None,
+        "media_url": (
+            public_url(opinion.attachments[0])
+            if opinion.attachments and opinion.channel in RESIDENT_CHANNELS
+            else None
+        ),
     }
 
 
 def request_update(opinion_id: str, step: Step, names: Names) -> dict[str, Any]:
-    """A case event as one of mySociety's service request updates."""
-    zh, _ = describe(step, names)
+    """A case event as one of mySociety's service request updates: its words as anyone
+    may read them, the evidence only when staff marked the resolution public."""
+    zh, _ = describe(step, names, public=True)
     return {
         "update_id": step.event_id,
         "service_request_id": opinion_id,
         "status": step.status.value,
         "updated_datetime": w3c(step.at, names.timezone),
         "description": mask_personal_numbers(zh),
-        "media_url": step.media_url,
+        "media_url": public_url(step.media_url) if step.public else None,
         "external_status_code": step.kind,
     }
 

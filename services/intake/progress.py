@@ -1,8 +1,8 @@
 """A case's progress as the resident and Open311 clients see it, from the case events.
 
 Pure: :func:`evolve` folds one case event into the progress and returns the step it adds
-to the timeline; :func:`describe` puts a step into plain words (zh-CN and English) with
-the names of stations, representatives and categories looked up by the caller.
+to the timeline (``tracking_views.describe`` puts a step into plain words, with the
+:class:`Names` of stations, representatives and categories looked up by the caller).
 
 Open311 knows two statuses (open, closed); mySociety's extension used by FixMyStreet
 knows more (investigating, in_progress, fixed, internal_referral, duplicate, reopen...).
@@ -104,14 +104,23 @@ class Step:
     to_level: str | None = None
     to_district_id: str | None = None
     note: str | None = None
-    """Text meant for the resident: a reply, a result, a reason."""
+    """The text the event carries: a reply or a result (for the resident), a title or an
+    answer to a suggestion, and also staff's own reasons and notes (internal: never
+    shown, see :data:`RESIDENT_NOTES`). Kept so that a later decision about what to
+    show needs no replay."""
     due: datetime | None = None
     relation: str | None = None
     withdrawn: bool = False
     deadline: str | None = None
     """Which deadline passed (response, resolution, escalation)."""
     media_url: str | None = None
+    """The resolution's first piece of evidence (a staff member's photo: public only with
+    the step)."""
     resolution_seq: int | None = None
+    public: bool = False
+    """Staff marked the note (and the evidence) fit for anyone to read
+    (``CaseReplied.public``, ``CaseResolved.public``); steps stored before the mark
+    existed read as not public."""
 
     def to_json(self) -> dict[str, Any]:
         """The step as JSON-ready data (stored in ``intake.case_steps.step``)."""
@@ -151,6 +160,10 @@ class CaseProgress:
     """How many times the case was resolved; feedback is once per resolution."""
     last_status: UpdateStatus = UpdateStatus.OPEN
     last_note: str | None = None
+    """The latest text of any step, internal ones included: for the record, never shown."""
+    public_note: str | None = None
+    """The latest text staff marked public, since the case was last reopened: what
+    Open311's ``status_notes`` may quote."""
     linked_case_id: str | None = None
     history: tuple[str, ...] = field(default_factory=tuple)
     """Kinds of the steps so far, oldest first."""
@@ -244,7 +257,14 @@ def evolve(
         )
         current = replace(current, stage=Stage.IN_PROGRESS)
     elif isinstance(event, CaseReplied):
-        step = Step(event_id, event.event_type, at, UpdateStatus.IN_PROGRESS, note=event.message)
+        step = Step(
+            event_id,
+            event.event_type,
+            at,
+            UpdateStatus.IN_PROGRESS,
+            note=event.message,
+            public=event.public,
+        )
         if current.stage not in CLOSED_STAGES:
             current = replace(current, stage=Stage.IN_PROGRESS)
     elif isinstance(event, CaseEscalated):
@@ -286,6 +306,7 @@ def evolve(
             note=event.result,
             media_url=str(event.evidence_urls[0]) if event.evidence_urls else None,
             resolution_seq=event.resolution_seq,
+            public=event.public,
         )
         current = replace(
             current,
@@ -316,6 +337,7 @@ def evolve(
             stage=Stage.IN_PROGRESS,
             representative_id=event.representative_id or current.representative_id,
             resolution_due=event.resolution_due or current.resolution_due,
+            public_note=None,  # the result it quoted no longer stands
         )
     elif isinstance(event, CaseOverdue):
         step = Step(
@@ -400,6 +422,7 @@ def _after(progress: CaseProgress, step: Step) -> CaseProgress:
         updated_at=max(progress.updated_at, step.at),
         last_status=step.status,
         last_note=step.note if step.note is not None else progress.last_note,
+        public_note=step.note if step.public and step.note else progress.public_note,
         history=(*progress.history, step.kind),
     )
 
@@ -422,138 +445,3 @@ class Names:
     """code → (name_zh, name_en)."""
     districts: Mapping[str, str] = field(default_factory=dict)
     timezone: ZoneInfo = field(default_factory=lambda: ZoneInfo("Asia/Shanghai"))
-
-
-_LEVELS: dict[str, tuple[str, str]] = {
-    "department": ("职能部门", "a department"),
-    "station_head": ("站长", "the station head"),
-    "street": ("街道", "the street"),
-    "district": ("区级", "the district"),
-}
-_DEADLINES: dict[str, tuple[str, str]] = {
-    "response": ("响应", "response"),
-    "resolution": ("办结", "resolution"),
-    "escalation": ("协办", "escalation"),
-}
-
-
-def _day(value: datetime | None, names: Names, lang: str) -> str:
-    if value is None:
-        return ""
-    local = value.astimezone(names.timezone)
-    return f"{local:%Y年%m月%d日}" if lang == "zh" else f"{local:%Y-%m-%d}"
-
-
-def describe(step: Step, names: Names) -> tuple[str, str]:
-    """A step in plain words: (Simplified Chinese, English)."""
-    station = names.stations.get(step.station_code or "", step.station_code or "")
-    rep = names.representatives.get(step.representative_id or "", "")
-    kind = step.kind
-    if kind == "CaseOpened":
-        zh, en = "已受理", "Taken up"
-        category = names.categories.get(step.category_code or "")
-        if category:
-            zh += f"，归入「{category[0]}」类"
-            en += f", filed under {category[1]!r}"
-        if step.due:
-            zh += f"，应于{_day(step.due, names, 'zh')}前办结"
-            en += f"; due by {_day(step.due, names, 'en')}"
-        return zh, en
-    if kind == "CaseAssigned":
-        if step.queue == "triage" or not station:
-            return "正在分拣，将尽快分派到联络站", "Being sorted; it will soon go to a station"
-        if rep:
-            return (
-                f"已分派至{station}，由{rep}代表办理",
-                f"Assigned to {station}, handled by representative {rep}",
-            )
-        return (
-            f"已分派至{station}，由联络员跟进",
-            f"Assigned to {station}, followed up by its liaison officer",
-        )
-    if kind == "CaseAccepted":
-        who = f"{rep}代表" if rep else (station or "承办人")
-        who_en = f"Representative {rep}" if rep else (station or "The handler")
-        return f"{who}已接手办理", f"{who_en} took the matter on"
-    if kind == "CaseReplied":
-        return f"答复：{step.note or ''}", f"Reply: {step.note or ''}"
-    if kind == "CaseEscalated":
-        level_zh, level_en = _LEVELS.get(step.to_level or "", ("", ""))
-        zh = f"已吹哨，请{level_zh}「{step.to_name}」协同办理"
-        en = f"Whistle blown: {level_en} ({step.to_name}) summoned to help"
-        if step.due:
-            zh += f"，{_day(step.due, names, 'zh')}前报到"
-            en += f", due {_day(step.due, names, 'en')}"
-        return zh, en
-    if kind == "CaseTransferred":
-        if step.to_district_id:
-            district = names.districts.get(step.to_district_id, step.to_district_id)
-            return f"已转交{district}办理", f"Transferred to {district}"
-        target = station or "其他联络站"
-        return f"已转交{target}办理", f"Transferred to {station or 'another station'}"
-    if kind == "CaseResolved":
-        return f"已办结：{step.note or ''}", f"Resolved: {step.note or ''}"
-    if kind == "CaseClosed":
-        if step.withdrawn:
-            return "已按您的要求撤回，不再办理", "Withdrawn at your request"
-        return "已核实结项", "Verified and closed"
-    if kind == "CaseClassified":
-        category = names.categories.get(step.category_code or "")
-        zh, en = "已调整分类", "Reclassified"
-        if category:
-            zh += f"为「{category[0]}」"
-            en += f" as {category[1]!r}"
-        if step.due:
-            zh += f"，应于{_day(step.due, names, 'zh')}前办结"
-            en += f"; due by {_day(step.due, names, 'en')}"
-        return zh, en
-    if kind == "CaseMerged":
-        return "与已有的相同诉求合并办理", "Merged with an earlier report of the same matter"
-    if kind == "CaseReopened":
-        return f"已重新办理：{step.note or ''}", f"Reopened: {step.note or ''}"
-    if kind == "CaseOverdue":
-        zh_d, en_d = _DEADLINES.get(step.deadline or "", ("办理", "handling"))
-        return f"{zh_d}时限已到，已督办", f"The {en_d} deadline passed; supervision was started"
-    if kind == "CaseLinked":
-        if step.relation in {"duplicate", "merged"}:
-            return "与已有的相同诉求合并办理", "Merged with an earlier report of the same matter"
-        return "与相关诉求一并办理", "Handled together with a related matter"
-    if kind == "CaseConvertedToSuggestion":
-        zh = f"已转为代表建议「{step.note or ''}」"
-        en = f"Turned into a representative's suggestion: {step.note or ''}"
-        if step.due:
-            zh += f"，{_day(step.due, names, 'zh')}前答复"
-            en += f", answer due {_day(step.due, names, 'en')}"
-        return zh, en
-    return _followed_up(step) or ("办理进展已更新", "Progress was updated")
-
-
-def _followed_up(step: Step) -> tuple[str, str] | None:
-    """The liaison work's steps in plain words (None: not one of them)."""
-    if step.kind == "SuggestionAnswered":
-        return (
-            f"代表建议已由{step.to_name}答复：{step.note or ''}",
-            f"The suggestion was answered by {step.to_name}: {step.note or ''}",
-        )
-    if step.kind == "DepartmentReportedIn":
-        return "职能部门已报到，正在处理", "The department reported in and is on it"
-    if step.kind == "DepartmentResponded":
-        return (
-            f"职能部门已反馈处理情况：{step.note or ''}",
-            f"The department reported what it did: {step.note or ''}",
-        )
-    if step.kind == "CallbackRecorded":
-        return (
-            f"工作人员已回访，记录满意度 {step.note}",
-            f"Staff called you back and recorded a rating of {step.note}",
-        )
-    return None
-
-
-def agency_responsible(progress: CaseProgress, names: Names) -> str | None:
-    """The station and representative handling the case, for Open311."""
-    station = names.stations.get(progress.station_code or "")
-    rep = names.representatives.get(progress.representative_id or "")
-    if station and rep:
-        return f"{station}（{rep}代表）"
-    return station or (f"{rep}代表" if rep else None)

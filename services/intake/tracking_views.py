@@ -1,6 +1,10 @@
 """What residents and Open311 clients see of an accepted opinion: where it stands, its
 timeline in plain words, the ratings given. Pure: ``tracking.py`` reads the rows and
 builds these; the edges write them as JSON, HTML or Open311 documents.
+
+Two readers, two cuts of the same steps: the resident on their tracking page (a
+capability URL) reads what was written for them; anyone reading Open311 reads only what
+staff marked public (:func:`shown_note`). Staff's own notes reach neither.
 """
 
 from __future__ import annotations
@@ -11,7 +15,7 @@ from datetime import datetime
 from typing import Final
 
 from services.intake.opinion_record import OpinionRecord
-from services.intake.progress import CLOSED_STAGES, CaseProgress, Names, Stage, Step, describe
+from services.intake.progress import CLOSED_STAGES, CaseProgress, Names, Stage, Step
 
 CHANNEL_WORDS: Final[dict[str, tuple[str, str]]] = {
     "qr": ("扫描民情码", "QR code"),
@@ -22,6 +26,191 @@ CHANNEL_WORDS: Final[dict[str, tuple[str, str]]] = {
     "online": ("网上提交", "online"),
     "open311": ("Open311 接口", "Open311"),
 }
+
+
+# --- plain words ----------------------------------------------------------------------
+
+_LEVELS: dict[str, tuple[str, str]] = {
+    "department": ("职能部门", "a department"),
+    "station_head": ("站长", "the station head"),
+    "street": ("街道", "the street"),
+    "district": ("区级", "the district"),
+}
+_DEADLINES: dict[str, tuple[str, str]] = {
+    "response": ("响应", "response"),
+    "resolution": ("办结", "resolution"),
+    "escalation": ("协办", "escalation"),
+}
+
+
+def _day(value: datetime | None, names: Names, lang: str) -> str:
+    if value is None:
+        return ""
+    local = value.astimezone(names.timezone)
+    return f"{local:%Y年%m月%d日}" if lang == "zh" else f"{local:%Y-%m-%d}"
+
+
+RESIDENT_NOTES: Final = frozenset(
+    {
+        "CaseReplied",
+        "CaseResolved",
+        "CaseConvertedToSuggestion",
+        "SuggestionAnswered",
+        "CallbackRecorded",
+    }
+)
+"""The steps whose text was written for the resident: a reply, a result, the title of
+the suggestion their matter became and its answer, the rating a callback took down.
+Every other text is staff's own (why a case was escalated, transferred, reopened or
+closed; what a department reported) and is shown to nobody outside the workbench."""
+
+PUBLIC_FACTS: Final = frozenset({"CallbackRecorded"})
+"""Steps whose "text" is a fact the public feed carries anyway (a rating, ``4/5``)."""
+
+NAMED_LEVELS: Final = frozenset({"department", "street", "district"})
+"""Whistles whose addressee is a body (a department, a street committee, the district),
+named on the timeline; a station head is a person, told by the role alone."""
+
+
+def shown_note(step: Step, *, public: bool) -> str | None:
+    """The step's text as its reader may see it: for the resident (``public`` false),
+    only texts written for them; for anyone (Open311), only texts staff marked public."""
+    if public:
+        return step.note if step.public or step.kind in PUBLIC_FACTS else None
+    return step.note if step.kind in RESIDENT_NOTES else None
+
+
+def describe(step: Step, names: Names, *, public: bool = False) -> tuple[str, str]:
+    """A step in plain words: (Simplified Chinese, English); for the resident's own
+    tracking page, or with ``public`` for anyone (Open311)."""
+    station = names.stations.get(step.station_code or "", step.station_code or "")
+    rep = names.representatives.get(step.representative_id or "", "")
+    note = shown_note(step, public=public)
+    kind = step.kind
+    if kind == "CaseOpened":
+        zh, en = "已受理", "Taken up"
+        category = names.categories.get(step.category_code or "")
+        if category:
+            zh += f"，归入「{category[0]}」类"
+            en += f", filed under {category[1]!r}"
+        if step.due:
+            zh += f"，应于{_day(step.due, names, 'zh')}前办结"
+            en += f"; due by {_day(step.due, names, 'en')}"
+        return zh, en
+    if kind == "CaseAssigned":
+        if step.queue == "triage" or not station:
+            return "正在分拣，将尽快分派到联络站", "Being sorted; it will soon go to a station"
+        if rep:
+            return (
+                f"已分派至{station}，由{rep}代表办理",
+                f"Assigned to {station}, handled by representative {rep}",
+            )
+        return (
+            f"已分派至{station}，由联络员跟进",
+            f"Assigned to {station}, followed up by its liaison officer",
+        )
+    if kind == "CaseAccepted":
+        who = f"{rep}代表" if rep else (station or "承办人")
+        who_en = f"Representative {rep}" if rep else (station or "The handler")
+        return f"{who}已接手办理", f"{who_en} took the matter on"
+    if kind == "CaseReplied":
+        if note is None:
+            return "已答复居民", "The resident was answered"
+        return f"答复：{note}", f"Reply: {note}"
+    if kind == "CaseEscalated":
+        level_zh, level_en = _LEVELS.get(step.to_level or "", ("", ""))
+        if step.to_level in NAMED_LEVELS and step.to_name:
+            zh = f"已吹哨，请{level_zh}「{step.to_name}」协同办理"
+            en = f"Whistle blown: {level_en} ({step.to_name}) summoned to help"
+        else:
+            zh = f"已吹哨，请{level_zh or '相关方面'}协同办理"
+            en = f"Whistle blown: {level_en or 'others'} summoned to help"
+        if step.due:
+            zh += f"，{_day(step.due, names, 'zh')}前报到"
+            en += f", due {_day(step.due, names, 'en')}"
+        return zh, en
+    if kind == "CaseTransferred":
+        if step.to_district_id:
+            district = names.districts.get(step.to_district_id, step.to_district_id)
+            return f"已转交{district}办理", f"Transferred to {district}"
+        target = station or "其他联络站"
+        return f"已转交{target}办理", f"Transferred to {station or 'another station'}"
+    if kind == "CaseResolved":
+        if note is None:
+            return "已办结", "Resolved"
+        return f"已办结：{note}", f"Resolved: {note}"
+    if kind == "CaseClosed":
+        if step.withdrawn:
+            return "已按您的要求撤回，不再办理", "Withdrawn at your request"
+        return "已核实结项", "Verified and closed"
+    if kind == "CaseClassified":
+        category = names.categories.get(step.category_code or "")
+        zh, en = "已调整分类", "Reclassified"
+        if category:
+            zh += f"为「{category[0]}」"
+            en += f" as {category[1]!r}"
+        if step.due:
+            zh += f"，应于{_day(step.due, names, 'zh')}前办结"
+            en += f"; due by {_day(step.due, names, 'en')}"
+        return zh, en
+    if kind == "CaseMerged":
+        return "与已有的相同诉求合并办理", "Merged with an earlier report of the same matter"
+    if kind == "CaseReopened":
+        return "已重新办理", "Reopened"
+    if kind == "CaseOverdue":
+        zh_d, en_d = _DEADLINES.get(step.deadline or "", ("办理", "handling"))
+        return f"{zh_d}时限已到，已督办", f"The {en_d} deadline passed; supervision was started"
+    if kind == "CaseLinked":
+        if step.relation in {"duplicate", "merged"}:
+            return "与已有的相同诉求合并办理", "Merged with an earlier report of the same matter"
+        return "与相关诉求一并办理", "Handled together with a related matter"
+    if kind == "CaseConvertedToSuggestion":
+        zh = f"已转为代表建议「{note}」" if note else "已转为代表建议"
+        en = (
+            f"Turned into a representative's suggestion: {note}"
+            if note
+            else ("Turned into a representative's suggestion")
+        )
+        if step.due:
+            zh += f"，{_day(step.due, names, 'zh')}前答复"
+            en += f", answer due {_day(step.due, names, 'en')}"
+        return zh, en
+    return _followed_up(step, note) or ("办理进展已更新", "Progress was updated")
+
+
+def _followed_up(step: Step, note: str | None) -> tuple[str, str] | None:
+    """The liaison work's steps in plain words (None: not one of them)."""
+    if step.kind == "SuggestionAnswered":
+        if note is None:
+            return (
+                f"代表建议已由{step.to_name}答复",
+                f"The suggestion was answered by {step.to_name}",
+            )
+        return (
+            f"代表建议已由{step.to_name}答复：{note}",
+            f"The suggestion was answered by {step.to_name}: {note}",
+        )
+    if step.kind == "DepartmentReportedIn":
+        return "职能部门已报到，正在处理", "The department reported in and is on it"
+    if step.kind == "DepartmentResponded":
+        # What the department did is its report to the station, which verifies it and
+        # answers the resident itself: the words stay internal.
+        return "职能部门已反馈处理情况", "The department reported what it did"
+    if step.kind == "CallbackRecorded":
+        return (
+            f"工作人员已回访，记录满意度 {note}",
+            f"Staff called you back and recorded a rating of {note}",
+        )
+    return None
+
+
+def agency_responsible(progress: CaseProgress, names: Names) -> str | None:
+    """The station and representative handling the case, for Open311."""
+    station = names.stations.get(progress.station_code or "")
+    rep = names.representatives.get(progress.representative_id or "")
+    if station and rep:
+        return f"{station}（{rep}代表）"
+    return station or (f"{rep}代表" if rep else None)
 
 
 @dataclass(frozen=True)

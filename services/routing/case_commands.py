@@ -71,6 +71,8 @@ class Reply(Command):
 
     name: ClassVar[str] = "reply"
     message: str
+    public: bool = False
+    """Marked fit for anyone to read (Open311); otherwise for the resident alone."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -131,6 +133,8 @@ class Resolve(Command):
     name: ClassVar[str] = "resolve"
     result: str
     evidence_urls: tuple[str, ...] = ()
+    public: bool = False
+    """The result and evidence marked fit for anyone to read (Open311)."""
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -202,7 +202,7 @@ def decide(state: CaseState | None, command: Command) -> list[CaseEvent]:
             return [make(CaseAccepted)]
         case Reply():
             _check_representative(state, command.actor)
-            return [make(CaseReplied, message=command.message)]
+            return [make(CaseReplied, message=command.message, public=command.public)]
         case Classify():
             return _classify(state, command)
         case Transfer():
@@ -246,6 +246,7 @@ def decide(state: CaseState | None, command: Command) -> list[CaseEvent]:
                     resolution_seq=state.resolution_seq + 1,
                     result=command.result,
                     evidence_urls=list(command.evidence_urls),
+                    public=command.public,
                 )
             ]
         case Close():

@@ -55,11 +55,21 @@ from services.routing.placement import assign_at, community_of_case
 
 class ReplyBody(CommandBody):
     message: Text
+    public: bool = Field(
+        default=False,
+        description="公开：任何人可在 Open311 看到（号码打码）/ public: shown to anyone on Open311 "
+        "(numbers masked); otherwise for the resident alone",
+    )
 
 
 class ResolveBody(CommandBody):
     result: Text
     evidence_urls: list[HttpUrl] = Field(default_factory=list, max_length=9)
+    public: bool = Field(
+        default=False,
+        description="公开结果与佐证 / public: the result and its evidence shown to anyone on "
+        "Open311; otherwise for the resident alone",
+    )
 
 
 class CloseBody(CommandBody):
@@ -135,12 +145,20 @@ async def _accept(step: Step, body: NoBody) -> Planned:
 
 
 async def _reply(step: Step, body: ReplyBody) -> Planned:
-    return Planned(Reply(actor=step.actor, now=step.now, message=body.message))
+    return Planned(Reply(actor=step.actor, now=step.now, message=body.message, public=body.public))
 
 
 async def _resolve(step: Step, body: ResolveBody) -> Planned:
     urls = tuple(str(u) for u in body.evidence_urls)
-    return Planned(Resolve(actor=step.actor, now=step.now, result=body.result, evidence_urls=urls))
+    return Planned(
+        Resolve(
+            actor=step.actor,
+            now=step.now,
+            result=body.result,
+            evidence_urls=urls,
+            public=body.public,
+        )
+    )
 
 
 async def _close(step: Step, body: CloseBody) -> Planned:

@@ -15,6 +15,7 @@ from eventkit.db import create_pool
 from eventkit.store import EventStore
 from services.intake.app import create_app
 from services.intake.settings import IntakeSettings
+from tests.every_district import every_district
 from tests.intake.intake_support import (
     ADMIN,
     API_KEY,
@@ -215,7 +216,8 @@ async def test_get_requests_follows_the_case_in_both_formats(
     opinion_id = created[0]["service_request_id"]
     other = (await client.post("/api/v1/opinions", json=opinion_body())).json()["opinion_id"]
     e = case_events("case_o1", opinion_id)
-    await publish(store, consumer, [e["opened"], e["assigned"], e["replied"], e["resolved"]])
+    public = e["resolved"].model_copy(update={"public": True})  # staff marked it public
+    await publish(store, consumer, [e["opened"], e["assigned"], e["replied"], public])
 
     listed = as_json(await client.get(f"{V2}/requests.json", params=J))
     assert [r["service_request_id"] for r in listed] == [other, opinion_id]
@@ -296,10 +298,11 @@ async def test_service_request_updates_follow_mysocietys_extension(
         "service_request_id"
     ]
     e = case_events("case_o3", opinion_id)
+    public = e["resolved"].model_copy(update={"public": True})  # staff marked it public
     await publish(
         store,
         consumer,
-        [e["opened"], e["assigned"], e["accepted"], e["resolved"], e["closed"], e["reopened"]],
+        [e["opened"], e["assigned"], e["accepted"], public, e["closed"], e["reopened"]],
     )
     updates = as_json(await client.get(f"{V2}/servicerequestupdates.json", params=J))
     assert [u["status"] for u in updates] == [
@@ -346,7 +349,7 @@ async def test_an_open311_retry_with_an_idempotency_key_creates_nothing_new(
     first = as_json(await client.post(f"{V2}/requests.json", data=form(), headers=headers))
     again = as_json(await client.post(f"{V2}/requests.json", data=form(), headers=headers))
     assert first == again
-    count = await store.pool.fetchval(
+    count = await every_district(store.pool).fetchval(
         "SELECT count(*) FROM eventstore.events WHERE category = 'opinion'"
     )
     assert count == 1

@@ -16,10 +16,10 @@ from services.intake.progress import (
     Stage,
     Step,
     UpdateStatus,
-    describe,
     evolve,
     open311_status,
 )
+from services.intake.tracking_views import describe
 from tests.intake.intake_support import DISTRICT, REPRESENTATIVE, STATION, case_events
 
 NOW = datetime(2025, 3, 14, 1, 30, tzinfo=UTC)
