@@ -10,6 +10,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request
 
+from eventkit.db import district_transaction
 from eventkit.http import bearer_principal, read_body, require_roles
 from eventkit.identity import Principal, Role
 from eventkit.refusals import InvalidInput, NotFound
@@ -56,12 +57,12 @@ def admin_router(settings: Settings) -> APIRouter:
 
     @router.get("/contacts", summary="联系人 / the contact book")
     async def list_contacts(who: Admin, service: NotificationDep) -> ContactList:
-        async with service.pool.acquire() as conn:
+        async with district_transaction(service.pool, who.district_id) as conn:
             return ContactList(contacts=await contacts.listing(conn, who.district_id))
 
     @router.get("/contacts/{staff_id}", summary="一位联系人 / one contact")
     async def get_contact(staff_id: str, who: Admin, service: NotificationDep) -> ContactEntry:
-        async with service.pool.acquire() as conn:
+        async with district_transaction(service.pool, who.district_id) as conn:
             return await contacts.one(conn, who.district_id, staff_id)
 
     @router.put("/contacts/{staff_id}", summary="登记或更新联系人 / add or replace a contact")
@@ -72,13 +73,13 @@ def admin_router(settings: Settings) -> APIRouter:
             raise InvalidInput(
                 "路径与内容中的工号不一致", "The staff id in the path and in the body differ"
             )
-        async with service.pool.acquire() as conn:
+        async with district_transaction(service.pool, who.district_id) as conn:
             await contacts.save(conn, who.district_id, [body], who.subject, service.clock())
             return await contacts.one(conn, who.district_id, staff_id)
 
     @router.delete("/contacts/{staff_id}", summary="删除联系人 / remove a contact", status_code=204)
     async def delete_contact(staff_id: str, who: Admin, service: NotificationDep) -> None:
-        async with service.pool.acquire() as conn:
+        async with district_transaction(service.pool, who.district_id) as conn:
             await contacts.remove(conn, who.district_id, staff_id)
 
     @router.post("/contacts/import", summary="导入联系人文件 / import a contact file (YAML)")
@@ -98,7 +99,7 @@ def admin_router(settings: Settings) -> APIRouter:
 
     @router.get("/rules", summary="通知规则 / the rules and the district's settings")
     async def list_rules(who: Admin, service: NotificationDep) -> RuleList:
-        async with service.pool.acquire() as conn:
+        async with district_transaction(service.pool, who.district_id) as conn:
             settings_ = await overrides.rule_settings(conn, who.district_id)
         return RuleList(rules=[_rule_view(rule.name, settings_) for rule in RULES])
 
@@ -107,7 +108,7 @@ def admin_router(settings: Settings) -> APIRouter:
         rule: str, body: RuleSettingBody, who: Admin, service: NotificationDep
     ) -> RuleView:
         setting = RuleSetting(body.enabled, tuple(body.channels) if body.channels else None)
-        async with service.pool.acquire() as conn:
+        async with district_transaction(service.pool, who.district_id) as conn:
             await overrides.set_rule(
                 conn, who.district_id, rule, setting, who.subject, service.clock()
             )
@@ -117,7 +118,7 @@ def admin_router(settings: Settings) -> APIRouter:
     @router.get("/templates/{name}", summary="消息模板 / a message template")
     async def get_template(name: str, who: Admin, service: NotificationDep) -> TemplateView:
         default_template(name)
-        async with service.pool.acquire() as conn:
+        async with district_transaction(service.pool, who.district_id) as conn:
             current = await overrides.template(conn, who.district_id, name)
         return _template_view(name, current)
 
@@ -126,7 +127,7 @@ def admin_router(settings: Settings) -> APIRouter:
         name: str, body: TemplateBody, who: Admin, service: NotificationDep
     ) -> TemplateView:
         text = Template(body.subject, body.body)
-        async with service.pool.acquire() as conn:
+        async with district_transaction(service.pool, who.district_id) as conn:
             await overrides.set_template(
                 conn, who.district_id, name, text, who.subject, service.clock()
             )
@@ -134,7 +135,7 @@ def admin_router(settings: Settings) -> APIRouter:
 
     @router.delete("/templates/{name}", summary="恢复默认模板 / back to the shipped template")
     async def reset_template(name: str, who: Admin, service: NotificationDep) -> TemplateView:
-        async with service.pool.acquire() as conn:
+        async with district_transaction(service.pool, who.district_id) as conn:
             await overrides.set_template(
                 conn, who.district_id, name, None, who.subject, service.clock()
             )
@@ -149,7 +150,7 @@ def admin_router(settings: Settings) -> APIRouter:
         limit: Annotated[int, Query(ge=1, le=500)] = 100,
         offset: Annotated[int, Query(ge=0)] = 0,
     ) -> StaffDeliveryLog:
-        async with service.pool.acquire() as conn:
+        async with district_transaction(service.pool, who.district_id) as conn:
             rows = await outbox.listing(conn, who.district_id, case_id, status, limit, offset)
         return StaffDeliveryLog(deliveries=[StaffDeliveryView(**row) for row in rows])
 

@@ -18,6 +18,7 @@ from typing import TypeVar
 
 import click
 
+from eventkit.db import district_transaction
 from eventkit.local import NoDatabase
 from services.notification import contacts, outbox
 from services.notification.bootstrap import Notification, bootstrap
@@ -86,7 +87,7 @@ def deliveries(district: str, status: str | None, case_id: str | None, limit: in
     """投递记录 / List deliveries, newest first."""
 
     async def work(service: Notification) -> list[dict[str, object]]:
-        async with service.pool.acquire() as conn:
+        async with district_transaction(service.pool, district) as conn:
             return await outbox.listing(conn, district, case_id, status, limit, 0)
 
     rows = _with_service(work)

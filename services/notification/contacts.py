@@ -8,7 +8,7 @@ from typing import Any
 
 import asyncpg
 
-from eventkit.db import Conn
+from eventkit.db import Conn, district_transaction
 from services.notification.contact_book import ContactEntry, ContactFile
 from services.notification.errors import ContactNotFound
 
@@ -69,7 +69,7 @@ async def import_book(
     pool: asyncpg.Pool, book: ContactFile, actor: str, now: datetime
 ) -> dict[str, int]:
     """Import a whole contact file (only what differs is written): counts for a summary."""
-    async with pool.acquire() as conn, conn.transaction():
+    async with district_transaction(pool, book.district) as conn:
         before = await conn.fetchval(
             "SELECT count(*) FROM notification.contacts WHERE district_id = $1", book.district
         )

@@ -13,6 +13,7 @@ from zoneinfo import ZoneInfo
 
 import asyncpg
 
+from eventkit.db import Conn, scope
 from services.notification import contacts, subscriptions
 from services.notification.contact_book import ContactEntry
 from services.notification.messages import Message, Template, default_template, render
@@ -70,46 +71,61 @@ class Names:
         return names
 
     async def prepare(self, batch: Sequence[Delivery]) -> None:
-        """Look up, in a few queries, what the deliveries of ``batch`` need."""
-        districts = sorted({d.district_id for d in batch})
-        async with self._pool.acquire() as conn:
-            for row in await conn.fetch(
-                "SELECT * FROM notification.districts WHERE district_id = ANY($1)", districts
-            ):
-                self._districts[row["district_id"]] = District(
-                    row["name_zh"], row["timezone"], dict(row["categories"] or {})
-                )
-            for row in await conn.fetch(
-                "SELECT district_id, station_code, name_zh FROM notification.stations "
-                "WHERE district_id = ANY($1)",
-                districts,
-            ):
-                self._stations[(row["district_id"], row["station_code"])] = row["name_zh"]
-            for row in await conn.fetch(
-                "SELECT district_id, representative_id, name_zh FROM notification.representatives"
-                " WHERE district_id = ANY($1)",
-                districts,
-            ):
-                self._people[(row["district_id"], row["representative_id"])] = row["name_zh"]
+        """Look up, in a few queries per district, what the deliveries of ``batch`` need.
+
+        A batch may hold several districts' deliveries (the sender claims for all of
+        them); each district's names are looked up in that district's row-level
+        security scope, so a delivery can only be given what its own district holds
+        (and a resident's sealed contact what the district that took the opinion down
+        holds: :func:`resident_district`).
+        """
+        districts = sorted({d.district_id for d in batch} | {resident_district(d) for d in batch})
+        async with self._pool.acquire() as conn, conn.transaction():
             for district in districts:
-                staff = [
-                    d.recipient
-                    for d in batch
-                    if d.recipient_kind == "staff" and d.district_id == district
-                ]
-                for staff_id, entry in (await contacts.load(conn, district, staff)).items():
-                    self._contacts[(district, staff_id)] = entry
-                for row in await conn.fetch(
-                    "SELECT template, subject, body FROM notification.template_overrides "
-                    "WHERE district_id = $1",
-                    district,
-                ):
-                    self._templates[(district, row["template"])] = Template(
-                        row["subject"], row["body"]
-                    )
-            opinions = sorted(
-                {d.opinion_id for d in batch if d.recipient_kind == "resident" and d.opinion_id}
+                await scope(conn, district)
+                own = [d for d in batch if d.district_id == district]
+                if own:
+                    await self._prepare_district(conn, district, own)
+                await self._prepare_residents(
+                    conn, [d for d in batch if resident_district(d) == district]
+                )
+
+    async def _prepare_district(self, conn: Conn, district: str, batch: Sequence[Delivery]) -> None:
+        row = await conn.fetchrow(
+            "SELECT * FROM notification.districts WHERE district_id = $1", district
+        )
+        if row is not None:
+            self._districts[district] = District(
+                row["name_zh"], row["timezone"], dict(row["categories"] or {})
             )
+        for row in await conn.fetch(
+            "SELECT station_code, name_zh FROM notification.stations WHERE district_id = $1",
+            district,
+        ):
+            self._stations[(district, row["station_code"])] = row["name_zh"]
+        for row in await conn.fetch(
+            "SELECT representative_id, name_zh FROM notification.representatives"
+            " WHERE district_id = $1",
+            district,
+        ):
+            self._people[(district, row["representative_id"])] = row["name_zh"]
+        staff = [d.recipient for d in batch if d.recipient_kind == "staff"]
+        for staff_id, entry in (await contacts.load(conn, district, staff)).items():
+            self._contacts[(district, staff_id)] = entry
+        for row in await conn.fetch(
+            "SELECT template, subject, body FROM notification.template_overrides "
+            "WHERE district_id = $1",
+            district,
+        ):
+            self._templates[(district, row["template"])] = Template(row["subject"], row["body"])
+        for subscriber in sorted({d.recipient for d in batch if d.recipient_kind == "subscriber"}):
+            self._subscriptions[subscriber] = await subscriptions.by_id(conn, subscriber)
+
+    async def _prepare_residents(self, conn: Conn, batch: Sequence[Delivery]) -> None:
+        opinions = sorted(
+            {d.opinion_id for d in batch if d.recipient_kind == "resident" and d.opinion_id}
+        )
+        if opinions:
             for row in await conn.fetch(
                 "SELECT opinion_id, subject_id, phone_ciphertext, tracking_code_ciphertext "
                 "FROM notification.opinions WHERE opinion_id = ANY($1)",
@@ -118,9 +134,6 @@ class Names:
                 self._residents[row["opinion_id"]] = SealedResident(
                     row["subject_id"], row["phone_ciphertext"], row["tracking_code_ciphertext"]
                 )
-            subscribers = {d.recipient for d in batch if d.recipient_kind == "subscriber"}
-            for subscriber in subscribers:
-                self._subscriptions[subscriber] = await subscriptions.by_id(conn, subscriber)
 
     def district(self, district_id: str) -> District:
         return self._districts.get(district_id) or District(district_id, "Asia/Shanghai", {})
@@ -144,6 +157,13 @@ class Names:
         """The delivery's message: the district's own template, else the one shipped."""
         template = self._templates.get((delivery.district_id, delivery.template))
         return render(template or default_template(delivery.template), context)
+
+
+def resident_district(delivery: Delivery) -> str:
+    """Where the resident of a delivery's opinion is kept: the district that took the
+    opinion down (the planner names it when a case was transferred from there), else
+    the delivery's own."""
+    return str(delivery.context.get("resident_district") or delivery.district_id)
 
 
 def message_context(delivery: Delivery, names: Names) -> dict[str, Any]:

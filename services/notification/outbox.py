@@ -18,7 +18,7 @@ from typing import Any
 
 import asyncpg
 
-from eventkit.db import Conn
+from eventkit.db import ALL_DISTRICTS, Conn, district_transaction
 
 
 @dataclass(frozen=True)
@@ -111,9 +111,15 @@ async def claim(
 ) -> list[Delivery]:
     """Claim up to ``limit`` deliveries due by ``now``, oldest first, and at most ``share``
     in flight per recipient counting ``in_flight`` (what this sender already sends to each):
-    one slow receiver cannot take every slot."""
-    rows = await pool.fetch(
-        """
+    one slow receiver cannot take every slot.
+
+    Every district's deliveries at once (``ALL_DISTRICTS``): one sender serves them all,
+    oldest first, and a claim per district would let a busy district starve the others
+    or cost a statement per district for each claim.
+    """
+    async with district_transaction(pool, ALL_DISTRICTS) as conn:
+        rows = await conn.fetch(
+            """
         UPDATE notification.deliveries d
            SET status = 'sending', attempts = d.attempts + 1, claimed_at = clock_timestamp(),
                claimed_by = $3, held = NULL
@@ -136,12 +142,12 @@ async def claim(
                   recipient_kind, recipient, channel, template, case_id, opinion_id, context,
                   attempts, created_at, source_committed
         """,
-        now,
-        limit,
-        sender,
-        share,
-        dict(in_flight),
-    )
+            now,
+            limit,
+            sender,
+            share,
+            dict(in_flight),
+        )
     return [Delivery(**dict(r.items())) for r in rows]
 
 
@@ -186,13 +192,15 @@ async def finish(conn: Conn, outcomes: Sequence[Finished], sender: str) -> list[
 
 async def mark_unknown(pool: asyncpg.Pool, older_than: timedelta) -> int:
     """Deliveries claimed longer ago than ``older_than`` and never finished: their sender
-    died mid-send. They become ``unknown``; returns how many."""
-    status = await pool.execute(
-        "UPDATE notification.deliveries SET status = 'unknown', "
-        "last_error = 'the sender stopped while sending: outcome unknown, not resent' "
-        "WHERE status = 'sending' AND claimed_at < clock_timestamp() - $1::interval",
-        older_than,
-    )
+    died mid-send. They become ``unknown``; returns how many (of every district: the
+    sender that died served them all)."""
+    async with district_transaction(pool, ALL_DISTRICTS) as conn:
+        status = await conn.execute(
+            "UPDATE notification.deliveries SET status = 'unknown', "
+            "last_error = 'the sender stopped while sending: outcome unknown, not resent' "
+            "WHERE status = 'sending' AND claimed_at < clock_timestamp() - $1::interval",
+            older_than,
+        )
     return int(status.rsplit(" ", 1)[-1])
 
 
@@ -207,16 +215,17 @@ class Depth:
 
 
 async def depth(pool: asyncpg.Pool) -> Depth:
-    """How much waits, and since when."""
-    row = await pool.fetchrow(
-        """
+    """How much waits, and since when (in every district: the sender's one outbox)."""
+    async with district_transaction(pool, ALL_DISTRICTS) as conn:
+        row = await conn.fetchrow(
+            """
         SELECT count(*) FILTER (WHERE status = 'pending') AS pending,
                count(*) FILTER (WHERE status = 'pending' AND held IS NOT NULL) AS held,
                count(*) FILTER (WHERE status = 'unknown') AS unknown,
                min(created_at) FILTER (WHERE status = 'pending' AND held IS NULL) AS oldest
           FROM notification.deliveries WHERE status IN ('pending', 'unknown')
         """
-    )
+        )
     assert row is not None
     return Depth(row["pending"], row["held"], row["unknown"], row["oldest"])
 

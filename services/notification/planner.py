@@ -21,7 +21,7 @@ from contracts.intake import OpinionSubmitted
 from contracts.public import public_data
 from eventkit import cloudevents
 from eventkit.clock import Clock
-from eventkit.db import Conn
+from eventkit.db import Conn, scope
 from eventkit.store import EventStore
 from services.notification import contacts, overrides, projections
 from services.notification.ids import delivery_id
@@ -111,7 +111,8 @@ class Planner:
             staff = await projections.department_staff(conn, district, code)
             facts = _with(facts, department_staff=staff)
         if case is not None and event.event_type in _RESIDENT_EVENTS:
-            facts = _with(facts, resident=await self._resident(conn, case.opinion_id))
+            resident = await self._resident(conn, district, case.case_id, case.opinion_id)
+            facts = _with(facts, resident=resident)
         return facts
 
     async def _planned(
@@ -131,6 +132,9 @@ class Planner:
         if not planned:
             return []
         context = template_context(event, case)
+        if facts.resident is not None and facts.resident.district_id is not None:
+            # The sender opens the resident's contact in the district that holds it.
+            context["resident_district"] = facts.resident.district_id
         now = self._clock()
         return [
             self._delivery(p, envelope, event, case, context, now, setup.timezone) for p in planned
@@ -171,7 +175,25 @@ class Planner:
             source_committed=envelope.recorded_at,
         )
 
-    async def _resident(self, conn: Conn, opinion_id: str) -> ResidentFacts | None:
+    async def _resident(
+        self, conn: Conn, district_id: str, case_id: str, opinion_id: str
+    ) -> ResidentFacts | None:
+        """The resident of the case's opinion, looked for in the district that took the
+        opinion down: the case's own, or the one it was transferred from (read in that
+        district's row-level security scope, then back to the case's)."""
+        found = await self._resident_in_scope(conn, opinion_id)
+        if found is not None:
+            return found
+        opening = await self._store.read_stream(f"case-{case_id}", conn=conn)
+        home = opening[0].data.get("transferred_from_district_id") if opening else None
+        if not home or home == district_id:
+            return None
+        await scope(conn, home)
+        found = await self._resident_in_scope(conn, opinion_id)
+        await scope(conn, district_id)
+        return replace(found, district_id=home) if found is not None else None
+
+    async def _resident_in_scope(self, conn: Conn, opinion_id: str) -> ResidentFacts | None:
         """The resident of an opinion: as kept, else from the store (the opinion's topic
         may lag behind the case's: the store has it, since the case came from it)."""
         known = await projections.resident(conn, opinion_id)

@@ -19,6 +19,7 @@ from aiokafka import AIOKafkaProducer
 from contracts.envelope import Envelope
 from contracts.topics import public_cases_topic
 from eventkit import cloudevents
+from eventkit.db import ALL_DISTRICTS, scope
 from eventkit.kafka import ensure_topics, make_producer
 from eventkit.logging import get_logger
 from eventkit.settings import Settings
@@ -59,6 +60,9 @@ class PublicFeed:
         async with self._pool.acquire() as conn, conn.transaction():
             if not await conn.fetchval("SELECT pg_try_advisory_xact_lock($1)", _LOCK):
                 return 0  # another process is sending
+            # The feed is drained in the order its records were written, whatever their
+            # district (each goes to its own district's topic): one reader for all.
+            await scope(conn, ALL_DISTRICTS)
             rows = await conn.fetch(
                 "SELECT seq, district_id, envelope FROM notification.public_feed "
                 "ORDER BY seq LIMIT $1",

@@ -230,6 +230,9 @@ class ResidentFacts:
     """They left a phone number (sealed) and a tracking code was sealed with it."""
     consent: bool
     channel: str
+    district_id: str | None = None
+    """The district that took the opinion down, when not the case's (a case transferred
+    from another district): where the resident's sealed contact and key are."""
 
 
 @dataclass(frozen=True)

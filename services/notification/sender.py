@@ -26,6 +26,7 @@ from contracts.base import Actor, ActorRole
 from contracts.envelope import Envelope, Metadata
 from contracts.notifications import NotificationFailed, NotificationSent
 from eventkit.clock import Clock
+from eventkit.db import ALL_DISTRICTS, district_transaction
 from eventkit.logging import get_logger
 from eventkit.privacy import PersonalDataVault
 from eventkit.store import NO_STREAM, EventStore
@@ -41,7 +42,7 @@ from services.notification.channels import (
 from services.notification.ids import notification_stream, outcome_event_id
 from services.notification.messages import Message
 from services.notification.metrics import DELIVERIES, OUTCOMES, export_depth
-from services.notification.naming import Names, message_context
+from services.notification.naming import Names, message_context, resident_district
 from services.notification.outbox import Delivery, Finished
 from services.notification.settings import NotificationSettings
 from services.notification.subscriptions import FAR_FUTURE
@@ -227,10 +228,15 @@ class Sender:
         sealed = names.resident(delivery.opinion_id)
         if sealed is None or sealed.subject_id != delivery.recipient:
             return Retry("the opinion has not reached this service yet")
-        opened = await self._vault.open(
-            sealed.subject_id,
-            {"phone": sealed.phone_ciphertext, "tracking_code": sealed.tracking_code_ciphertext},
-        )
+        async with district_transaction(self._pool, resident_district(delivery)) as conn:
+            opened = await self._vault.open(
+                sealed.subject_id,
+                {
+                    "phone": sealed.phone_ciphertext,
+                    "tracking_code": sealed.tracking_code_ciphertext,
+                },
+                conn=conn,
+            )
         if opened is None:
             return Refused(
                 "居民的个人信息已按其要求删除，无法联系 / the resident's personal data was "
@@ -261,7 +267,9 @@ class Sender:
 
     async def record(self, finished: Sequence[Finished]) -> None:
         """Record outcomes, with the event of each ended delivery, in one transaction."""
-        async with self._pool.acquire() as conn, conn.transaction():
+        # The outcomes of one claim, which serves every district (outbox.claim): recorded
+        # together, one statement for all of them.
+        async with district_transaction(self._pool, ALL_DISTRICTS) as conn:
             kept = await outbox.finish(conn, finished, self.name)
             appends = [
                 (notification_stream(f.delivery.delivery_id), [_outcome_event(f)], NO_STREAM)
@@ -286,7 +294,7 @@ class Sender:
         :func:`services.notification.outbox.reconcile`); records ``NotificationSent`` or
         ``NotificationFailed`` for a settled one. False when there is no such delivery."""
         now = self._clock()
-        async with self._pool.acquire() as conn, conn.transaction():
+        async with district_transaction(self._pool, district_id) as conn:
             delivery = await outbox.reconcile(conn, district_id, delivery_id, outcome, now)
             if delivery is None:
                 return False

@@ -10,6 +10,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query
 
+from eventkit.db import district_transaction
 from eventkit.http import bearer_principal, require_roles
 from eventkit.identity import Principal, Role
 from eventkit.settings import Settings
@@ -52,7 +53,7 @@ def subscription_router(settings: Settings) -> APIRouter:
     async def create(
         body: SubscriptionBody, who: Admin, service: NotificationDep
     ) -> SubscriptionWithSecret:
-        async with service.pool.acquire() as conn:
+        async with district_transaction(service.pool, who.district_id) as conn:
             created = await subscriptions.create(
                 conn,
                 who.district_id,
@@ -66,17 +67,17 @@ def subscription_router(settings: Settings) -> APIRouter:
 
     @router.get("", summary="本区的订阅 / the district's subscriptions")
     async def list_all(who: Admin, service: NotificationDep) -> SubscriptionList:
-        async with service.pool.acquire() as conn:
+        async with district_transaction(service.pool, who.district_id) as conn:
             found = await subscriptions.listing(conn, who.district_id)
         return SubscriptionList(subscriptions=[_view(s) for s in found])
 
     @router.get("/{subscription_id}", summary="一个订阅 / one subscription")
     async def get(subscription_id: str, who: Admin, service: NotificationDep) -> SubscriptionView:
-        async with service.pool.acquire() as conn:
+        async with district_transaction(service.pool, who.district_id) as conn:
             return _view(await subscriptions.get(conn, who.district_id, subscription_id))
 
     async def status(service: NotificationDep, who: Principal, sid: str, new: str) -> Subscription:
-        async with service.pool.acquire() as conn, conn.transaction():
+        async with district_transaction(service.pool, who.district_id) as conn:
             return await subscriptions.set_status(conn, who.district_id, sid, new, service.clock())
 
     @router.post("/{subscription_id}/pause", summary="暂停 / pause")
@@ -100,7 +101,7 @@ def subscription_router(settings: Settings) -> APIRouter:
         subscription_id: str, who: Admin, service: NotificationDep
     ) -> SubscriptionWithSecret:
         grace = timedelta(hours=service.settings.webhook_rotation_grace_hours)
-        async with service.pool.acquire() as conn:
+        async with district_transaction(service.pool, who.district_id) as conn:
             rotated = await subscriptions.rotate(
                 conn, who.district_id, subscription_id, grace, service.clock()
             )
@@ -114,7 +115,7 @@ def subscription_router(settings: Settings) -> APIRouter:
         limit: Annotated[int, Query(ge=1, le=500)] = 100,
         offset: Annotated[int, Query(ge=0)] = 0,
     ) -> DeliveryLog:
-        async with service.pool.acquire() as conn:
+        async with district_transaction(service.pool, who.district_id) as conn:
             rows = await subscriptions.deliveries(
                 conn, who.district_id, subscription_id, limit, offset
             )

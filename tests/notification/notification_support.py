@@ -16,6 +16,7 @@ from contracts.intake import Location, OpinionSubmitted, SubmitterRef
 from eventkit.privacy import PersonalDataVault
 from eventkit.store import EventStore
 from services.notification.bootstrap import Notification
+from tests.every_district import every_district
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 ADMIN = Actor(id="admin_demo", role=ActorRole.DISTRICT_ADMIN)
@@ -58,7 +59,7 @@ async def resident_opinion(
     when: datetime | None = None,
 ) -> OpinionSubmitted:
     """An opinion with the resident's contact sealed as intake seals it."""
-    async with pool.acquire() as conn:
+    async with every_district(pool).acquire() as conn:
         sealed = await vault.seal(
             "demo",
             {"name": NAME, "phone": phone, "tracking_code": code},

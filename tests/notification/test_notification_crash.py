@@ -20,6 +20,7 @@ from eventkit.store import EventStore
 from minqing.sink import Sink
 from services.notification.bootstrap import Notification
 from services.notification.settings import NotificationSettings
+from tests.every_district import every_district
 from tests.notification.notification_support import assigned, happen, opened, resident_opinion
 
 pytestmark = pytest.mark.slow
@@ -122,7 +123,7 @@ async def test_a_sender_killed_mid_send_leaves_an_unknown_delivery_that_is_never
     await first.start()
 
     async def sending() -> bool:
-        status = await pool.fetchval("SELECT status FROM notification.deliveries")
+        status = await every_district(pool).fetchval("SELECT status FROM notification.deliveries")
         return bool(status == "sending")
 
     await until(sending, 30, "the delivery was never claimed")
@@ -135,7 +136,7 @@ async def test_a_sender_killed_mid_send_leaves_an_unknown_delivery_that_is_never
     await until(second.ready, 30, "the restarted service is not ready")
 
     async def unknown() -> bool:
-        status = await pool.fetchval("SELECT status FROM notification.deliveries")
+        status = await every_district(pool).fetchval("SELECT status FROM notification.deliveries")
         return bool(status == "unknown")
 
     await until(unknown, 30, "the orphaned delivery was not marked unknown")
@@ -143,13 +144,18 @@ async def test_a_sender_killed_mid_send_leaves_an_unknown_delivery_that_is_never
 
     mails = [m for m in sink.received if m.kind == "mail"]
     assert len(mails) <= 1  # the server may have taken the one message; never two
-    assert await pool.fetchval("SELECT status FROM notification.deliveries") == "unknown"
-    assert await pool.fetchval("SELECT attempts FROM notification.deliveries") == 1
+    assert (
+        await every_district(pool).fetchval("SELECT status FROM notification.deliveries")
+        == "unknown"
+    )
+    assert await every_district(pool).fetchval("SELECT attempts FROM notification.deliveries") == 1
     notifications = await store.read_all(limit=100, categories=["notification"])
     assert notifications == []  # nothing is claimed about an outcome nobody knows
 
     # An operator who checked the mailbox settles it; the outcome is recorded then.
-    delivery_id = await pool.fetchval("SELECT delivery_id FROM notification.deliveries")
+    delivery_id = await every_district(pool).fetchval(
+        "SELECT delivery_id FROM notification.deliveries"
+    )
     result = await asyncio.to_thread(
         subprocess.run,
         [sys.executable, "-m", "minqing.cli", "notification", "reconcile", str(delivery_id),
@@ -160,7 +166,9 @@ async def test_a_sender_killed_mid_send_leaves_an_unknown_delivery_that_is_never
         timeout=60,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
-    assert await pool.fetchval("SELECT status FROM notification.deliveries") == "sent"
+    assert (
+        await every_district(pool).fetchval("SELECT status FROM notification.deliveries") == "sent"
+    )
     [settled] = await store.read_all(limit=100, categories=["notification"])
     assert settled.event_type == "NotificationSent"
     assert settled.data["case_id"] == case.case_id

@@ -20,6 +20,7 @@ from minqing.sink import Behaviour, Received, Sink
 from services.notification import subscriptions
 from services.notification.bootstrap import Notification
 from services.notification.signing import verify
+from tests.every_district import every_district
 from tests.helpers import read_topic
 from tests.notification.notification_support import (
     LIAISON,
@@ -37,7 +38,7 @@ GATEWAY_KEY = "minqing-local-sms-gateway-key"
 
 
 async def statuses(service: Notification) -> list[tuple[str, str, str, str]]:
-    rows = await service.pool.fetch(
+    rows = await every_district(service.pool).fetch(
         "SELECT rule, recipient, channel, status FROM notification.deliveries "
         "ORDER BY rule, recipient, channel"
     )
@@ -74,7 +75,7 @@ async def test_an_assigned_case_is_mailed_to_its_representative_once_whatever_is
         assert await demo.consumer.apply(record.envelope()) is False
         event = record.envelope().event(REGISTRY)
         if isinstance(event, CaseEvent):
-            async with demo.pool.acquire() as conn, conn.transaction():
+            async with every_district(demo.pool).acquire() as conn, conn.transaction():
                 await demo.planner.on_case(event, record.envelope(), conn)
 
     assert await statuses(demo) == [("case_assigned", "r017", "email", "pending")]
@@ -88,7 +89,9 @@ async def test_an_assigned_case_is_mailed_to_its_representative_once_whatever_is
     assert "市政设施" in mail.body
     assert "2026-09-30 17:30" in mail.body  # the response deadline, in Shanghai time
     assert "路灯坏了" not in mail.body  # the resident's words stay with intake
-    delivery_id = await demo.pool.fetchval("SELECT delivery_id FROM notification.deliveries")
+    delivery_id = await every_district(demo.pool).fetchval(
+        "SELECT delivery_id FROM notification.deliveries"
+    )
     assert mail.headers["Message-ID"] == f"<{delivery_id}@minqing>"
     [sent] = await outcome_events(store)
     assert sent["type"] == "NotificationSent"
@@ -128,10 +131,10 @@ async def test_a_resident_who_agreed_gets_the_answer_by_sms_with_their_own_track
     assert verify(GATEWAY_KEY, sms.headers, sms.body.encode(), now=int(clock().timestamp()))
     assert sms.headers["idempotency-key"] == payload["id"]
     # Neither the phone number nor the name went into an event or the outbox.
-    stored = await demo.pool.fetchval(
+    stored = await every_district(demo.pool).fetchval(
         "SELECT string_agg(data::text, ' ') FROM eventstore.events WHERE category = 'notification'"
     )
-    outbox = await demo.pool.fetchval(
+    outbox = await every_district(demo.pool).fetchval(
         "SELECT string_agg(t::text, ' ') FROM notification.deliveries t"
     )
     for text in (stored, outbox):
@@ -171,7 +174,7 @@ async def test_an_sms_to_a_resident_waits_for_the_end_of_the_quiet_hours(
             result="路灯已修复",
         ),
     )
-    held = await demo.pool.fetchrow(
+    held = await every_district(demo.pool).fetchrow(
         "SELECT held, not_before FROM notification.deliveries WHERE rule = 'resident_resolved'"
     )
     assert held is not None
@@ -191,7 +194,7 @@ async def test_a_forgotten_resident_cannot_be_contacted_and_the_failure_says_so(
     demo: Notification, store: EventStore, sink: Sink, clock: Clock
 ) -> None:
     case_id, opinion_id = await open_case(demo, store)
-    subject = await demo.pool.fetchval(
+    subject = await every_district(demo.pool).fetchval(
         "SELECT subject_id FROM notification.opinions WHERE opinion_id = $1", opinion_id
     )
     assert await demo.vault.forget(subject, requested_by="test", reason="居民申请删除")
@@ -254,7 +257,7 @@ async def test_a_subscriber_receives_case_events_as_signed_cloudevents(
     demo: Notification, store: EventStore, sink: Sink, clock: Clock
 ) -> None:
     url = f"http://127.0.0.1:{sink.http_port}/webhook/city-12345"
-    async with demo.pool.acquire() as conn:
+    async with every_district(demo.pool).acquire() as conn:
         sub = await subscriptions.create(conn, "demo", "12345 平台", url, [], "admin_demo", clock())
     case_id, _ = await open_case(demo, store)
     await demo.sender.send_due()
@@ -281,7 +284,7 @@ async def test_a_failing_subscriber_is_retried_then_failed_while_the_others_keep
     demo: Notification, store: EventStore, sink: Sink, clock: Clock
 ) -> None:
     base = f"http://127.0.0.1:{sink.http_port}/webhook"
-    async with demo.pool.acquire() as conn:
+    async with every_district(demo.pool).acquire() as conn:
         broken = await subscriptions.create(conn, "demo", "坏的", f"{base}/down", [], "a", clock())
         await subscriptions.create(conn, "demo", "好的", f"{base}/up", [], "a", clock())
     sink.behaviours["/webhook/down"] = Behaviour(status=503)
@@ -291,7 +294,7 @@ async def test_a_failing_subscriber_is_retried_then_failed_while_the_others_keep
         await demo.sender.send_due()
         clock.advance(minutes=5)  # past any backoff
 
-    rows = await demo.pool.fetch(
+    rows = await every_district(demo.pool).fetch(
         "SELECT recipient, status, attempts, last_error FROM notification.deliveries "
         "WHERE recipient_kind = 'subscriber' ORDER BY recipient, created_at"
     )
@@ -309,14 +312,14 @@ async def test_a_paused_subscription_keeps_its_deliveries_until_resumed(
     demo: Notification, store: EventStore, sink: Sink, clock: Clock
 ) -> None:
     url = f"http://127.0.0.1:{sink.http_port}/webhook/paused"
-    async with demo.pool.acquire() as conn:
+    async with every_district(demo.pool).acquire() as conn:
         sub = await subscriptions.create(conn, "demo", "暂停", url, ["CaseOpened"], "a", clock())
         await subscriptions.set_status(conn, "demo", sub.subscription_id, "paused", clock())
     await open_case(demo, store)
     await demo.sender.send_due()
     assert [m for m in sink.received if m.path == "/webhook/paused"] == []
 
-    async with demo.pool.acquire() as conn:
+    async with every_district(demo.pool).acquire() as conn:
         await subscriptions.set_status(conn, "demo", sub.subscription_id, "active", clock())
     await demo.sender.send_due()
     [hook] = [m for m in sink.received if m.path == "/webhook/paused"]
@@ -327,7 +330,7 @@ async def test_a_rotated_secret_signs_beside_the_old_one_during_the_grace_period
     demo: Notification, store: EventStore, sink: Sink, clock: Clock
 ) -> None:
     url = f"http://127.0.0.1:{sink.http_port}/webhook/rotating"
-    async with demo.pool.acquire() as conn:
+    async with every_district(demo.pool).acquire() as conn:
         sub = await subscriptions.create(conn, "demo", "轮换", url, ["CaseOpened"], "a", clock())
         rotated = await subscriptions.rotate(
             conn, "demo", sub.subscription_id, grace=timedelta(hours=24), now=clock()
@@ -371,7 +374,10 @@ async def test_the_public_feed_carries_the_allowed_facts_and_no_free_text(
         "district_id",
         "occurred_at",
     }
-    assert await demo.pool.fetchval("SELECT count(*) FROM notification.public_feed") == 0
+    assert (
+        await every_district(demo.pool).fetchval("SELECT count(*) FROM notification.public_feed")
+        == 0
+    )
 
 
 async def test_a_slow_subscriber_gets_only_its_share_of_the_senders_and_holds_up_nobody(
@@ -379,7 +385,7 @@ async def test_a_slow_subscriber_gets_only_its_share_of_the_senders_and_holds_up
 ) -> None:
     share = demo.settings.sender_per_recipient
     url = f"http://127.0.0.1:{sink.http_port}/webhook/slow"
-    async with demo.pool.acquire() as conn:
+    async with every_district(demo.pool).acquire() as conn:
         await subscriptions.create(conn, "demo", "慢的", url, [], "a", clock())
     sink.behaviours["/webhook/slow"] = Behaviour(delay=0.3)
     for _ in range(4):

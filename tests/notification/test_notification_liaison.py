@@ -12,6 +12,7 @@ from eventkit.store import EventStore
 from services.notification.bootstrap import Notification
 from services.notification.messages import default_template, render
 from services.notification.rules import CaseFacts, Facts, ResidentFacts, plan
+from tests.every_district import every_district
 from tests.notification.notification_support import (
     LIAISON,
     ROUTING,
@@ -119,7 +120,7 @@ async def test_the_planner_tells_the_demo_department_s_duty_staff_of_a_whistle(
     await happen(store, demo, assigned(opening.case_id, "r017"))
     await happen(store, demo, whistle().model_copy(update={"case_id": opening.case_id}))
 
-    rows = await demo.pool.fetch(
+    rows = await every_district(demo.pool).fetch(
         "SELECT recipient, channel, context FROM notification.deliveries "
         "WHERE rule = 'department_whistle' ORDER BY recipient, channel"
     )
