@@ -205,7 +205,21 @@ async def test_requests_need_an_active_district_admin_of_the_district(system: Sy
 async def test_retention_erases_the_texts_of_cases_closed_before_the_period_only(
     system: System, database_url: str
 ) -> None:
-    await system.rights.set_retention(A, 30, requested_by=ADMIN_ID)
+    refused = minqing(
+        "privacy", "retention", "set", "--district", A, "--days", "5", "--by", ADMIN_ID,
+        database_url=database_url, cwd=ROOT,
+    )  # fmt: skip
+    assert refused.returncode == 1
+    assert "between 30 and 36500 days" in refused.stderr
+    set_ = minqing(
+        "privacy", "retention", "set", "--district", A, "--days", "30", "--by", ADMIN_ID,
+        database_url=database_url, cwd=ROOT,
+    )  # fmt: skip
+    assert set_.returncode == 0, set_.stderr
+    shown = minqing(
+        "privacy", "retention", "show", "--district", A, database_url=database_url, cwd=ROOT
+    )
+    assert "district demo: 30 days" in shown.stdout
     old = await system.submit(resident("旧", "13900000001"), A)
     await system.work_through(old)
     west = await system.submit(resident("西", "13900000002"), B)  # B keeps three years
@@ -255,6 +269,13 @@ async def test_retention_erases_the_texts_of_cases_closed_before_the_period_only
     assert rebuilt[A].erased["routing"]["cases"] == 1
     assert await rows_containing(database_url, old.resident.text, SCHEMAS) == []
     assert await rows_containing(database_url, recent.resident.text, ("routing",))
+
+    run_b = minqing(
+        "privacy", "retention", "run", "--district", B, database_url=database_url, cwd=ROOT
+    )
+    assert run_b.returncode == 0, run_b.stderr
+    assert f"district {B}: 1095 days" in run_b.stdout
+    assert await rows_containing(database_url, west.resident.text, ("intake",))
 
 
 def test_an_export_is_readable_by_its_owner_only_and_never_replaces_a_file(
