@@ -14,6 +14,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Body, Depends, Query, Request
 from fastapi.responses import Response
 
+from eventkit.db import district_transaction
 from eventkit.http import bearer_principal, require_roles
 from eventkit.identity import Principal, Role
 from eventkit.settings import Settings
@@ -222,7 +223,7 @@ def reports_router(settings: Settings) -> APIRouter:
         async with views.reading(reporting.pool, who, district_id):
             pass  # the district must exist and be the caller's
         criteria = parse_criteria(document)
-        async with reporting.pool.acquire() as conn:
+        async with district_transaction(reporting.pool, district_id) as conn:
             await save_criteria(conn, district_id, criteria, who.subject, reporting.clock())
         return CriteriaView(
             district_id=district_id,

@@ -31,7 +31,7 @@ from typing import Any
 
 from eventkit.clock import Clock
 from eventkit.consumer import gate_positions
-from eventkit.db import Conn
+from eventkit.db import ALL_DISTRICTS, Conn, scope
 from eventkit.logging import get_logger
 from eventkit.store import START, Checkpoint, EventStore, RecordedEvent
 from services.reporting.errors import RebuildRunning, UnknownProjection
@@ -42,6 +42,7 @@ from services.reporting.shadow import (
     analyze,
     compare,
     copy_rows,
+    every_district,
     lock_projections,
     swap,
     truncate,
@@ -174,16 +175,19 @@ class _Run:
                 self.gate = await _gate(conn)
         await self._bulk()
         async with pool.acquire() as conn:
-            await self._write_dirty(conn, copy=True)
+            async with every_district(conn):
+                await self._write_dirty(conn, copy=True)
             for table in self.tables:
                 await analyze(conn, self.schema, table, self.shadow(table))
             if self.at is None:
                 await self._read_more(conn)
                 self.gate = await _gate(conn)
                 self._fold_kept()
-                await self._write_dirty(conn, copy=False)
+                async with every_district(conn):
+                    await self._write_dirty(conn, copy=False)
         comparisons: list[TableComparison] = []
         async with pool.acquire() as conn, conn.transaction():
+            await scope(conn, ALL_DISTRICTS)  # every district's rows compared and swapped
             live = await lock_projections(conn, self.schema, self.names)
             if live != {n: self.slots[n] for n in self.names}:
                 raise RebuildRunning(self.schema)  # someone swapped meanwhile
@@ -293,9 +297,13 @@ class _Run:
                 )
                 try:
                     while True:
-                        batch = await self.store.read_all(
-                            self.checkpoints[group], limit=self.batch, categories=group, conn=conn
-                        )
+                        async with every_district(conn):
+                            batch = await self.store.read_all(
+                                self.checkpoints[group],
+                                limit=self.batch,
+                                categories=group,
+                                conn=conn,
+                            )
                         if batch:
                             self.checkpoints[group] = batch[-1].checkpoint
                             await queue.put(batch)
@@ -309,16 +317,17 @@ class _Run:
     async def _copy_steps(self, rows: list[tuple[Any, ...]]) -> None:
         if "cases" not in self.names or not rows:
             return
-        async with self.store.pool.acquire() as conn:
+        async with self.store.pool.acquire() as conn, every_district(conn):
             await copy_rows(conn, self.schema, CASE_STEPS, self.shadow(CASE_STEPS), rows)
 
     async def _read_more(self, conn: Conn) -> None:
         """Read what the store recorded since the last read."""
         for group, after in self.checkpoints.items():
             while True:
-                batch = await self.store.read_all(
-                    after, limit=self.batch, categories=group, conn=conn
-                )
+                async with every_district(conn):
+                    batch = await self.store.read_all(
+                        after, limit=self.batch, categories=group, conn=conn
+                    )
                 for event in batch:
                     self._take(event)
                 self.read += len(batch)

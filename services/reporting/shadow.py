@@ -3,17 +3,22 @@
 Only DML and ``TRUNCATE``/``ANALYZE`` of partitions, which the runtime role is granted
 (``migrations/0001_reporting.sql``): a rebuild needs no owner and no DDL, and swapping is
 one ``UPDATE`` of the ``projections`` row, under the lock the consumer shares.
+
+A rebuild is about every district: what it reads and writes runs in transactions scoped
+to all of them (:func:`every_district`), and the slots keep their row-level security
+(``migrations/0003_district_rls.sql``).
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from eventkit.db import Conn
+from eventkit.db import ALL_DISTRICTS, Conn, scope
 from services.reporting.projection import upsert_sql
 from services.reporting.tables import Table
 
@@ -39,6 +44,20 @@ class TableComparison:
         return self.live_rows == self.shadow_rows and self.live_checksum == self.shadow_checksum
 
 
+@asynccontextmanager
+async def every_district(conn: Conn) -> AsyncIterator[None]:
+    """Run the block in a transaction scoped to every district: the caller's when it has
+    one open, else one of its own. A rebuild reads every district's events and writes,
+    compares and swaps every district's rows, by nature."""
+    if conn.is_in_transaction():
+        await scope(conn, ALL_DISTRICTS)
+        yield
+        return
+    async with conn.transaction():
+        await scope(conn, ALL_DISTRICTS)
+        yield
+
+
 async def truncate(conn: Conn, schema: str, table: Table, slot: int) -> None:
     """Empty one slot of ``table``."""
     await conn.execute(f"TRUNCATE {schema}.{table.partition(slot)}")
@@ -52,15 +71,28 @@ async def analyze(conn: Conn, schema: str, table: Table, slot: int) -> None:
 async def copy_rows(
     conn: Conn, schema: str, table: Table, slot: int, rows: Sequence[tuple[Any, ...]]
 ) -> None:
-    """Bulk-load new rows into one slot (COPY, binary)."""
+    """Bulk-load new rows into one slot (COPY, binary), in the caller's transaction.
+
+    PostgreSQL refuses COPY into a table with row-level security (it does not check
+    policies row by row there): the rows are copied into a temporary table and moved
+    into the slot with one ``INSERT … SELECT``, which the slot's policy checks.
+    """
     if not rows:
         return
-    await conn.copy_records_to_table(
-        table.partition(slot),
-        schema_name=schema,
-        columns=["slot", *table.columns],
-        records=[(slot, *row) for row in rows],
-    )
+    columns = ["slot", *table.columns]
+    names = ", ".join(columns)
+    staging = f"load_{table.partition(slot)}"
+    target = f"{schema}.{table.partition(slot)}"
+    async with conn.transaction():  # a savepoint: the temporary table lives within it
+        await conn.execute(f"CREATE TEMPORARY TABLE {staging} (LIKE {target}) ON COMMIT DROP")
+        await conn.copy_records_to_table(
+            staging,
+            schema_name="pg_temp",
+            columns=columns,
+            records=[(slot, *row) for row in rows],
+        )
+        await conn.execute(f"INSERT INTO {target} ({names}) SELECT {names} FROM {staging}")
+        await conn.execute(f"DROP TABLE pg_temp.{staging}")
 
 
 async def upsert_rows(

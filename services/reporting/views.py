@@ -18,6 +18,7 @@ from zoneinfo import ZoneInfo
 import asyncpg
 
 from eventkit.db import Conn
+from eventkit.db import scope as scope_transaction
 from eventkit.identity import Principal
 from services.reporting.api_models import (
     Bucket,
@@ -115,9 +116,11 @@ async def reading(
 async def open_context(
     conn: Conn, principal: Principal, district_id: str, schema: str = SCHEMA
 ) -> Context:
-    """The caller's view of ``district_id`` (not found unless it is their own)."""
+    """The caller's view of ``district_id`` (not found unless it is their own), the rest
+    of ``conn``'s transaction scoped to that district."""
     if not principal.may_act_in(district_id):
         raise DistrictNotFound(district_id)
+    await scope_transaction(conn, district_id)
     reader = await Reader.open(conn, schema)
     district = await reader.district(district_id)
     if district is None:

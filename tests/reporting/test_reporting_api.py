@@ -15,6 +15,7 @@ from fastapi import FastAPI
 from eventkit.auth import issue_token
 from eventkit.identity import Role
 from services.reporting.app import create_app
+from tests.every_district import every_district
 from tests.reporting.conftest import Loaded, fixed_clock
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
@@ -174,7 +175,7 @@ async def test_a_district_admin_sets_the_criteria_and_the_rating_follows_them(
         assert bad.status_code == 422
         assert bad.headers["content-type"] == "application/problem+json"
     finally:
-        async with march.pool.acquire() as conn:
+        async with every_district(march.pool).acquire() as conn:
             await conn.execute("DELETE FROM reporting.assessment_criteria")
 
 

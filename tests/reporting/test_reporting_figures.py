@@ -13,6 +13,7 @@ from services.reporting import views
 from services.reporting.periods import Period, month, period
 from services.reporting.queries import Reader
 from services.reporting.stats import CaseStats
+from tests.every_district import every_district
 from tests.reporting.conftest import Loaded
 from tests.reporting.history import SHANGHAI
 from tests.reporting.march import MARCH_DISTRICT, MARCH_STATIONS, MARCH_STREETS
@@ -28,7 +29,7 @@ def without_medians(stats: CaseStats) -> CaseStats:
 
 
 async def stats(march: Loaded, when: Period, by: tuple[str, ...] = ()) -> list[CaseStats]:
-    async with march.pool.acquire() as conn:
+    async with every_district(march.pool).acquire() as conn:
         reader = await Reader.open(conn)
         return await reader.case_stats("demo", when, by)
 
@@ -89,7 +90,7 @@ async def test_each_representative_is_counted_for_the_cases_they_hold(march: Loa
 async def test_what_each_representative_did_in_march_is_counted_from_their_steps(
     march: Loaded,
 ) -> None:
-    async with march.pool.acquire() as conn:
+    async with every_district(march.pool).acquire() as conn:
         activity = await (await Reader.open(conn)).activity("demo", MARCH)
     r1, r2, r3, r4 = (activity[r] for r in ("r1", "r2", "r3", "r4"))
     # r1: C1 C2 C7 assigned; C12 (February's) accepted and resolved in March.
@@ -104,14 +105,14 @@ async def test_what_each_representative_did_in_march_is_counted_from_their_steps
     assert (r3.assigned, r3.transferred_away, r3.resolved) == (2, 1, 0)
     assert (r4.assigned, r4.accepted_on_time, r4.suggestions_made) == (1, 1, 1)
     assert r4.suggestions_answered == 0  # answered on 10 April
-    async with march.pool.acquire() as conn:
+    async with every_district(march.pool).acquire() as conn:
         april = await (await Reader.open(conn)).activity("demo", month("2026-04", SHANGHAI))
     assert april["r4"].suggestions_answered == 1
     assert april["r2"].accepted == 1  # C3
 
 
 async def test_a_station_s_days_are_local_days(march: Loaded) -> None:
-    async with march.pool.acquire() as conn:
+    async with every_district(march.pool).acquire() as conn:
         days = await (await Reader.open(conn)).station_days("demo", "dh_home", MARCH)
     by_day = {d.day: d for d in days}
     assert sorted(by_day) == [date(2026, 3, d) for d in (5, 6, 8, 9, 11, 12, 14, 15, 16, 31)]
@@ -129,7 +130,7 @@ async def test_a_station_s_days_are_local_days(march: Loaded) -> None:
 async def test_hot_spots_compare_community_and_category_with_the_month_before(
     march: Loaded,
 ) -> None:
-    async with march.pool.acquire() as conn:
+    async with every_district(march.pool).acquire() as conn:
         ctx = await views.open_context(conn, ADMIN, "demo")
         found = await views.hotspots(ctx, MARCH)
     rows = [(h.community, h.category_code, h.count, h.previous, h.growth) for h in found.hotspots]
@@ -144,7 +145,7 @@ async def test_hot_spots_compare_community_and_category_with_the_month_before(
 
 async def test_category_trends_count_by_month_and_by_monday_weeks(march: Loaded) -> None:
     spring = period("2026-02-01", "2026-04-30", SHANGHAI, MARCH.end)
-    async with march.pool.acquire() as conn:
+    async with every_district(march.pool).acquire() as conn:
         ctx = await views.open_context(conn, ADMIN, "demo")
         monthly = await views.trends(ctx, spring, "month")
         weekly = await views.trends(ctx, MARCH, "week")

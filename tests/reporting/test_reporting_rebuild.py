@@ -14,6 +14,7 @@ from services.reporting.bootstrap import Reporting
 from services.reporting.errors import RebuildRunning
 from services.reporting.projection import live_slots
 from services.reporting.tables import ASOF_SCHEMA, PROJECTIONS, SCHEMA, TABLES
+from tests.every_district import every_district
 from tests.reporting.conftest import project
 from tests.reporting.history import interleaved, local, random_cases, store_history
 from tests.reporting.march import march_history
@@ -24,7 +25,7 @@ Snapshot = dict[str, list[tuple[Any, ...]]]
 async def snapshot(pool: asyncpg.Pool, schema: str = SCHEMA) -> Snapshot:
     """Every row of every live slot, in key order."""
     out: Snapshot = {}
-    async with pool.acquire() as conn:
+    async with every_district(pool).acquire() as conn:
         slots = await live_slots(conn, schema)
         for name, tables in PROJECTIONS.items():
             for table in tables:
@@ -67,7 +68,7 @@ async def test_a_rebuild_lists_what_the_live_projection_got_wrong_and_puts_it_ri
 ) -> None:
     await project(service, await march_in(store, database_url))
     before = await snapshot(service.pool)
-    async with service.pool.acquire() as conn:
+    async with every_district(service.pool).acquire() as conn:
         await conn.execute("UPDATE reporting.cases SET status = 'closed' WHERE case_id = 'C3'")
         await conn.execute("DELETE FROM reporting.ratings WHERE case_id = 'C1'")
 
