@@ -1,10 +1,9 @@
-"""Intake's commands in ``minqing``: ``intake import-12345``, ``intake scans`` and
-``privacy forget``."""
+"""Intake's commands in ``minqing``: ``intake import-12345`` and ``intake scans``
+(``privacy forget`` moved to ``minqing privacy``, which erases every service's copies)."""
 
 from __future__ import annotations
 
 import asyncio
-import getpass
 import sys
 from collections.abc import Awaitable, Callable
 from datetime import datetime
@@ -37,13 +36,6 @@ def _run(settings: Settings, work: Callable[[Intake], Awaitable[T]]) -> T:
         return asyncio.run(main())
     except NoDatabase as exc:
         raise click.ClickException(str(exc)) from exc
-
-
-def _operator() -> str:
-    try:
-        return getpass.getuser()
-    except (KeyError, OSError):
-        return "operator"
 
 
 @click.group("intake")
@@ -126,40 +118,6 @@ def import_12345(
         click.echo(f"结果已写入 / report written to {report}")
     if outcome.rejected:
         sys.exit(1)
-
-
-@click.group("privacy")
-def privacy() -> None:
-    """个人信息 / Residents' personal data."""
-
-
-@privacy.command("forget")
-@click.argument("subject_id")
-@click.option("--by", "requested_by", default=None, help="经办人 / who asked (default: you)")
-@click.option("--reason", default=None, help="原因 / why, e.g. the resident's request number")
-@click.pass_obj
-def forget(
-    settings: Settings, subject_id: str, requested_by: str | None, reason: str | None
-) -> None:
-    """删除居民密钥 / Forget a resident: delete their key (crypto-shredding).
-
-    Their name and phone number become unreadable everywhere (store, Kafka, copies);
-    the events stay, so the record and its hash chain remain intact.
-    """
-
-    async def work(intake: Intake) -> tuple[bool, bool]:
-        deleted = await intake.vault.forget(
-            subject_id, requested_by=requested_by or _operator(), reason=reason
-        )
-        return deleted, await intake.vault.forgotten(subject_id)
-
-    deleted, forgotten = _run(settings, work)
-    if deleted:
-        click.echo(f"已删除 {subject_id} 的密钥 / {subject_id} forgotten: key deleted")
-    elif forgotten:
-        click.echo(f"{subject_id} 此前已删除 / {subject_id} was already forgotten")
-    else:
-        raise click.ClickException(f"没有这个居民编号 / no subject {subject_id!r}")
 
 
 @intake.command("scans")
@@ -260,4 +218,4 @@ def guard_show(settings: Settings, district: str, station: str) -> None:
     click.echo(_guarded(settings, district, station, work))
 
 
-COMMANDS = [intake, privacy]
+COMMANDS = [intake]
