@@ -155,6 +155,16 @@ def _rounded(value: float | None) -> float | None:
     return None if value is None else round(value, POSITION_DECIMALS)
 
 
+def _public_address(channel: str, address: str | None, community: str | None) -> str | None:
+    """Where the matter is, as coarsely as the coordinates: the community; an Open311
+    client's own ``address_string`` when it gave no community (the client publishes it
+    itself). What a resident typed into our web form ("8号楼2单元") may be their door:
+    never shown."""
+    if channel not in PUBLISHED_CHANNELS:
+        return None
+    return community or (address if channel == "open311" else None)
+
+
 def public_url(url: str | None) -> str | None:
     """A link fit to hand to a browser: an absolute http(s) URL with a host and nothing
     that could end an attribute or hide its target (spaces, controls, quotes, angle
@@ -207,7 +217,7 @@ def service_request(
         "requested_datetime": w3c(opinion.submitted_at, tz),
         "updated_datetime": w3c(view.updated_at, tz),
         "expected_datetime": w3c(progress.resolution_due, tz) if progress else None,
-        "address": (opinion.address or opinion.community) if public else None,
+        "address": _public_address(opinion.channel, opinion.address, opinion.community),
         "address_id": None,
         "zipcode": None,
         "lat": _rounded(opinion.lat),

@@ -402,6 +402,25 @@ async def test_attachments_are_shown_only_from_the_residents_own_channels(
     assert (requests[own["open311"]]["lat"], requests[own["open311"]]["long"]) == (39.961, 116.33)
 
 
+async def test_an_address_a_resident_typed_is_not_published_only_its_community(
+    public: Public,
+) -> None:
+    door = "中关村南路8号楼2单元501室"
+    location = {"community": "中关村南路社区", "address": door, "lat": 39.9621, "long": 116.3245}
+    online = await public.submit(channel="online", location=location)
+    qr = await public.submit(location=location)
+    no_community = await public.submit(channel="online", location={"address": door})
+    open311 = await public.open311_post(address_string="科学院南路菜市场东门")
+
+    requests = await public.requests()
+    assert requests[online["opinion_id"]]["address"] == "中关村南路社区"
+    assert requests[qr["opinion_id"]]["address"] is None
+    assert requests[no_community["opinion_id"]]["address"] is None
+    # An Open311 client's address_string is what that client publishes itself.
+    assert requests[open311]["address"] == "科学院南路菜市场东门"
+    assert door not in await public.everything_public()
+
+
 async def test_nothing_of_another_resident_is_shown_with_a_linked_case(public: Public) -> None:
     first = await public.submit(text="我家楼下（3号楼2单元）的路灯坏了，我叫王秀英电话13912345678")
     second = await public.submit(text="东门外路灯坏了三个月了，晚上很黑，请尽快修。")
