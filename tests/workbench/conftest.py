@@ -29,6 +29,7 @@ from services.routing.district_file import load_district_file
 from services.routing.ids import case_id_for
 from services.routing.settings import RoutingSettings
 from tests.conftest import TEMPLATE, _with_db
+from tests.every_district import every_district
 from tests.routing.routing_support import ADMIN, DEMO_FILE, Clock, append_event
 
 ADMIN_ID = "admin_demo"
@@ -100,7 +101,7 @@ class Bench:
         submitter = None
         if phone is not None:
             vault = PersonalDataVault(store.pool)
-            async with store.pool.acquire() as conn:
+            async with every_district(store.pool).acquire() as conn:
                 sealed = await vault.seal(
                     "demo", {"name": "陈阿姨", "phone": phone}, identifier=phone, conn=conn
                 )

@@ -18,6 +18,7 @@ import pytest_asyncio
 from eventkit.identity import Principal, Role
 from services.routing.district_file import parse_district_file
 from services.routing.staff_commands import BY_NAME
+from tests.every_district import every_district
 from tests.routing.routing_support import ADMIN
 from tests.workbench.conftest import ADMIN_ID, AUDITOR_ID, PASSWORD, Bench
 
@@ -127,7 +128,7 @@ async def matrix_bench(bench: Bench) -> Bench:
 async def prepared_case(bench: Bench, action: str) -> tuple[str, str]:
     """A fresh case at :data:`HERE` in a status allowing ``action``; its representative."""
     case_id = await bench.open_case("路灯坏了，晚上很黑", station_code=HERE)
-    async with bench.routing.pool.acquire() as conn:
+    async with every_district(bench.routing.pool).acquire() as conn:
         state = await bench.routing.cases.load(conn, case_id)
     assert state is not None
     assert state.station_code == HERE

@@ -17,6 +17,7 @@ from services.routing.staff_rules import (
     UnknownPerson,
     WeakPassword,
 )
+from tests.every_district import every_district
 from tests.routing.routing_support import ADMIN, DEMO_FILE
 from tests.workbench.conftest import PASSWORD, Bench
 
@@ -49,7 +50,7 @@ async def test_an_invitation_sets_a_password_once_and_leaves_no_secret_in_the_re
     assert PASSWORD not in text
     assert invitation.code not in text
     assert "argon2" not in text
-    stored = await bench.routing.pool.fetchval(
+    stored = await every_district(bench.routing.pool).fetchval(
         "SELECT password_hash FROM routing.staff_accounts WHERE person_id = 'lo_dh_02'"
     )
     assert stored.startswith("$argon2id$")

@@ -23,6 +23,7 @@ from playwright.async_api import Browser, ConsoleMessage, Page, async_playwright
 
 from eventkit.identity import Role
 from eventkit.local import free_port
+from tests.every_district import every_district
 from tests.routing.routing_support import ADMIN
 from tests.workbench.conftest import ADMIN_ID, AUDITOR_ID, PASSWORD, Bench
 
@@ -151,7 +152,7 @@ async def test_a_case_goes_from_the_queue_to_closed_and_stays_in_its_station(
     case_id = await bench.open_case(
         "路灯坏了三个多月，晚上老人出门很不方便", phone="13800138000", station_code="dh_home"
     )
-    async with bench.routing.pool.acquire() as conn:
+    async with every_district(bench.routing.pool).acquire() as conn:
         state = await bench.routing.cases.load(conn, case_id)
     assert state is not None
     assert state.representative_id is not None
