@@ -30,7 +30,7 @@ from aiokafka.errors import MessageSizeTooLargeError
 from contracts.topics import ALL_TOPICS, topic_for
 from eventkit import cloudevents
 from eventkit.audit.sealing import Sealer
-from eventkit.db import connect
+from eventkit.db import ALL_DISTRICTS, connect
 from eventkit.kafka import ensure_topics, make_producer
 from eventkit.logging import get_logger
 from eventkit.settings import Settings
@@ -131,15 +131,19 @@ class Relay:
                 if leader.is_closed():
                     raise ConnectionError("lost the leadership connection to PostgreSQL")
                 self._wake.clear()
+                # The relay publishes every district's events: it reads the whole store
+                # in the scope of every district (row-level security, issue 14).
                 batch = await self._store.read_all(
-                    checkpoint, limit=self._settings.relay_batch_size
+                    checkpoint, limit=self._settings.relay_batch_size, district_id=ALL_DISTRICTS
                 )
                 if not batch:
                     # Ask writers to notify, then look once more: an event committed
                     # before they saw the request would otherwise wait for the poll.
                     await self._set_waiting(leader, True)
                     batch = await self._store.read_all(
-                        checkpoint, limit=self._settings.relay_batch_size
+                        checkpoint,
+                        limit=self._settings.relay_batch_size,
+                        district_id=ALL_DISTRICTS,
                     )
                     if not batch:
                         await self._sleep(stop)

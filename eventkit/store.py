@@ -5,6 +5,16 @@ stream version, idempotent event ids, contiguous versions, a hash chain per stre
 Reading the whole store in commit-safe order uses the xid8 visibility horizon: an event
 is read only once every transaction that could still commit before it has ended, so a
 reader's checkpoint never jumps over a late commit.
+
+Row-level security (``eventstore.events`` shows a transaction only the events of the
+district it declared, ``eventkit.db.scope``): a method given ``conn`` runs in the caller's
+transaction and scope. Without ``conn`` the store opens a transaction of its own and
+scopes it itself: an append to the district of its events; a read of one stream or one
+event to the ``district_id`` given, else to every district (a read by id: a stream
+belongs to one district, MQ006, so it returns that one district's events); a read of the
+whole store to the ``district_id`` it filters on, else to every district (the relay,
+rebuilds); the group commit to every district (each append of a group still refuses a
+stream of another district, and cannot change a stream's district).
 """
 
 from __future__ import annotations
@@ -21,7 +31,7 @@ import asyncpg
 
 from contracts.envelope import Envelope, Metadata
 from eventkit.audit.chains import verify_chains as audit_chains
-from eventkit.db import Conn
+from eventkit.db import ALL_DISTRICTS, Conn, district_transaction
 
 ANY_VERSION: Final = -1
 """Append whatever the stream's version."""
@@ -192,7 +202,7 @@ class EventStore:
             try:
                 if self._group is not None:
                     return await self._group.append(args, expected_version)
-                async with self._pool.acquire() as own:
+                async with district_transaction(self._pool, args[2]) as own:
                     return await self._append(own, args, expected_version)
             except OrderingConflict:
                 attempt += 1
@@ -231,9 +241,15 @@ class EventStore:
         return AppendResult(stream_version=row["new_version"], duplicate=row["duplicate"])
 
     async def read_stream(
-        self, stream_id: str, *, from_version: int = 1, conn: Conn | None = None
+        self,
+        stream_id: str,
+        *,
+        from_version: int = 1,
+        conn: Conn | None = None,
+        district_id: str | None = None,
     ) -> list[RecordedEvent]:
-        """The events of one stream from ``from_version`` on, in version order."""
+        """The events of one stream from ``from_version`` on, in version order (in
+        ``conn``'s scope, or else in ``district_id``'s: see the module docstring)."""
         query = (
             f"SELECT {_COLUMNS} FROM eventstore.events "
             "WHERE stream_id = $1 AND stream_version >= $2 ORDER BY stream_version"
@@ -241,28 +257,41 @@ class EventStore:
         if conn is not None:
             rows = await conn.fetch(query, stream_id, from_version)
         else:
-            rows = await self._pool.fetch(query, stream_id, from_version)
+            async with district_transaction(self._pool, district_id or ALL_DISTRICTS) as own:
+                rows = await own.fetch(query, stream_id, from_version)
         return [_record(r) for r in rows]
 
-    async def stream_version(self, stream_id: str) -> int:
+    async def stream_version(self, stream_id: str, *, district_id: str | None = None) -> int:
         """The current version of a stream, 0 when it does not exist."""
-        version = await self._pool.fetchval(
-            "SELECT coalesce(max(stream_version), 0) FROM eventstore.events WHERE stream_id = $1",
-            stream_id,
-        )
+        async with district_transaction(self._pool, district_id or ALL_DISTRICTS) as own:
+            version = await own.fetchval(
+                "SELECT coalesce(max(stream_version), 0) FROM eventstore.events "
+                "WHERE stream_id = $1",
+                stream_id,
+            )
         return int(version)
 
-    async def stream_exists(self, stream_id: str, *, conn: Conn | None = None) -> bool:
+    async def stream_exists(
+        self, stream_id: str, *, conn: Conn | None = None, district_id: str | None = None
+    ) -> bool:
         """Whether any event of ``stream_id`` is stored (as seen by ``conn``'s transaction)."""
         query = "SELECT EXISTS (SELECT 1 FROM eventstore.events WHERE stream_id = $1)"
-        found = await (conn or self._pool).fetchval(query, stream_id)
-        return bool(found)
+        return bool(await self._fetchval(query, stream_id, conn=conn, district_id=district_id))
 
-    async def event_exists(self, event_id: UUID, *, conn: Conn | None = None) -> bool:
+    async def event_exists(
+        self, event_id: UUID, *, conn: Conn | None = None, district_id: str | None = None
+    ) -> bool:
         """Whether an event with this id is stored (a command already carried out)."""
         query = "SELECT EXISTS (SELECT 1 FROM eventstore.events WHERE event_id = $1)"
-        found = await (conn or self._pool).fetchval(query, event_id)
-        return bool(found)
+        return bool(await self._fetchval(query, event_id, conn=conn, district_id=district_id))
+
+    async def _fetchval(
+        self, query: str, *args: Any, conn: Conn | None, district_id: str | None
+    ) -> Any:
+        if conn is not None:
+            return await conn.fetchval(query, *args)
+        async with district_transaction(self._pool, district_id or ALL_DISTRICTS) as own:
+            return await own.fetchval(query, *args)
 
     async def read_all(
         self,
@@ -278,6 +307,9 @@ class EventStore:
         Only events below the visibility horizon are returned: those of transactions
         older than every transaction still running. Everything a later call returns is
         therefore after what this call returned, and nothing is skipped.
+
+        ``district_id``: that district's events only (``ALL_DISTRICTS`` or None: every
+        district's). Without ``conn`` the read is scoped to it (see the module docstring).
         """
         conditions = [
             "(transaction_id, global_position) > ($1::text::xid8, $2)",
@@ -287,7 +319,7 @@ class EventStore:
         if categories is not None:
             params.append(list(categories))
             conditions.append(f"category = ANY(${len(params)}::text[])")
-        if district_id is not None:
+        if district_id is not None and district_id != ALL_DISTRICTS:
             params.append(district_id)
             conditions.append(f"district_id = ${len(params)}")
         params.append(limit)
@@ -301,7 +333,8 @@ class EventStore:
         if conn is not None:
             rows = await conn.fetch(query, *params)
         else:
-            rows = await self._pool.fetch(query, *params)
+            async with district_transaction(self._pool, district_id or ALL_DISTRICTS) as own:
+                rows = await own.fetch(query, *params)
         return [_record(r) for r in rows]
 
     async def iterate_all(
@@ -448,7 +481,7 @@ _BUSY = "MQ008"
 _APPEND_MANY = (
     "SELECT new_version, duplicate, error_code, error_message, error_detail "
     "FROM eventstore.append_many($1::text[], $2::bigint[], $3::text[], $4::int[], "
-    "$5::uuid[], $6::text[], $7::int[], $8::jsonb[], $9::jsonb[], $10::timestamptz[])"
+    "$5::uuid[], $6::text[], $7::int[], $8::jsonb[], $9::jsonb[], $10::timestamptz[], $11)"
 )
 
 
@@ -477,6 +510,9 @@ class _GroupCommit:
     Only a group's first append may wait for its stream's lock; a later one whose stream
     another transaction holds comes back busy and goes first into the next group, so a
     group never waits while holding a lock and cannot take part in a deadlock.
+
+    A group runs in the scope of every district (``ALL_DISTRICTS``): it holds several
+    districts' appends, and the database checks each one's district against its stream.
     """
 
     def __init__(self, pool: asyncpg.Pool, max_group: int, flushers: int) -> None:
@@ -537,7 +573,11 @@ class _GroupCommit:
             ):
                 column.extend(values)
         async with self._pool.acquire() as conn:
-            rows = await conn.fetch(_APPEND_MANY, *columns)
+            # One statement in a transaction of its own, holding several districts'
+            # appends: it declares every district (append_many's p_scope, set before the
+            # first append), since each append still refuses a stream of another
+            # district (MQ006) and none can change a stream's district.
+            rows = await conn.fetch(_APPEND_MANY, *columns, ALL_DISTRICTS)
         busy: list[_Pending] = []
         for p, row in zip(group, rows, strict=True):
             if p.done.done():

@@ -252,12 +252,16 @@ def _case_id(value: str) -> str:
 
 async def _timeline_by_tracking_code(conn: Conn, code: str) -> CaseTimeline | None:
     """The timeline of the case opened from the opinion of a resident's tracking code."""
+    from eventkit.audit.scoping import audit_scope
     from eventkit.audit.timeline import case_ids_of_opinion, case_timeline
     from services.intake.errors import TrackingNotFound
     from services.intake.opinions import opinion_by_code
 
     try:
-        opinion = await opinion_by_code(conn, code)
+        # The operator does not say which district the code is of: it is looked up in
+        # every district (a tracking code is unique across them).
+        async with audit_scope(conn, None):
+            opinion = await opinion_by_code(conn, code)
     except TrackingNotFound:
         return None
     cases = await case_ids_of_opinion(conn, opinion.opinion_id)

@@ -47,6 +47,7 @@ from eventkit.audit.findings import (
     classify_link,
     compare_sealed_stream,
 )
+from eventkit.audit.scoping import audit_scope
 from eventkit.db import Conn
 
 FORMAT: Final = "minqing-audit-archive"
@@ -172,8 +173,22 @@ async def export_archive(
 
     The period is covered by the seals recorded from ``since`` up to the first one
     recorded at or after ``until``: seal the district first (``minqing audit export``
-    does) so that the period's last events are sealed too.
+    does) so that the period's last events are sealed too. Reads in the district's scope,
+    declared here.
     """
+    async with audit_scope(conn, district_id):
+        return await _export(conn, district_id, since, until, out, exported_at, batch_size)
+
+
+async def _export(
+    conn: Conn,
+    district_id: str,
+    since: datetime,
+    until: datetime,
+    out: Path,
+    exported_at: datetime,
+    batch_size: int,
+) -> ArchiveSummary:
     stream = seal_stream(district_id)
     summary = ArchiveSummary(path=out, district_id=district_id)
     latest = await conn.fetchval(_LAST_SEAL_VERSION, stream) or 0

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from eventkit.audit.findings import Finding, LinkEvidence, classify_link, first_per_stream
+from eventkit.audit.scoping import audit_scope
 from eventkit.db import Conn
 
 BATCH_SIZE = 5000
@@ -88,8 +89,16 @@ async def verify_chains(
     link of each.
 
     With ``since``, only events recorded at or after it are checked, each against its
-    predecessor whatever that one's age.
+    predecessor whatever that one's age. Reads in the scope of ``district_id`` (or of
+    every district), declared here (:func:`eventkit.audit.scoping.audit_scope`).
     """
+    async with audit_scope(conn, district_id):
+        return await _verify_chains(conn, district_id, since, batch_size)
+
+
+async def _verify_chains(
+    conn: Conn, district_id: str | None, since: datetime | None, batch_size: int
+) -> ChainReport:
     report = ChainReport()
     after: tuple[str, int] = ("", 0)
     last_stream: str | None = None

@@ -23,6 +23,7 @@ from typing import Final
 from aiokafka import AIOKafkaProducer
 
 from eventkit import cloudevents
+from eventkit.audit.scoping import audit_scope
 from eventkit.db import Conn
 from eventkit.kafka import ensure_topics, make_producer
 from eventkit.settings import Settings
@@ -100,17 +101,19 @@ async def district_history(
     conn: Conn, request: ReplayRequest, after: Checkpoint, limit: int
 ) -> tuple[list[RecordedEvent], Checkpoint | None]:
     """The next page of the district's settled events after ``after`` that the request
-    wants, and where the page ended (None when the history is exhausted)."""
-    rows = await conn.fetch(
-        _PAGE,
-        request.district_id,
-        str(after.transaction_id),
-        after.global_position,
-        request.since,
-        request.until,
-        list(request.event_types),
-        limit,
-    )
+    wants, and where the page ended (None when the history is exhausted). Read in the
+    district's scope, declared here."""
+    async with audit_scope(conn, request.district_id):
+        rows = await conn.fetch(
+            _PAGE,
+            request.district_id,
+            str(after.transaction_id),
+            after.global_position,
+            request.since,
+            request.until,
+            list(request.event_types),
+            limit,
+        )
     events = [_record(r) for r in rows]
     return events, (events[-1].checkpoint if len(events) == limit else None)
 

@@ -24,6 +24,7 @@ from contracts import Actor, ActorRole, AuditSealed, SealedStream
 from contracts.audit import seal_stream
 from contracts.envelope import Envelope
 from eventkit.audit.digest import ZERO_HASH
+from eventkit.audit.scoping import audit_scope
 from eventkit.clock import Clock, utc_now
 from eventkit.db import Conn
 from eventkit.logging import get_logger
@@ -81,13 +82,15 @@ SELECT district_id FROM d WHERE district_id IS NOT NULL
 
 
 async def districts(conn: Conn) -> list[str]:
-    """Every district that has events in the store."""
-    return [r["district_id"] for r in await conn.fetch(DISTRICTS)]
+    """Every district that has events in the store (read in the scope of every district)."""
+    async with audit_scope(conn, None):
+        return [r["district_id"] for r in await conn.fetch(DISTRICTS)]
 
 
 async def last_seal(conn: Conn, district_id: str) -> AuditSealed | None:
-    """The district's latest seal, or None before its first."""
-    data = await conn.fetchval(_LAST_SEAL, seal_stream(district_id))
+    """The district's latest seal, or None before its first (read in its scope)."""
+    async with audit_scope(conn, district_id):
+        data = await conn.fetchval(_LAST_SEAL, seal_stream(district_id))
     return None if data is None else AuditSealed.model_validate(data)
 
 
@@ -117,7 +120,7 @@ class Sealer:
         seals (none when there was nothing new)."""
         made: list[AuditSealed] = []
         while True:
-            async with self._store.pool.acquire() as conn:
+            async with self._store.pool.acquire() as conn, audit_scope(conn, district_id):
                 previous = await last_seal(conn, district_id)
                 covered = await self._next_range(conn, district_id, previous)
             if covered is None:

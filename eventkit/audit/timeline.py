@@ -24,8 +24,9 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from contracts import Actor, ActorRole, PersonalDataOpened
 from contracts.envelope import Envelope
+from eventkit.audit.scoping import audit_scope
 from eventkit.clock import Clock
-from eventkit.db import Conn
+from eventkit.db import ALL_DISTRICTS, Conn, scope
 from eventkit.privacy import PersonalDataVault
 from eventkit.store import ANY_VERSION, EventStore
 
@@ -121,12 +122,23 @@ class CaseTimeline:
 
 
 async def case_ids_of_opinion(conn: Conn, opinion_id: str) -> list[str]:
-    """The cases opened from an opinion (usually one)."""
-    return [r["case_id"] for r in await conn.fetch(_CASES_OF_OPINION, opinion_id)]
+    """The cases opened from an opinion (usually one), in whichever district (a matter
+    transferred to another district continues in a case there)."""
+    async with audit_scope(conn, None):
+        return [r["case_id"] for r in await conn.fetch(_CASES_OF_OPINION, opinion_id)]
 
 
 async def case_timeline(conn: Conn, case_id: str) -> CaseTimeline | None:
-    """The timeline of ``case_id``'s matter; None when no such case is stored."""
+    """The timeline of ``case_id``'s matter; None when no such case is stored.
+
+    Read in the scope of every district: the matter is followed wherever it was
+    transferred (a new case in the other district).
+    """
+    async with audit_scope(conn, None):
+        return await _case_timeline(conn, case_id)
+
+
+async def _case_timeline(conn: Conn, case_id: str) -> CaseTimeline | None:
     case_ids: list[str] = []
     opinion_ids: list[str] = []
     district_id: str | None = None
@@ -232,6 +244,9 @@ async def open_personal_data(
     vault = PersonalDataVault(store.pool)
     opened: dict[str, dict[str, str | None] | None] = {}
     async with store.pool.acquire() as conn, conn.transaction():
+        # The residents of a matter transferred between districts are in either: the
+        # operator opens them all, and the opening is recorded in the same transaction.
+        await scope(conn, ALL_DISTRICTS)
         await store.append(
             event.stream_id, [Envelope.wrap(event)], expected_version=ANY_VERSION, conn=conn
         )

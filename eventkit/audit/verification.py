@@ -27,6 +27,7 @@ from eventkit.audit.findings import (
     VerificationReport,
     compare_sealed_stream,
 )
+from eventkit.audit.scoping import audit_scope
 from eventkit.audit.sealing import districts, last_seal
 from eventkit.db import Conn
 
@@ -137,7 +138,19 @@ async def verify_store(
 
     ``expected_digests`` are seal digests an outside party kept: each must be the digest
     of a seal in the store (of ``district_id`` when given), or the seals were rewritten.
+    Reads in the scope of ``district_id`` (or of every district), declared here.
     """
+    async with audit_scope(conn, district_id):
+        return await _verify_store(conn, district_id, since, expected_digests, batch_size)
+
+
+async def _verify_store(
+    conn: Conn,
+    district_id: str | None,
+    since: datetime | None,
+    expected_digests: Sequence[str],
+    batch_size: int,
+) -> VerificationReport:
     report = VerificationReport()
     chains = await verify_chains(conn, district_id=district_id, since=since, batch_size=batch_size)
     report.events, report.streams = chains.events, chains.streams

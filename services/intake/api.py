@@ -13,6 +13,7 @@ import segno
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse, Response
 
+from eventkit.db import district_transaction
 from eventkit.http import info_of, parse_model, read_json
 from eventkit.identity import Role
 from eventkit.logging import get_logger
@@ -141,10 +142,12 @@ async def get_opinion(intake: IntakeDep, principal: StaffDep, opinion_id: str) -
 
     After ``minqing privacy forget`` the contact shows as erased: the key is gone.
     """
-    record = await opinion_by_id(intake.pool, opinion_id)
+    # In the staff member's own district: another district's opinion is not even seen.
+    async with district_transaction(intake.pool, principal.district_id) as conn:
+        record = await opinion_by_id(conn, opinion_id)
+        events = await intake.store.read_stream(f"opinion-{opinion_id}", conn=conn)
     if record is None or not principal.may_act_in(record.district_id):
         raise OpinionNotFound()
-    events = await intake.store.read_stream(f"opinion-{opinion_id}")
     submitted = next((e for e in events if e.event_type == "OpinionSubmitted"), None)
     submitter = (submitted.data.get("submitter") if submitted else None) or None
     contact: ContactBody | None = None
@@ -153,6 +156,7 @@ async def get_opinion(intake: IntakeDep, principal: StaffDep, opinion_id: str) -
         opened = await intake.vault.open(
             submitter["subject_id"],
             {"name": submitter.get("name_ciphertext"), "phone": submitter.get("phone_ciphertext")},
+            district_id=record.district_id,
         )
         audit_log.info(
             "contact opened",

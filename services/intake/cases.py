@@ -3,6 +3,10 @@ steps (``intake.case_steps``: one per case event, the timeline and Open311's upd
 
 Written by the case handlers in the consumer's transaction (``case_handlers.py``), read
 by tracking, feedback, withdrawal and Open311.
+
+A case belongs to one district, and its rows carry it. A matter transferred to another
+district goes on in a new case there, opened for the same opinion: :func:`matter_of`
+follows it, reading each district's rows in that district's row-level security scope.
 """
 
 from __future__ import annotations
@@ -10,7 +14,7 @@ from __future__ import annotations
 import asyncpg
 
 from contracts.envelope import Envelope
-from eventkit.db import Conn
+from eventkit.db import Conn, scope
 from services.intake.progress import CaseProgress, Step, open311_status
 
 
@@ -84,3 +88,34 @@ async def steps_of(conn: asyncpg.Pool | Conn, opinion_id: str) -> list[Step]:
         opinion_id,
     )
     return [Step.from_json(r["step"]) for r in rows]
+
+
+async def matter_of(
+    conn: Conn, opinion_id: str, district_id: str
+) -> tuple[CaseProgress | None, list[Step]]:
+    """The latest case of an opinion of ``district_id`` and every step of its cases, oldest
+    first, following the matter into each district it was transferred to.
+
+    Each district's rows are read in that district's scope (``conn``'s transaction is
+    scoped to each in turn, and left scoped to ``district_id``): a district is read only
+    because a step of the matter names it.
+    """
+    latest: CaseProgress | None = None
+    steps: list[Step] = []
+    pending, seen = [district_id], set[str]()
+    while pending:
+        current = pending.pop(0)
+        if current in seen:
+            continue
+        seen.add(current)
+        await scope(conn, current)
+        case = await latest_case(conn, opinion_id)
+        if case is not None and (latest is None or case.opened_at >= latest.opened_at):
+            latest = case
+        found = await steps_of(conn, opinion_id)
+        steps.extend(found)
+        pending.extend(s.to_district_id for s in found if s.to_district_id)
+    if len(seen) > 1:
+        await scope(conn, district_id)
+        steps.sort(key=lambda s: s.at)  # stable: each district's steps keep their order
+    return latest, steps

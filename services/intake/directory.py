@@ -4,6 +4,12 @@ Learned from the directory events on ``minqing.directory.v1`` (``directory_handl
 writes ``intake.districts``, ``intake.stations``...) and read here, briefly cached where
 the submission path needs it, by submissions, the QR form, the station list, Open311 and
 the tracking timeline.
+
+Row-level security: each read runs in a transaction scoped to the district it is about.
+Three are about every district by nature and declare it (``ALL_DISTRICTS``): a QR code
+names its station by its code alone (which district it is in is what the read finds
+out), Open311's discovery lists the districts, and a matter transferred to another
+district is told with that district's names.
 """
 
 from __future__ import annotations
@@ -17,6 +23,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import asyncpg
 
+from eventkit.db import ALL_DISTRICTS, district_transaction
 from services.intake.submission_rules import StationInfo
 from services.intake.taxonomy import Taxonomy, published_taxonomy
 
@@ -105,6 +112,13 @@ class ReceptionDay:
     leading_cadre: bool
 
 
+async def _fetch(
+    pool: asyncpg.Pool, district_id: str, query: str, *args: object
+) -> list[asyncpg.Record]:
+    async with district_transaction(pool, district_id) as conn:
+        return list(await conn.fetch(query, *args))
+
+
 class Directory:
     """Reads of the directory tables, with a short cache for the submission path."""
 
@@ -127,7 +141,10 @@ class Directory:
         cached = self._stations_by_code.get(station_code)
         if cached is not None and now - cached[0] < self._ttl:
             return cached[1]
-        rows = await self._pool.fetch(f"{_STATIONS} WHERE s.station_code = $1", station_code)
+        # The code alone: its district is what this finds out.
+        rows = await _fetch(
+            self._pool, ALL_DISTRICTS, f"{_STATIONS} WHERE s.station_code = $1", station_code
+        )
         found = [_station(r).info() for r in rows]
         if len(self._stations_by_code) > 10_000:
             self._stations_by_code.clear()
@@ -140,15 +157,22 @@ class Directory:
         cached = self._districts.get(district_id)
         if cached is not None and now - cached[0] < self._ttl:
             return cached[1]
-        row = await self._pool.fetchrow(
+        rows = await _fetch(
+            self._pool,
+            district_id,
             "SELECT district_id, name_zh, name_en, timezone FROM intake.districts "
             "WHERE district_id = $1",
             district_id,
         )
         district = (
             None
-            if row is None
-            else District(row["district_id"], row["name_zh"], row["name_en"], _timezone(row[3]))
+            if not rows
+            else District(
+                rows[0]["district_id"],
+                rows[0]["name_zh"],
+                rows[0]["name_en"],
+                _timezone(rows[0][3]),
+            )
         )
         if len(self._districts) > 10_000:
             self._districts.clear()
@@ -157,12 +181,16 @@ class Directory:
 
     async def district_ids(self) -> list[str]:
         """Every registered district."""
-        rows = await self._pool.fetch("SELECT district_id FROM intake.districts ORDER BY 1")
+        rows = await _fetch(
+            self._pool, ALL_DISTRICTS, "SELECT district_id FROM intake.districts ORDER BY 1"
+        )
         return [r["district_id"] for r in rows]
 
     async def stations(self, district_id: str) -> list[Station]:
         """The district's open stations: homes first, then by street and code."""
-        rows = await self._pool.fetch(
+        rows = await _fetch(
+            self._pool,
+            district_id,
             f"""{_STATIONS}
              WHERE s.district_id = $1 AND s.retired_at IS NULL
              ORDER BY s.street_code NULLS LAST, s.kind <> 'home', s.station_code
@@ -173,19 +201,23 @@ class Directory:
 
     async def station(self, district_id: str, station_code: str) -> Station | None:
         """One station of a district."""
-        row = await self._pool.fetchrow(
+        rows = await _fetch(
+            self._pool,
+            district_id,
             f"{_STATIONS} WHERE s.district_id = $1 AND s.station_code = $2",
             district_id,
             station_code,
         )
-        return None if row is None else _station(row)
+        return _station(rows[0]) if rows else None
 
     async def communities_near(self, station: Station) -> tuple[str, ...]:
         """The communities a station serves, or else those of its street (a contact point
         in a market serves no community of its own)."""
         if station.communities:
             return station.communities
-        rows = await self._pool.fetch(
+        rows = await _fetch(
+            self._pool,
+            station.district_id,
             "SELECT community FROM intake.communities "
             "WHERE district_id = $1 AND street_code = $2 ORDER BY community",
             station.district_id,
@@ -195,7 +227,9 @@ class Directory:
 
     async def representatives_of(self, district_id: str, station_code: str) -> list[str]:
         """Names of the representatives grouped into a station (编组进站)."""
-        rows = await self._pool.fetch(
+        rows = await _fetch(
+            self._pool,
+            district_id,
             """
             SELECT r.name_zh FROM intake.station_representatives s
               JOIN intake.representatives r USING (district_id, representative_id)
@@ -213,7 +247,9 @@ class Directory:
         """The station's reception days from ``since`` on, cancelled and moved ones
         included (the QR page says so), with who receives and whether they are a leading
         cadre (领导干部接待日)."""
-        rows = await self._pool.fetch(
+        rows = await _fetch(
+            self._pool,
+            district_id,
             """
             SELECT d.day, d.starts_at, d.ends_at, d.status, d.moved_to,
                    coalesce(r.name_zh, d.representative_id) AS name,
@@ -239,18 +275,23 @@ class Directory:
     ) -> tuple[dict[str, str], dict[str, str]]:
         """Names of the given stations and representatives of some districts (a case
         transferred to another district is handled by that district's people)."""
-        stations = await self._pool.fetch(
-            "SELECT station_code, name_zh FROM intake.stations "
-            "WHERE district_id = ANY($1::text[]) AND station_code = ANY($2::text[])",
-            list(set(district_ids)),
-            list(set(station_codes)),
-        )
-        reps = await self._pool.fetch(
-            "SELECT representative_id, name_zh FROM intake.representatives "
-            "WHERE district_id = ANY($1::text[]) AND representative_id = ANY($2::text[])",
-            list(set(district_ids)),
-            list(set(representative_ids)),
-        )
+        wanted = sorted(set(district_ids))
+        # Several districts (a transfer): the query names them, in the scope of all.
+        async with district_transaction(
+            self._pool, wanted[0] if len(wanted) == 1 else ALL_DISTRICTS
+        ) as conn:
+            stations = await conn.fetch(
+                "SELECT station_code, name_zh FROM intake.stations "
+                "WHERE district_id = ANY($1::text[]) AND station_code = ANY($2::text[])",
+                wanted,
+                list(set(station_codes)),
+            )
+            reps = await conn.fetch(
+                "SELECT representative_id, name_zh FROM intake.representatives "
+                "WHERE district_id = ANY($1::text[]) AND representative_id = ANY($2::text[])",
+                wanted,
+                list(set(representative_ids)),
+            )
         return (
             {r["station_code"]: r["name_zh"] for r in stations},
             {r["representative_id"]: r["name_zh"] for r in reps},
@@ -258,7 +299,9 @@ class Directory:
 
     async def district_names(self) -> dict[str, str]:
         """district id → Chinese name, for transfers to another district."""
-        rows = await self._pool.fetch("SELECT district_id, name_zh FROM intake.districts")
+        rows = await _fetch(
+            self._pool, ALL_DISTRICTS, "SELECT district_id, name_zh FROM intake.districts"
+        )
         return {r["district_id"]: r["name_zh"] for r in rows}
 
 
@@ -284,9 +327,12 @@ class TaxonomySource:
         cached = self._published.get(district_id)
         if cached is not None and now - cached[0] < self._ttl:
             return cached[1]
-        categories = await self._pool.fetchval(
-            "SELECT categories FROM intake.taxonomies WHERE district_id = $1", district_id
+        rows = await _fetch(
+            self._pool,
+            district_id,
+            "SELECT categories FROM intake.taxonomies WHERE district_id = $1",
+            district_id,
         )
-        taxonomy = published_taxonomy(district_id, categories or ())
+        taxonomy = published_taxonomy(district_id, (rows[0]["categories"] if rows else None) or ())
         self._published[district_id] = (now, taxonomy)
         return taxonomy

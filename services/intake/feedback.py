@@ -10,12 +10,11 @@ import asyncpg
 
 from contracts.envelope import Envelope, Metadata
 from eventkit.clock import Clock
-from eventkit.db import Conn
+from eventkit.db import ALL_DISTRICTS, Conn, scope
 from eventkit.logging import get_logger
 from eventkit.store import ANY_VERSION, EventStore, OrderingConflict, retrying
-from services.intake.cases import latest_case
+from services.intake.cases import matter_of, progress_of
 from services.intake.feedback_rules import FeedbackState, GiveFeedback, decide_feedback
-from services.intake.opinion_record import OpinionRecord
 from services.intake.opinions import opinion_by_code
 from services.intake.tracking_views import FeedbackGiven
 
@@ -56,18 +55,26 @@ class Feedback:
     ) -> FeedbackGiven:
         """Record the resident's rating of the current resolution of the matter with
         this tracking code (:class:`TrackingNotFound`, :class:`Refused`...)."""
-        opinion = await opinion_by_code(self._pool, raw_code)
         return await retrying(
-            lambda: self._give_once(opinion, command, metadata), on=(OrderingConflict,)
+            lambda: self._give_once(raw_code, command, metadata), on=(OrderingConflict,)
         )
 
     async def _give_once(
-        self, opinion: OpinionRecord, command: GiveFeedback, metadata: Metadata | None
+        self, raw_code: str, command: GiveFeedback, metadata: Metadata | None
     ) -> FeedbackGiven:
         now = self._clock()
         async with self._pool.acquire() as conn, conn.transaction():
-            # Locking the case row serialises feedback on one case.
-            progress = await latest_case(conn, opinion.opinion_id, for_update=True)
+            # The code is unique across districts and says nothing of its district: it is
+            # looked up in every district; the rest is done in the opinion's district.
+            await scope(conn, ALL_DISTRICTS)
+            opinion = await opinion_by_code(conn, raw_code)
+            progress, _ = await matter_of(conn, opinion.opinion_id, opinion.district_id)
+            if progress is not None:
+                # Locking the case row serialises feedback on one case (in the case's
+                # district: a transferred matter is rated for the case that resolved it).
+                await scope(conn, progress.district_id)
+                progress = await progress_of(conn, progress.case_id)
+                await scope(conn, opinion.district_id)
             rated = await conn.fetch(
                 "SELECT resolution_seq FROM intake.feedback WHERE case_id = $1",
                 progress.case_id if progress else "",
@@ -94,8 +101,8 @@ class Feedback:
             await conn.execute(
                 """
                 INSERT INTO intake.feedback (case_id, resolution_seq, opinion_id, event_id,
-                    satisfaction, resolved, comment, submitted_at)
-                VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+                    satisfaction, resolved, comment, submitted_at, district_id)
+                VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
                 """,
                 event.case_id,
                 event.resolution_seq,
@@ -105,6 +112,7 @@ class Feedback:
                 event.resolved,
                 event.comment,
                 event.occurred_at,
+                opinion.district_id,
             )
         log.info(
             "feedback accepted",

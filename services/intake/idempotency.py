@@ -5,6 +5,11 @@ in the same transaction as the event (in the same statement as the opinion's row
 either both exist or neither does. A second request with the key waits on the row until
 the first commits or rolls back, claims nothing, and answers with what is stored. The
 event id is derived from the key too, so the store itself would refuse a second copy.
+
+A stored answer names the district the request went to (row-level security keeps it in
+that district). A retry is looked up by its key in every district: it cannot know its
+district before its place is resolved again, and the key with the hash of the whole
+request are the client's own.
 """
 
 from __future__ import annotations
@@ -16,9 +21,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Any, Final
 
-import asyncpg
-
-from eventkit.db import Conn
+from eventkit.db import ALL_DISTRICTS, Conn, scope
 from eventkit.requests import checked_idempotency_key
 from services.intake.errors import IdempotencyKeyReused
 
@@ -58,16 +61,20 @@ class IdempotencyKey:
         return uuid.uuid5(_NAMESPACE, f"{self.scope}\n{self.key}")
 
 
-async def stored_answer(conn: Conn | asyncpg.Pool, key: IdempotencyKey) -> dict[str, Any] | None:
-    """The answer given before for ``key``, or None when the key is new.
+async def stored_answer(conn: Conn, key: IdempotencyKey) -> dict[str, Any] | None:
+    """The answer given before for ``key``, or None when the key is new (looked up in
+    every district, in a transaction of its own or a savepoint of the caller's).
 
     :class:`IdempotencyKeyReused` when the key came with another request.
     """
-    row = await conn.fetchrow(
-        "SELECT request_hash, response FROM intake.idempotency_keys WHERE scope = $1 AND key = $2",
-        key.scope,
-        key.key,
-    )
+    async with conn.transaction():
+        await scope(conn, ALL_DISTRICTS)
+        row = await conn.fetchrow(
+            "SELECT request_hash, response FROM intake.idempotency_keys "
+            "WHERE scope = $1 AND key = $2",
+            key.scope,
+            key.key,
+        )
     if row is None:
         return None
     if bytes(row["request_hash"]) != key.request_hash:
@@ -78,11 +85,13 @@ async def stored_answer(conn: Conn | asyncpg.Pool, key: IdempotencyKey) -> dict[
 
 @dataclass(frozen=True)
 class Claim:
-    """A key with the answer its request gets, stored in the transaction of the effect."""
+    """A key with the answer its request gets, stored in the transaction of the effect
+    (scoped to ``district_id``, the district the request went to)."""
 
     key: IdempotencyKey
     status: int
     response: dict[str, Any]
+    district_id: str
 
     def cte(self, first: int) -> tuple[str, list[Any]]:
         """A ``claim`` CTE (returns a row when the key was free) and its arguments, numbered
@@ -91,8 +100,8 @@ class Claim:
         n = first
         sql = (
             "claim AS (INSERT INTO intake.idempotency_keys "
-            "(scope, key, request_hash, status, response) "
-            f"VALUES (${n}, ${n + 1}, ${n + 2}, ${n + 3}, ${n + 4}) "
+            "(scope, key, request_hash, status, response, district_id) "
+            f"VALUES (${n}, ${n + 1}, ${n + 2}, ${n + 3}, ${n + 4}, ${n + 5}) "
             "ON CONFLICT (scope, key) DO NOTHING RETURNING true AS claimed)"
         )
         return sql, [
@@ -101,4 +110,5 @@ class Claim:
             self.key.request_hash,
             self.status,
             self.response,
+            self.district_id,
         ]

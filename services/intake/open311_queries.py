@@ -1,6 +1,7 @@
 """What Open311 clients ask for: a district's service requests (opinions with their
 latest case) and the service request updates (the case steps), filtered as GeoReport v2
-and mySociety's extension allow."""
+and mySociety's extension allow. Each read runs in the district's row-level security
+scope (a jurisdiction is a district)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from typing import Any
 
 import asyncpg
 
+from eventkit.db import district_transaction
 from services.intake.opinions import columns, record_from_row
 from services.intake.progress import CaseProgress, Step
 from services.intake.tracking_views import RequestView
@@ -63,7 +65,8 @@ async def service_requests(
          ORDER BY o.submitted_at DESC
          LIMIT {param(limit)}
     """
-    rows = await pool.fetch(query, *params)
+    async with district_transaction(pool, district_id) as conn:
+        rows = await conn.fetch(query, *params)
     return [
         RequestView(
             record_from_row(r),
@@ -82,16 +85,17 @@ async def service_request_updates(
     limit: int = 1000,
 ) -> list[tuple[str, Step]]:
     """(opinion id, step) of a district's case events in a time range, oldest first."""
-    rows = await pool.fetch(
-        """
-        SELECT opinion_id, step FROM intake.case_steps
-         WHERE district_id = $1 AND occurred_at >= $2 AND occurred_at <= $3
-         ORDER BY occurred_at, stream_version
-         LIMIT $4
-        """,
-        district_id,
-        start,
-        end,
-        limit,
-    )
+    async with district_transaction(pool, district_id) as conn:
+        rows = await conn.fetch(
+            """
+            SELECT opinion_id, step FROM intake.case_steps
+             WHERE district_id = $1 AND occurred_at >= $2 AND occurred_at <= $3
+             ORDER BY occurred_at, stream_version
+             LIMIT $4
+            """,
+            district_id,
+            start,
+            end,
+            limit,
+        )
     return [(r["opinion_id"], Step.from_json(r["step"])) for r in rows]

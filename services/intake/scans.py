@@ -24,6 +24,7 @@ from contracts.base import Actor, ActorRole
 from contracts.envelope import Envelope, Metadata
 from contracts.intake import QrScansRecorded
 from eventkit.clock import Clock
+from eventkit.db import ALL_DISTRICTS, district_transaction
 from eventkit.logging import get_logger
 from eventkit.store import EventStore
 
@@ -78,14 +79,17 @@ class QrScans:
 
     async def count(self, district_id: str, station_code: str) -> None:
         """One more view of the station's QR page, on the district's local day."""
-        await self._pool.execute(_COUNT, district_id, station_code, self._clock())
+        async with district_transaction(self._pool, district_id) as conn:
+            await conn.execute(_COUNT, district_id, station_code, self._clock())
 
     async def record(self, *, batch: int = 500) -> int:
         """Append the changed totals as ``QrScansRecorded``; how many were appended."""
         now = self._clock()
         recent = (now - timedelta(days=2)).date()
         recorded = 0
-        async with self._pool.acquire() as conn, conn.transaction():
+        # Every district's stations in one sweep: each event and row names its district,
+        # and the database checks that each stream stays in its own (MQ006).
+        async with district_transaction(self._pool, ALL_DISTRICTS) as conn:
             for row in await conn.fetch(_DUE, recent, batch):
                 d, station, day = row["district_id"], row["station_code"], row["day"]
                 opinions = await conn.fetchval(_OPINIONS, d, station, day, row["timezone"])

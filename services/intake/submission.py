@@ -268,7 +268,11 @@ class Submissions:
             subject_id=submitter.subject_id if submitter else None,
             submitted_at=event.occurred_at,
         )
-        claim = Claim(key, 201, receipt.to_json(self._base_url)) if key is not None else None
+        claim = (
+            Claim(key, 201, receipt.to_json(self._base_url), place.district_id)
+            if key is not None
+            else None
+        )
         if not await insert_opinion(conn, record, claim=claim):
             # The same key came twice at once: the other request won; answer as it did.
             raise _AnsweredElsewhere()

@@ -7,7 +7,8 @@ from collections.abc import Sequence
 
 import asyncpg
 
-from services.intake.cases import latest_case, steps_of
+from eventkit.db import ALL_DISTRICTS, scope
+from services.intake.cases import matter_of
 from services.intake.directory import SHANGHAI, Directory, TaxonomySource
 from services.intake.feedback import feedback_given
 from services.intake.opinions import opinion_by_code
@@ -52,10 +53,14 @@ class Tracking:
     async def track(self, raw_code: str) -> TrackingView:
         """The tracking view of a code as a resident typed it (:class:`TrackingNotFound`
         for any code that is not one)."""
-        opinion = await opinion_by_code(self._pool, raw_code)
-        progress = await latest_case(self._pool, opinion.opinion_id)
-        steps = await steps_of(self._pool, opinion.opinion_id)
-        feedback = await feedback_given(self._pool, opinion.opinion_id)
+        async with self._pool.acquire() as conn, conn.transaction():
+            # The code is the resident's credential, unique across districts, and says
+            # nothing of its district: it is looked up in every district. The rest is
+            # read in the opinion's district (and those its matter was transferred to).
+            await scope(conn, ALL_DISTRICTS)
+            opinion = await opinion_by_code(conn, raw_code)
+            progress, steps = await matter_of(conn, opinion.opinion_id, opinion.district_id)
+            feedback = await feedback_given(conn, opinion.opinion_id)
         names = await self.names(
             opinion.district_id,
             [opinion.station_code, *(s.station_code for s in steps)],

@@ -11,9 +11,10 @@ import asyncpg
 
 from contracts.envelope import Envelope, Metadata
 from eventkit.clock import Clock
+from eventkit.db import ALL_DISTRICTS, district_transaction
 from eventkit.logging import get_logger
 from eventkit.store import ANY_VERSION, EventStore, OrderingConflict, retrying
-from services.intake.cases import latest_case
+from services.intake.cases import matter_of
 from services.intake.opinions import opinion_by_code, opinion_by_id
 from services.intake.progress import CLOSED_STAGES
 from services.intake.tracking_views import stage_of
@@ -38,21 +39,24 @@ class Withdrawals:
     ) -> datetime:
         """Take back the matter with this tracking code while it is not handled yet;
         when it was withdrawn (:class:`TrackingNotFound`, :class:`Refused`...)."""
-        opinion = await opinion_by_code(self._pool, raw_code)
+        # The code is unique across districts and says nothing of its district: it is
+        # looked up in every district; the withdrawal is done in the opinion's.
+        async with district_transaction(self._pool, ALL_DISTRICTS) as conn:
+            found = await opinion_by_code(conn, raw_code)
         return await retrying(
-            lambda: self._withdraw_once(opinion.opinion_id, reason, metadata),
+            lambda: self._withdraw_once(found.opinion_id, found.district_id, reason, metadata),
             on=(OrderingConflict,),
         )
 
     async def _withdraw_once(
-        self, opinion_id: str, reason: str | None, metadata: Metadata | None
+        self, opinion_id: str, district_id: str, reason: str | None, metadata: Metadata | None
     ) -> datetime:
         now = self._clock()
-        async with self._pool.acquire() as conn, conn.transaction():
+        async with district_transaction(self._pool, district_id) as conn:
             # Locking the opinion's row serialises withdrawal and feedback on it.
             opinion = await opinion_by_id(conn, opinion_id, for_update=True)
             assert opinion is not None  # found by its code, and opinions are never deleted
-            progress = await latest_case(conn, opinion_id)
+            progress, _ = await matter_of(conn, opinion_id, district_id)
             state = WithdrawalState(
                 opinion_id=opinion_id,
                 district_id=opinion.district_id,

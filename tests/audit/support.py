@@ -25,7 +25,7 @@ from contracts import (
     SubmitterRef,
 )
 from contracts.envelope import Envelope
-from eventkit.db import connect
+from eventkit.db import connect, district_transaction
 from eventkit.store import EventStore
 
 START = datetime(2025, 3, 3, 1, 0, tzinfo=UTC)
@@ -145,22 +145,23 @@ async def bulk_history(
     """``streams`` × ``versions`` plain events in one statement (the trigger chains them),
     each carrying ``payload`` bytes of text; the streams' common prefix."""
     prefix = f"case-b{uuid.uuid4().hex[:6]}"
-    await pool.execute(
-        """
-        INSERT INTO eventstore.events (district_id, category, stream_id, stream_version,
-                                       event_id, event_type, schema_version, data,
-                                       occurred_at, prev_hash, hash)
-        SELECT $1, '', $2 || '_' || s, v, gen_random_uuid(), 'CaseReplied', 1,
-               jsonb_build_object('message', repeat('民', $5), 'n', v), now(), '', ''
-          FROM generate_series(1, $4) AS v, generate_series(1, $3) AS s
-         ORDER BY v, s
-        """,
-        district,
-        prefix,
-        streams,
-        versions,
-        payload,
-    )
+    async with district_transaction(pool, district) as conn:
+        await conn.execute(
+            """
+            INSERT INTO eventstore.events (district_id, category, stream_id, stream_version,
+                                           event_id, event_type, schema_version, data,
+                                           occurred_at, prev_hash, hash)
+            SELECT $1, '', $2 || '_' || s, v, gen_random_uuid(), 'CaseReplied', 1,
+                   jsonb_build_object('message', repeat('民', $5), 'n', v), now(), '', ''
+              FROM generate_series(1, $4) AS v, generate_series(1, $3) AS s
+             ORDER BY v, s
+            """,
+            district,
+            prefix,
+            streams,
+            versions,
+            payload,
+        )
     return prefix
 
 

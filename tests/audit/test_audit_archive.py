@@ -14,7 +14,7 @@ from contracts import SubmitterRef
 from eventkit.audit.archive import EVENTS_FILE, MANIFEST_FILE, export_archive, verify_archive
 from eventkit.audit.findings import Problem
 from eventkit.audit.sealing import Sealer
-from eventkit.db import Conn
+from eventkit.db import Conn, district_transaction
 from eventkit.privacy import PersonalDataVault
 from eventkit.store import EventStore
 from tests.audit.support import append_all, generate_history, matter_events
@@ -60,9 +60,10 @@ async def test_an_exported_archive_verifies_offline_and_holds_no_personal_data_i
 ) -> None:
     await generate_history(store, matters=3)
     await generate_history(store, "haidian", matters=2)
-    sealed = await PersonalDataVault(store.pool).seal(
-        "demo", {"name": "王秀英", "phone": "13900001111"}, identifier="13900001111", conn=conn
-    )
+    async with district_transaction(store.pool, "demo") as own:
+        sealed = await PersonalDataVault(store.pool).seal(
+            "demo", {"name": "王秀英", "phone": "13900001111"}, identifier="13900001111", conn=own
+        )
     submitter = SubmitterRef(
         subject_id=sealed.subject_id,
         name_ciphertext=sealed.values["name"],

@@ -29,7 +29,7 @@ from eventkit.audit.timeline import (
     timeline_json,
     timeline_lines,
 )
-from eventkit.db import Conn
+from eventkit.db import Conn, district_transaction
 from eventkit.privacy import PersonalDataVault
 from eventkit.store import EventStore
 from services.intake.text import mask_personal_numbers
@@ -42,9 +42,10 @@ NAME, PHONE = "王秀英", "13900001111"
 async def transferred_matter(store: EventStore, conn: Conn) -> tuple[str, str, str]:
     """A resident's matter opened in demo (time zone Urumqi, to see it used), transferred
     to haidian's case; the case ids and the resident's subject id."""
-    sealed = await PersonalDataVault(store.pool).seal(
-        "demo", {"name": NAME, "phone": PHONE}, identifier=PHONE, conn=conn
-    )
+    async with district_transaction(store.pool, "demo") as own:
+        sealed = await PersonalDataVault(store.pool).seal(
+            "demo", {"name": NAME, "phone": PHONE}, identifier=PHONE, conn=own
+        )
     submitter = SubmitterRef(
         subject_id=sealed.subject_id,
         name_ciphertext=sealed.values["name"],

@@ -13,7 +13,7 @@ from contracts import AuditSealed
 from eventkit.audit.digest import ZERO_HASH
 from eventkit.audit.sealing import Sealer
 from eventkit.audit.verification import verify_store
-from eventkit.db import Conn
+from eventkit.db import Conn, scope
 from eventkit.store import EventStore
 from tests.audit.support import generate_history
 from tests.helpers import envelope
@@ -79,6 +79,7 @@ async def test_an_event_of_a_transaction_still_running_waits_for_the_next_seal(
     async with pool.acquire() as slow:
         tx = slow.transaction()
         await tx.start()
+        await scope(slow, "demo")
         await store.append("case-slow", [envelope("case-slow")], conn=slow)
         await store.append("case-late", [envelope("case-late")])
         [first] = await sealer.seal("demo")

@@ -9,6 +9,7 @@ from collections import defaultdict
 
 import asyncpg
 
+from eventkit.db import district_transaction
 from eventkit.store import START, Checkpoint, EventStore, OrderingConflict, RecordedEvent
 from tests.helpers import envelope
 
@@ -49,7 +50,7 @@ async def test_a_tailing_reader_sees_every_committed_event_once_and_in_stream_or
             events = [envelope(first), envelope(second)]
             abort = roll > 0.95
             try:
-                async with pool.acquire() as conn, conn.transaction():
+                async with district_transaction(pool, "demo") as conn:
                     await store.append(first, [events[0]], conn=conn)
                     await store.append(second, [events[1]], conn=conn)
                     if abort:

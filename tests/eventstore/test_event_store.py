@@ -10,7 +10,7 @@ import pytest
 
 from contracts import REGISTRY
 from contracts.envelope import Envelope
-from eventkit.db import connect
+from eventkit.db import connect, district_transaction, scope
 from eventkit.store import (
     ANY_VERSION,
     NO_STREAM,
@@ -22,6 +22,7 @@ from eventkit.store import (
     OrderingConflict,
     verify_chains,
 )
+from tests.every_district import every_district
 from tests.helpers import case_opened, envelope
 
 
@@ -178,6 +179,7 @@ async def test_an_append_in_an_older_transaction_than_the_head_is_refused(
     async with pool.acquire() as older:
         tx = older.transaction()
         await tx.start()
+        await scope(older, "demo")
         # This transaction takes its xid now, before the other writer's.
         await older.execute("SELECT pg_current_xact_id()")
         await store.append(stream, [envelope(stream)])  # commits with a newer xid
@@ -198,6 +200,7 @@ async def test_read_all_returns_nothing_above_a_running_transaction(
     async with pool.acquire() as slow:
         tx = slow.transaction()
         await tx.start()
+        await scope(slow, "demo")
         slow_stream = new_stream()
         await store.append(slow_stream, [envelope(slow_stream)], conn=slow)
         late = new_stream()
@@ -225,6 +228,7 @@ async def test_rolled_back_appends_leave_holes_the_reader_passes(
             async with pool.acquire() as conn:
                 tx = conn.transaction()
                 await tx.start()
+                await scope(conn, "demo")
                 await store.append(stream, [envelope(stream)], conn=conn)
                 await tx.rollback()
         else:
@@ -311,12 +315,12 @@ async def test_retrying_repeats_a_lost_race_and_gives_up_with_the_last_error() -
 async def test_a_batch_appends_to_many_streams_at_once_all_or_nothing(store: EventStore) -> None:
     streams = [f"notification-{uuid.uuid4().hex[:12]}" for _ in range(3)]
     batch = [(s, [envelope(s)], NO_STREAM) for s in streams]
-    async with store.pool.acquire() as conn, conn.transaction():
+    async with district_transaction(store.pool, "demo") as conn:
         await store.append_batch(batch, conn=conn)
     assert [await store.stream_version(s) for s in streams] == [1, 1, 1]
 
     # The same batch again is a retry: nothing new.
-    async with store.pool.acquire() as conn, conn.transaction():
+    async with district_transaction(store.pool, "demo") as conn:
         await store.append_batch(batch, conn=conn)
     assert [await store.stream_version(s) for s in streams] == [1, 1, 1]
 
@@ -324,7 +328,7 @@ async def test_a_batch_appends_to_many_streams_at_once_all_or_nothing(store: Eve
     fresh = f"notification-{uuid.uuid4().hex[:12]}"
     stale = [(fresh, [envelope(fresh)], NO_STREAM), (streams[0], [envelope(streams[0])], 0)]
     with pytest.raises(ConcurrencyError):
-        async with store.pool.acquire() as conn, conn.transaction():
+        async with district_transaction(store.pool, "demo") as conn:
             await store.append_batch(stale, conn=conn)
     assert not await store.stream_exists(fresh)
 
@@ -355,7 +359,7 @@ async def test_concurrent_appends_commit_together_and_each_fails_alone(
     assert isinstance(other_district, DistrictMismatchError)
     assert not isinstance(good, BaseException)
     assert good.stream_version == 2
-    transactions = await pool.fetchval(
+    transactions = await every_district(pool).fetchval(
         "SELECT count(DISTINCT transaction_id) FROM eventstore.events "
         "WHERE stream_id = ANY($1::text[])",
         fresh,
@@ -372,7 +376,7 @@ async def test_without_group_commit_each_append_has_its_own_transaction(
     store = EventStore(pool, group_commit=False)
     fresh = [new_stream() for _ in range(5)]
     await asyncio.gather(*(store.append(s, [envelope(s)]) for s in fresh))
-    transactions = await pool.fetchval(
+    transactions = await every_district(pool).fetchval(
         "SELECT count(DISTINCT transaction_id) FROM eventstore.events "
         "WHERE stream_id = ANY($1::text[])",
         fresh,
@@ -390,6 +394,7 @@ async def test_a_group_never_waits_for_a_lock_while_holding_another(
     async with pool.acquire() as conn:
         transaction = conn.transaction()
         await transaction.start()
+        await scope(conn, "demo")
         # Holds b's stream lock, as an append to b in a longer transaction would (without
         # taking a transaction id yet, so that its later append is not an inversion).
         await conn.execute("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))", b)

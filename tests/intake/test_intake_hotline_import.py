@@ -17,6 +17,7 @@ import pytest
 from contracts import Channel
 from eventkit.store import EventStore
 from services.intake.hotline import RowRejected, parse_time, parse_work_order
+from tests.every_district import every_district
 from tests.intake.intake_support import DISTRICT, PHONE, STATION
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "services" / "intake" / "examples"
@@ -46,7 +47,7 @@ def import_12345(
 
 
 async def opinions(pool: asyncpg.Pool) -> list[dict[str, object]]:
-    rows = await pool.fetch(
+    rows = await every_district(pool).fetch(
         "SELECT data FROM eventstore.events WHERE event_type = 'OpinionSubmitted' "
         "ORDER BY global_position"
     )

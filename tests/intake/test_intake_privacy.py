@@ -12,7 +12,7 @@ import asyncpg
 import httpx
 import pytest
 
-from eventkit.db import connect
+from eventkit.db import connect, scope
 from eventkit.identity import Role
 from eventkit.privacy import (
     PersonalDataVault,
@@ -24,6 +24,7 @@ from eventkit.privacy import (
 )
 from eventkit.store import verify_chains
 from services.intake.settings import IntakeSettings
+from tests.every_district import every_district
 from tests.intake.intake_support import API_KEY, DISTRICT, NAME, PHONE, opinion_body, token
 
 
@@ -119,18 +120,18 @@ async def test_one_resident_is_one_subject_in_a_district(
     client: httpx.AsyncClient, intake_settings: IntakeSettings, pool: asyncpg.Pool
 ) -> None:
     await submit_everywhere(client, intake_settings)
-    subjects = await pool.fetch(
+    subjects = await every_district(pool).fetch(
         "SELECT subject_id FROM intake.opinions WHERE subject_id IS NOT NULL"
     )
     assert len(subjects) == 4
     assert len({r["subject_id"] for r in subjects}) == 1
-    assert await pool.fetchval("SELECT count(*) FROM privacy.subject_keys") == 1
+    assert await every_district(pool).fetchval("SELECT count(*) FROM privacy.subject_keys") == 1
     # Someone without a phone number is a subject of their own each time.
     for _ in range(2):
         await client.post(
             "/api/v1/opinions", json=opinion_body(contact={"name": "张先生"}, consent=True)
         )
-    assert await pool.fetchval("SELECT count(*) FROM privacy.subject_keys") == 3
+    assert await every_district(pool).fetchval("SELECT count(*) FROM privacy.subject_keys") == 3
 
 
 async def test_forgetting_a_resident_makes_their_data_unreadable_and_keeps_the_record(
@@ -144,7 +145,7 @@ async def test_forgetting_a_resident_makes_their_data_unreadable_and_keeps_the_r
     before = (await client.get(f"/api/v1/opinions/{opinion_ids[0]}", headers=staff)).json()
     assert before["contact"]["phone"] == PHONE
     subject_id = before["contact"]["subject_id"]
-    stored_before = await pool.fetch(
+    stored_before = await every_district(pool).fetch(
         "SELECT event_id, data, hash FROM eventstore.events ORDER BY global_position"
     )
 
@@ -172,13 +173,13 @@ async def test_forgetting_a_resident_makes_their_data_unreadable_and_keeps_the_r
     assert await vault.open(subject_id, {"phone": submitter["phone_ciphertext"]}) is None
     assert await vault.forgotten(subject_id)
     # The events are untouched and their chains still verify.
-    stored_after = await pool.fetch(
+    stored_after = await every_district(pool).fetch(
         "SELECT event_id, data, hash FROM eventstore.events ORDER BY global_position"
     )
     assert stored_after == stored_before
     async with pool.acquire() as conn:
         assert await verify_chains(conn) == []
-    trace = await pool.fetchrow(
+    trace = await every_district(pool).fetchrow(
         "SELECT requested_by, reason FROM privacy.forgotten_subjects WHERE subject_id = $1",
         subject_id,
     )
@@ -192,7 +193,7 @@ async def test_forgetting_a_resident_makes_their_data_unreadable_and_keeps_the_r
     assert unknown.returncode == 1
     # The same number later is a new resident, with a new key.
     await client.post("/api/v1/opinions", json=opinion_body(contact={"phone": PHONE}, consent=True))
-    newest = await pool.fetchval(
+    newest = await every_district(pool).fetchval(
         "SELECT subject_id FROM intake.opinions ORDER BY recorded_at DESC LIMIT 1"
     )
     assert newest != subject_id
@@ -211,7 +212,9 @@ async def test_the_services_may_delete_keys_and_nothing_else_of_the_privacy_tabl
         ):
             with pytest.raises(asyncpg.InsufficientPrivilegeError):
                 await conn.execute(statement)
-        assert await conn.execute("DELETE FROM privacy.subject_keys") == "DELETE 1"
+        async with conn.transaction():
+            await scope(conn, DISTRICT)  # row-level security: the key's district
+            assert await conn.execute("DELETE FROM privacy.subject_keys") == "DELETE 1"
 
 
 _MINQING = (sys.executable, "-m", "minqing.cli")
@@ -281,7 +284,9 @@ async def test_stored_request_hashes_are_keyed_and_cannot_confirm_a_guess(
 
     stored = {
         r["key"]: bytes(r["request_hash"])
-        for r in await pool.fetch("SELECT key, request_hash FROM intake.idempotency_keys")
+        for r in await every_district(pool).fetch(
+            "SELECT key, request_hash FROM intake.idempotency_keys"
+        )
     }
     order = parse_work_order(
         1,
@@ -342,7 +347,7 @@ async def test_the_tracking_code_and_the_consent_travel_sealed_with_the_resident
     )
     anonymous = await client.post("/api/v1/opinions", json=opinion_body())
     receipts = [r.json() for r in (qr, walk_in, declined, anonymous)]
-    rows = await pool.fetch(
+    rows = await every_district(pool).fetch(
         "SELECT data FROM eventstore.events WHERE event_type = 'OpinionSubmitted' "
         "ORDER BY global_position"
     )
@@ -367,7 +372,7 @@ async def test_the_tracking_code_and_the_consent_travel_sealed_with_the_resident
 
 async def rows_containing_code(pool: asyncpg.Pool, code: str) -> int:
     """Events whose data holds the tracking code in clear (it must be none)."""
-    found = await pool.fetchval(
+    found = await every_district(pool).fetchval(
         "SELECT count(*) FROM eventstore.events WHERE data::text LIKE '%' || $1 || '%'", code
     )
     return int(found)

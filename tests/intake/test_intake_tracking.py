@@ -9,6 +9,7 @@ import pytest
 
 from eventkit.consumer import Consumer
 from eventkit.store import EventStore
+from tests.every_district import every_district
 from tests.intake.intake_support import STATION, case_events, now, opinion_body, publish
 
 
@@ -253,7 +254,7 @@ async def test_the_qr_form_works_without_javascript(
     assert "提交成功" in accepted.text
     again = await client.post(f"/q/{STATION}", data={**form, "consent": "yes"})
     assert again.status_code == 201
-    count = await store.pool.fetchval(
+    count = await every_district(store.pool).fetchval(
         "SELECT count(*) FROM eventstore.events WHERE category = 'opinion'"
     )
     assert count == 1

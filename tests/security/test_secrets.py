@@ -19,6 +19,7 @@ import pytest
 import structlog
 
 from eventkit.auth import AuthError, issue_token, verify_token
+from eventkit.db import district_transaction
 from eventkit.identity import Role
 from eventkit.keys import (
     DevelopmentSecretsRefused,
@@ -29,6 +30,7 @@ from eventkit.keys import (
 )
 from eventkit.privacy import PersonalDataVault, VaultKeyMissing, wrapped_with
 from eventkit.settings import Settings
+from tests.every_district import every_district
 from tests.security.service_apps import SECRETS, admin_headers, build, prepare, secret_values
 
 DEFAULTS = Settings()
@@ -206,12 +208,12 @@ async def test_the_vault_key_rotates_without_losing_a_resident_and_rewrap_retire
     pool: asyncpg.Pool, database_url: str
 ) -> None:
     first = KeyRing("v1", "vault-one-0123456789abcdef0123456789")
-    async with pool.acquire() as conn:
+    async with district_transaction(pool, "demo") as conn:
         sealed = await PersonalDataVault(pool, first).seal(
             "demo", {"name": "王秀英", "phone": "13912345678"}, identifier="13912345678", conn=conn
         )
     stored = bytes(
-        await pool.fetchval(
+        await every_district(pool).fetchval(
             "SELECT key FROM privacy.subject_keys WHERE subject_id = $1", sealed.subject_id
         )
     )
@@ -228,7 +230,7 @@ async def test_the_vault_key_rotates_without_losing_a_resident_and_rewrap_retire
         "name": "王秀英",
         "phone": "13912345678",
     }
-    async with pool.acquire() as conn:
+    async with district_transaction(pool, "demo") as conn:
         newcomer = await vault.seal("demo", {"name": "李四"}, identifier=None, conn=conn)
         # The same resident (same number) is found again across the rotation.
         again = await vault.seal("demo", {"name": "王"}, identifier="13912345678", conn=conn)
@@ -236,7 +238,7 @@ async def test_the_vault_key_rotates_without_losing_a_resident_and_rewrap_retire
     assert (
         wrapped_with(
             bytes(
-                await pool.fetchval(
+                await every_district(pool).fetchval(
                     "SELECT key FROM privacy.subject_keys WHERE subject_id = $1",
                     newcomer.subject_id,
                 )
@@ -246,7 +248,7 @@ async def test_the_vault_key_rotates_without_losing_a_resident_and_rewrap_retire
     )
     # A key stored in clear before wrapping existed still opens, and is wrapped below.
     legacy = os.urandom(32)
-    await pool.execute(
+    await every_district(pool).execute(
         "INSERT INTO privacy.subject_keys (subject_id, district_id, key) VALUES ($1, $2, $3)",
         "subj_legacy",
         "demo",
@@ -271,7 +273,9 @@ async def test_the_vault_key_rotates_without_losing_a_resident_and_rewrap_retire
     assert "2 " in done.stdout  # the v1 key and the one in clear
     kids = {
         row["subject_id"]: wrapped_with(bytes(row["key"]))
-        for row in await pool.fetch("SELECT subject_id, key FROM privacy.subject_keys")
+        for row in await every_district(pool).fetch(
+            "SELECT subject_id, key FROM privacy.subject_keys"
+        )
     }
     assert set(kids.values()) == {"v2"}
     only_new = PersonalDataVault(pool, KeyRing("v2", second.current))
@@ -350,7 +354,9 @@ async def test_no_secret_leaves_a_service_in_logs_answers_documents_or_events(
     logged = json.dumps([str(entry) for entry in logs], ensure_ascii=False) + caplog.text
     events = "\n".join(
         f"{row['data']}{row['metadata']}"
-        for row in await pool.fetch("SELECT data::text, metadata::text FROM eventstore.events")
+        for row in await every_district(pool).fetch(
+            "SELECT data::text, metadata::text FROM eventstore.events"
+        )
     )
     for where, text in [
         ("logs", logged),
