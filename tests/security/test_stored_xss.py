@@ -234,7 +234,8 @@ def called_at(moment: datetime) -> str:
 
 async def hostile_opinions(stack: DemoStack, tmp_path: Path) -> dict[str, str]:
     """Hostile text through the QR form (without script), the API the QR page's script
-    uses, Open311 and the 12345 import: channel → tracking code."""
+    uses, a liaison officer's walk-in record, Open311 and the 12345 import: channel →
+    tracking code."""
     codes: dict[str, str] = {}
     form = await stack.intake.post(
         "/q/dh_home?district=demo",
@@ -265,6 +266,22 @@ async def hostile_opinions(stack: DemoStack, tmp_path: Path) -> dict[str, str]:
     )
     assert api.status_code == 201, api.text
     codes["qr_api"] = api.json()["tracking_code"].replace("-", "")
+
+    liaison = issue_token(stack.settings, role=Role.LIAISON, district_id="demo", subject="lo_dh_01")
+    walk_in = await stack.intake.post(
+        "/api/v1/opinions",
+        json={
+            "channel": "walk_in",
+            "station_code": "dh_home",
+            "district": "demo",
+            "text": HOSTILE,
+            "location": {"community": "东湖社区", "address": IMAGE},
+            "contact": {"name": SCRIPT, "phone": "13800138002"},
+        },
+        headers={"Authorization": f"Bearer {liaison}"},
+    )
+    assert walk_in.status_code == 201, walk_in.text
+    codes["walk_in"] = walk_in.json()["tracking_code"].replace("-", "")
 
     posted = await stack.intake.post(
         "/open311/v2/requests.xml",
@@ -323,13 +340,15 @@ async def hostile_opinions(stack: DemoStack, tmp_path: Path) -> dict[str, str]:
 
 
 async def hostile_casework(stack: DemoStack, opinion_id: str) -> str:
-    """Staff work the case with hostile replies, notes and a whistle; the reply and the
-    result marked public, so that Open311 shows them too. Returns the case id."""
+    """Staff work the case with a hostile reply, a reclassification's reason, a whistle
+    (its addressee and reason) and a result; the reply and the result marked public, so
+    that Open311 shows them too. Returns the case id."""
     case_id = await stack.case_of(opinion_id)
     admin = stack.admin()
     steps: list[tuple[str, dict[str, Any]]] = [
         ("accept", {}),
         ("reply", {"message": HOSTILE, "public": True}),
+        ("classify", {"priority": "important", "reason": HOSTILE}),
         ("escalate", {"to_level": "department", "to_name": HOSTILE_NAME, "reason": HOSTILE}),
         ("resolve", {"result": HOSTILE, "public": True}),
     ]
