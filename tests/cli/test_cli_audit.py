@@ -15,6 +15,7 @@ from pathlib import Path
 import asyncpg
 
 from contracts import SubmitterRef
+from eventkit.db import district_transaction
 from eventkit.privacy import PersonalDataVault
 from eventkit.settings import Settings
 from eventkit.store import EventStore
@@ -99,7 +100,7 @@ async def test_a_case_is_audited_by_its_tracking_code_and_opening_personal_data_
     store: EventStore, database_url: str, pool: asyncpg.Pool
 ) -> None:
     code = "7K3M9Q2XWD5R"
-    async with pool.acquire() as conn:
+    async with district_transaction(pool, "demo") as conn:
         sealed = await PersonalDataVault(pool).seal(
             "demo", {"name": "李建国", "phone": "13700002222"}, identifier="13700002222", conn=conn
         )
