@@ -84,13 +84,13 @@ def assert_escaped(html: str, where: str) -> None:
     for raw in RAW_MARKUP:
         assert raw not in html, f"{where}: {raw!r} arrived as markup"
     assert "&lt;script&gt;alert" in html, f"{where}: the hostile text is not shown at all"
-    assert "{{7*7}}" in html or "{{ 7*7 }}" in html, f"{where}: the template text was evaluated"
+    assert TEMPLATE in html, f"{where}: the template text was evaluated"
     assert ">49<" not in html, f"{where}: the template text was evaluated"
 
 
 def assert_json_text(body: Any, expected: str, where: str) -> None:
     """JSON gives the text back exactly as sent (JSON is data: escaping is the reader's)."""
-    assert expected in repr(body) or _contains(body, expected), f"{where}: text not kept"
+    assert _contains(body, expected), f"{where}: text not kept"
 
 
 def _contains(value: Any, expected: str) -> bool:
