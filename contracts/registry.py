@@ -6,6 +6,7 @@ received data step by step (v1 → v2 → …) and then validates it with the ne
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -90,6 +91,15 @@ class EventRegistry:
         """Upcast and validate: the newest model instance for stored or received data."""
         model = self.latest(event_type)
         return model.model_validate(self.upcast(event_type, schema_version, data))
+
+    def parse_json(self, event_type: str, schema_version: int, text: str | bytes) -> Event:
+        """:meth:`parse` for data still as JSON text: validated straight from the text
+        when it is the newest version (pydantic's JSON parser, about twice as fast as
+        decoding first), decoded and upcast when older."""
+        model = self.latest(event_type)
+        if schema_version == model.schema_version:
+            return model.model_validate_json(text)
+        return self.parse(event_type, schema_version, json.loads(text))
 
 
 def serialize(event: Event) -> dict[str, Any]:

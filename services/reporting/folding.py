@@ -8,7 +8,6 @@ as tuples. The same functions as the live consumer's decide every row
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable
 from datetime import datetime
 from typing import Any, Final, Protocol
@@ -88,8 +87,9 @@ class Folder:
         data may still be JSON text (a rebuild decodes only what it folds)."""
         data = stored.data
         if isinstance(data, str):
-            data = json.loads(data)
-        event = self._registry.parse(stored.event_type, stored.schema_version, data)
+            event = self._registry.parse_json(stored.event_type, stored.schema_version, data)
+        else:
+            event = self._registry.parse(stored.event_type, stored.schema_version, data)
         self.fold_event(event, stored.recorded_at, stored.stream_version, stored.stream_id)
 
     def _fold_case(self, event: CaseEvent, at: datetime, version: int) -> None:

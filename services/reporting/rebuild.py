@@ -3,7 +3,7 @@ shadow slots, catch up with the live consumer, compare, and swap, while the live
 consumer goes on.
 
 1. **Bulk**: the shadow slots are emptied; the store is read in large batches
-   (``EventStore.read_all``) and folded in memory (:class:`services.reporting.folding.Folder`),
+   (``EventStore.scan``) and folded in memory (:class:`services.reporting.folding.Folder`),
    the cases' steps copied out as they come, everything else copied at the end (COPY).
    What the live consumer has applied is its version gate: per stream, the last version
    it handled. Events beyond the gate as it stood at the start are kept aside, not
@@ -33,7 +33,7 @@ from eventkit.clock import Clock
 from eventkit.consumer import gate_positions
 from eventkit.db import ALL_DISTRICTS, Conn, scope
 from eventkit.logging import get_logger
-from eventkit.store import START, Checkpoint, EventStore, RecordedEvent
+from eventkit.store import START, Checkpoint, EventStore, RecordedEvent, ScannedEvent
 from services.reporting.errors import RebuildRunning, UnknownProjection
 from services.reporting.folding import Folder
 from services.reporting.projection import CONSUMER_NAME
@@ -150,7 +150,7 @@ class _Run:
         groups = _groups(self.folder.categories)
         self.checkpoints: dict[tuple[str, ...], Checkpoint] = dict.fromkeys(groups, START)
         """Where each group of categories has been read up to (each has its reader)."""
-        self.kept: dict[str, list[RecordedEvent]] = {}
+        self.kept: dict[str, list[RecordedEvent | ScannedEvent]] = {}
         """Per stream, events beyond the consumer's gate, in version order."""
         self.gate: dict[str, int] = {}
         self.read = 0
@@ -237,7 +237,7 @@ class _Run:
 
     # ---------------------------------------------------------------- reading
 
-    def _take(self, event: RecordedEvent) -> None:
+    def _take(self, event: RecordedEvent | ScannedEvent) -> None:
         """Fold ``event`` now, or keep it aside until the live consumer has it."""
         if not self.folder.wants(event):
             return
@@ -264,7 +264,7 @@ class _Run:
         it): only the events folded are decoded, never their metadata; it is closed
         afterwards, so the pool never hands it out again.
         """
-        queue: asyncio.Queue[list[RecordedEvent] | None] = asyncio.Queue(maxsize=1)
+        queue: asyncio.Queue[list[ScannedEvent] | None] = asyncio.Queue(maxsize=1)
         readers = [asyncio.create_task(self._reader(g, queue)) for g in self.checkpoints]
         writer: asyncio.Task[None] | None = None
         running = len(readers)
@@ -286,7 +286,7 @@ class _Run:
         await self._copy_steps(self.folder.take_steps())
 
     async def _reader(
-        self, group: tuple[str, ...], queue: asyncio.Queue[list[RecordedEvent] | None]
+        self, group: tuple[str, ...], queue: asyncio.Queue[list[ScannedEvent] | None]
     ) -> None:
         """Read one group of categories to the horizon into ``queue``; ``None`` at the end
         (also when it fails: the failure is raised when the reader is awaited)."""
@@ -298,7 +298,7 @@ class _Run:
                 try:
                     while True:
                         async with every_district(conn):
-                            batch = await self.store.read_all(
+                            batch = await self.store.scan(
                                 self.checkpoints[group],
                                 limit=self.batch,
                                 categories=group,
@@ -325,7 +325,7 @@ class _Run:
         for group, after in self.checkpoints.items():
             while True:
                 async with every_district(conn):
-                    batch = await self.store.read_all(
+                    batch = await self.store.scan(
                         after, limit=self.batch, categories=group, conn=conn
                     )
                 for event in batch:
