@@ -57,3 +57,11 @@ async def test_scan_reads_only_the_categories_asked(store: EventStore) -> None:
 
     assert none == []
     assert cases and {e.category for e in cases} == {"case"}
+
+
+async def test_scan_without_a_connection_reads_every_district(store: EventStore) -> None:
+    mine = set(await _append_streams(store, 2))
+
+    seen = {e.stream_id for e in await store.scan(START, categories=["case"], limit=1_000_000)}
+
+    assert mine <= seen
