@@ -56,7 +56,8 @@ async def test_scan_reads_only_the_categories_asked(store: EventStore) -> None:
         cases = await store.scan(START, categories=["case"], conn=conn)
 
     assert none == []
-    assert cases and {e.category for e in cases} == {"case"}
+    assert cases
+    assert {e.category for e in cases} == {"case"}
 
 
 async def test_scan_without_a_connection_reads_every_district(store: EventStore) -> None:
