@@ -25,8 +25,9 @@ from services.routing.api_models import CaseDetail
 from services.routing.staff_accounts import StaffSession
 from services.routing.staff_commands import BY_NAME, NoBody, StaffCommand
 from services.routing.staff_scope import CONTACT_ROLES, scope_of
+from services.routing.views import PRIORITY_LABELS
 from services.routing.workbench.countdown import countdown
-from services.routing.workbench.i18n import COMMAND_HELP, TEXT
+from services.routing.workbench.i18n import COMMAND_HELP, TEXT, Lang
 from services.routing.workbench.page_views import (
     actions,
     explanation,
@@ -246,6 +247,23 @@ async def _district(web: Web, request: Request, session: StaffSession) -> Any:
         return await routing.districts.require(conn, session.principal.district_id)
 
 
+def _history_labels(ctx: Any, lang: Lang) -> dict[str, dict[str, str]]:
+    """Words for the codes a case's history names: stations and representatives by name
+    (with the code, which staff also use), categories, priorities, link relations."""
+    stations = {c: f"{s.name_zh}（{c}）" for c, s in ctx.directory.stations.items()}
+    people = {i: f"{r.name_zh}（{i}）" for i, r in ctx.directory.representatives.items()}
+    text = TEXT[lang]
+    return {
+        "station_code": stations,
+        "to_station_code": stations,
+        "representative_id": people,
+        "to_representative_id": people,
+        "category_code": _categories(ctx),
+        "priority": {v: zh if lang == "zh" else en for v, (zh, en) in PRIORITY_LABELS.items()},
+        "relation": {"related": text["related"], "duplicate": text["duplicate"]},
+    }
+
+
 def _categories(ctx: Any) -> dict[str, str]:
     if ctx.taxonomy is None:
         return {}
@@ -277,6 +295,7 @@ async def _show_case(
     calendar = ctx.calendar
     now = routing.clock()
     lang = web.lang(request)
+    labels = _history_labels(ctx, lang)
     return web.render(
         request,
         "case.html",
@@ -287,7 +306,8 @@ async def _show_case(
         actions=actions(detail, principal.role.value, scope.may_act),
         why=explanation(detail.history, names),
         history=[
-            (e, history_details(e), local_time_of(calendar, e.occurred_at)) for e in detail.history
+            (e, history_details(e, labels), local_time_of(calendar, e.occurred_at))
+            for e in detail.history
         ],
         names=names,
         category_name=_categories(ctx).get(detail.category_code or ""),

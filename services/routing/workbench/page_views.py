@@ -9,6 +9,7 @@ the assignment explained, the history in words.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -210,10 +211,21 @@ def generic_fields(name: str) -> list[Field]:
     return found
 
 
-def history_details(entry: HistoryEntry) -> list[tuple[str, str]]:
-    """The fields of an event worth a line in the history."""
+def history_details(
+    entry: HistoryEntry, labels: Mapping[str, Mapping[str, str]] | None = None
+) -> list[tuple[str, str]]:
+    """The fields of an event worth a line in the history, each value in words where
+    ``labels`` has words for it (a station's or a representative's name, a category's,
+    a priority's), the code itself otherwise."""
+    words = labels or {}
+
+    def shown(key: str, value: Any) -> str:
+        if isinstance(value, list):
+            return ", ".join(shown(key, v) for v in value)
+        return words.get(key, {}).get(str(value), str(value))
+
     return [
-        (key, ", ".join(map(str, value)) if isinstance(value, list) else str(value))
+        (key, shown(key, value))
         for key in _SHOWN
         if (value := entry.data.get(key)) not in (None, "", [])
     ]
