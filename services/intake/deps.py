@@ -53,10 +53,11 @@ MetadataDep = Annotated[Metadata, Depends(event_metadata)]
 
 
 def caller_address(intake: Intake, request: Request) -> str:
-    """The client's address, seen through trusted proxies."""
+    """The client's address, seen through trusted proxies: every ``X-Forwarded-For``
+    line counts (a proxy that adds a line of its own leaves the client's first)."""
     return client_address(
         request.client.host if request.client else None,
-        request.headers.get("x-forwarded-for"),
+        request.headers.getlist("x-forwarded-for"),
         intake.settings.trusted_proxy_networks,
     )
 

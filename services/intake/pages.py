@@ -20,7 +20,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 
 from contracts import Channel
-from eventkit.http import PAGE_HEADERS, read_form, status_for
+from eventkit.http import PAGE_HEADERS, Problem, read_form, status_for
 from eventkit.refusals import NotFound, Refusal
 from services.intake.api import poster_url
 from services.intake.api_models import tracking_body
@@ -272,7 +272,7 @@ async def qr_form_post(
             intake.submissions, command, proof=None, key=key, metadata=metadata
         )
     except Refusal as error:
-        return await _form_page(
+        page = await _form_page(
             request,
             intake,
             station,
@@ -281,6 +281,9 @@ async def qr_form_post(
             errors=_messages(error, lang),
             status=_status(request, error),
         )
+        if isinstance(error, Problem):  # the station's 429 says when to retry, as the API's
+            page.headers.update(error.headers)
+        return page
     return await _form_page(request, intake, station, lang, receipt=receipt, status=201)
 
 

@@ -28,7 +28,14 @@ from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from ipaddress import IPv4Network, IPv6Address, IPv6Network, ip_address, ip_network
+from ipaddress import (
+    IPv4Address,
+    IPv4Network,
+    IPv6Address,
+    IPv6Network,
+    ip_address,
+    ip_network,
+)
 from typing import Any, Final
 
 import asyncpg
@@ -258,25 +265,69 @@ def rate_limited(wait: float) -> Problem:
     )
 
 
+Network = IPv4Network | IPv6Network
+IPAddress = IPv4Address | IPv6Address
+
+
 def client_address(
     peer: str | None,
-    forwarded_for: str | None,
-    trusted: tuple[IPv4Network | IPv6Network, ...],
+    forwarded_for: str | Sequence[str] | None,
+    trusted: tuple[Network, ...],
 ) -> str:
-    """The client's address: the peer, or, behind trusted proxies, the right-most
-    address of X-Forwarded-For that is not itself a trusted proxy."""
-    address = peer or "unknown"
-    if not trusted or forwarded_for is None or not _is_trusted(address, trusted):
-        return address
-    for hop in reversed([h.strip() for h in forwarded_for.split(",") if h.strip()]):
-        if not _is_trusted(hop, trusted):
-            return hop
-    return address
+    """The client's address: the peer's, or, when the peer is a trusted proxy, the
+    right-most hop of ``X-Forwarded-For`` that is not itself a trusted proxy.
+
+    ``forwarded_for`` is every line of the header, in order (a proxy may add a line of
+    its own instead of appending to the client's: the lines are one list). Hops are
+    read from the right, the nearest first, each with its port stripped (``v4:port``,
+    ``[v6]:port``); a hop that is not an address (``unknown``, garbage) ends the walk at
+    the last trusted hop, since nothing left of it was written by a proxy we trust. The
+    answer is always a canonical address (or the peer as given, when it is none), so
+    that no spelling of a hop makes a fresh bucket.
+    """
+    peer_ip = _parse_hop(peer) if peer else None
+    if peer_ip is None:
+        return peer or "unknown"
+    nearest = peer_ip
+    if not trusted or not forwarded_for or not _is_trusted(nearest, trusted):
+        return str(nearest)
+    lines = [forwarded_for] if isinstance(forwarded_for, str) else list(forwarded_for)
+    hops = [hop.strip() for line in lines for hop in line.split(",")]
+    for hop in reversed(hops):
+        ip = _parse_hop(hop)
+        if ip is None:
+            return str(nearest)
+        if not _is_trusted(ip, trusted):
+            return str(ip)
+        nearest = ip
+    return str(nearest)
 
 
-def _is_trusted(address: str, trusted: tuple[IPv4Network | IPv6Network, ...]) -> bool:
+def _parse_hop(hop: str) -> IPAddress | None:
+    """A hop of ``X-Forwarded-For`` as an address, its port stripped; None when it is
+    not an address. An IPv4-mapped IPv6 address is its IPv4 address."""
+    text = hop.strip()
+    if text.startswith("["):  # [v6] or [v6]:port
+        inside, bracket, rest = text[1:].partition("]")
+        if not bracket or (rest and not _is_port(rest)):
+            return None
+        text = inside
+    elif text.count(":") == 1:  # v4:port (an IPv6 address has at least two colons)
+        text, _, port = text.partition(":")
+        if not port.isdigit():
+            return None
     try:
-        ip = ip_address(address)
+        ip = ip_address(text)
     except ValueError:
-        return False
+        return None
+    if isinstance(ip, IPv6Address) and ip.ipv4_mapped is not None:
+        return ip.ipv4_mapped
+    return ip
+
+
+def _is_port(text: str) -> bool:
+    return text.startswith(":") and text[1:].isdigit()
+
+
+def _is_trusted(ip: IPAddress, trusted: tuple[Network, ...]) -> bool:
     return any(ip in network for network in trusted)

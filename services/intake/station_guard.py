@@ -8,17 +8,32 @@ many addresses is limited as a whole here. A public submission through a station
    limit tripped, below), must carry a solution of a challenge for that station
    (``proof_of_work.py``), checked before any work is done; without one it is refused
    with a fresh challenge, which the form's script solves before sending again;
-2. in the transaction that stores it, spends the solution (single use) or, unguarded,
-   takes a token of the station's bucket (``intake.station_rate_buckets``, one
-   statement, the last one before the commit so that the row is locked for the commit
-   only). A station without tokens left refuses the submission: the transaction rolls
-   back, and the guard switches on by itself for ``pow_auto_minutes`` (unless
-   ``pow_auto_bits`` is 0: then the answer is 429 with Retry-After).
+2. in the transaction that stores it, spends the solution (single use), then takes a
+   token of the station's bucket (``intake.station_rate_buckets``, one statement, the
+   last one before the commit so that the row is locked for the commit only). A station
+   without tokens left refuses the submission: the transaction rolls back (the solution
+   is not spent) and the station's limit has tripped (below).
 
-A guarded station's submissions with a solution take no token of its bucket: their cost
-is the work. Whether a station is guarded is read at most once per
-``directory_cache_seconds`` per process; a guard switched on reaches every replica
-within that time (at once in the replica that tripped it).
+While a station is guarded its submissions still take tokens of the same bucket, with a
+budget ``GUARDED_BUDGET`` times larger (rate and burst): a solution costs a script
+milliseconds in native code, so the work alone does not limit a flood from many
+addresses; the larger budget leaves room for residents whose phones solve more slowly.
+
+When the station's limit trips:
+
+- unguarded, the guard switches on by itself at ``pow_auto_bits`` for
+  ``pow_auto_minutes``, and the submission is refused with a challenge (unless
+  ``pow_auto_bits`` is 0: then the answer is 429 with Retry-After);
+- guarded, the answer is 429 with Retry-After, and the difficulty rises by one bit (each
+  bit doubles the work) at most once per ``RAISE_EVERY`` while the station keeps
+  tripping, up to ``RAISE_BITS`` above ``pow_auto_bits`` (an admin's higher difficulty is
+  never lowered); a guard that switched on by itself stays on ``pow_auto_minutes`` after
+  the last trip, then goes off, and the next trip starts again at ``pow_auto_bits``. With
+  ``pow_auto_bits`` 0 nothing is automatic: an admin's guard keeps its difficulty.
+
+Whether a station is guarded, and how hard, is read at most once per
+``directory_cache_seconds`` per process; a change reaches every replica within that time
+(at once in the replica that made it).
 
 The tables hold a district's data: every statement runs in a transaction scoped to the
 station's district (row-level security), the sweeper's in one declared for all districts.
@@ -74,6 +89,13 @@ SYSTEM: Final = "intake"
 
 Station = tuple[str, str]
 """(district id, station code)."""
+GUARDED_BUDGET: Final = 2
+"""A guarded station's bucket holds and refills this many times the unguarded budget."""
+RAISE_BITS: Final = 4
+"""How far above ``pow_auto_bits`` the difficulty rises while the station keeps tripping
+(4 bits: 16 times the work; 18 bits with the defaults)."""
+RAISE_EVERY: Final = timedelta(minutes=1)
+"""The difficulty rises by one bit at most this often."""
 
 
 @dataclass(frozen=True)
@@ -130,7 +152,10 @@ class StationGuard:
         self._cache_seconds = settings.directory_cache_seconds
         self._key = challenge_key(settings.intake_hash_secret)
         self._known: dict[Station, tuple[float, GuardState | None]] = {}
-        self._full: dict[Station, float] = {}
+        self.max_bits = min(MAX_BITS, self.auto_bits + RAISE_BITS) if self.auto_bits > 0 else 0
+        """The highest difficulty a station's trips raise its guard to (0: never raised)."""
+        self._full: dict[tuple[Station, bool], float] = {}
+        """(station, guarded): until when this process answers 429 without asking."""
 
     # --- the guard's state ------------------------------------------------------------
 
@@ -179,6 +204,7 @@ class StationGuard:
                 by,
                 now,
             )
+        self._forget_full((district_id, station_code))
         log.warning(
             "station guard switched on",
             district=district_id,
@@ -199,25 +225,42 @@ class StationGuard:
                 station_code,
             )
         self._known[(district_id, station_code)] = (time.monotonic(), None)
-        self._full.pop((district_id, station_code), None)
+        self._forget_full((district_id, station_code))
         log.warning("station guard switched off", district=district_id, station=station_code, by=by)
         return status.split()[-1] != "0"
 
+    def _forget_full(self, station: Station) -> None:
+        for guarded in (False, True):
+            self._full.pop((station, guarded), None)
+
     async def _trip(self, district_id: str, station_code: str) -> int:
-        """The station's limit tripped: switch the guard on by itself (an admin's guard
-        stays as it is). The difficulty the station asks for now (0: none)."""
+        """The station's limit tripped: switch the guard on by itself (none on, or it is
+        over), or make the guard that is on harder (one bit, at most once per
+        ``RAISE_EVERY``, up to ``max_bits``; an auto guard also stays on
+        ``pow_auto_minutes`` from now, an admin's keeps its end). The difficulty the
+        station asks for now (0: none)."""
         if self.auto_bits <= 0:
             return 0
         now = self._clock()
         async with district_transaction(self._pool, district_id) as conn:
-            await conn.execute(
+            row = await conn.fetchrow(
                 """
                 INSERT INTO intake.station_guards AS g
                     (district_id, station_code, difficulty, mode, until, set_by, set_at)
                 VALUES ($1, $2, $3, 'auto', $4, $5, $6)
-                ON CONFLICT (district_id, station_code) DO UPDATE
-                   SET difficulty = $3, mode = 'auto', until = $4, set_by = $5, set_at = $6
-                 WHERE g.mode = 'auto' OR g.until <= $6
+                ON CONFLICT (district_id, station_code) DO UPDATE SET
+                    difficulty = CASE
+                        WHEN g.until <= $6 THEN $3
+                        WHEN g.set_at <= $7 THEN GREATEST(g.difficulty, LEAST(g.difficulty + 1, $8))
+                        ELSE g.difficulty END,
+                    mode = CASE WHEN g.until <= $6 THEN 'auto' ELSE g.mode END,
+                    until = CASE WHEN g.until <= $6 OR g.mode = 'auto' THEN $4 ELSE g.until END,
+                    set_by = CASE WHEN g.until <= $6 THEN $5 ELSE g.set_by END,
+                    set_at = CASE
+                        WHEN g.until <= $6 THEN $6
+                        WHEN g.set_at <= $7 AND g.difficulty < $8 THEN $6
+                        ELSE g.set_at END
+                RETURNING difficulty, mode
                 """,
                 district_id,
                 station_code,
@@ -225,13 +268,16 @@ class StationGuard:
                 now + timedelta(minutes=self.auto_minutes),
                 SYSTEM,
                 now,
+                now - RAISE_EVERY,
+                self.max_bits,
             )
+        assert row is not None
         log.warning(
             "station limit tripped: proof-of-work on",
             district=district_id,
             station=station_code,
-            difficulty=self.auto_bits,
-            minutes=self.auto_minutes,
+            difficulty=row["difficulty"],
+            mode=row["mode"],
         )
         state = await self.state(district_id, station_code)
         return state.difficulty if state is not None and state.active(now) else 0
@@ -278,7 +324,7 @@ class StationGuard:
         key: IdempotencyKey | None,
         metadata: Metadata | None,
     ) -> Receipt:
-        """A resident's submission (no token), through its station's guard."""
+        """A resident's submission (no token), through its station's guard and limit."""
         place = None
         if command.channel in PUBLIC_CHANNELS and command.station_code is not None:
             place = await submissions.place(command)  # a refusal here is the submission's
@@ -289,17 +335,19 @@ class StationGuard:
         # A solution is checked even where this process does not know of a guard yet:
         # the challenge came from a replica that did.
         solution = self._check(proof, station, bits) if bits or proof else None
+        guarded = solution is not None
         now = self._clock().timestamp()
-        if solution is None and (full := self._full.get(station, 0.0) - now) > 0:
+        if (full := self._full.get((station, guarded), 0.0) - now) > 0:
             raise rate_limited(full)  # told a moment ago: no work for a known answer
         try:
             return await submissions.submit(
                 command, None, key=key, metadata=metadata, admit=self._admission(solution)
             )
         except _StationFull as exc:
-            if required := await self._trip(*station):
+            required = await self._trip(*station)  # a guard on, or a harder one
+            if required and not guarded:
                 raise ProofOfWorkRequired(self.challenge(*station, required)) from None
-            self._full[station] = now + exc.wait
+            self._full[(station, guarded)] = now + exc.wait
             raise rate_limited(exc.wait) from None
 
     def _admission(self, solution: Challenge | None) -> Admission:
@@ -317,13 +365,14 @@ class StationGuard:
                 )
                 if not spent:
                     raise ProofOfWorkReused(self.challenge(district, station, solution.bits))
-                return
+            # Guarded or not, the station's bucket (guarded: a larger budget).
+            budget = GUARDED_BUDGET if solution is not None else 1
             wait = await take_token(
                 conn,
                 _STATION_STATEMENT,
                 (district, station),
-                per_minute=self.per_minute,
-                burst=self.burst,
+                per_minute=self.per_minute * budget,
+                burst=self.burst * budget,
                 now=self._clock(),
             )
             if wait > 0:

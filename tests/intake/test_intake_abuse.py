@@ -34,9 +34,9 @@ from services.intake.proof_of_work import (
     solves,
     verify,
 )
-from services.intake.ratelimit import SharedRateLimiter
+from services.intake.ratelimit import SharedRateLimiter, client_address
 from services.intake.settings import IntakeSettings
-from services.intake.station_guard import sweep
+from services.intake.station_guard import GUARDED_BUDGET, RAISE_BITS, RAISE_EVERY, sweep
 from tests.intake.intake_support import (
     API_KEY,
     COMMUNITY_STATION,
@@ -231,6 +231,81 @@ def test_an_ipv6_client_is_limited_by_its_64_bit_prefix(pool: asyncpg.Pool) -> N
     assert limiter.client("::ffff:203.0.113.9") == limiter.client("203.0.113.9")
 
 
+PROXIES = IntakeSettings(trusted_proxies=["10.0.0.0/8", "2001:db8:ffff::/48"])
+"""A deployment behind proxies in 10/8 and 2001:db8:ffff::/48."""
+
+
+@pytest.mark.parametrize(
+    ("peer", "lines", "client"),
+    [
+        # A proxy that adds a line of its own (HAProxy) leaves the client's line first.
+        ("10.0.0.2", ["6.6.6.6", "203.0.113.5"], "203.0.113.5"),
+        ("10.0.0.2", ["6.6.6.6, 7.7.7.7", "203.0.113.5, 10.0.0.3"], "203.0.113.5"),
+        ("10.0.0.2", ["6.6.6.6, 203.0.113.5"], "203.0.113.5"),
+        # Ports are stripped: a port is no new client.
+        ("10.0.0.2", ["203.0.113.5:4711"], "203.0.113.5"),
+        ("10.0.0.2", ["[2001:db8:1:2::1]:443"], "2001:db8:1:2::1"),
+        ("10.0.0.2", ["[2001:db8:1:2::1]"], "2001:db8:1:2::1"),
+        ("10.0.0.2", ["2001:db8:1:2::1, [2001:db8:ffff::7]:80"], "2001:db8:1:2::1"),
+        ("10.0.0.2", ["::ffff:203.0.113.5"], "203.0.113.5"),
+        # A hop that is no address: the last trusted hop is as far as anything is known.
+        ("10.0.0.2", ["unknown"], "10.0.0.2"),
+        ("10.0.0.2", ["203.0.113.5, unknown, 10.0.0.9"], "10.0.0.9"),
+        ("10.0.0.2", ["203.0.113.5:port"], "10.0.0.2"),
+        ("10.0.0.2", ["[2001:db8:1:2::1]x"], "10.0.0.2"),
+        ("10.0.0.2", ["1.2.3.4:5:6"], "10.0.0.2"),
+        ("10.0.0.2", ["<script>"], "10.0.0.2"),
+        ("10.0.0.2", [""], "10.0.0.2"),
+        # Only proxies on the way: the farthest of them.
+        ("10.0.0.2", ["10.0.0.7, 10.0.0.8"], "10.0.0.7"),
+        # A peer that is no trusted proxy: the header is the client's own, ignored.
+        ("198.51.100.7", ["203.0.113.9"], "198.51.100.7"),
+        ("198.51.100.7", ["203.0.113.9", "203.0.113.10"], "198.51.100.7"),
+        ("10.0.0.2", [], "10.0.0.2"),
+    ],
+)
+def test_the_client_address_is_read_from_every_forwarded_line_through_trusted_proxies(
+    peer: str, lines: list[str], client: str
+) -> None:
+    assert client_address(peer, lines, PROXIES.trusted_proxy_networks) == client
+
+
+async def test_a_client_cannot_pick_its_bucket_through_x_forwarded_for(
+    abuse_settings: IntakeSettings, directory: None, pool: asyncpg.Pool, clock: Clock
+) -> None:
+    """Behind a proxy that adds a second header line, with a port, or garbage: the
+    client's own lines change nothing, every request takes from one bucket."""
+    settings = abuse_settings.model_copy(update={"rate_read_per_minute": 1, "rate_read_burst": 3})
+    url = f"/api/v1/track/{'0' * 12}"
+    async for client in replica(settings, pool, clock):
+        spoofed = [
+            [("X-Forwarded-For", "1.1.1.1"), ("X-Forwarded-For", "203.0.113.50")],
+            [("X-Forwarded-For", "2.2.2.2, 3.3.3.3"), ("X-Forwarded-For", "203.0.113.50")],
+            [("X-Forwarded-For", "203.0.113.50:40001")],
+            [("X-Forwarded-For", "203.0.113.50:40002")],
+        ]
+        statuses = [(await client.get(url, headers=h)).status_code for h in spoofed]
+        assert statuses == [404, 404, 404, 429]
+        garbage = [[("X-Forwarded-For", f"unknown-{i}")] for i in range(4)]
+        statuses = [(await client.get(url, headers=h)).status_code for h in garbage]
+        assert statuses == [404, 404, 404, 429]  # the proxy's bucket (the peer)
+
+
+async def test_an_untrusted_peers_x_forwarded_for_is_ignored(
+    abuse_settings: IntakeSettings, directory: None, pool: asyncpg.Pool, clock: Clock
+) -> None:
+    settings = abuse_settings.model_copy(
+        update={"trusted_proxies": ["10.0.0.0/8"], "rate_read_per_minute": 1, "rate_read_burst": 2}
+    )
+    url = f"/api/v1/track/{'0' * 12}"
+    async for client in replica(settings, pool, clock):  # the peer is 127.0.0.1
+        statuses = [
+            (await client.get(url, headers=from_address(f"203.0.113.{i}"))).status_code
+            for i in range(3)
+        ]
+        assert statuses == [404, 404, 429]
+
+
 async def test_without_a_database_each_process_still_limits_by_itself() -> None:
     """A database that cannot be reached does not turn the limit into an outage: each
     process counts on its own (as before the shared limits) until it is back."""
@@ -279,6 +354,27 @@ async def test_a_station_attacked_from_many_addresses_is_limited_as_a_whole(
                 "/api/v1/opinions", json=opinion_body(channel="walk_in"), headers=staff
             )
             assert walk_in.status_code == 201
+
+
+async def test_a_qr_page_over_the_station_limit_says_when_to_retry(
+    abuse_settings: IntakeSettings, directory: None, pool: asyncpg.Pool, clock: Clock
+) -> None:
+    settings = abuse_settings.model_copy(
+        update={"rate_station_per_minute": 1, "rate_station_burst": 1, "pow_auto_bits": 0}
+    )
+    async for client in replica(settings, pool, clock):
+        answers = [
+            await client.post(
+                f"/q/{STATION}",
+                data={"text": opinion_body()["text"], "idempotency_key": uuid.uuid4().hex},
+                headers=from_address(f"10.6.0.{i}"),
+            )
+            for i in range(2)
+        ]
+        assert [a.status_code for a in answers] == [201, 429]
+        assert answers[1].headers["retry-after"] == "60"
+        assert "请求过于频繁" in answers[1].text
+        assert answers[1].headers["content-type"].startswith("text/html")
 
 
 async def test_station_limits_are_a_districts_data(
@@ -424,6 +520,9 @@ async def test_a_station_whose_limit_trips_asks_for_a_proof_of_work_by_itself(
                 "/api/v1/opinions", json=opinion_body(), headers=from_address("10.2.0.7")
             )
             doc = problem_of(tripped, 403, "proof-of-work-required")
+            # Guarded, the station's bucket refills at its guarded rate while the
+            # resident's phone solves: one token after 30 s at twice 1 a minute.
+            clock.now += timedelta(seconds=30)
             solved = await first.post(
                 "/api/v1/opinions",
                 json=opinion_body(),
@@ -443,6 +542,124 @@ async def test_a_station_whose_limit_trips_asks_for_a_proof_of_work_by_itself(
             )
             assert off.json()["on"] is False
     assert await opinions_stored(pool) == 3
+
+
+async def test_a_guarded_station_still_limits_valid_solutions_from_many_addresses(
+    abuse_settings: IntakeSettings, directory: None, pool: asyncpg.Pool, clock: Clock
+) -> None:
+    """A solution costs a script milliseconds: the station's bucket still counts every
+    submission, with the guarded budget, across replicas and addresses."""
+    settings = abuse_settings.model_copy(
+        update={"rate_station_per_minute": 1, "rate_station_burst": 2}
+    )
+    budget = 2 * GUARDED_BUDGET
+    async for first in replica(settings, pool, clock):
+        async for second in replica(settings, pool, clock):
+            await guard_on(first, settings)
+            answers, proofs = [], []
+            for i in range(budget + 1):
+                client = (first, second)[i % 2]
+                proofs.append(solve(await fresh(client), BITS))
+                answers.append(
+                    await client.post(
+                        "/api/v1/opinions",
+                        json=opinion_body(),
+                        headers=from_address(f"10.3.0.{i}", **{HEADER: proofs[-1]}),
+                    )
+                )
+            assert [a.status_code for a in answers] == [201] * budget + [429]
+            refused = answers[-1]
+            problem_of(refused, 429, "rate-limited")
+            assert refused.headers["retry-after"] == "30"  # a token at twice 1 a minute
+            assert "challenge" not in refused.json()  # the script does not solve again
+            # The refused one rolled back, its solution unspent: good after the wait.
+            assert await opinions_stored(pool) == budget
+            clock.now += timedelta(seconds=30)
+            again = await second.post(
+                "/api/v1/opinions",
+                json=opinion_body(),
+                headers=from_address("10.3.0.99", **{HEADER: proofs[-1]}),
+            )
+            assert again.status_code == 201, again.text
+    assert await opinions_stored(pool) == budget + 1
+
+
+async def guard_state(client: httpx.AsyncClient, settings: IntakeSettings) -> dict[str, Any]:
+    response = await client.get(
+        f"/api/v1/stations/{STATION}/proof-of-work", headers=admin(settings)
+    )
+    state: dict[str, Any] = response.json()
+    return state
+
+
+async def until_refused(client: httpx.AsyncClient, address: str) -> httpx.Response:
+    """Valid solutions through the station until one is refused; that answer."""
+    for _ in range(10):
+        challenge = (await client.get(f"/api/v1/stations/{STATION}/challenge?district=demo")).json()
+        answer = await client.post(
+            "/api/v1/opinions",
+            json=opinion_body(),
+            headers=from_address(
+                address, **{HEADER: solve(challenge["challenge"], challenge["difficulty"])}
+            ),
+        )
+        if answer.status_code != 201:
+            return answer
+    pytest.fail("the station's limit never tripped")
+
+
+async def test_the_difficulty_rises_while_a_guarded_station_keeps_tripping(
+    abuse_settings: IntakeSettings, directory: None, pool: asyncpg.Pool, clock: Clock
+) -> None:
+    settings = abuse_settings.model_copy(
+        update={"rate_station_per_minute": 1, "rate_station_burst": 1, "pow_auto_bits": BITS}
+    )
+    async for first in replica(settings, pool, clock):
+        async for second in replica(settings, pool, clock):
+            await guard_on(first, settings)
+            difficulties = []
+            for minute in range(RAISE_BITS + 2):
+                refused = await until_refused(first, f"10.4.{minute}.1")
+                problem_of(refused, 429, "rate-limited")
+                # Another replica's trip in the same minute does not raise it again.
+                problem_of(await until_refused(second, "10.4.9.9"), 429, "rate-limited")
+                difficulties.append((await guard_state(first, settings))["difficulty"])
+                clock.now += RAISE_EVERY
+            # Tripped within the minute it was switched on: as the admin set it; then a
+            # bit a minute, up to RAISE_BITS more.
+            assert difficulties == [BITS, BITS + 1, BITS + 2, BITS + 3, BITS + 4, BITS + 4]
+            state = await guard_state(first, settings)
+            assert state["mode"] == "manual"
+            assert state["set_by"] == "admin_01"
+            # A solution of the easier difficulty no longer does.
+            easy = issue(DISTRICT, STATION, BITS, now=clock(), ttl=timedelta(minutes=1),
+                         challenge_id=b"e" * 16)  # fmt: skip
+            key = challenge_key(settings.intake_hash_secret)
+            stale = await first.post(
+                "/api/v1/opinions",
+                json=opinion_body(),
+                headers={HEADER: solve(easy.token(key), BITS)},
+            )
+            problem_of(stale, 403, "proof-of-work-invalid")
+
+
+async def test_a_guard_that_switched_on_by_itself_stays_on_while_the_station_trips(
+    abuse_settings: IntakeSettings, directory: None, pool: asyncpg.Pool, clock: Clock
+) -> None:
+    settings = abuse_settings.model_copy(
+        update={"rate_station_per_minute": 1, "rate_station_burst": 1, "pow_auto_bits": BITS}
+    )
+    async for client in replica(settings, pool, clock):
+        assert (await client.post("/api/v1/opinions", json=opinion_body())).status_code == 201
+        tripped = await client.post("/api/v1/opinions", json=opinion_body())
+        problem_of(tripped, 403, "proof-of-work-required")
+        switched_on = datetime.fromisoformat((await guard_state(client, settings))["until"])
+        clock.now += timedelta(minutes=settings.pow_auto_minutes - 1)
+        problem_of(await until_refused(client, "10.5.0.1"), 429, "rate-limited")
+        state = await guard_state(client, settings)
+        assert datetime.fromisoformat(state["until"]) > switched_on
+        assert state["difficulty"] == BITS + 1
+        assert state["mode"] == "auto"
 
 
 async def test_only_the_districts_admin_switches_a_guard(
