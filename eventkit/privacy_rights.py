@@ -26,9 +26,25 @@ ERASED: Final = "〔已删除 / erased〕"
 """What stands where a text was erased (a column that may not be empty): by a resident's
 request to be forgotten, or at the end of the district's retention period."""
 
-TEXT_FIELDS: Final = ("message", "result", "reason", "answer", "title", "note", "comment")
-"""Keys of stored JSON (a notification's context, a tracking step) holding free text about
-a case: a reply, a result, a reason. Erased with the case's texts."""
+TEXT_FIELDS: Final = (
+    "message",
+    "result",
+    "reason",
+    "answer",
+    "title",
+    "note",
+    "comment",
+    "action",
+)
+"""Keys of stored JSON (a notification's context, a webhook's case event, a tracking step)
+holding free text about a case: a reply, a result, a reason, what a department did
+(``DepartmentResponded.action``). Erased with the case's texts."""
+
+LINK_FIELDS: Final = ("evidence_urls", "media_url")
+"""Keys of stored JSON holding links to a case's evidence (staff's or a department's
+photographs of the place, which may show the resident, their home or their words):
+``CaseResolved.evidence_urls``, ``DepartmentResponded.evidence_urls`` inside a webhook's
+case event, a tracking step's ``media_url``. Emptied with the case's texts."""
 
 DEFAULT_RETENTION_DAYS: Final = 3 * 365
 """Retention of closed cases' texts when a district set none: three years."""
@@ -56,11 +72,19 @@ class Erasure:
 
 
 def erased_json(value: Mapping[str, Any]) -> dict[str, Any]:
-    """``value`` with every free text of :data:`TEXT_FIELDS` replaced by :data:`ERASED`."""
-    return {
-        key: (ERASED if key in TEXT_FIELDS and isinstance(item, str) and item else item)
-        for key, item in value.items()
-    }
+    """``value`` with every free text of :data:`TEXT_FIELDS` replaced by :data:`ERASED`
+    and every link of :data:`LINK_FIELDS` emptied (a list) or removed (a single link)."""
+    return {key: _erased_item(key, item) for key, item in value.items()}
+
+
+def _erased_item(key: str, item: Any) -> Any:
+    if key in TEXT_FIELDS and isinstance(item, str) and item:
+        return ERASED
+    if key in LINK_FIELDS and isinstance(item, list):
+        return []
+    if key in LINK_FIELDS and isinstance(item, str):
+        return None
+    return item
 
 
 async def record_request(

@@ -4,7 +4,10 @@ phone number (or their subject id), and the districts' retention of closed cases
 Each service answers for its own tables (``services/<name>/privacy.py``); this module,
 on the ``minqing`` side of the arrows, is the only one that may call them all. One
 request is one transaction scoped to its district: the services' copies are erased, the
-resident's key deleted and the request recorded together, or nothing is.
+resident's key deleted and the request recorded together, or nothing is. A matter
+transferred to another district (``CaseTransferred.to_district_id``) has copies there:
+the same transaction is scoped to that district while it reads or erases them, then
+back to the request's own.
 
 Authority: a request names the district admin it is made for (``requested_by``), who must
 hold an active district admin account of that district; the database credentials the
@@ -15,7 +18,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -77,7 +80,9 @@ class UnknownSubject(NotFound):
 
 @dataclass(frozen=True)
 class Matters:
-    """A resident's subjects in one district and what refers to them."""
+    """A resident's subjects in one district and what refers to them: their opinions (in
+    that district), and their cases there and in every district a case was transferred
+    to (each case names its ``district_id``)."""
 
     district_id: str
     subject_ids: tuple[str, ...]
@@ -92,10 +97,27 @@ class Matters:
     def case_ids(self) -> tuple[str, ...]:
         return tuple(c["case_id"] for c in self.cases)
 
-    def erasure(self, *, forget: bool) -> Erasure:
-        return Erasure(
-            self.district_id, self.opinion_ids, self.case_ids, self.subject_ids, forget=forget
-        )
+    @property
+    def districts(self) -> tuple[str, ...]:
+        """The resident's district first, then each district their matters went to."""
+        found = [self.district_id]
+        for case in self.cases:
+            if case["district_id"] not in found:
+                found.append(case["district_id"])
+        return tuple(found)
+
+    def erasures(self, *, forget: bool) -> list[Erasure]:
+        """One erasure per district holding copies, each of that district's cases."""
+        return [
+            Erasure(
+                district,
+                self.opinion_ids,
+                tuple(c["case_id"] for c in self.cases if c["district_id"] == district),
+                self.subject_ids,
+                forget=forget,
+            )
+            for district in self.districts
+        ]
 
 
 @dataclass(frozen=True)
@@ -137,7 +159,9 @@ class ResidentRights:
 
     async def _matters(self, conn: Conn, district_id: str, subjects: Sequence[str]) -> Matters:
         opinions = await intake.opinions_of(conn, subjects)
-        cases = await routing.cases_of(conn, [o["opinion_id"] for o in opinions])
+        cases = await routing.cases_of(
+            conn, self._store, district_id, [o["opinion_id"] for o in opinions]
+        )
         return Matters(district_id, tuple(subjects), opinions, cases)
 
     async def _by_phone(self, conn: Conn, district_id: str, phone: str) -> Matters:
@@ -187,17 +211,33 @@ class ResidentRights:
 
     async def _document(self, conn: Conn, matters: Matters, now: datetime) -> dict[str, Any]:
         residents = [await self._contact(conn, s, matters) for s in matters.subject_ids]
+        sections: dict[str, dict[str, Any]] = {}
+        # Each district holding copies of the resident's matters (their own, then each a
+        # case was transferred to), read in its own scope; then back to their district.
+        for district in matters.districts:
+            await scope(conn, district)
+            cases = tuple(c["case_id"] for c in matters.cases if c["district_id"] == district)
+            _extend(
+                sections,
+                {
+                    "intake": await intake.export(conn, matters.opinion_ids),
+                    "routing": await routing.export(conn, self._store, matters.opinion_ids),
+                    "notification": {
+                        "messages": await notification.messages_to(conn, matters.subject_ids)
+                    },
+                    "reporting": await reporting.export(conn, cases),
+                },
+            )
+        await scope(conn, matters.district_id)
         return {
             "format": EXPORT_FORMAT,
             "about": "民情系统所存该居民的全部信息 / everything Minqing holds about this "
             "resident (keys: docs/privacy.md, 'Export')",
             "district": matters.district_id,
+            "districts": list(matters.districts),
             "exported_at": now,
             "residents": residents,
-            "intake": await intake.export(conn, matters.opinion_ids),
-            "routing": await routing.export(conn, self._store, matters.opinion_ids),
-            "notification": {"messages": await notification.messages_to(conn, matters.subject_ids)},
-            "reporting": await reporting.export(conn, matters.case_ids),
+            **sections,
         }
 
     async def _contact(self, conn: Conn, subject_id: str, matters: Matters) -> dict[str, Any]:
@@ -263,7 +303,7 @@ class ResidentRights:
     async def _forget(
         self, conn: Conn, matters: Matters, requested_by: str, reason: str | None
     ) -> Forgotten:
-        erased = await self._erase(conn, matters.erasure(forget=True))
+        erased = await self._erase_all(conn, matters.erasures(forget=True))
         erased["intake"]["tracking_codes"] = await intake.replace_tracking_codes(
             conn, matters.opinion_ids
         )
@@ -280,7 +320,7 @@ class ResidentRights:
             requested_by=requested_by,
             reason=reason,
             subject_ids=matters.subject_ids,
-            outcome={"keys_deleted": deleted, **erased},
+            outcome={"keys_deleted": deleted, "districts": list(matters.districts), **erased},
             now=self._clock(),
         )
         return Forgotten(matters, deleted, erased, request_id)
@@ -292,6 +332,22 @@ class ResidentRights:
             "notification": await notification.erase(conn, erasure),
             "reporting": await reporting.erase(conn, erasure),
         }
+
+    async def _erase_all(
+        self, conn: Conn, erasures: Sequence[Erasure]
+    ) -> dict[str, dict[str, int]]:
+        """Each erasure in its district's scope, in ``conn``'s transaction (left scoped to
+        the first erasure's district, the request's own); counts added up."""
+        total: dict[str, dict[str, int]] = {}
+        for erasure in erasures:
+            await scope(conn, erasure.district_id)
+            for service, counts in (await self._erase(conn, erasure)).items():
+                into = total.setdefault(service, {})
+                for name, count in counts.items():
+                    into[name] = into.get(name, 0) + count
+        if erasures:
+            await scope(conn, erasures[0].district_id)
+        return total
 
     async def retention_run(
         self, district_id: str | None = None, *, requested_by: str = "retention"
@@ -313,16 +369,22 @@ class ResidentRights:
                 days = await retention_days(conn, district)
                 cut = cutoff(now, days)
                 pairs = await routing.closed_before(conn, district, cut)
-                erasure = Erasure(
+                # The whole matter, wherever it was transferred: its continuations closed
+                # before the cut-off too (routing.closed_before made sure of it).
+                opinions = [{"opinion_id": o} for o in sorted({o for _, o in pairs})]
+                old = Matters(
                     district,
-                    tuple(sorted({opinion for _, opinion in pairs})),
-                    tuple(case for case, _ in pairs),
+                    (),
+                    opinions,
+                    await routing.cases_of(
+                        conn, self._store, district, [o["opinion_id"] for o in opinions]
+                    ),
                 )
-                erased = await self._erase(conn, erasure)
+                erased = await self._erase_all(conn, old.erasures(forget=False))
                 forgotten = await self._matters(
                     conn, district, await forgotten_subjects(conn, district)
                 )
-                again = await self._erase(conn, forgotten.erasure(forget=True))
+                again = await self._erase_all(conn, forgotten.erasures(forget=True))
                 request_id = await record_request(
                     conn,
                     district_id=district,
@@ -330,10 +392,17 @@ class ResidentRights:
                     requested_by=requested_by,
                     reason=f"retention {days} days: cases closed before {cut.isoformat()}",
                     subject_ids=(),
-                    outcome={"cases": len(pairs), **erased, "forgotten_again": again},
+                    outcome={
+                        "cases": len(old.cases),
+                        "districts": list(old.districts),
+                        **erased,
+                        "forgotten_again": again,
+                    },
                     now=now,
                 )
-            runs.append(RetentionRun(district, days, cut, len(pairs), erased, again, request_id))
+            runs.append(
+                RetentionRun(district, days, cut, len(old.cases), erased, again, request_id)
+            )
         return runs
 
     async def set_retention(self, district_id: str, days: int, *, requested_by: str) -> None:
@@ -351,6 +420,14 @@ class ResidentRights:
         """A district's retention period in days."""
         async with district_transaction(self._pool, district_id) as conn:
             return await retention_days(conn, district_id)
+
+
+def _extend(into: dict[str, dict[str, Any]], part: Mapping[str, Mapping[str, Any]]) -> None:
+    """Add one district's sections of an export to the document's: lists concatenated."""
+    for service, section in part.items():
+        target = into.setdefault(service, {})
+        for key, items in section.items():
+            target.setdefault(key, []).extend(items)
 
 
 def _json(value: Any) -> Any:

@@ -75,7 +75,7 @@ async def export(conn: Conn, opinion_ids: Sequence[str]) -> dict[str, Any]:
     )
     steps = await conn.fetch(
         """
-        SELECT case_id, opinion_id, occurred_at, step FROM intake.case_steps
+        SELECT case_id, opinion_id, district_id, occurred_at, step FROM intake.case_steps
          WHERE opinion_id = ANY($1::text[]) ORDER BY occurred_at, stream_version
         """,
         ids,
@@ -97,10 +97,13 @@ async def export(conn: Conn, opinion_ids: Sequence[str]) -> dict[str, Any]:
             {
                 "case_id": row["case_id"],
                 "opinion_id": row["opinion_id"],
+                "district_id": row["district_id"],
                 "at": row["occurred_at"],
                 "kind": row["step"].get("kind"),
                 "status": row["step"].get("status"),
                 "note": row["step"].get("note"),
+                "media_url": row["step"].get("media_url"),
+                "public": bool(row["step"].get("public")),
             }
             for row in steps
         ],
@@ -122,8 +125,10 @@ async def replace_tracking_codes(conn: Conn, opinion_ids: Sequence[str]) -> int:
 
 async def erase(conn: Conn, erasure: Erasure) -> dict[str, int]:
     """Erase the texts of these opinions (their words, address, point, attachments,
-    withdrawal reason, the notes of their timeline, the comments of their feedback).
-    Idempotent: counts what changed."""
+    withdrawal reason, the notes and evidence links of their timeline, their cases'
+    latest and public notes, the comments of their feedback). Idempotent: counts what
+    changed. In the caller's district scope: a transferred matter's rows in another
+    district (its cases, steps and feedback there) are erased in that district's scope."""
     ids = list(erasure.opinion_ids)
     opinions = await conn.fetchval(
         """
@@ -141,12 +146,18 @@ async def erase(conn: Conn, erasure: Erasure) -> dict[str, int]:
         ids,
         ERASED,
     )
+    # A step's note (a reply, a result) and its evidence link (a resolution's photograph,
+    # which Open311 publishes when staff marked the resolution public).
     steps = await conn.fetchval(
         """
         WITH changed AS (
-            UPDATE intake.case_steps SET step = jsonb_set(step, '{note}', to_jsonb($2::text))
+            UPDATE intake.case_steps
+               SET step = step || jsonb_build_object(
+                       'note', CASE WHEN step ->> 'note' IS NULL THEN NULL ELSE $2::text END,
+                       'media_url', NULL)
              WHERE opinion_id = ANY($1::text[])
-               AND step ->> 'note' IS NOT NULL AND step ->> 'note' <> $2
+               AND ((step ->> 'note' IS NOT NULL AND step ->> 'note' <> $2)
+                    OR step ->> 'media_url' IS NOT NULL)
             RETURNING 1
         )
         SELECT count(*) FROM changed
@@ -154,12 +165,22 @@ async def erase(conn: Conn, erasure: Erasure) -> dict[str, int]:
         ids,
         ERASED,
     )
-    await conn.execute(
+    # The case's latest note, and the latest one staff marked public (Open311's
+    # status_notes quotes it): nothing is left for the public to read.
+    notes = await conn.fetchval(
         """
-        UPDATE intake.cases
-           SET progress = jsonb_set(progress, '{last_note}', to_jsonb($2::text))
-         WHERE opinion_id = ANY($1::text[])
-           AND progress ->> 'last_note' IS NOT NULL AND progress ->> 'last_note' <> $2
+        WITH changed AS (
+            UPDATE intake.cases
+               SET progress = progress || jsonb_build_object(
+                       'last_note',
+                       CASE WHEN progress ->> 'last_note' IS NULL THEN NULL ELSE $2::text END,
+                       'public_note', NULL)
+             WHERE opinion_id = ANY($1::text[])
+               AND ((progress ->> 'last_note' IS NOT NULL AND progress ->> 'last_note' <> $2)
+                    OR progress ->> 'public_note' IS NOT NULL)
+            RETURNING 1
+        )
+        SELECT count(*) FROM changed
         """,
         ids,
         ERASED,
@@ -179,5 +200,6 @@ async def erase(conn: Conn, erasure: Erasure) -> dict[str, int]:
     return {
         "opinions": int(opinions),
         "timeline_notes": int(steps),
+        "case_notes": int(notes),
         "feedback_comments": int(comments),
     }

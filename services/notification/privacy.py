@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from eventkit.db import Conn
-from eventkit.privacy_rights import ERASED, TEXT_FIELDS, Erasure
+from eventkit.privacy_rights import ERASED, LINK_FIELDS, TEXT_FIELDS, Erasure
 
 
 async def messages_to(conn: Conn, subject_ids: Sequence[str]) -> list[dict[str, Any]]:
@@ -41,56 +41,73 @@ async def messages_to(conn: Conn, subject_ids: Sequence[str]) -> list[dict[str, 
     return messages
 
 
+def _erased(obj: str) -> str:
+    """SQL: the JSON object ``obj`` with its texts (:data:`TEXT_FIELDS`, $3) replaced by
+    the mark ($4) and its links (:data:`LINK_FIELDS`, $5) emptied."""
+    return f"""
+        (SELECT jsonb_object_agg(
+                    e.key,
+                    CASE WHEN e.key = ANY($3::text[]) AND jsonb_typeof(e.value) = 'string'
+                         THEN to_jsonb($4::text)
+                         WHEN e.key = ANY($5::text[]) AND jsonb_typeof(e.value) = 'array'
+                         THEN '[]'::jsonb
+                         WHEN e.key = ANY($5::text[]) AND jsonb_typeof(e.value) = 'string'
+                         THEN 'null'::jsonb
+                         ELSE e.value END)
+           FROM jsonb_each({obj}) AS e)"""
+
+
+def _unerased(obj: str) -> str:
+    """SQL: whether the JSON object ``obj`` still holds a text or a link to erase."""
+    return f"""
+        EXISTS (SELECT 1 FROM jsonb_each({obj}) AS t
+                 WHERE (t.key = ANY($3::text[]) AND jsonb_typeof(t.value) = 'string'
+                        AND t.value <> to_jsonb($4::text))
+                    OR (t.key = ANY($5::text[]) AND jsonb_typeof(t.value) = 'array'
+                        AND t.value <> '[]'::jsonb)
+                    OR (t.key = ANY($5::text[]) AND jsonb_typeof(t.value) = 'string'))"""
+
+
 async def erase(conn: Conn, erasure: Erasure) -> dict[str, int]:
-    """Erase the case texts carried by the deliveries about these cases and opinions (to
-    staff and residents alike); for a forgotten resident, also drop the sealed contact
-    kept for their opinions and cancel what still waits to be sent to them."""
-    texts = await conn.fetchval(
-        """
-        WITH changed AS (
-            UPDATE notification.deliveries d
-               SET context = (
-                   SELECT jsonb_object_agg(
-                              e.key,
-                              CASE WHEN e.key = ANY($3::text[]) AND jsonb_typeof(e.value) = 'string'
-                                   THEN to_jsonb($4::text) ELSE e.value END)
-                     FROM jsonb_each(d.context) AS e)
-             WHERE (d.case_id = ANY($1::text[]) OR d.opinion_id = ANY($2::text[]))
-               AND EXISTS (SELECT 1 FROM jsonb_each_text(d.context) AS t
-                            WHERE t.key = ANY($3::text[]) AND t.value <> $4)
-            RETURNING 1
-        )
-        SELECT count(*) FROM changed
-        """,
+    """Erase the case texts and evidence links carried by the deliveries about these cases
+    and opinions (to staff and residents alike); for a forgotten resident, also drop the
+    sealed contact kept for their opinions and cancel what still waits to be sent to them.
+    """
+    arguments = (
         list(erasure.case_ids),
         list(erasure.opinion_ids),
         list(TEXT_FIELDS),
         ERASED,
+        list(LINK_FIELDS),
+    )
+    texts = await conn.fetchval(
+        f"""
+        WITH changed AS (
+            UPDATE notification.deliveries d SET context = {_erased("d.context")}
+             WHERE (d.case_id = ANY($1::text[]) OR d.opinion_id = ANY($2::text[]))
+               AND {_unerased("d.context")}
+            RETURNING 1
+        )
+        SELECT count(*) FROM changed
+        """,
+        *arguments,
     )
     # What went to outside subscribers is the whole case event (CloudEvents, structured):
-    # its texts are in the document's data.
+    # its texts (a department's action among them) and links are in the document's data.
+    data = "d.context -> 'cloudevent' -> 'data'"
     documents = await conn.fetchval(
-        """
+        f"""
         WITH changed AS (
             UPDATE notification.deliveries d
-               SET context = jsonb_set(d.context, '{cloudevent,data}', (
-                   SELECT jsonb_object_agg(
-                              e.key,
-                              CASE WHEN e.key = ANY($3::text[]) AND jsonb_typeof(e.value) = 'string'
-                                   THEN to_jsonb($4::text) ELSE e.value END)
-                     FROM jsonb_each(d.context -> 'cloudevent' -> 'data') AS e))
+               SET context = jsonb_set(d.context, '{{cloudevent,data}}', {_erased(data)})
              WHERE (d.case_id = ANY($1::text[]) OR d.opinion_id = ANY($2::text[]))
-               AND jsonb_typeof(d.context -> 'cloudevent' -> 'data') = 'object'
-               AND EXISTS (SELECT 1 FROM jsonb_each_text(d.context -> 'cloudevent' -> 'data') AS t
-                            WHERE t.key = ANY($3::text[]) AND t.value <> $4)
+               AND jsonb_typeof({data}) = 'object'
+               AND {_unerased(data)}
             RETURNING 1
         )
         SELECT count(*) FROM changed
         """,
-        list(erasure.case_ids),
-        list(erasure.opinion_ids),
-        list(TEXT_FIELDS),
-        ERASED,
+        *arguments,
     )
     outcome = {"delivery_texts": int(texts) + int(documents)}
     if not erasure.forget:

@@ -7,6 +7,7 @@ close), rated by the resident and notified to them by SMS (to the local sink).""
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import subprocess
 import sys
@@ -43,6 +44,7 @@ from services.routing.bootstrap import Routing
 from services.routing.bootstrap import bootstrap as routing_bootstrap
 from services.routing.classification import JiebaSegmenter
 from services.routing.district_file import parse_district_file
+from services.routing.ids import transferred_case_id
 from services.routing.settings import RoutingSettings
 from services.routing.staff_commands import BY_NAME
 
@@ -93,6 +95,10 @@ class Resident:
     result: str
     comment: str
     attachment: str
+    evidence: str
+    """A photograph of the resolution (staff's evidence)."""
+    action: str
+    """What a summoned department says it did."""
 
 
 @dataclass
@@ -114,6 +120,10 @@ MATTERS: Final = {
     "西": "公交站的候车亭顶棚破了，下雨天没法等车",
     "近": "社区卫生服务站周末不开门，老人看病不方便",
     "开": "菜市场门口占道经营，早高峰车辆无法通行",
+    "转": "小区门口的下水道井盖丢失，夜里行人容易踩空",
+    "续": "河道边的护栏松动多处，孩子放学经过很危险",
+    "公": "小区南门的路灯坏了两个多月，晚上老人出门很不方便",
+    "部": "商铺油烟直排进居民楼，窗户都不敢打开",
 }
 """What each resident writes about: different matters, so that none is taken for a
 duplicate of another."""
@@ -129,6 +139,8 @@ def resident(tag: str, phone: str) -> Resident:
         result=f"{tag}：路灯已修复",
         comment=f"{tag}：修得很快，谢谢",
         attachment=f"https://img.example.cn/{tag.encode().hex()}.jpg",
+        evidence=f"https://img.example.cn/evidence/{tag.encode().hex()}.jpg",
+        action=f"{tag}：城管执法队已到现场责令整改",
     )
 
 
@@ -203,25 +215,73 @@ class System:
         )
         await self.pump()
 
-    async def work_through(self, matter: Matter) -> None:
-        """Accepted, replied, resolved, told by SMS, rated by the resident, closed (核实结项)."""
+    async def work_through(
+        self, matter: Matter, *, public: bool = False, rate: bool = True
+    ) -> None:
+        """Accepted, replied, resolved, told by SMS, rated by the resident, closed (核实结项).
+        ``public``: staff mark the reply and the resolution (with its evidence) public;
+        ``rate``: the resident rates it (not a matter transferred to another district:
+        intake records that rating in the opinion's district, where routing has no such
+        case and refuses it)."""
         who = matter.resident
         assert await self.status(matter) == "assigned", "routing classified and assigned it"
         await self.act(matter, "accept", ADMIN)
-        await self.act(matter, "reply", ADMIN, message=who.reply)
-        await self.act(matter, "resolve", ADMIN, result=who.result)
+        await self.act(matter, "reply", ADMIN, message=who.reply, public=public)
+        await self.act(
+            matter, "resolve", ADMIN, result=who.result, evidence_urls=[who.evidence],
+            public=public,
+        )  # fmt: skip
         await self.notification.sender.send_due()
-        rated = await self.client.post(
-            f"/api/v1/track/{matter.tracking_code}/feedback",
-            json={"satisfaction": 5, "resolved": True, "comment": who.comment},
-        )
-        assert rated.status_code == 201, rated.text
-        await self.pump()
+        if rate:
+            rated = await self.client.post(
+                f"/api/v1/track/{matter.tracking_code}/feedback",
+                json={"satisfaction": 5, "resolved": True, "comment": who.comment},
+            )
+            assert rated.status_code == 201, rated.text
+            await self.pump()
         status = await self.status(matter)
         if status == "resolved":
             await self.act(matter, "close", VERIFIER)
         await self.notification.sender.send_due()
         await self.pump()
+
+    async def transfer(self, matter: Matter, to_district: str) -> Matter:
+        """转办 to another district: the matter continues there as a case of its own."""
+        await self.act(
+            matter, "transfer", ADMIN, reason="属外区管辖，转办", to_district_id=to_district
+        )
+        there = Matter(
+            matter.resident,
+            to_district,
+            matter.opinion_id,
+            matter.tracking_code,
+            transferred_case_id(matter.case_id, to_district),
+        )
+        assert await self.status(matter) == "transferred_out"
+        return there
+
+    async def open311(self, district: str, *, days: int = 89) -> str:
+        """Everything Open311 publishes for the district over the last ``days`` (requests,
+        each request alone, service request updates), as one text."""
+        now = self.clock.now
+        window = {
+            "jurisdiction_id": district,
+            "start_date": (now - timedelta(days=days)).isoformat(),
+            "end_date": (now + timedelta(minutes=1)).isoformat(),
+        }
+        answers: list[Any] = []
+        for path in ("requests", "servicerequestupdates"):
+            response = await self.client.get(f"/open311/v2/{path}.json", params=window)
+            assert response.status_code == 200, response.text
+            answers.append(response.json())
+        for request in answers[0]:
+            one = await self.client.get(
+                f"/open311/v2/requests/{request['service_request_id']}.json",
+                params={"jurisdiction_id": district},
+            )
+            assert one.status_code == 200, one.text
+            answers.append(one.json())
+        return json.dumps(answers, ensure_ascii=False)
 
     async def status(self, matter: Matter) -> str:
         async with self.routing.pool.acquire() as conn, conn.transaction():

@@ -46,6 +46,7 @@ def _traces(matter: Matter) -> list[str]:
         who.result,
         who.comment,
         who.attachment,
+        who.evidence,
         matter.tracking_code,
     ]
 
