@@ -7,8 +7,13 @@ give the new one a new id, move the old one to the previous keys, deploy; once n
 made with the old key is still in use (tokens expired, ciphertexts re-sealed with
 ``minqing keys rewrap``), drop it. Pure: no I/O.
 
-A process whose HTTP server listens beyond the loopback interface refuses to start while
-any secret setting still has its development default (:func:`refuse_development_secrets`).
+A process that looks deployed refuses to start while any secret setting still has its
+development default (:func:`refuse_development_secrets`). It looks deployed when its HTTP
+server listens beyond the loopback interface, when it was given a database of its own
+(``MINQING_DATABASE_URL``; the local stack's children are told theirs too, and say so with
+``MINQING_LOCAL_STACK``), or when residents reach it at an address that is not this
+machine's (``MINQING_PUBLIC_BASE_URL``): a service on 127.0.0.1 behind a reverse proxy on
+the same host is on the network all the same.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Final
+from urllib.parse import urlsplit
 
 KEY_ID: Final = re.compile(r"^[A-Za-z0-9_-]{1,32}$")
 """What a key id may be: it travels in tokens and ciphertexts."""
@@ -81,24 +87,75 @@ def is_loopback(host: str) -> bool:
         return False  # a name that resolves elsewhere, or 0.0.0.0-like wildcards
 
 
-class DevelopmentSecretsRefused(RuntimeError):
-    """A process about to listen beyond loopback with a development secret or key."""
+def is_local_url(url: str) -> bool:
+    """Whether ``url`` names this machine (a loopback host)."""
+    try:
+        host = urlsplit(url.strip()).hostname
+    except ValueError:
+        return False
+    return host is not None and is_loopback(host)
 
-    def __init__(self, host: str, settings_names: list[str]) -> None:
+
+def deployment_signs(
+    host: str,
+    *,
+    database_url: str | None = None,
+    public_base_url: str | None = None,
+    local_stack: bool = False,
+) -> list[str]:
+    """Why a process looks deployed (Chinese / English, one line each); empty when it
+    looks like a developer's machine. Never quotes the database URL (it may hold a
+    password)."""
+    signs = []
+    if not is_loopback(host):
+        signs.append(f"监听 {host} / listening on {host}")
+    if database_url and not local_stack:
+        signs.append(
+            "设置了 MINQING_DATABASE_URL（部署有自己的数据库）/ MINQING_DATABASE_URL is set "
+            "(a deployment has its own database)"
+        )
+    if public_base_url is not None and not is_local_url(public_base_url):
+        signs.append(
+            f"MINQING_PUBLIC_BASE_URL 指向 {public_base_url} / MINQING_PUBLIC_BASE_URL "
+            f"points at {public_base_url}"
+        )
+    return signs
+
+
+class DevelopmentSecretsRefused(RuntimeError):
+    """A process that looks deployed about to start with a development secret or key."""
+
+    def __init__(
+        self, host: str, settings_names: list[str], signs: list[str] | None = None
+    ) -> None:
         names = ", ".join(f"MINQING_{n.upper()}" for n in settings_names)
+        why = "; ".join(signs or [f"监听 {host} / listening on {host}"])
         super().__init__(
-            f"拒绝启动：监听 {host} 时仍在使用开发用的密钥（{names}）。请为每一项设置随机值"
-            f"（`minqing keys new` 可生成），或只监听 127.0.0.1。\n"
-            f"Refusing to start: listening on {host} with development secrets ({names}). "
-            f"Set each to a random value (`minqing keys new` prints one), or listen on "
-            f"127.0.0.1 only."
+            f"拒绝启动：仍在使用开发用的密钥（{names}），而本进程看起来已部署（{why}）。"
+            f"请为每一项设置随机值（`minqing keys new` 可生成）；本机开发请用 `minqing up`。\n"
+            f"Refusing to start: development secrets ({names}) in a process that looks "
+            f"deployed ({why}). Set each to a random value (`minqing keys new` prints one); "
+            f"on a developer's machine use `minqing up`."
         )
         self.host = host
         self.settings_names = settings_names
+        self.signs = signs or []
 
 
-def refuse_development_secrets(host: str, development_secrets: list[str]) -> None:
-    """Raise :class:`DevelopmentSecretsRefused` when ``host`` is beyond loopback and any
-    secret setting is still at its development default."""
-    if development_secrets and not is_loopback(host):
-        raise DevelopmentSecretsRefused(host, development_secrets)
+def refuse_development_secrets(
+    host: str,
+    development_secrets: list[str],
+    *,
+    database_url: str | None = None,
+    public_base_url: str | None = None,
+    local_stack: bool = False,
+) -> None:
+    """Raise :class:`DevelopmentSecretsRefused` when any secret setting is still at its
+    development default and the process looks deployed (:func:`deployment_signs`)."""
+    if not development_secrets:
+        return
+    signs = deployment_signs(
+        host, database_url=database_url, public_base_url=public_base_url, local_stack=local_stack
+    )
+    if signs:
+        raise DevelopmentSecretsRefused(host, development_secrets, signs)

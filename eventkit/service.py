@@ -147,12 +147,25 @@ async def open_runtime(
             await pool.close()
 
 
+def check_development_secrets(settings: Settings, host: str) -> None:
+    """Refuse (:class:`DevelopmentSecretsRefused`) a development secret in a process that
+    looks deployed: listening beyond loopback, given a database of its own outside the
+    local stack, or reached by residents at an address that is not this machine's."""
+    refuse_development_secrets(
+        host,
+        settings.development_secrets(),
+        database_url=settings.database_url,
+        public_base_url=settings.public_base_url,
+        local_stack=settings.local_stack,
+    )
+
+
 def serve(app: FastAPI, settings: Settings, *, port: int, host: str | None = None) -> None:
     """Run ``app`` with uvicorn until SIGINT or SIGTERM, on ``settings.http_host``."""
     host = host or settings.http_host
     configure_logging(settings.log_level, settings.log_format)
     try:
-        refuse_development_secrets(host, settings.development_secrets())
+        check_development_secrets(settings, host)
     except DevelopmentSecretsRefused as refused:
         log.error("refusing to start", reason=str(refused), settings=refused.settings_names)
         raise SystemExit(str(refused)) from None

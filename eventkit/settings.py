@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import urlsplit, urlunsplit
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -55,7 +56,13 @@ class Settings(BaseSettings):
 
     http_host: str = "127.0.0.1"
     """Address the services' HTTP servers bind to (0.0.0.0 in a container). Beyond
-    loopback, a process refuses to start while a secret is at its development default."""
+    loopback, a process refuses to start while a secret is at its development default
+    (so it does with ``database_url`` set outside the local stack, or ``public_base_url``
+    not on this machine: eventkit.keys)."""
+    local_stack: bool = False
+    """Set by the local stack (``minqing up``) for the processes it starts, whose
+    ``database_url`` is the stack's own database: they may start with the development
+    secrets on loopback. Never set in a deployment."""
     https_only: bool | None = None
     """Browsers reach the services only over https (TLS ends at a proxy in front): every
     response carries Strict-Transport-Security. Unset: when ``public_base_url`` is https."""
@@ -96,10 +103,16 @@ class Settings(BaseSettings):
         ]
 
     def __repr_args__(self) -> Iterator[tuple[str | None, Any]]:
-        # A settings object printed (a traceback's locals, a debug line) shows no secret.
+        # A settings object printed (a traceback's locals, a debug line) shows no secret,
+        # nor the password of a URL (the database's).
         hidden = set(self.secret_fields())
         for name, value in super().__repr_args__():
-            yield name, ("********" if name in hidden and value else value)
+            if name in hidden and value:
+                yield name, "********"
+            elif isinstance(value, str):
+                yield name, mask_url_password(value)
+            else:
+                yield name, value
 
     def development_secrets(self) -> list[str]:
         """Secret settings still at their development default (fine locally, never in
@@ -136,6 +149,23 @@ class Settings(BaseSettings):
     def topic(self, name: str) -> str:
         """The real name of a topic under this deployment's prefix."""
         return self.topic_prefix + name
+
+
+def mask_url_password(value: str) -> str:
+    """``value`` with the password of its URL's userinfo replaced by ``********`` (any
+    other text as it is)."""
+    if "://" not in value or "@" not in value:
+        return value
+    try:
+        parts = urlsplit(value)
+        password = parts.password
+    except ValueError:
+        return "********"  # malformed: show nothing of it rather than a password
+    if not password:
+        return value
+    userinfo, _, hostinfo = parts.netloc.rpartition("@")
+    user = userinfo.split(":", 1)[0]
+    return urlunsplit(parts._replace(netloc=f"{user}:********@{hostinfo}"))
 
 
 @lru_cache(maxsize=1)

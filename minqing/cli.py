@@ -260,25 +260,32 @@ def keys_rewrap(settings: Settings) -> None:
 
     Run it after rotating the vault's key, as the database owner (MINQING_DATABASE_URL of
     the owner, as for `minqing db migrate`); then the previous key can be dropped from
-    MINQING_PRIVACY_PREVIOUS_KEYS.
+    MINQING_PRIVACY_PREVIOUS_KEYS. The webhook subscriptions' secrets are sealed again
+    with it too.
     """
     from eventkit.db import create_pool
     from eventkit.privacy import PersonalDataVault, VaultKeyMissing
+    from services.notification.subscriptions import rewrap_secrets
 
-    async def work() -> int:
+    async def work() -> tuple[int, int]:
         pool = await create_pool(database_url(settings), role=None, max_size=2)
         try:
-            return await PersonalDataVault(pool, settings.privacy_keys()).rewrap()
+            keys = settings.privacy_keys()
+            return await PersonalDataVault(pool, keys).rewrap(), await rewrap_secrets(pool, keys)
         finally:
             await pool.close()
 
     try:
-        count = _run(work())
+        count, sealed = _run(work())
     except VaultKeyMissing as exc:
         raise click.ClickException(str(exc)) from exc
     click.echo(
         f"已用密钥 {settings.privacy_key_id} 重新包裹 {count} 个居民密钥 / "
         f"{count} residents' keys wrapped with key {settings.privacy_key_id}"
+    )
+    click.echo(
+        f"已重新封存 {sealed} 个订阅的签名密钥 / {sealed} webhook subscriptions' secrets "
+        f"sealed with key {settings.privacy_key_id}"
     )
 
 

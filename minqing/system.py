@@ -56,7 +56,9 @@ def local_stack_environment(environ: dict[str, str]) -> dict[str, str]:
     first classifier trained from its labelled opinions) and its contact book (unless the
     caller named files of their own), and the local sink as the mail server and SMS
     gateway."""
-    extra: dict[str, str] = {}
+    # Its children are given the stack's own database (MINQING_DATABASE_URL): they say
+    # they are the local stack, so the development secrets stay allowed on loopback.
+    extra: dict[str, str] = {"MINQING_LOCAL_STACK": "1"}
     if "MINQING_ROUTING_DISTRICT_FILES" not in environ and DEMO_DISTRICT_FILE.is_file():
         extra["MINQING_ROUTING_DISTRICT_FILES"] = json.dumps([str(DEMO_DISTRICT_FILE)])
         extra.setdefault("MINQING_ROUTING_TRAIN_DISTRICTS", json.dumps(["demo"]))

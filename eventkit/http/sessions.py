@@ -28,6 +28,7 @@ from fastapi.responses import Response
 from itsdangerous import BadSignature, URLSafeTimedSerializer
 
 from eventkit.http.headers import PAGE_HEADERS as _PAGE_HEADERS
+from eventkit.keys import KeyRing
 from eventkit.refusals import Forbidden
 
 CSRF_FIELD: Final = "csrf_token"
@@ -100,10 +101,22 @@ def same_secret(given: str | None, expected: str) -> bool:
 
 
 class PreSessionForms:
-    """CSRF tokens for the forms shown before sign-in (double submit, signed)."""
+    """CSRF tokens for the forms shown before sign-in (double submit, signed).
 
-    def __init__(self, secret: str, cookie: SessionCookie) -> None:
-        self._serializer = URLSafeTimedSerializer(secret, salt="minqing-pre-session-form")
+    A token is ``<key id>:<itsdangerous token>``: signed with the current key of
+    ``keys``, checked with the key it names (the current one or a previous one), so the
+    key rotates without refusing a form drawn just before. A token naming a key no longer
+    configured is refused; one without a key id (drawn before key ids) is tried against
+    every configured key.
+    """
+
+    def __init__(self, keys: KeyRing | str, cookie: SessionCookie) -> None:
+        ring = keys if isinstance(keys, KeyRing) else KeyRing("k1", keys)
+        self._current_id = ring.current_id
+        self._serializers = {
+            kid: URLSafeTimedSerializer(key, salt="minqing-pre-session-form")
+            for kid, key in ring.all()
+        }
         self._cookie = cookie
 
     def token(self, request: Request) -> tuple[str, str | None]:
@@ -113,22 +126,34 @@ class PreSessionForms:
         fresh = None
         if nonce is None:
             nonce = fresh = secrets.token_urlsafe(16)
-        return str(self._serializer.dumps(nonce)), fresh
+        signed = str(self._serializers[self._current_id].dumps(nonce))
+        return f"{self._current_id}:{signed}", fresh
 
     def remember(self, request: Request, response: Response, fresh: str | None) -> None:
         """Set the cookie a new token is bound to."""
         if fresh is not None:
             self._cookie.set(request, response, fresh, PRE_SESSION_MAX_AGE)
 
+    def _signed_value(self, token: str) -> str:
+        kid, colon, signed = token.partition(":")
+        if colon:
+            serializer = self._serializers.get(kid)
+            candidates = [serializer] if serializer is not None else []
+        else:  # drawn before key ids
+            candidates, signed = list(self._serializers.values()), token
+        for candidate in candidates:
+            try:
+                return str(candidate.loads(signed, max_age=PRE_SESSION_MAX_AGE))
+            except BadSignature:
+                continue
+        raise CsrfRefused()
+
     def check(self, request: Request, token: str | None) -> None:
-        """Refuse (:class:`CsrfRefused`) a form whose token is missing, stale, forged or
-        bound to another browser."""
+        """Refuse (:class:`CsrfRefused`) a form whose token is missing, stale, forged,
+        signed with a retired key or bound to another browser."""
         nonce = self._cookie.read(request)
         if not token or nonce is None:
             raise CsrfRefused()
-        try:
-            signed = self._serializer.loads(token, max_age=PRE_SESSION_MAX_AGE)
-        except BadSignature as exc:
-            raise CsrfRefused() from exc
-        if not same_secret(str(signed), nonce):
+        signed = self._signed_value(token)
+        if not same_secret(signed, nonce):
             raise CsrfRefused()

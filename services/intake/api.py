@@ -110,7 +110,7 @@ async def submit_opinion(request: Request) -> JSONResponse:
             ),
             info.idempotency_key,
             payload,
-            secret=intake.settings.intake_hash_secret,
+            secret=intake.settings.intake_hash_secrets,
         )
         if info.idempotency_key is not None
         else None

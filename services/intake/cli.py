@@ -94,7 +94,7 @@ def import_12345(
             operator=operator,
             tz=known.timezone,
             now=intake.clock(),
-            hash_key=intake.settings.intake_hash_secret,
+            hash_key=intake.settings.intake_hash_secrets,
         )
 
     outcome = _run(settings, work)

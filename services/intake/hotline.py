@@ -368,7 +368,7 @@ async def import_work_orders(
     operator: str,
     tz: ZoneInfo,
     now: datetime,
-    hash_key: bytes,
+    hash_key: bytes | Sequence[bytes],
 ) -> ImportReport:
     """Submit each row as a 12345 opinion of ``district_id``; report every outcome."""
     report = ImportReport()

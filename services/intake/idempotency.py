@@ -18,6 +18,7 @@ import hashlib
 import hmac
 import json
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -46,14 +47,26 @@ class IdempotencyKey:
     scope: str
     key: str
     request_hash: bytes
+    earlier_hashes: tuple[bytes, ...] = ()
+    """The same request hashed with the previous hash keys: a digest stored before a
+    rotation of ``MINQING_INTAKE_HASH_KEY`` still recognises its retry."""
 
     @classmethod
-    def of(cls, scope: str, key: str, payload: Any, *, secret: bytes) -> IdempotencyKey:
+    def of(
+        cls, scope: str, key: str, payload: Any, *, secret: bytes | Sequence[bytes]
+    ) -> IdempotencyKey:
         """A checked key for ``payload``, hashed with ``secret`` (the settings'
-        ``intake_hash_secret``); :class:`eventkit.http.InvalidIdempotencyKey` when the key
-        is malformed (a form field or a work-order number is checked here like a header)."""
+        ``intake_hash_secrets``: the current key first, which hashes what is stored, then
+        the previous ones); :class:`eventkit.http.InvalidIdempotencyKey` when the key is
+        malformed (a form field or a work-order number is checked here like a header)."""
         checked_idempotency_key(key)
-        return cls(scope, key, request_hash(payload, secret))
+        current, *previous = [secret] if isinstance(secret, bytes) else list(secret)
+        return cls(
+            scope,
+            key,
+            request_hash(payload, current),
+            tuple(request_hash(payload, p) for p in previous),
+        )
 
     @property
     def event_id(self) -> uuid.UUID:
@@ -77,7 +90,7 @@ async def stored_answer(conn: Conn, key: IdempotencyKey) -> dict[str, Any] | Non
         )
     if row is None:
         return None
-    if bytes(row["request_hash"]) != key.request_hash:
+    if bytes(row["request_hash"]) not in (key.request_hash, *key.earlier_hashes):
         raise IdempotencyKeyReused()
     response: dict[str, Any] = row["response"]
     return response

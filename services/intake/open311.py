@@ -351,7 +351,7 @@ async def create_request(request: Request, suffix: str) -> Response:
                 f"open311:{district.district_id}:{client.client_id}",
                 info.idempotency_key,
                 payload,
-                secret=intake.settings.intake_hash_secret,
+                secret=intake.settings.intake_hash_secrets,
             )
             if info.idempotency_key
             else None

@@ -262,7 +262,7 @@ async def qr_form_post(
                 "public",
                 fields["idempotency_key"],
                 payload,
-                secret=intake.settings.intake_hash_secret,
+                secret=intake.settings.intake_hash_secrets,
             )
             if fields.get("idempotency_key")
             else None

@@ -10,6 +10,7 @@ from pathlib import Path
 import yaml
 from pydantic import Field
 
+from eventkit.keys import KeyRing
 from eventkit.settings import Settings
 
 
@@ -62,8 +63,14 @@ class IntakeSettings(Settings):
     intake_hash_key: str = "minqing-local-development-intake-hash-key-change-me"
     """Key of the HMAC-SHA256 digests intake stores of request bodies (idempotency keys,
     12345 work orders, Open311 posts), which may hold a resident's name and phone. Set a
-    long random value in production (``MINQING_INTAKE_HASH_KEY``); changing it only
-    makes a retry of an earlier request with its old key look like a different request."""
+    long random value in production (``MINQING_INTAKE_HASH_KEY``). It also derives the
+    keys of the rate limits' client hashes and of the proof-of-work challenges."""
+    intake_hash_key_id: str = "k1"
+    """Id of ``intake_hash_key``."""
+    intake_hash_previous_keys: dict[str, str] = Field(default_factory=dict)
+    """Earlier hash keys, by id, as JSON: a retried request whose digest was stored with
+    one of them is still recognised as the same request. Drop an entry once no client
+    retries that old (a day). Rate limits and challenges use the current key only."""
 
     directory_cache_seconds: float = Field(default=5.0, ge=0)
     intake_scan_record_interval: float = Field(default=60.0, ge=0)
@@ -80,6 +87,17 @@ class IntakeSettings(Settings):
     def intake_hash_secret(self) -> bytes:
         """``intake_hash_key`` as the HMAC key."""
         return self.intake_hash_key.encode()
+
+    @property
+    def intake_hash_secrets(self) -> tuple[bytes, ...]:
+        """Every hash key as an HMAC key, the current one first (it hashes what is
+        stored; the previous ones only recognise what was stored before a rotation)."""
+        return tuple(
+            key.encode()
+            for _, key in KeyRing(
+                self.intake_hash_key_id, self.intake_hash_key, dict(self.intake_hash_previous_keys)
+            ).all()
+        )
 
     def api_keys_for(self, district_id: str) -> list[str]:
         """Every Open311 api_key accepted for ``district_id``."""

@@ -80,7 +80,7 @@ def default_channels(settings: NotificationSettings) -> dict[str, Channel]:
                 timeout=timeout,
             )
         ),
-        "sms": SmsGateway(settings.sms_gateway_url, settings.sms_gateway_key, timeout),
+        "sms": SmsGateway(settings.sms_gateway_url, settings.sms_gateway_keys(), timeout),
         "wecom": WeComRobot(timeout),
         "dingtalk": DingTalkRobot(timeout),
         "webhook": Webhook(timeout),

@@ -24,8 +24,9 @@ from typing import Any, Protocol
 import aiohttp
 import aiosmtplib
 
+from eventkit.keys import KeyRing
 from services.notification.messages import Message
-from services.notification.signing import dingtalk_url, signed_headers
+from services.notification.signing import KEY_ID_HEADER, dingtalk_url, signed_headers
 
 
 @dataclass(frozen=True)
@@ -129,12 +130,18 @@ def _json(value: Any) -> bytes:
 
 class SmsGateway(HttpChannel):
     """SMS through the district's gateway: ``POST {"id", "to", "text"}``, signed with the
-    gateway key; the gateway answers 2xx once it has taken the message."""
+    gateway key; the gateway answers 2xx once it has taken the message.
 
-    def __init__(self, url: str | None, key: str, timeout: float) -> None:
+    Signed with the current key and, while they are configured, with the previous ones
+    (one ``v1=`` value each, the current one first); ``X-Minqing-Key-Id`` names the keys
+    in the same order. So the gateway may switch to the new key at any moment of a
+    rotation, and a key dropped from the previous ones signs nothing more."""
+
+    def __init__(self, url: str | None, keys: KeyRing | str, timeout: float) -> None:
         super().__init__(timeout)
         self._url = url
-        self._key = key
+        ring = keys if isinstance(keys, KeyRing) else KeyRing("k1", keys)
+        self._keys = ring.all()
 
     async def send(self, outgoing: Outgoing) -> Outcome:
         if not self._url:
@@ -145,7 +152,8 @@ class SmsGateway(HttpChannel):
         headers = {
             "Content-Type": "application/json",
             "Idempotency-Key": str(outgoing.delivery_id),
-            **signed_headers([self._key], int(outgoing.at.timestamp()), body),
+            **signed_headers([key for _, key in self._keys], int(outgoing.at.timestamp()), body),
+            KEY_ID_HEADER: " ".join(kid for kid, _ in self._keys),
         }
         return await self.post(self._url, body, headers)
 

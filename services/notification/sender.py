@@ -190,7 +190,7 @@ class Sender:
                 _EMPTY,
                 now,
                 subscription.url,
-                secrets=tuple(subscription.secrets_at(now)),
+                secrets=tuple(subscription.secrets_at(now, self._settings.privacy_keys())),
                 document=delivery.context["cloudevent"],
             )
         context = message_context(delivery, names)

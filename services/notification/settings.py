@@ -10,6 +10,7 @@ from pathlib import Path
 
 from pydantic import Field
 
+from eventkit.keys import KeyRing
 from eventkit.settings import Settings
 
 
@@ -45,6 +46,11 @@ class NotificationSettings(Settings):
     is sent and each SMS delivery fails saying so."""
     sms_gateway_key: str = "minqing-local-sms-gateway-key"
     """Signs the requests to the SMS gateway (HMAC-SHA256)."""
+    sms_gateway_key_id: str = "k1"
+    """Id of ``sms_gateway_key``, named in every request (``X-Minqing-Key-Id``)."""
+    sms_gateway_previous_keys: dict[str, str] = Field(default_factory=dict)
+    """Earlier gateway keys, by id, as JSON: while one is listed every request carries a
+    signature with it too, so the gateway can switch keys at any moment."""
 
     public_feed: bool = True
     """Publish the per-district public topic ``minqing.public.<district>.cases.v1``."""
@@ -70,3 +76,9 @@ class NotificationSettings(Settings):
     webhook_rotation_grace_hours: float = Field(default=24, ge=0)
     """After a subscription's secret is rotated, deliveries are signed with the old secret
     too for this long, so a subscriber can switch without losing one."""
+
+    def sms_gateway_keys(self) -> KeyRing:
+        """The SMS gateway's keys: the current one and those still signing beside it."""
+        return KeyRing(
+            self.sms_gateway_key_id, self.sms_gateway_key, dict(self.sms_gateway_previous_keys)
+        )

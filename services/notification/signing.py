@@ -4,7 +4,9 @@
   (unix seconds) and ``X-Minqing-Signature: v1=<hex>``, HMAC-SHA256 over
   ``<timestamp>.<body>`` with the receiver's secret; several ``v1=`` values, separated by
   spaces, while a rotated secret's grace period runs. A receiver recomputes it, compares
-  in constant time, and refuses a timestamp more than five minutes old.
+  in constant time, and refuses a timestamp more than five minutes old. The SMS
+  gateway's requests also carry ``X-Minqing-Key-Id``: the ids of the keys that signed,
+  in the order of the signatures.
 - DingTalk group robots with 加签: ``timestamp`` (milliseconds) and ``sign`` =
   base64(HMAC-SHA256(secret, "<timestamp>\\n<secret>")) as query parameters, as DingTalk
   documents.
@@ -20,6 +22,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 TIMESTAMP_HEADER = "X-Minqing-Timestamp"
 SIGNATURE_HEADER = "X-Minqing-Signature"
+KEY_ID_HEADER = "X-Minqing-Key-Id"
 TOLERANCE_SECONDS = 300
 
 

@@ -62,6 +62,7 @@ def subscription_router(settings: Settings) -> APIRouter:
                 list(body.event_types),
                 who.subject,
                 service.clock(),
+                keys=service.settings.privacy_keys(),
             )
         return _with_secret(created)
 
@@ -78,7 +79,14 @@ def subscription_router(settings: Settings) -> APIRouter:
 
     async def status(service: NotificationDep, who: Principal, sid: str, new: str) -> Subscription:
         async with district_transaction(service.pool, who.district_id) as conn:
-            return await subscriptions.set_status(conn, who.district_id, sid, new, service.clock())
+            return await subscriptions.set_status(
+                conn,
+                who.district_id,
+                sid,
+                new,
+                service.clock(),
+                keys=service.settings.privacy_keys(),  # seals a secret kept in clear
+            )
 
     @router.post("/{subscription_id}/pause", summary="暂停 / pause")
     async def pause(subscription_id: str, who: Admin, service: NotificationDep) -> SubscriptionView:
@@ -103,7 +111,12 @@ def subscription_router(settings: Settings) -> APIRouter:
         grace = timedelta(hours=service.settings.webhook_rotation_grace_hours)
         async with district_transaction(service.pool, who.district_id) as conn:
             rotated = await subscriptions.rotate(
-                conn, who.district_id, subscription_id, grace, service.clock()
+                conn,
+                who.district_id,
+                subscription_id,
+                grace,
+                service.clock(),
+                keys=service.settings.privacy_keys(),
             )
         return _with_secret(rotated)
 

@@ -6,18 +6,90 @@ structured JSON document, signed (see :mod:`services.notification.signing`), ret
 backoff, and logged per delivery. Paused, nothing is sent and nothing is lost: the
 deliveries wait and go when it is resumed. Deleted, the pending ones are cancelled and the
 log stays.
+
+The secrets are sealed in the database (AES-256-GCM under a key derived from
+``MINQING_PRIVACY_KEY``, the sealed value naming its key id and bound to its
+subscription): a copy of the database alone signs nothing. A row holds
+``sealed:<key id>:<base64url(nonce | ciphertext | tag)>``; a secret stored in clear by an
+earlier version is still read, and sealed on the subscription's next write or by
+``minqing keys rewrap``, which also seals again what a previous key sealed.
 """
 
 from __future__ import annotations
 
+import base64
+import dataclasses
 import secrets
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from functools import lru_cache
+from typing import Any, Final
 
-from eventkit.db import Conn
+import asyncpg
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+from eventkit.db import ALL_DISTRICTS, Conn, district_transaction
+from eventkit.keys import KeyRing
+from eventkit.privacy import SealError, VaultKeyMissing
 from services.notification.errors import SubscriptionNotFound
+
+SEALED: Final = "sealed:"
+"""Prefix of a sealed secret in ``notification.subscriptions``."""
+_NONCE_BYTES: Final = 12
+
+
+@lru_cache(maxsize=8)
+def _secret_kek(key: str) -> bytes:
+    """The AES-256 key sealing webhook secrets, derived from a vault key setting (another
+    derivation than the residents' keys')."""
+    return HKDF(
+        algorithm=hashes.SHA256(), length=32, salt=None, info=b"minqing webhook secret"
+    ).derive(key.encode())
+
+
+def _aad(subscription_id: str) -> bytes:
+    return f"minqing-webhook-secret:{subscription_id}".encode()
+
+
+def seal_secret(keys: KeyRing, subscription_id: str, secret: str) -> str:
+    """``secret`` sealed with the current vault key, for ``subscription_id`` only."""
+    nonce = secrets.token_bytes(_NONCE_BYTES)
+    body = AESGCM(_secret_kek(keys.current)).encrypt(
+        nonce, secret.encode(), _aad(subscription_id)
+    )
+    token = base64.urlsafe_b64encode(nonce + body).decode().rstrip("=")
+    return f"{SEALED}{keys.current_id}:{token}"
+
+
+def sealed_with(stored: str) -> str | None:
+    """The id of the key that sealed ``stored``; None for a secret kept in clear."""
+    if not stored.startswith(SEALED):
+        return None
+    return stored[len(SEALED) :].partition(":")[0]
+
+
+def open_secret(keys: KeyRing, subscription_id: str, stored: str) -> str:
+    """The secret from its stored form (sealed, or in clear from an earlier version)."""
+    kid = sealed_with(stored)
+    if kid is None:
+        return stored
+    key = keys.get(kid)
+    if key is None:
+        raise VaultKeyMissing(kid)
+    token = stored[len(SEALED) + len(kid) + 1 :]
+    try:
+        raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
+        return (
+            AESGCM(_secret_kek(key))
+            .decrypt(raw[:_NONCE_BYTES], raw[_NONCE_BYTES:], _aad(subscription_id))
+            .decode()
+        )
+    except (InvalidTag, ValueError) as exc:
+        raise SealError("sealed webhook secret does not open") from exc
 
 FAR_FUTURE = datetime.fromisoformat("9999-01-01T00:00:00+00:00")
 """When a paused subscription's deliveries would go: never, until resumed."""
@@ -33,16 +105,30 @@ class Subscription:
     status: str
     created_at: datetime
     secret: str
+    """As stored (sealed) when read from the database; in clear when returned by
+    :func:`create` and :func:`rotate`, to be shown once (or by :meth:`opened`)."""
     previous_secret: str | None
     previous_until: datetime | None
 
-    def secrets_at(self, now: datetime) -> list[str]:
-        """The secrets to sign with now: the current one, and the previous one during its
-        grace period."""
-        keys = [self.secret]
+    def opened(self, keys: KeyRing) -> Subscription:
+        """This subscription with its secrets in clear."""
+        return dataclasses.replace(
+            self,
+            secret=open_secret(keys, self.subscription_id, self.secret),
+            previous_secret=(
+                open_secret(keys, self.subscription_id, self.previous_secret)
+                if self.previous_secret
+                else None
+            ),
+        )
+
+    def secrets_at(self, now: datetime, keys: KeyRing) -> list[str]:
+        """The secrets to sign with now, in clear: the current one, and the previous one
+        during its grace period."""
+        found = [open_secret(keys, self.subscription_id, self.secret)]
         if self.previous_secret and self.previous_until and now < self.previous_until:
-            keys.append(self.previous_secret)
-        return keys
+            found.append(open_secret(keys, self.subscription_id, self.previous_secret))
+        return found
 
     def wants(self, event_type: str) -> bool:
         """Whether this subscription receives events of ``event_type``."""
@@ -82,24 +168,29 @@ async def create(
     event_types: list[str],
     actor: str,
     now: datetime,
+    *,
+    keys: KeyRing,
 ) -> Subscription:
-    """A new, active subscription with a fresh secret."""
+    """A new, active subscription with a fresh secret, sealed with ``keys``; returned
+    with the secret in clear (shown once)."""
+    subscription_id = "sub_" + uuid.uuid4().hex[:16]
+    secret = new_secret()
     row = await conn.fetchrow(
         """
         INSERT INTO notification.subscriptions (subscription_id, district_id, name, url,
             secret, event_types, status, created_at, created_by, updated_at)
         VALUES ($1, $2, $3, $4, $5, $6, 'active', $7, $8, $7) RETURNING *
         """,
-        "sub_" + uuid.uuid4().hex[:16],
+        subscription_id,
         district_id,
         name,
         url,
-        new_secret(),
+        seal_secret(keys, subscription_id, secret),
         event_types,
         now,
         actor,
     )
-    return subscription_of(row)
+    return dataclasses.replace(subscription_of(row), secret=secret)
 
 
 async def get(conn: Conn, district_id: str, subscription_id: str) -> Subscription:
@@ -144,9 +235,16 @@ async def active(conn: Conn, district_id: str) -> list[Subscription]:
 
 
 async def set_status(
-    conn: Conn, district_id: str, subscription_id: str, status: str, now: datetime
+    conn: Conn,
+    district_id: str,
+    subscription_id: str,
+    status: str,
+    now: datetime,
+    *,
+    keys: KeyRing | None = None,
 ) -> Subscription:
-    """Pause, resume or delete a subscription, and move its waiting deliveries with it."""
+    """Pause, resume or delete a subscription, and move its waiting deliveries with it.
+    Given ``keys``, secrets not sealed with the current key are sealed again."""
     current = await get(conn, district_id, subscription_id)
     if current.status == "deleted":
         raise SubscriptionNotFound(subscription_id)
@@ -157,6 +255,8 @@ async def set_status(
         status,
         now,
     )
+    if keys is not None:
+        await _reseal(conn, current, keys)
     if status == "paused":
         await conn.execute(
             "UPDATE notification.deliveries SET not_before = $2, held = 'paused' "
@@ -183,21 +283,79 @@ async def set_status(
 
 
 async def rotate(
-    conn: Conn, district_id: str, subscription_id: str, grace: timedelta, now: datetime
+    conn: Conn,
+    district_id: str,
+    subscription_id: str,
+    grace: timedelta,
+    now: datetime,
+    *,
+    keys: KeyRing,
 ) -> Subscription:
-    """A new secret; the old one still signs (beside it) during ``grace``."""
+    """A new secret; the old one still signs (beside it) during ``grace``. Both are
+    stored sealed with ``keys``; returned in clear (the new one is shown once)."""
     current = await get(conn, district_id, subscription_id)
     if current.status == "deleted":
         raise SubscriptionNotFound(subscription_id)
+    old = open_secret(keys, subscription_id, current.secret)
+    secret = new_secret()
     await conn.execute(
-        "UPDATE notification.subscriptions SET previous_secret = secret, secret = $2, "
+        "UPDATE notification.subscriptions SET previous_secret = $5, secret = $2, "
         "previous_until = $3, updated_at = $4 WHERE subscription_id = $1",
         subscription_id,
-        new_secret(),
+        seal_secret(keys, subscription_id, secret),
         now + grace,
         now,
+        seal_secret(keys, subscription_id, old),
     )
-    return await get(conn, district_id, subscription_id)
+    return (await get(conn, district_id, subscription_id)).opened(keys)
+
+
+async def _reseal(conn: Conn, current: Subscription, keys: KeyRing) -> bool:
+    """Seal again, with the current key, a subscription's secrets stored in clear or
+    sealed with a previous key; whether anything was written."""
+    stale = [
+        stored
+        for stored in (current.secret, current.previous_secret)
+        if stored is not None and sealed_with(stored) != keys.current_id
+    ]
+    if not stale:
+        return False
+    opened = current.opened(keys)
+    await conn.execute(
+        "UPDATE notification.subscriptions SET secret = $2, previous_secret = $3 "
+        "WHERE subscription_id = $1",
+        current.subscription_id,
+        seal_secret(keys, current.subscription_id, opened.secret),
+        (
+            seal_secret(keys, current.subscription_id, opened.previous_secret)
+            if opened.previous_secret
+            else None
+        ),
+    )
+    return True
+
+
+async def rewrap_secrets(pool: asyncpg.Pool, keys: KeyRing, *, batch: int = 500) -> int:
+    """Seal with the current vault key every subscription secret stored in clear or
+    sealed with a previous key; returns how many subscriptions were written. Run by
+    ``minqing keys rewrap`` beside the residents' keys."""
+    done = 0
+    after = ""
+    while True:
+        # Every district's subscriptions: re-sealing after a key rotation is about the
+        # whole deployment by nature.
+        async with district_transaction(pool, ALL_DISTRICTS) as conn:
+            rows = await conn.fetch(
+                "SELECT * FROM notification.subscriptions WHERE subscription_id > $1 "
+                "ORDER BY subscription_id LIMIT $2 FOR UPDATE",
+                after,
+                batch,
+            )
+            if not rows:
+                return done
+            after = rows[-1]["subscription_id"]
+            for row in rows:
+                done += await _reseal(conn, subscription_of(row), keys)
 
 
 async def deliveries(

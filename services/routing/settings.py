@@ -6,6 +6,7 @@ from pathlib import Path
 
 from pydantic import Field
 
+from eventkit.keys import KeyRing
 from eventkit.settings import Settings
 
 
@@ -54,6 +55,11 @@ class RoutingSettings(Settings):
     as plain HTTP (behind a proxy that ends TLS); an ``https`` request gets it anyway."""
     routing_form_secret: str = "minqing-local-development-form-secret-change-me"
     """Key signing the CSRF tokens of the forms shown before sign-in."""
+    routing_form_key_id: str = "k1"
+    """Id of ``routing_form_secret``, carried by every token it signs."""
+    routing_form_previous_secrets: dict[str, str] = Field(default_factory=dict)
+    """Keys that signed earlier form tokens, by id, as JSON (``{"k1": "..."}``): a form
+    drawn before a rotation is still accepted (for an hour at most)."""
     routing_session_hours: float = Field(default=12, gt=0)
     """A workbench session ends this long after sign-in."""
     routing_session_idle_minutes: float = Field(default=60, gt=0)
@@ -70,3 +76,12 @@ class RoutingSettings(Settings):
     routing_argon2_memory_kib: int = Field(default=65536, ge=8)
     """argon2id's cost (RFC 9106's second recommended option: 64 MiB, 3 passes); the
     tests lower it."""
+
+    def form_keys(self) -> KeyRing:
+        """The keys of the pre-sign-in forms' tokens: the current one signs, every one
+        verifies."""
+        return KeyRing(
+            self.routing_form_key_id,
+            self.routing_form_secret,
+            dict(self.routing_form_previous_secrets),
+        )

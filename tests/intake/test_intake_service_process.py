@@ -56,6 +56,8 @@ async def test_the_running_service_learns_from_kafka_and_logs_no_personal_data(
     env = {
         **os.environ,
         "MINQING_DATABASE_URL": database_url,
+        # Like the local stack's children: a test database, the development keys.
+        "MINQING_LOCAL_STACK": "1",
         "MINQING_KAFKA_BOOTSTRAP": settings.kafka_bootstrap,
         "MINQING_TOPIC_PREFIX": settings.topic_prefix,
         "MINQING_KAFKA_PARTITIONS": "3",

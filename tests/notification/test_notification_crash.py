@@ -45,6 +45,8 @@ class Process:
         self.env = {
             **os.environ,
             "MINQING_DATABASE_URL": settings.database_url or "",
+            # Like the local stack's children: a test database, the development keys.
+            "MINQING_LOCAL_STACK": "1",
             "MINQING_KAFKA_BOOTSTRAP": settings.kafka_bootstrap,
             "MINQING_TOPIC_PREFIX": settings.topic_prefix,
             "MINQING_NOTIFICATION_PORT": str(self.port),

@@ -258,7 +258,16 @@ async def test_a_subscriber_receives_case_events_as_signed_cloudevents(
 ) -> None:
     url = f"http://127.0.0.1:{sink.http_port}/webhook/city-12345"
     async with every_district(demo.pool).acquire() as conn:
-        sub = await subscriptions.create(conn, "demo", "12345 平台", url, [], "admin_demo", clock())
+        sub = await subscriptions.create(
+            conn,
+            "demo",
+            "12345 平台",
+            url,
+            [],
+            "admin_demo",
+            clock(),
+            keys=demo.settings.privacy_keys(),
+        )
     case_id, _ = await open_case(demo, store)
     await demo.sender.send_due()
 
@@ -285,8 +294,19 @@ async def test_a_failing_subscriber_is_retried_then_failed_while_the_others_keep
 ) -> None:
     base = f"http://127.0.0.1:{sink.http_port}/webhook"
     async with every_district(demo.pool).acquire() as conn:
-        broken = await subscriptions.create(conn, "demo", "坏的", f"{base}/down", [], "a", clock())
-        await subscriptions.create(conn, "demo", "好的", f"{base}/up", [], "a", clock())
+        broken = await subscriptions.create(
+            conn,
+            "demo",
+            "坏的",
+            f"{base}/down",
+            [],
+            "a",
+            clock(),
+            keys=demo.settings.privacy_keys(),
+        )
+        await subscriptions.create(
+            conn, "demo", "好的", f"{base}/up", [], "a", clock(), keys=demo.settings.privacy_keys()
+        )
     sink.behaviours["/webhook/down"] = Behaviour(status=503)
     await open_case(demo, store)
 
@@ -313,7 +333,16 @@ async def test_a_paused_subscription_keeps_its_deliveries_until_resumed(
 ) -> None:
     url = f"http://127.0.0.1:{sink.http_port}/webhook/paused"
     async with every_district(demo.pool).acquire() as conn:
-        sub = await subscriptions.create(conn, "demo", "暂停", url, ["CaseOpened"], "a", clock())
+        sub = await subscriptions.create(
+            conn,
+            "demo",
+            "暂停",
+            url,
+            ["CaseOpened"],
+            "a",
+            clock(),
+            keys=demo.settings.privacy_keys(),
+        )
         await subscriptions.set_status(conn, "demo", sub.subscription_id, "paused", clock())
     await open_case(demo, store)
     await demo.sender.send_due()
@@ -331,9 +360,23 @@ async def test_a_rotated_secret_signs_beside_the_old_one_during_the_grace_period
 ) -> None:
     url = f"http://127.0.0.1:{sink.http_port}/webhook/rotating"
     async with every_district(demo.pool).acquire() as conn:
-        sub = await subscriptions.create(conn, "demo", "轮换", url, ["CaseOpened"], "a", clock())
+        sub = await subscriptions.create(
+            conn,
+            "demo",
+            "轮换",
+            url,
+            ["CaseOpened"],
+            "a",
+            clock(),
+            keys=demo.settings.privacy_keys(),
+        )
         rotated = await subscriptions.rotate(
-            conn, "demo", sub.subscription_id, grace=timedelta(hours=24), now=clock()
+            conn,
+            "demo",
+            sub.subscription_id,
+            grace=timedelta(hours=24),
+            now=clock(),
+            keys=demo.settings.privacy_keys(),
         )
     assert rotated.secret != sub.secret
     await open_case(demo, store)
@@ -386,7 +429,9 @@ async def test_a_slow_subscriber_gets_only_its_share_of_the_senders_and_holds_up
     share = demo.settings.sender_per_recipient
     url = f"http://127.0.0.1:{sink.http_port}/webhook/slow"
     async with every_district(demo.pool).acquire() as conn:
-        await subscriptions.create(conn, "demo", "慢的", url, [], "a", clock())
+        await subscriptions.create(
+            conn, "demo", "慢的", url, [], "a", clock(), keys=demo.settings.privacy_keys()
+        )
     sink.behaviours["/webhook/slow"] = Behaviour(delay=0.3)
     for _ in range(4):
         await open_case(demo, store)  # 8 events for the slow subscriber, 4 mails

@@ -11,15 +11,20 @@ import re
 import subprocess
 import sys
 import time
+import uuid
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import asyncpg
 import httpx
 import jwt
 import pytest
 import structlog
+from starlette.requests import Request
 
 from eventkit.auth import AuthError, issue_token, verify_token
 from eventkit.db import district_transaction
+from eventkit.http.sessions import CsrfRefused, PreSessionForms, SessionCookie
 from eventkit.identity import Role
 from eventkit.keys import (
     DevelopmentSecretsRefused,
@@ -29,7 +34,20 @@ from eventkit.keys import (
     refuse_development_secrets,
 )
 from eventkit.privacy import PersonalDataVault, VaultKeyMissing, wrapped_with
-from eventkit.settings import Settings
+from eventkit.service import check_development_secrets
+from eventkit.settings import Settings, mask_url_password
+from minqing.system import local_stack_environment
+from services.intake.errors import IdempotencyKeyReused
+from services.intake.idempotency import IdempotencyKey, stored_answer
+from services.intake.settings import IntakeSettings
+from services.notification import subscriptions
+from services.notification.channels import Delivered, Outcome, Outgoing, SmsGateway
+from services.notification.messages import Message
+from services.notification.settings import NotificationSettings
+from services.notification.signing import KEY_ID_HEADER, signed_headers
+from services.notification.signing import verify as verify_signature
+from services.notification.subscriptions import sealed_with
+from services.routing.settings import RoutingSettings
 from tests.every_district import every_district
 from tests.security.service_apps import SECRETS, admin_headers, build, prepare, secret_values
 
@@ -108,6 +126,97 @@ def test_every_service_refuses_to_listen_beyond_loopback_with_a_development_secr
         assert "Refusing to start" in err, err
         assert expected[name] in err, err
         assert '"event": "listening"' not in err, err
+
+
+DEPLOYED_DB = "postgresql://minqing_intake:db-pw-5d1e9a@db.internal:5432/minqing"
+
+
+def test_a_loopback_process_given_a_database_of_its_own_refuses_development_secrets() -> None:
+    # 127.0.0.1 behind a reverse proxy on the same host is on the network all the same.
+    with pytest.raises(DevelopmentSecretsRefused) as refused:
+        refuse_development_secrets(
+            "127.0.0.1", DEFAULTS.development_secrets(), database_url=DEPLOYED_DB
+        )
+    assert "MINQING_DATABASE_URL" in str(refused.value)
+    assert "MINQING_JWT_SECRET" in str(refused.value)
+    assert "db-pw-5d1e9a" not in str(refused.value)  # never quotes the URL
+
+
+def test_the_local_stacks_children_keep_the_development_secrets_on_loopback() -> None:
+    refuse_development_secrets(
+        "127.0.0.1", DEFAULTS.development_secrets(), database_url=DEPLOYED_DB, local_stack=True
+    )
+    # ... but not beyond loopback, flag or no flag.
+    with pytest.raises(DevelopmentSecretsRefused):
+        refuse_development_secrets(
+            "0.0.0.0", DEFAULTS.development_secrets(), database_url=DEPLOYED_DB, local_stack=True
+        )
+
+
+def test_a_public_address_that_is_not_this_machine_refuses_development_secrets() -> None:
+    with pytest.raises(DevelopmentSecretsRefused) as refused:
+        refuse_development_secrets(
+            "127.0.0.1",
+            DEFAULTS.development_secrets(),
+            public_base_url="https://minqing.example.cn",
+            local_stack=True,
+        )
+    assert "MINQING_PUBLIC_BASE_URL" in str(refused.value)
+    for local in ("http://127.0.0.1:8001", "http://localhost:8001/", "http://[::1]:8001"):
+        refuse_development_secrets(
+            "127.0.0.1", DEFAULTS.development_secrets(), public_base_url=local
+        )
+
+
+def test_what_the_local_stack_gives_its_children_lets_them_start(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    for name in [n for n in os.environ if n.startswith("MINQING_")]:
+        monkeypatch.delenv(name)
+    environment = local_stack_environment({})
+    assert environment["MINQING_LOCAL_STACK"] == "1"
+    for name, value in environment.items():
+        monkeypatch.setenv(name, value)
+    # The stack tells each child its database (minqing/stack.py).
+    monkeypatch.setenv("MINQING_DATABASE_URL", "postgresql://postgres@/postgres?host=/tmp/x")
+    check_development_secrets(Settings(), "127.0.0.1")
+    monkeypatch.delenv("MINQING_LOCAL_STACK")
+    with pytest.raises(DevelopmentSecretsRefused):
+        check_development_secrets(Settings(), "127.0.0.1")
+
+
+@pytest.mark.parametrize(
+    ("extra", "named"),
+    [
+        ({"MINQING_DATABASE_URL": DEPLOYED_DB}, "MINQING_DATABASE_URL"),
+        ({"MINQING_PUBLIC_BASE_URL": "https://minqing.example.cn"}, "MINQING_PUBLIC_BASE_URL"),
+    ],
+)
+def test_a_service_on_loopback_that_looks_deployed_refuses_to_start(
+    extra: dict[str, str], named: str
+) -> None:
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("MINQING_")}
+    done = subprocess.run(
+        [sys.executable, "-m", "services.reporting"],
+        env={**clean, "MINQING_HTTP_HOST": "127.0.0.1", "MINQING_LOG_FORMAT": "json", **extra},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode != 0
+    assert "拒绝启动" in done.stderr
+    assert named in done.stderr
+    assert "db-pw-5d1e9a" not in done.stderr
+    assert '"event": "listening"' not in done.stderr
+
+
+def test_a_printed_settings_object_masks_the_password_of_a_url() -> None:
+    shown = Settings(database_url=DEPLOYED_DB)
+    assert "db-pw-5d1e9a" not in repr(shown)
+    assert "db-pw-5d1e9a" not in str(shown)
+    assert "minqing_intake:********@db.internal:5432" in repr(shown)
+    assert mask_url_password("postgresql://u@h/d") == "postgresql://u@h/d"
+    assert mask_url_password("http://127.0.0.1:8001") == "http://127.0.0.1:8001"
 
 
 def test_token_issue_refuses_the_development_key_for_a_deployment() -> None:
@@ -199,6 +308,236 @@ def test_key_ids_are_checked() -> None:
     with pytest.raises(KeyRingError):
         KeyRing("k1", "x", {"k1": "y"})
     assert "x" not in repr(KeyRing("k1", "x-secret-value", {"k0": "y-secret"}))
+
+
+# --- the other signing and hashing keys: ids and overlapping rotation ------------------
+
+OLD_FORM = "form-old-0123456789abcdef0123456789"
+NEW_FORM = "form-new-0123456789abcdef0123456789"
+
+
+def _form_request(nonce: str) -> Request:
+    cookie = f"minqing_workbench_form={nonce}".encode()
+    scope = {
+        "type": "http",
+        "scheme": "http",
+        "path": "/",
+        "query_string": b"",
+        "headers": [(b"cookie", cookie)],
+    }
+    return Request(scope)
+
+
+def _forms(keys: KeyRing) -> PreSessionForms:
+    return PreSessionForms(keys, SessionCookie("minqing_workbench_form"))
+
+
+def test_a_form_token_names_its_key_and_stays_valid_after_the_form_secret_rotates() -> None:
+    request = _form_request("nonce-of-this-browser")
+    token, _ = _forms(KeyRing("2026-06", OLD_FORM)).token(request)
+    assert token.startswith("2026-06:")
+    rotated = _forms(KeyRing("2026-12", NEW_FORM, {"2026-06": OLD_FORM}))
+    rotated.check(request, token)  # drawn before the rotation: accepted
+    fresh, _ = rotated.token(request)
+    assert fresh.startswith("2026-12:")
+    rotated.check(request, fresh)
+    retired = _forms(KeyRing("2026-12", NEW_FORM))
+    with pytest.raises(CsrfRefused):
+        retired.check(request, token)
+    # A token naming a key it was not signed with is refused.
+    with pytest.raises(CsrfRefused):
+        rotated.check(request, "2026-12:" + token.partition(":")[2])
+
+
+def test_routing_reads_the_form_keys_from_its_settings() -> None:
+    ring = RoutingSettings(
+        routing_form_secret=NEW_FORM,
+        routing_form_key_id="2026-12",
+        routing_form_previous_secrets={"2026-06": OLD_FORM},
+    ).form_keys()
+    assert ring.get("2026-06") == OLD_FORM
+    assert ring.current_id == "2026-12"
+    sneaky = RoutingSettings(
+        routing_form_secret=NEW_FORM,
+        routing_form_previous_secrets={"k0": RoutingSettings().routing_form_secret},
+    )
+    assert "routing_form_previous_secrets" in sneaky.development_secrets()
+
+
+class _CapturedSms(SmsGateway):
+    def __init__(self, keys: KeyRing) -> None:
+        super().__init__("http://gateway.invalid/sms", keys, timeout=1)
+        self.sent: list[tuple[dict[str, str], bytes]] = []
+
+    async def post(self, url: str, body: bytes, headers: dict[str, str]) -> Outcome:
+        self.sent.append((headers, body))
+        return Delivered()
+
+
+async def _sms_with(keys: KeyRing) -> tuple[dict[str, str], bytes, int]:
+    gateway = _CapturedSms(keys)
+    at = datetime.now(UTC)
+    outgoing = Outgoing(uuid.uuid4(), Message("【民情】", "测试"), at, "13912345678")
+    await gateway.send(outgoing)
+    headers, body = gateway.sent[0]
+    return headers, body, int(at.timestamp())
+
+
+async def test_sms_requests_are_signed_with_the_previous_key_too_until_it_is_dropped() -> None:
+    old, new = "sms-old-0123456789abcdef0123456789", "sms-new-0123456789abcdef0123456789"
+    headers, body, now = await _sms_with(KeyRing("2026-12", new, {"2026-06": old}))
+    assert headers[KEY_ID_HEADER] == "2026-12 2026-06"
+    assert verify_signature(old, headers, body, now)  # a gateway not yet switched
+    assert verify_signature(new, headers, body, now)  # a gateway already switched
+    headers, body, now = await _sms_with(KeyRing("2026-12", new))
+    assert headers[KEY_ID_HEADER] == "2026-12"
+    assert not verify_signature(old, headers, body, now)  # the retired key signs nothing
+
+
+def test_notification_reads_the_sms_keys_from_its_settings() -> None:
+    ring = NotificationSettings(
+        sms_gateway_key="sms-new-0123456789abcdef0123456789",
+        sms_gateway_key_id="2026-12",
+        sms_gateway_previous_keys={"2026-06": "sms-old-0123456789abcdef0123456789"},
+    ).sms_gateway_keys()
+    assert [kid for kid, _ in ring.all()] == ["2026-12", "2026-06"]
+
+
+async def test_a_retry_hashed_with_the_previous_intake_hash_key_is_still_recognised(
+    pool: asyncpg.Pool,
+) -> None:
+    old, new = b"hash-old-0123456789abcdef0123456789", b"hash-new-0123456789abcdef0123456789"
+    payload = {"text": "楼道灯坏了", "contact": {"phone": "13912345678"}}
+    before = IdempotencyKey.of("public", "retry-0001", payload, secret=old)
+    async with district_transaction(pool, "demo") as conn:
+        await conn.execute(
+            "INSERT INTO intake.idempotency_keys "
+            "(scope, key, request_hash, status, response, district_id) "
+            "VALUES ($1, $2, $3, 201, $4, 'demo')",
+            before.scope,
+            before.key,
+            before.request_hash,
+            {"tracking_code": "T-1"},
+        )
+    rotated = IntakeSettings(
+        intake_hash_key=new.decode(),
+        intake_hash_key_id="2026-12",
+        intake_hash_previous_keys={"2026-06": old.decode()},
+    )
+    assert rotated.intake_hash_secrets == (new, old)
+    after = IdempotencyKey.of("public", "retry-0001", payload, secret=rotated.intake_hash_secrets)
+    async with pool.acquire() as conn:
+        assert await stored_answer(conn, after) == {"tracking_code": "T-1"}
+    retired = IdempotencyKey.of("public", "retry-0001", payload, secret=(new,))
+    async with pool.acquire() as conn:
+        with pytest.raises(IdempotencyKeyReused):
+            await stored_answer(conn, retired)
+    # What is stored from now on is hashed with the current key.
+    assert after.request_hash == IdempotencyKey.of("public", "k", payload, secret=new).request_hash
+
+
+# --- webhook subscription secrets: sealed in the database -------------------------------
+
+
+async def test_a_webhook_secret_is_sealed_in_the_database_and_still_signs(
+    pool: asyncpg.Pool,
+) -> None:
+    keys = KeyRing("v1", "vault-one-0123456789abcdef0123456789")
+    now = datetime.now(UTC)
+    async with district_transaction(pool, "demo") as conn:
+        created = await subscriptions.create(
+            conn, "demo", "12345", "https://hook.example.cn/x", [], "admin_demo", now, keys=keys
+        )
+    stored = await every_district(pool).fetchval(
+        "SELECT secret FROM notification.subscriptions WHERE subscription_id = $1",
+        created.subscription_id,
+    )
+    assert created.secret.startswith("whsec_")
+    assert stored != created.secret
+    assert created.secret not in stored
+    assert sealed_with(stored) == "v1"
+    async with district_transaction(pool, "demo") as conn:
+        found = await subscriptions.get(conn, "demo", created.subscription_id)
+    signing = found.secrets_at(now, keys)
+    assert signing == [created.secret]
+    body = b'{"specversion": "1.0"}'
+    headers = signed_headers(signing, int(now.timestamp()), body)
+    assert verify_signature(created.secret, headers, body, int(now.timestamp()))
+    # Without the vault key that sealed it, nothing signs (a copy of the database alone).
+    with pytest.raises(VaultKeyMissing):
+        found.secrets_at(now, KeyRing("v2", "vault-two-0123456789abcdef0123456789"))
+
+
+async def test_a_webhook_secret_in_clear_still_signs_and_is_sealed_on_the_next_write_or_rewrap(
+    pool: asyncpg.Pool, database_url: str
+) -> None:
+    first = KeyRing("v1", "vault-one-0123456789abcdef0123456789")
+    now = datetime.now(UTC)
+    for sid in ("sub_legacy_one", "sub_legacy_two"):
+        await every_district(pool).execute(
+            "INSERT INTO notification.subscriptions (subscription_id, district_id, name, url, "
+            "secret, status, created_at, created_by, updated_at) "
+            "VALUES ($1, 'demo', 'old', 'https://hook.example.cn/y', $2, 'active', $3, 'a', $3)",
+            sid,
+            f"whsec_clear_{sid}",
+            now,
+        )
+    async with district_transaction(pool, "demo") as conn:
+        legacy = await subscriptions.get(conn, "demo", "sub_legacy_one")
+        assert legacy.secrets_at(now, first) == ["whsec_clear_sub_legacy_one"]
+        await subscriptions.set_status(conn, "demo", "sub_legacy_one", "paused", now, keys=first)
+
+    def stored(sid: str) -> Any:
+        return every_district(pool).fetchval(
+            "SELECT secret FROM notification.subscriptions WHERE subscription_id = $1", sid
+        )
+
+    assert sealed_with(await stored("sub_legacy_one")) == "v1"
+    assert await stored("sub_legacy_two") == "whsec_clear_sub_legacy_two"
+
+    # The vault key rotates: `minqing keys rewrap` seals the rest, and seals again.
+    second = KeyRing("v2", "vault-two-0123456789abcdef0123456789", {"v1": first.current})
+    done = minqing(
+        "keys",
+        "rewrap",
+        env={
+            "MINQING_DATABASE_URL": database_url,
+            "MINQING_PRIVACY_KEY": second.current,
+            "MINQING_PRIVACY_KEY_ID": "v2",
+            "MINQING_PRIVACY_PREVIOUS_KEYS": json.dumps({"v1": first.current}),
+        },
+    )
+    assert done.returncode == 0, done.stderr
+    assert "2 webhook" in done.stdout
+    only_new = KeyRing("v2", second.current)
+    for sid in ("sub_legacy_one", "sub_legacy_two"):
+        assert sealed_with(await stored(sid)) == "v2"
+        async with district_transaction(pool, "demo") as conn:
+            found = await subscriptions.get(conn, "demo", sid)
+        assert found.secrets_at(now, only_new) == [f"whsec_clear_{sid}"]
+
+
+async def test_a_rotated_webhook_secret_keeps_both_secrets_sealed(pool: asyncpg.Pool) -> None:
+    keys = KeyRing("v1", "vault-one-0123456789abcdef0123456789")
+    now = datetime.now(UTC)
+    async with district_transaction(pool, "demo") as conn:
+        created = await subscriptions.create(
+            conn, "demo", "12345", "https://hook.example.cn/z", [], "a", now, keys=keys
+        )
+        rotated = await subscriptions.rotate(
+            conn, "demo", created.subscription_id, timedelta(hours=24), now, keys=keys
+        )
+    row = await every_district(pool).fetchrow(
+        "SELECT secret, previous_secret FROM notification.subscriptions WHERE subscription_id = $1",
+        created.subscription_id,
+    )
+    assert row is not None
+    assert sealed_with(row["secret"]) == "v1"
+    assert sealed_with(row["previous_secret"]) == "v1"
+    assert rotated.previous_secret == created.secret
+    async with district_transaction(pool, "demo") as conn:
+        found = await subscriptions.get(conn, "demo", created.subscription_id)
+    assert found.secrets_at(now, keys) == [rotated.secret, created.secret]
 
 
 # --- the vault's key: wrapping, rotation, rewrap ---------------------------------------

@@ -63,7 +63,7 @@ class Web:
         self.settings = settings
         self.session_cookie = SessionCookie("minqing_workbench", settings.routing_cookie_secure)
         self.pre_session = PreSessionForms(
-            settings.routing_form_secret,
+            settings.form_keys(),
             SessionCookie("minqing_workbench_form", settings.routing_cookie_secure),
         )
 
