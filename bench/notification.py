@@ -151,6 +151,7 @@ async def set_up(url: str, settings: NotificationSettings, sink_http: int) -> st
                     [],
                     "bench",
                     now,
+                    keys=settings.privacy_keys(),
                 )
             return sub.subscription_id
     finally:
