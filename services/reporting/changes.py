@@ -160,12 +160,16 @@ def directory_changes(event: Event, at: datetime) -> list[Change]:
     return []
 
 
-def rating_changes(event: FeedbackSubmitted, at: datetime) -> list[Change]:
-    """A resident's rating of one resolution (the comment is never kept)."""
+def rating_changes(
+    event: FeedbackSubmitted, at: datetime, district_id: str | None = None
+) -> list[Change]:
+    """A resident's rating of one resolution (the comment is never kept), counted in the
+    rated case's district (``district_id``: the case's, when it continues the opinion
+    in another district after a transfer; the event's otherwise)."""
     row = (
         event.case_id,
         event.resolution_seq,
-        event.district_id,
+        district_id or event.district_id,
         event.satisfaction,
         event.resolved,
         at,

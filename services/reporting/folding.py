@@ -103,7 +103,8 @@ class Folder:
         if isinstance(event, CaseEvent):
             self._fold_case(event, at, version)
         elif isinstance(event, FeedbackSubmitted):
-            self.tables.apply(rating_changes(event, at))
+            case = self.cases.get(event.case_id)
+            self.tables.apply(rating_changes(event, at, case.district_id if case else None))
         elif isinstance(event, QrScansRecorded):
             self.tables.apply(scan_changes(event, at))
         else:

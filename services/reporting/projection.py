@@ -18,7 +18,7 @@ from contracts.base import Event
 from contracts.cases import CaseEvent
 from contracts.envelope import Envelope
 from contracts.intake import FeedbackSubmitted, QrScansRecorded
-from eventkit.db import Conn
+from eventkit.db import ALL_DISTRICTS, Conn, scope
 from eventkit.store import EventStore
 from services.reporting.case_facts import CaseFacts, fold_case
 from services.reporting.changes import (
@@ -136,7 +136,17 @@ class Projector:
             facts = await load_case(conn, self.schema, slot_of(slots, CASES), event.case_id)
             _, changes = case_changes(facts, event, at, version)
         elif isinstance(event, FeedbackSubmitted):
-            changes = rating_changes(event, at)
+            district = await self._rated_district(conn, slots, event)
+            changes = rating_changes(event, at, district)
+            if district != envelope.district_id:
+                # The rated case continues the opinion in another district: its rating
+                # is written, and counted, there; the consumer's scope comes back after.
+                await scope(conn, district)
+                try:
+                    await write_changes(conn, self.schema, slots, changes)
+                finally:
+                    await scope(conn, envelope.district_id)
+                changes = []
         elif isinstance(event, QrScansRecorded):
             changes = scan_changes(event, at)
         else:
@@ -145,6 +155,25 @@ class Projector:
         EVENTS_PROJECTED.labels(event.event_type).inc()
         if topic is not None:
             LAST_RECORDED.labels(topic).set(at.timestamp())
+
+    async def _rated_district(
+        self, conn: Conn, slots: dict[str, int], event: FeedbackSubmitted
+    ) -> str:
+        """The district of the case a rating names. A resident's tracking link follows a
+        transfer, so the case may be the continuation in another district: found by its
+        id across districts (a case id belongs to one district)."""
+        if await load_case(conn, self.schema, slot_of(slots, CASES), event.case_id):
+            return event.district_id
+        await scope(conn, ALL_DISTRICTS)
+        try:
+            found = await conn.fetchval(
+                f"SELECT district_id FROM {self.schema}.cases WHERE slot = $1 AND case_id = $2",
+                slot_of(slots, CASES),
+                event.case_id,
+            )
+        finally:
+            await scope(conn, event.district_id)
+        return str(found) if found else event.district_id
 
     async def _recorded_at(self, conn: Conn, stream_id: str, version: int) -> datetime:
         """When the store recorded an event whose record did not say (an older relay)."""

@@ -225,15 +225,18 @@ async def add_links(conn: Conn, events: Iterable[CaseEvent]) -> None:
     )
 
 
-async def record_feedback(conn: Conn, feedback: FeedbackSubmitted) -> None:
+async def record_feedback(
+    conn: Conn, feedback: FeedbackSubmitted, *, district_id: str | None = None
+) -> None:
     """Keep the resident's latest rating on the case (its comment stays with intake),
-    unless a callback taken later already stands."""
+    unless a callback taken later already stands. ``district_id``: the case's, when the
+    rated case continues the opinion in another district."""
     await conn.execute(
         "UPDATE routing.cases SET satisfaction = $3, feedback_resolved = $4, rated_at = $5, "
         "rating_source = 'resident' WHERE case_id = $1 AND district_id = $2 "
         "AND (rated_at IS NULL OR rated_at <= $5)",
         feedback.case_id,
-        feedback.district_id,
+        district_id or feedback.district_id,
         feedback.satisfaction,
         feedback.resolved,
         feedback.occurred_at,

@@ -48,14 +48,61 @@ class Reactions:
     async def on_feedback(
         self, feedback: FeedbackSubmitted, envelope: Envelope, conn: Conn
     ) -> None:
-        """Record a rating; an unhappy or unsolved one reopens the case (same representative)."""
+        """Record a rating; an unhappy or unsolved one reopens the case (same representative).
+
+        The rated case may be the continuation of the opinion's case in another district
+        (the resident's tracking link follows a transfer): it is reached by following the
+        transfers from the opinion's case, and rated and reopened there, in its
+        district's scope.
+        """
         state = await self._cases.load(conn, feedback.case_id)
-        if state is None or state.district_id != feedback.district_id:
+        if state is None:
+            start = case_id_for(feedback.district_id, feedback.opinion_id)
+            state = await self._follow_transfers(conn, start, until=feedback.case_id)
+            if state is None or state.case_id != feedback.case_id:
+                await scope(conn, envelope.district_id)
+                raise CaseNotFound(feedback.case_id)
+        elif state.district_id != feedback.district_id:
             raise CaseNotFound(feedback.case_id)
-        await record_feedback(conn, feedback)
+        try:
+            await self._rate(state, feedback, envelope, conn)
+        finally:
+            if state.district_id != envelope.district_id:
+                # Back to the event's district: the consumer goes on in the scope it set.
+                await scope(conn, envelope.district_id)
+
+    async def _follow_transfers(
+        self, conn: Conn, case_id: str, *, until: str | None = None
+    ) -> CaseState | None:
+        """The last case of a chain of transfers from ``case_id`` (or the one named
+        ``until`` on the way), left in its district's row-level security scope; None when
+        ``case_id`` is unknown."""
+        state = await self._cases.load(conn, case_id)
+        if state is None:
+            return None
+        seen = {case_id}
+        while state.case_id != until and state.transferred_to is not None:
+            to_district_id, to_case_id = state.transferred_to
+            if not to_case_id or to_case_id in seen:
+                break
+            # The case continues in another district: followed in that district's
+            # row-level security scope (the consumer set the opinion's).
+            await scope(conn, to_district_id or state.district_id)
+            following = await self._cases.load(conn, to_case_id)
+            if following is None:
+                await scope(conn, state.district_id)
+                break
+            seen.add(to_case_id)
+            state = following
+        return state
+
+    async def _rate(
+        self, state: CaseState, feedback: FeedbackSubmitted, envelope: Envelope, conn: Conn
+    ) -> None:
+        await record_feedback(conn, feedback, district_id=state.district_id)
         if feedback.satisfaction > 2 and feedback.resolved:
             return
-        ctx = await self._districts.require(conn, feedback.district_id)
+        ctx = await self._districts.require(conn, state.district_id)
         now = self._clock()
         reason = (
             f"居民评价不满意（满意度 {feedback.satisfaction}/5）"
@@ -90,24 +137,10 @@ class Reactions:
         into carries other residents' opinions, so one withdrawal does not close it.
         """
         case_id = case_id_for(withdrawn.district_id, withdrawn.opinion_id)
-        state = await self._cases.load(conn, case_id)
+        state = await self._follow_transfers(conn, case_id)
         if state is None:
             log.info("withdrawn opinion had no case", opinion_id=withdrawn.opinion_id)
             return
-        seen = {case_id}
-        while state.transferred_to is not None:
-            to_district_id, to_case_id = state.transferred_to
-            if not to_case_id or to_case_id in seen:
-                break
-            # The case continues in another district: followed in that district's
-            # row-level security scope (the consumer set the opinion's).
-            await scope(conn, to_district_id or state.district_id)
-            following = await self._cases.load(conn, to_case_id)
-            if following is None:
-                await scope(conn, state.district_id)
-                break
-            seen.add(to_case_id)
-            state = following
         await self._withdraw(state, withdrawn, envelope, conn)
         if state.district_id != envelope.district_id:
             # Back to the event's district: the consumer goes on in the scope it set.

@@ -220,9 +220,8 @@ class System:
     ) -> None:
         """Accepted, replied, resolved, told by SMS, rated by the resident, closed (核实结项).
         ``public``: staff mark the reply and the resolution (with its evidence) public;
-        ``rate``: the resident rates it (not a matter transferred to another district:
-        intake records that rating in the opinion's district, where routing has no such
-        case and refuses it)."""
+        ``rate``: the resident rates it through the tracking link (which follows a
+        transfer: the rating names the case continued in the other district)."""
         who = matter.resident
         assert await self.status(matter) == "assigned", "routing classified and assigned it"
         await self.act(matter, "accept", ADMIN)

@@ -7,7 +7,7 @@ reasons of links are erased with the rest."""
 
 from __future__ import annotations
 
-from eventkit.db import district_transaction
+from eventkit.db import ALL_DISTRICTS, district_transaction
 from services.notification import subscriptions
 from tests.privacy.privacy_support import (
     ADMIN,
@@ -29,10 +29,9 @@ def _published(matter: Matter) -> list[str]:
 
 
 def _texts(matter: Matter) -> list[str]:
-    """Every text of a matter kept outside the event store, and its links (but the
-    resident's comment: a transferred matter is not rated here)."""
+    """Every text of a matter kept outside the event store, and its links."""
     who = matter.resident
-    return [who.text, who.reply, who.result, who.attachment, who.evidence]
+    return [who.text, who.reply, who.result, who.attachment, who.evidence, who.comment]
 
 
 async def test_a_transferred_matter_is_exported_and_forgotten_in_every_district(
@@ -40,7 +39,7 @@ async def test_a_transferred_matter_is_exported_and_forgotten_in_every_district(
 ) -> None:
     here = await system.submit(resident("转", "13911112222"), A)
     there = await system.transfer(here, B)
-    await system.work_through(there, public=True, rate=False)
+    await system.work_through(there, public=True)  # rated through the tracking link
     assert await system.status(there) == "closed"
     published = await system.open311(B)
     for text in _published(there):
@@ -63,6 +62,14 @@ async def test_a_transferred_matter_is_exported_and_forgotten_in_every_district(
     assert {"result": there.resident.result} in texts
     reported = {c["case_id"] for c in document["reporting"]["cases"]}
     assert reported == {here.case_id, there.case_id}
+    assert {r["case_id"] for r in document["reporting"]["ratings"]} == {there.case_id}
+    # The rating of the case continued in B is counted in B, where the case is.
+    async with district_transaction(system.store.pool, ALL_DISTRICTS) as conn:
+        rated = await conn.fetch(
+            "SELECT case_id, district_id FROM reporting.ratings WHERE case_id = ANY($1::text[])",
+            [here.case_id, there.case_id],
+        )
+    assert {(r["case_id"], r["district_id"]) for r in rated} == {(there.case_id, B)}
 
     forgotten = await system.rights.forget_phone(
         A, here.resident.phone, requested_by=ADMIN_ID, reason="居民申请删除 2026-032"

@@ -10,7 +10,7 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
-from contracts import Actor, ActorRole, OpinionWithdrawn
+from contracts import Actor, ActorRole, FeedbackSubmitted, OpinionWithdrawn
 from eventkit.auth import issue_token
 from eventkit.identity import Role
 from eventkit.store import EventStore
@@ -422,6 +422,63 @@ async def test_a_withdrawal_after_a_transfer_closes_the_case_in_the_other_distri
     source = await load_case(service, case_id)
     assert source is not None
     assert source.status is CaseStatus.TRANSFERRED_OUT
+
+
+async def test_a_rating_of_a_case_transferred_away_reopens_it_in_the_other_district(
+    api: Api, app: FastAPI, routing_settings: RoutingSettings, submit: Submit, store: EventStore
+) -> None:
+    # The resident's tracking link follows the transfer, so intake records their rating
+    # in the opinion's district with the other district's case id.
+    imported = await api.client.post(
+        "/api/v1/directory/import",
+        content=OTHER_DISTRICT.encode(),
+        headers=api.headers(Role.DISTRICT_ADMIN, "admin_other", "other"),
+    )
+    assert imported.status_code == 200, imported.text
+    case_id = await open_case(
+        app, routing_settings, submit, "河西社区路灯坏了", station_code="dh_donghu"
+    )
+    moved = await api.post(
+        f"/api/v1/cases/{case_id}/transfer",
+        Role.DISTRICT_ADMIN,
+        "admin_demo",
+        {"reason": "归邻区管辖", "to_district_id": "other", "to_station_code": "hx_home"},
+    )
+    assert moved.status_code == 200, moved.text
+    there = moved.json()["transferred_to"]["case_id"]
+    accepted = await api.post(
+        f"/api/v1/cases/{there}/accept", Role.REPRESENTATIVE, "h001", {}, district="other"
+    )
+    assert accepted.status_code == 200, accepted.text
+    resolved = await api.post(
+        f"/api/v1/cases/{there}/resolve",
+        Role.REPRESENTATIVE,
+        "h001",
+        {"result": "路灯已修好"},
+        district="other",
+    )
+    assert resolved.status_code == 200, resolved.text
+    rating = FeedbackSubmitted(
+        district_id="demo",
+        occurred_at=datetime.now(SHANGHAI),
+        actor=Actor(id="subj_resident", role=ActorRole.RESIDENT),
+        opinion_id=moved.json()["opinion_id"],
+        case_id=there,
+        resolution_seq=1,
+        satisfaction=1,
+        resolved=False,
+    )
+    service: Routing = app.state.routing
+
+    applied = await service.consumer.apply(await append_event(store, rating))
+
+    assert applied
+    target = await load_case(service, there)
+    assert target is not None
+    assert target.status is CaseStatus.IN_PROGRESS
+    assert [r.event_type for r in await store.read_stream(f"case-{there}")][-1] == "CaseReopened"
+    detail = await api.get(f"/api/v1/cases/{there}", Role.LIAISON, "lo_hx_01", "other")
+    assert detail.json()["feedback"]["satisfaction"] == 1
 
 
 async def test_a_repeated_request_with_the_same_idempotency_key_acts_once(
