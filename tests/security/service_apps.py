@@ -35,8 +35,11 @@ SECRETS: Final[dict[str, Any]] = {
     "privacy_key": "vault-5e8a2c7f1b4d9e0a3c6f8b1d4e7a0c2f",
     "privacy_previous_keys": {"k0": "vault-old-9c2e5a8d1f4b7e0c3a6d9f2b5e8c1a4d"},
     "intake_hash_key": "hash-1a4d7f0c3e6b9a2d5f8c1e4b7a0d3f6c",
+    "intake_hash_previous_keys": {"k0": "hash-old-6d9a2c5f8b1e4a7d0c3f6b9e2a5d8c1f"},
     "routing_form_secret": "form-8f1c4e7a0d3b6f9c2e5a8d1b4f7c0e3a",
+    "routing_form_previous_secrets": {"k0": "form-old-0e3b6d9f2c5a8e1b4d7f0a3c6e9b2d5a"},
     "sms_gateway_key": "sms-2b5e8c1f4a7d0b3e6c9f2a5d8b1e4c7f",
+    "sms_gateway_previous_keys": {"k0": "sms-old-4c7f0b3e6a9d2c5f8b1e4a7d0c3f6b9e"},
     "open311_api_keys": {"demo": [API_KEY]},
 }
 """Every secret a service reads, each a value found nowhere else."""
