@@ -149,13 +149,14 @@ def k8s_named(kind: str, name: str) -> dict[str, Any]:
 
 
 def pod_spec(workload: dict[str, Any]) -> dict[str, Any]:
-    spec = workload["spec"]["template"]["spec"]
+    job = workload["spec"]["jobTemplate"]["spec"] if workload["kind"] == "CronJob" else None
+    spec = (job or workload["spec"])["template"]["spec"]
     assert isinstance(spec, dict)
     return spec
 
 
 def workloads() -> list[dict[str, Any]]:
-    return [*k8s_of_kind("Deployment"), *k8s_of_kind("Job")]
+    return [*k8s_of_kind("Deployment"), *k8s_of_kind("Job"), *k8s_of_kind("CronJob")]
 
 
 def containers() -> Iterator[tuple[dict[str, Any], dict[str, Any]]]:
@@ -638,6 +639,17 @@ def test_the_k8s_migration_job_runs_as_the_owner() -> None:
     owner = url_user(container_env(container)["MINQING_DATABASE_URL"])
     assert owner
     assert owner not in LOGINS.values()
+
+
+def test_the_k8s_retention_runs_nightly_as_the_operators_login_with_the_vault_key() -> None:
+    cronjob = k8s_named("CronJob", "minqing-privacy-retention")
+    assert cronjob["spec"]["concurrencyPolicy"] == "Forbid"
+    assert cronjob["spec"]["timeZone"] == "Asia/Shanghai"
+    (container,) = pod_spec(cronjob)["containers"]
+    assert container_command(container) == ["minqing", "privacy", "retention", "run"]
+    env = container_env(container)
+    assert url_user(env["MINQING_DATABASE_URL"]) == "minqing_audit"
+    assert {"MINQING_PRIVACY_KEY", "MINQING_PRIVACY_PREVIOUS_KEYS"} <= set(env)
 
 
 def test_the_k8s_relay_runs_a_standby_beside_the_leader() -> None:
