@@ -44,7 +44,7 @@ from typing import IO, Any
 import asyncpg
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from eventkit.db import migrate
+from eventkit.db import ALL_DISTRICTS, district_transaction, migrate
 from eventkit.kafka import partitions_of
 from eventkit.local import Broker, EmbeddedPostgres, die_with_parent
 from eventkit.logging import configure_logging
@@ -58,6 +58,19 @@ Results = dict[str, Any]
 
 
 # --------------------------------------------------------------------------- the machine
+
+
+async def fetch_every_district(pool: asyncpg.Pool, query: str, *args: Any) -> list[Any]:
+    """``query``'s rows from every district: a benchmark checks what the services wrote as
+    an operator would, declaring every district (the tables have row-level security)."""
+    async with district_transaction(pool, ALL_DISTRICTS) as conn:
+        return list(await conn.fetch(query, *args))
+
+
+async def fetchval_every_district(pool: asyncpg.Pool, query: str, *args: Any) -> Any:
+    """:func:`fetch_every_district`'s first value."""
+    async with district_transaction(pool, ALL_DISTRICTS) as conn:
+        return await conn.fetchval(query, *args)
 
 
 def load() -> tuple[float, float, float]:

@@ -38,6 +38,8 @@ from harness import (
     CpuMeter,
     LocalStack,
     Table,
+    fetch_every_district,
+    fetchval_every_district,
     machine,
     machine_line,
     ms_per,
@@ -53,7 +55,7 @@ from harness import (
 from contracts.base import Actor, ActorRole
 from contracts.cases import CaseAssigned, CaseOpened, Priority
 from contracts.envelope import Envelope
-from eventkit.db import create_pool
+from eventkit.db import create_pool, district_transaction
 from eventkit.local import free_port
 from eventkit.store import EventStore
 from minqing.system import DEMO_CONTACTS_FILE, DEMO_DISTRICT_FILE
@@ -142,7 +144,7 @@ async def set_up(url: str, settings: NotificationSettings, sink_http: int) -> st
                 "http://127.0.0.1:8025", f"http://127.0.0.1:{sink_http}"
             )
             await contacts.import_book(pool, parse_contact_file(text), "bench", now)
-            async with pool.acquire() as conn:
+            async with district_transaction(pool, "demo") as conn:
                 sub = await subscriptions.create(
                     conn,
                     "demo",
@@ -161,7 +163,8 @@ async def set_up(url: str, settings: NotificationSettings, sink_http: int) -> st
 async def finished(pool: asyncpg.Pool, cases: set[str]) -> list[tuple[float, float]]:
     """(seconds from the source's commit to the delivery, finish time) of the deliveries
     of ``cases`` that were sent."""
-    rows = await pool.fetch(
+    rows = await fetch_every_district(
+        pool,
         "SELECT extract(epoch FROM finished_at - source_committed) AS lag, "
         "extract(epoch FROM finished_at) AS at FROM notification.deliveries "
         "WHERE status = 'sent' AND case_id = ANY($1::text[])",
@@ -174,7 +177,8 @@ async def wait_delivered(pool: asyncpg.Pool, cases: set[str], timeout: float) ->
     deadline = time.monotonic() + timeout
     want = PER_CASE * len(cases)
     while time.monotonic() < deadline:
-        done = await pool.fetchval(
+        done = await fetchval_every_district(
+            pool,
             "SELECT count(*) FROM notification.deliveries "
             "WHERE status IN ('sent', 'failed') AND case_id = ANY($1::text[])",
             sorted(cases),
@@ -302,8 +306,8 @@ async def measure(stack: LocalStack, args: argparse.Namespace) -> Results:
         count = int(rate * args.duration)
         step(f"paced at {rate:g} cases/s for {args.duration:g} s")
         phases["paced"] = await paced(store, pool, range(2 * 10**6, 2 * 10**6 + count), rate, meter)
-        failed = await pool.fetchval(
-            "SELECT count(*) FROM notification.deliveries WHERE status = 'failed'"
+        failed = await fetchval_every_district(
+            pool, "SELECT count(*) FROM notification.deliveries WHERE status = 'failed'"
         )
     finally:
         await pool.close()

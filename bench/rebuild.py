@@ -91,7 +91,7 @@ from contracts import (
 from contracts.base import Event
 from contracts.directory import DeadlinePair, PriorityDeadlines
 from contracts.envelope import Envelope
-from eventkit.db import create_pool
+from eventkit.db import ALL_DISTRICTS, create_pool, district_transaction
 from eventkit.store import EventStore
 from services.reporting.folding import HANDLED_TYPES
 
@@ -444,7 +444,7 @@ async def generate(store: EventStore, pool: asyncpg.Pool, events: int, seed: int
     streams: dict[str, list[Envelope]] = {}
     for event in dir_events:
         streams.setdefault(event.stream_id, []).append(Envelope.wrap(event))
-    async with pool.acquire() as conn, conn.transaction():
+    async with district_transaction(pool, ALL_DISTRICTS) as conn:
         await store.append_batch([(s, e, -1) for s, e in streams.items()], conn=conn)
     cases = int(events / EVENTS_PER_CASE)
     appended = len(dir_events)
@@ -452,7 +452,7 @@ async def generate(store: EventStore, pool: asyncpg.Pool, events: int, seed: int
 
     async def writer() -> None:
         while (batch := await queue.get()) is not None:
-            async with pool.acquire() as conn, conn.transaction():
+            async with district_transaction(pool, ALL_DISTRICTS) as conn:
                 await store.append_batch(batch, conn=conn)
 
     writers = [asyncio.create_task(writer()) for _ in range(3)]

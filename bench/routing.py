@@ -53,6 +53,8 @@ from harness import (
     LocalStack,
     Results,
     Table,
+    fetch_every_district,
+    fetchval_every_district,
     following,
     machine,
     machine_line,
@@ -401,12 +403,14 @@ async def measure(stack: LocalStack, args: argparse.Namespace) -> Results:
         rate = args.rate or max(10.0, round(phases["burst"].cases_per_s / 2, -1))
         step(f"burst done; paced at {rate:g}/s")
         phases["paced"] = await paced(store, arrivals, places, rate, args.duration, meter)
-        cases = await pool.fetchval("SELECT count(*) FROM routing.cases")
+        cases = await fetchval_every_district(pool, "SELECT count(*) FROM routing.cases")
         queues = {
             r["queue"]: r["n"]
-            for r in await pool.fetch("SELECT queue, count(*) AS n FROM routing.cases GROUP BY 1")
+            for r in await fetch_every_district(
+                pool, "SELECT queue, count(*) AS n FROM routing.cases GROUP BY 1"
+            )
         }
-        links = await pool.fetchval("SELECT count(*) FROM routing.case_links")
+        links = await fetchval_every_district(pool, "SELECT count(*) FROM routing.case_links")
     finally:
         if reader is not None:
             reader.cancel()
