@@ -58,9 +58,7 @@ def _aad(subscription_id: str) -> bytes:
 def seal_secret(keys: KeyRing, subscription_id: str, secret: str) -> str:
     """``secret`` sealed with the current vault key, for ``subscription_id`` only."""
     nonce = secrets.token_bytes(_NONCE_BYTES)
-    body = AESGCM(_secret_kek(keys.current)).encrypt(
-        nonce, secret.encode(), _aad(subscription_id)
-    )
+    body = AESGCM(_secret_kek(keys.current)).encrypt(nonce, secret.encode(), _aad(subscription_id))
     token = base64.urlsafe_b64encode(nonce + body).decode().rstrip("=")
     return f"{SEALED}{keys.current_id}:{token}"
 
@@ -90,6 +88,7 @@ def open_secret(keys: KeyRing, subscription_id: str, stored: str) -> str:
         )
     except (InvalidTag, ValueError) as exc:
         raise SealError("sealed webhook secret does not open") from exc
+
 
 FAR_FUTURE = datetime.fromisoformat("9999-01-01T00:00:00+00:00")
 """When a paused subscription's deliveries would go: never, until resumed."""
