@@ -138,6 +138,9 @@ class OpinionSubmitted(OpinionEvent):
     """The outside system's number for the same matter (a 12345 work order, an Open311 id)."""
     on_the_spot: OnTheSpotAnswer | None = None
     """Set when staff answered the opinion at the desk as they took it down (当场办结)."""
+    tracking_ref: Annotated[str, StringConstraints(pattern=r"^t1\.[0-9a-f]{32}$")] | None = None
+    """A keyed hash of the opinion's tracking code (``PersonalDataVault.tracking_ref``),
+    never the code: staff find the case a resident's code names. Not on the public feed."""
 
 
 def upcast_opinion_submitted_v1(data: dict[str, Any]) -> dict[str, Any]:

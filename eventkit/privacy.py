@@ -212,6 +212,14 @@ class PersonalDataVault:
         secret = await self._lookup_secret(conn)
         return hmac.new(secret, f"{district_id}\x00{identifier}".encode(), hashlib.sha256).digest()
 
+    async def tracking_ref(self, code: str, *, conn: Conn) -> str:
+        """A keyed hash of an opinion's tracking code, as events carry it: staff find the
+        case a resident's code names without any service but intake holding the code
+        (``t1.`` and 32 hex digits, the same in every district: a code is unique)."""
+        secret = await self._lookup_secret(conn)
+        digest = hmac.new(secret, f"tracking\x00{code}".encode(), hashlib.sha256).hexdigest()
+        return f"t1.{digest[:32]}"
+
     async def subject_for(
         self, district_id: str, *, identifier: str | None, conn: Conn
     ) -> SubjectKey:

@@ -243,6 +243,7 @@ class Submissions:
             submitter=submitter,
             behalf=on_behalf_of(command, principal),
             now=now,
+            tracking_ref=await self._vault.tracking_ref(tracking_code, conn=conn),
         )
         receipt = Receipt(
             opinion_id=opinion_id,

@@ -508,6 +508,7 @@ def opinion_submitted(
     submitter: SubmitterRef | None,
     behalf: OnBehalfOf | None,
     now: datetime,
+    tracking_ref: str | None = None,
 ) -> OpinionSubmitted:
     """The event that records the accepted submission."""
     command = clean.command
@@ -530,6 +531,7 @@ def opinion_submitted(
             long=command.long,
         ),
         submitter=submitter,
+        tracking_ref=tracking_ref,
         on_behalf_of=behalf,
         attachments=[_HTTP_URL.validate_python(url) for url in clean.attachments],
         external_ref=command.external_ref,

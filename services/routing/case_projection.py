@@ -32,6 +32,9 @@ class OpinionFacts:
     collected_by: str | None = None
     """The staff id of whoever took the opinion down for the resident."""
     collected_by_role: str | None = None
+    tracking_ref: str | None = None
+    """The keyed hash of the resident's tracking code (``OpinionSubmitted.tracking_ref``):
+    staff find the case by the code; a transferred case keeps its opinion's."""
 
     @classmethod
     def of(cls, opinion: OpinionSubmitted) -> OpinionFacts:
@@ -51,6 +54,7 @@ class OpinionFacts:
             point,
             behalf.staff_id if behalf else None,
             behalf.role if behalf else None,
+            opinion.tracking_ref,
         )
 
     @property
@@ -140,6 +144,7 @@ def _insert_statement(
         "opened_at",
         "collected_by",
         "collected_by_role",
+        "tracking_ref",
     ]
     values = [
         state.case_id,
@@ -157,6 +162,7 @@ def _insert_statement(
         state.opened_at,
         facts.collected_by,
         facts.collected_by_role,
+        facts.tracking_ref,
         *_state_values(state),
     ]
     names = fixed + columns
@@ -249,8 +255,8 @@ async def record_feedback(
 async def opinion_facts(conn: Conn, case_id: str) -> OpinionFacts | None:
     """The facts of the opinion a case came from, as its row keeps them."""
     row = await conn.fetchrow(
-        "SELECT channel, text, community, address, lat, long, collected_by, collected_by_role "
-        "FROM routing.cases WHERE case_id = $1",
+        "SELECT channel, text, community, address, lat, long, collected_by, collected_by_role, "
+        "tracking_ref FROM routing.cases WHERE case_id = $1",
         case_id,
     )
     if row is None:
@@ -264,6 +270,7 @@ async def opinion_facts(conn: Conn, case_id: str) -> OpinionFacts | None:
         point,
         row["collected_by"],
         row["collected_by_role"],
+        row["tracking_ref"],
     )
 
 

@@ -140,8 +140,9 @@ async def export(conn: Conn, store: EventStore, opinion_ids: Sequence[str]) -> d
 
 
 async def erase(conn: Conn, erasure: Erasure) -> dict[str, int]:
-    """Erase the opinion's text and place copied into these cases, the words matched in
-    it by the classifier, the reasons given for linking them to other cases, and what
+    """Erase the opinion's text and place copied into these cases, the hash of the
+    resident's tracking code (the code names them no more), the words matched in it by
+    the classifier, the reasons given for linking them to other cases, and what
     departments answered on them (the action may quote the resident). Idempotent: counts
     changes."""
     ids = list(erasure.case_ids)
@@ -150,10 +151,10 @@ async def erase(conn: Conn, erasure: Erasure) -> dict[str, int]:
         WITH changed AS (
             UPDATE routing.cases
                SET text = $2, text_norm = '', address = NULL, lat = NULL, long = NULL,
-                   matched_keywords = '{}'
+                   matched_keywords = '{}', tracking_ref = NULL
              WHERE case_id = ANY($1::text[])
                AND (text <> $2 OR address IS NOT NULL OR lat IS NOT NULL
-                    OR matched_keywords <> '{}')
+                    OR matched_keywords <> '{}' OR tracking_ref IS NOT NULL)
             RETURNING 1
         )
         SELECT count(*) FROM changed

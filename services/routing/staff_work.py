@@ -35,6 +35,7 @@ from eventkit.privacy import PersonalDataVault
 from eventkit.refusals import Forbidden
 from eventkit.requests import RequestInfo
 from eventkit.store import EventStore
+from eventkit.tracking_codes import normalise_tracking_code
 from services.routing import views
 from services.routing.api_models import CaseDetail, CaseSummary
 from services.routing.case_state import CaseState, CaseStatus
@@ -121,6 +122,31 @@ class StaffWork:
                 self._store, conn, state, ctx.directory if ctx else None
             )
         return state, detail
+
+    async def case_of_tracking_code(self, principal: Principal, code: str) -> str:
+        """The id of the case of the person's district and scope that a resident's
+        tracking code names (the case the opinion opened here, or continued here after a
+        transfer); found through the code's keyed hash, since only intake keeps codes."""
+        canonical = normalise_tracking_code(code)
+        if canonical is None:
+            raise CaseNotFound(code)
+        async with district_transaction(self._pool, principal.district_id) as conn:
+            _, scope = await self.context(conn, principal)
+            ref = await self._vault.tracking_ref(canonical, conn=conn)
+            case_id = await conn.fetchval(
+                "SELECT case_id FROM routing.cases WHERE district_id = $1 AND tracking_ref = $2 "
+                "ORDER BY opened_at DESC LIMIT 1",
+                principal.district_id,
+                ref,
+            )
+            if case_id is None:
+                raise CaseNotFound(canonical)
+            try:
+                await self._in_scope(conn, scope, case_id)
+            except (NotYourCase, OutOfScope):
+                # The same answer as no case: a code tells nothing beyond one's scope.
+                raise CaseNotFound(canonical) from None
+        return str(case_id)
 
     async def cases(self, principal: Principal, **filters: Any) -> list[CaseSummary]:
         """Cases matching ``filters`` (those of :func:`views.list_cases`) within scope."""

@@ -15,6 +15,7 @@ import pytest
 import segno
 
 from eventkit.identity import Role
+from eventkit.privacy import PersonalDataVault
 from eventkit.store import EventStore
 from services.intake.ratelimit import RateLimiter, client_address, retry_after_header
 from services.intake.settings import IntakeSettings
@@ -61,8 +62,12 @@ async def test_a_qr_submission_is_in_the_store_when_the_201_arrives(
     code = receipt["tracking_code"].replace("-", "")
     assert receipt["tracking_url"] == f"https://minqing.example.cn/t/{code}"
     assert response.headers["location"] == f"/api/v1/track/{code}"
-    # The tracking code is a credential of intake's: never in the event.
+    # The tracking code is a credential of intake's: never in the event; its keyed hash
+    # is, for staff to find the case by the code a resident reads out.
     assert code not in str(data)
+    async with every_district(store.pool).acquire() as conn:
+        expected = await PersonalDataVault(store.pool).tracking_ref(code, conn=conn)
+    assert data["tracking_ref"] == expected
 
 
 async def test_an_online_submission_may_name_only_the_district(

@@ -94,11 +94,24 @@ class Bench:
         routing: Routing = self.app.state.routing
         return routing
 
-    async def open_case(self, text: str, *, phone: str | None = None, **where: Any) -> str:
-        """An opinion submitted as intake does (the contact sealed, consent given), and
-        the case routing opens from it."""
+    async def open_case(
+        self,
+        text: str,
+        *,
+        phone: str | None = None,
+        tracking_code: str | None = None,
+        **where: Any,
+    ) -> str:
+        """An opinion submitted as intake does (the contact sealed, consent given, the
+        tracking code's keyed hash recorded), and the case routing opens from it."""
         store = self.intake
         submitter = None
+        tracking_ref = None
+        if tracking_code is not None:
+            async with every_district(store.pool).acquire() as conn:
+                tracking_ref = await PersonalDataVault(store.pool).tracking_ref(
+                    tracking_code, conn=conn
+                )
         if phone is not None:
             vault = PersonalDataVault(store.pool)
             async with every_district(store.pool).acquire() as conn:
@@ -120,6 +133,7 @@ class Bench:
             text=text,
             location=Location(**where),
             submitter=submitter,
+            tracking_ref=tracking_ref,
         )
         envelope = await append_event(store, opinion)
         await self.routing.consumer.apply(envelope)

@@ -265,6 +265,30 @@ async def test_a_refusal_of_the_state_machine_is_shown_in_words(site: Site) -> N
     assert site.console == []
 
 
+async def test_a_case_is_found_by_the_tracking_code_a_resident_reads_out(site: Site) -> None:
+    case_id = await site.bench.open_case(
+        "小区门口的路灯坏了三天", tracking_code="ABCDEFGHJKMN", station_code="dh_home"
+    )
+    async with site.page(PHONE) as page:
+        await site.sign_in(page, "lo_dh_01")
+        await page.goto(f"{site.base}/workbench/search")
+        # Read out over the phone: lower case, spaces, an O for a zero would all do.
+        await page.get_by_label("查询码").fill("abcd efgh-jkmn")
+        await page.get_by_label("查询码").press("Enter")
+        await page.wait_for_url(f"**/workbench/cases/{case_id}")
+        assert "小区门口的路灯坏了三天" in await page.locator("main").inner_text()
+        await site.shot(page, "found-by-tracking-code")
+        await page.goto(f"{site.base}/workbench/search?tracking_code=ABCD-EFGH-JKMP")
+        assert await page.get_by_test_id("code-unknown").is_visible()
+    async with site.page() as page:
+        # A liaison officer of another station finds nothing: the case is out of scope.
+        await site.sign_in(page, "lo_xs_01")
+        await page.goto(f"{site.base}/workbench/search?tracking_code=ABCD-EFGH-JKMN")
+        assert await page.get_by_test_id("code-unknown").is_visible()
+        assert f"/workbench/cases/{case_id}" not in page.url
+    assert site.console == []
+
+
 async def test_search_directory_and_administration(site: Site) -> None:
     async with site.page() as page:
         await site.sign_in(page, ADMIN_ID)

@@ -22,6 +22,7 @@ from eventkit.http import parse_model, status_for
 from eventkit.refusals import Refusal
 from eventkit.requests import RequestInfo, checked_idempotency_key
 from services.routing.api_models import CaseDetail
+from services.routing.errors import CaseNotFound
 from services.routing.staff_accounts import StaffSession
 from services.routing.staff_commands import BY_NAME, NoBody, StaffCommand
 from services.routing.staff_scope import CONTACT_ROLES, scope_of
@@ -115,11 +116,19 @@ def case_pages(web: Web) -> APIRouter:
             "offset": (page - 1) * PAGE_SIZE,
         }
         case_id = (q.get("case_id") or "").strip().removeprefix("case-")
+        code = (q.get("tracking_code") or "").strip()
+        code_unknown = False
         try:
             ctx = await _district(web, request, session)
             if case_id:
                 await routing.staff.case(session.principal, case_id)
                 return RedirectResponse(f"{PREFIX}/cases/{case_id}", 303)
+            if code:
+                try:
+                    found_id = await routing.staff.case_of_tracking_code(session.principal, code)
+                    return RedirectResponse(f"{PREFIX}/cases/{found_id}", 303)
+                except CaseNotFound:
+                    code_unknown = True  # said on the page; the filters still apply
             found = await routing.staff.cases(session.principal, **filters)
         except Refusal as error:
             return web.refusal(request, error, session)
@@ -150,6 +159,7 @@ def case_pages(web: Web) -> APIRouter:
             stations=stations,
             representatives=sorted(ctx.directory.representatives.values(), key=lambda r: r.id),
             categories=_categories(ctx),
+            code_unknown=code_unknown,
         )
 
     @router.get("/cases/{case_id}")

@@ -145,7 +145,8 @@ TEXT: Final[dict[Lang, dict[str, str]]] = {
         "open_only": "只看未办结",
         "text": "关键词",
         "tracking_code": "查询码",
-        "tracking_code_hint": "居民查询码由受理服务保管，暂不能在此查找；请用案件编号或关键词。",
+        "tracking_code_hint": "居民报出的 12 位查询码（如 ABCD-EFGH-JKMN），大小写、横线均可。",
+        "tracking_code_unknown": "本区没有这个查询码的案件（或不在您的范围内）。",
         "case_id": "案件编号",
         "filter": "筛选",
         "any": "全部",
@@ -292,8 +293,10 @@ TEXT: Final[dict[Lang, dict[str, str]]] = {
         "open_only": "Open only",
         "text": "Words",
         "tracking_code": "Tracking code",
-        "tracking_code_hint": "Residents' tracking codes are kept by intake and cannot be "
-        "looked up here yet; use the case id or words.",
+        "tracking_code_hint": "The 12-symbol code a resident reads out (e.g. ABCD-EFGH-JKMN); "
+        "case and dashes do not matter.",
+        "tracking_code_unknown": "No case of this district (or of your scope) has this "
+        "tracking code.",
         "case_id": "Case id",
         "filter": "Filter",
         "any": "Any",
