@@ -383,9 +383,11 @@ async def test_a_case_transferred_to_another_district_continues_there_with_its_r
     assert again.status_code == 409
 
 
-async def test_a_withdrawal_after_a_transfer_closes_the_case_in_the_other_district(
-    api: Api, app: FastAPI, routing_settings: RoutingSettings, submit: Submit, store: EventStore
-) -> None:
+async def transferred_to_other(
+    api: Api, app: FastAPI, routing_settings: RoutingSettings, submit: Submit
+) -> tuple[str, httpx.Response]:
+    """A case of the demo district transferred to the district "other" (imported first):
+    its id and the transfer's answer."""
     imported = await api.client.post(
         "/api/v1/directory/import",
         content=OTHER_DISTRICT.encode(),
@@ -402,6 +404,13 @@ async def test_a_withdrawal_after_a_transfer_closes_the_case_in_the_other_distri
         {"reason": "归邻区管辖", "to_district_id": "other", "to_station_code": "hx_home"},
     )
     assert moved.status_code == 200, moved.text
+    return case_id, moved
+
+
+async def test_a_withdrawal_after_a_transfer_closes_the_case_in_the_other_district(
+    api: Api, app: FastAPI, routing_settings: RoutingSettings, submit: Submit, store: EventStore
+) -> None:
+    case_id, moved = await transferred_to_other(api, app, routing_settings, submit)
     there = moved.json()["transferred_to"]["case_id"]
     withdrawn = OpinionWithdrawn(
         district_id="demo",
@@ -429,22 +438,7 @@ async def test_a_rating_of_a_case_transferred_away_reopens_it_in_the_other_distr
 ) -> None:
     # The resident's tracking link follows the transfer, so intake records their rating
     # in the opinion's district with the other district's case id.
-    imported = await api.client.post(
-        "/api/v1/directory/import",
-        content=OTHER_DISTRICT.encode(),
-        headers=api.headers(Role.DISTRICT_ADMIN, "admin_other", "other"),
-    )
-    assert imported.status_code == 200, imported.text
-    case_id = await open_case(
-        app, routing_settings, submit, "河西社区路灯坏了", station_code="dh_donghu"
-    )
-    moved = await api.post(
-        f"/api/v1/cases/{case_id}/transfer",
-        Role.DISTRICT_ADMIN,
-        "admin_demo",
-        {"reason": "归邻区管辖", "to_district_id": "other", "to_station_code": "hx_home"},
-    )
-    assert moved.status_code == 200, moved.text
+    _, moved = await transferred_to_other(api, app, routing_settings, submit)
     there = moved.json()["transferred_to"]["case_id"]
     accepted = await api.post(
         f"/api/v1/cases/{there}/accept", Role.REPRESENTATIVE, "h001", {}, district="other"
