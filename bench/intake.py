@@ -65,7 +65,9 @@ from contracts import (
 )
 from contracts.base import Event
 from contracts.envelope import Envelope
+from eventkit.db import create_pool
 from eventkit.local import free_port
+from eventkit.store import EventStore
 from services.intake.bootstrap import bootstrap
 from services.intake.settings import IntakeSettings
 
@@ -106,10 +108,17 @@ async def prepare(stack: LocalStack) -> str:
                 position=LatLong(lat=30.27, long=120.15),
             ),
         ]
-        for event in events:
-            await intake.store.append(event.stream_id, [Envelope.wrap(event)])
-            stored = (await intake.store.read_stream(event.stream_id))[-1]
-            await intake.consumer.apply(stored.envelope())
+        # The directory is routing's to write (each process appends only its own
+        # streams): appended as routing, applied through intake's own consumer.
+        routing_pool = await create_pool(url, role="minqing_routing", max_size=1)
+        try:
+            directory = EventStore(routing_pool, group_commit=False)
+            for event in events:
+                await directory.append(event.stream_id, [Envelope.wrap(event)])
+                stored = (await directory.read_stream(event.stream_id))[-1]
+                await intake.consumer.apply(stored.envelope())
+        finally:
+            await routing_pool.close()
     return url
 
 
