@@ -82,10 +82,19 @@ async def scope(conn: Conn, district_id: str) -> None:
 
 
 @asynccontextmanager
+async def scoped(conn: Conn, district_id: str) -> AsyncIterator[Conn]:
+    """``conn`` in a transaction scoped to ``district_id``: its own, or a savepoint of the
+    caller's (whose transaction then keeps the scope after the block: a scope lasts as
+    long as the transaction)."""
+    async with conn.transaction():
+        await scope(conn, district_id)
+        yield conn
+
+
+@asynccontextmanager
 async def district_transaction(pool: asyncpg.Pool, district_id: str) -> AsyncIterator[Conn]:
     """A pooled connection in a transaction scoped to ``district_id``."""
-    async with pool.acquire() as conn, conn.transaction():
-        await scope(conn, district_id)
+    async with pool.acquire() as conn, scoped(conn, district_id):
         yield conn
 
 

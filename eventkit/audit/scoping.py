@@ -8,21 +8,13 @@ and declare the scope they read in themselves, so that no caller can forget it.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager
 
-from eventkit.db import ALL_DISTRICTS, Conn, scope
+from eventkit.db import ALL_DISTRICTS, Conn, scoped
 
 
-@asynccontextmanager
-async def audit_scope(conn: Conn, district_id: str | None) -> AsyncIterator[Conn]:
-    """``conn`` in a transaction scoped to ``district_id``, or to every district when
-    None (``ALL_DISTRICTS``: an audit of the whole store, or of a matter that went from
-    one district to another).
-
-    Inside a transaction of the caller's this is a savepoint, and the scope it declares
-    stays with the caller's transaction after it (a scope is transaction-local).
-    """
-    async with conn.transaction():
-        await scope(conn, district_id or ALL_DISTRICTS)
-        yield conn
+def audit_scope(conn: Conn, district_id: str | None) -> AbstractAsyncContextManager[Conn]:
+    """``conn`` in a transaction (or a savepoint of the caller's) scoped to
+    ``district_id``, or to every district when None (``ALL_DISTRICTS``: an audit of the
+    whole store, or of a matter that went from one district to another)."""
+    return scoped(conn, district_id or ALL_DISTRICTS)

@@ -12,13 +12,13 @@ to all of them (:func:`every_district`), and the slots keep their row-level secu
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import Sequence
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from eventkit.db import ALL_DISTRICTS, Conn, scope
+from eventkit.db import ALL_DISTRICTS, Conn, scoped
 from services.reporting.projection import upsert_sql
 from services.reporting.tables import Table
 
@@ -44,18 +44,11 @@ class TableComparison:
         return self.live_rows == self.shadow_rows and self.live_checksum == self.shadow_checksum
 
 
-@asynccontextmanager
-async def every_district(conn: Conn) -> AsyncIterator[None]:
-    """Run the block in a transaction scoped to every district: the caller's when it has
-    one open, else one of its own. A rebuild reads every district's events and writes,
-    compares and swaps every district's rows, by nature."""
-    if conn.is_in_transaction():
-        await scope(conn, ALL_DISTRICTS)
-        yield
-        return
-    async with conn.transaction():
-        await scope(conn, ALL_DISTRICTS)
-        yield
+def every_district(conn: Conn) -> AbstractAsyncContextManager[Conn]:
+    """The block in a transaction (or a savepoint of the caller's) scoped to every
+    district: a rebuild reads every district's events and writes, compares and swaps
+    every district's rows, by nature."""
+    return scoped(conn, ALL_DISTRICTS)
 
 
 async def truncate(conn: Conn, schema: str, table: Table, slot: int) -> None:
