@@ -27,14 +27,19 @@ wrapping existed (32 bytes in clear) still opens, and is wrapped by the same com
 
 What this does not cover: a database backup taken before ``forget`` still holds the
 (wrapped) key until that backup expires. Keep backups' retention within what the law
-allows. The blind index's key (``privacy.lookup_key``) is kept in the database.
+allows.
+
+The blind index's key comes from the environment (``MINQING_PRIVACY_LOOKUP_KEY``,
+:mod:`eventkit.blind_index`): each ``lookup_hash`` is stored with the id of the key
+that made it, a look-up tries the current key and then the previous ones, and
+``minqing privacy reindex`` re-hashes the index with the current key. A database made
+before kept its own key (``privacy.lookup_key``), read as the ``legacy`` key until
+the reindex has removed it.
 """
 
 from __future__ import annotations
 
 import base64
-import hashlib
-import hmac
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -47,6 +52,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
+from eventkit.blind_index import IndexKey, index_keys
 from eventkit.db import ALL_DISTRICTS, Conn, district_transaction, scope
 from eventkit.keys import KeyRing
 
@@ -188,37 +194,56 @@ class PersonalDataVault:
     nor an event without its key.
     """
 
-    def __init__(self, pool: asyncpg.Pool, keys: KeyRing | None = None) -> None:
-        """``keys``: the vault's keys (``Settings.privacy_keys()``); by default those of
-        the process's environment."""
-        if keys is None:
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        keys: KeyRing | None = None,
+        lookup_keys: KeyRing | None = None,
+    ) -> None:
+        """``keys``: the vault's keys (``Settings.privacy_keys()``); ``lookup_keys``: the
+        blind index's (``Settings.privacy_lookup_keys()``); by default those of the
+        process's environment."""
+        if keys is None or lookup_keys is None:
             from eventkit.settings import get_settings
 
-            keys = get_settings().privacy_keys()
+            keys = keys or get_settings().privacy_keys()
+            lookup_keys = lookup_keys or get_settings().privacy_lookup_keys()
         self._pool = pool
         self._keys = keys
-        self._lookup_key: bytes | None = None
+        self._lookup_ring = lookup_keys
+        self._index: tuple[IndexKey, ...] | None = None
 
-    async def _lookup_secret(self, conn: Conn) -> bytes:
-        if self._lookup_key is None:
-            key = await conn.fetchval("SELECT key FROM privacy.lookup_key")
-            if key is None:
-                raise RuntimeError("privacy.lookup_key is empty: run the migrations")
-            self._lookup_key = bytes(key)
-        return self._lookup_key
+    async def index_keys(self, conn: Conn) -> tuple[IndexKey, ...]:
+        """The blind index's keys, the current one first; the database's former key
+        (``privacy.lookup_key``, id ``legacy``) last while a database still has it. Read
+        once per process: the reindex removes that key only after no hash needs it."""
+        if self._index is None:
+            legacy = None
+            if await conn.fetchval("SELECT to_regclass('privacy.lookup_key') IS NOT NULL"):
+                found = await conn.fetchval("SELECT key FROM privacy.lookup_key")
+                legacy = None if found is None else bytes(found)
+            self._index = index_keys(self._lookup_ring, legacy)
+        return self._index
 
     async def lookup_hash(self, district_id: str, identifier: str, *, conn: Conn) -> bytes:
-        """The blind index of an identifier (a normalised phone number) in a district."""
-        secret = await self._lookup_secret(conn)
-        return hmac.new(secret, f"{district_id}\x00{identifier}".encode(), hashlib.sha256).digest()
+        """The blind index of an identifier (a normalised phone number) in a district,
+        with the current key."""
+        return (await self.index_keys(conn))[0].phone_hash(district_id, identifier)
+
+    async def lookup_hashes(self, district_id: str, identifier: str, *, conn: Conn) -> list[bytes]:
+        """The identifier's index under every known key, the current one first."""
+        return [k.phone_hash(district_id, identifier) for k in await self.index_keys(conn)]
 
     async def tracking_ref(self, code: str, *, conn: Conn) -> str:
         """A keyed hash of an opinion's tracking code, as events carry it: staff find the
         case a resident's code names without any service but intake holding the code
         (``t1.`` and 32 hex digits, the same in every district: a code is unique)."""
-        secret = await self._lookup_secret(conn)
-        digest = hmac.new(secret, f"tracking\x00{code}".encode(), hashlib.sha256).hexdigest()
-        return f"t1.{digest[:32]}"
+        return (await self.index_keys(conn))[0].tracking_ref(code)
+
+    async def tracking_refs(self, code: str, *, conn: Conn) -> list[str]:
+        """The code's ref under every known key, the current one first: an event keeps
+        the ref it was written with, so a search tries each key a ref may carry."""
+        return [k.tracking_ref(code) for k in await self.index_keys(conn)]
 
     async def subject_for(
         self, district_id: str, *, identifier: str | None, conn: Conn
@@ -228,40 +253,49 @@ class PersonalDataVault:
         With ``identifier`` (a normalised phone number) the same resident gets the same
         subject every time in this district; without one, each call is a new subject.
         """
-        lookup = (
-            await self.lookup_hash(district_id, identifier, conn=conn)
+        lookups = (
+            await self.lookup_hashes(district_id, identifier, conn=conn)
             if identifier is not None
             else None
         )
+        current = None if lookups is None else (await self.index_keys(conn))[0].key_id
         candidate = SubjectKey(new_subject_id(), new_key())
-        # One round trip in the usual cases: a new subject is inserted, or the resident's
-        # committed row is found. A row another transaction has just inserted is not in
-        # this statement's snapshot: then the second query finds it.
+        # One round trip in the usual cases: the resident's committed row is found (under
+        # the current index key or a previous one), or a new subject is inserted with the
+        # current key. A row another transaction has just inserted is not in this
+        # statement's snapshot: then the second query finds it.
         row = await conn.fetchrow(
             """
-            WITH inserted AS (
-                INSERT INTO privacy.subject_keys (subject_id, district_id, key, lookup_hash)
-                VALUES ($1, $2, $3, $4)
+            WITH found AS (
+                SELECT subject_id, key FROM privacy.subject_keys
+                 WHERE $4::bytea[] IS NOT NULL AND district_id = $2
+                   AND lookup_hash = ANY($4::bytea[])
+                 LIMIT 1
+            ), inserted AS (
+                INSERT INTO privacy.subject_keys
+                    (subject_id, district_id, key, lookup_hash, lookup_key_id)
+                SELECT $1, $2, $3, ($4::bytea[])[1], $5
+                 WHERE NOT EXISTS (SELECT 1 FROM found)
                 ON CONFLICT (district_id, lookup_hash) DO NOTHING
                 RETURNING subject_id, key
             )
-            SELECT subject_id, key FROM inserted
+            SELECT subject_id, key FROM found
             UNION ALL
-            SELECT subject_id, key FROM privacy.subject_keys
-             WHERE $4::bytea IS NOT NULL AND district_id = $2 AND lookup_hash = $4
+            SELECT subject_id, key FROM inserted
             LIMIT 1
             """,
             candidate.subject_id,
             district_id,
             wrap_key(self._keys, candidate.subject_id, candidate.key),
-            lookup,
+            lookups,
+            current,
         )
         if row is None:
             row = await conn.fetchrow(
                 "SELECT subject_id, key FROM privacy.subject_keys "
-                "WHERE district_id = $1 AND lookup_hash = $2",
+                "WHERE district_id = $1 AND lookup_hash = ANY($2::bytea[])",
                 district_id,
-                lookup,
+                lookups,
             )
         if row is None:  # forgotten between the two statements: start afresh
             return await self.subject_for(district_id, identifier=identifier, conn=conn)
@@ -328,13 +362,14 @@ class PersonalDataVault:
 
     async def subject_of(self, district_id: str, identifier: str, *, conn: Conn) -> str | None:
         """The subject a normalised phone number names in a district (through the blind
-        index), without creating one; None when the number is unknown or was forgotten."""
-        lookup = await self.lookup_hash(district_id, identifier, conn=conn)
+        index), without creating one; None when the number is unknown or was forgotten.
+        Tries every known index key (current, previous, the database's former one): a
+        row not re-hashed yet by ``minqing privacy reindex`` is found all the same."""
         found = await conn.fetchval(
             "SELECT subject_id FROM privacy.subject_keys "
-            "WHERE district_id = $1 AND lookup_hash = $2",
+            "WHERE district_id = $1 AND lookup_hash = ANY($2::bytea[]) LIMIT 1",
             district_id,
-            lookup,
+            await self.lookup_hashes(district_id, identifier, conn=conn),
         )
         return None if found is None else str(found)
 

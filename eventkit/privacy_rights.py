@@ -52,7 +52,7 @@ DEFAULT_RETENTION_DAYS: Final = 3 * 365
 MIN_RETENTION_DAYS: Final = 30
 MAX_RETENTION_DAYS: Final = 36500
 
-RequestKind = Literal["find", "export", "forget", "retention"]
+RequestKind = Literal["find", "export", "forget", "retention", "reindex"]
 
 
 @dataclass(frozen=True, slots=True)

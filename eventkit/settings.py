@@ -82,6 +82,16 @@ class Settings(BaseSettings):
     privacy_previous_keys: dict[str, str] = Field(default_factory=dict)
     """Earlier wrapping keys, by id, as JSON: keys they wrapped still open until
     ``minqing keys rewrap`` wraps them again with ``privacy_key``."""
+    privacy_lookup_key: str = "minqing-local-development-lookup-key-change-me"
+    """Key of the blind index of residents' phone numbers and of the tracking refs
+    (eventkit.blind_index; each purpose's key derived from it): never in the database,
+    so that a copy of it cannot map residents to their numbers."""
+    privacy_lookup_key_id: str = "k1"
+    """Id of ``privacy_lookup_key``, stored beside every hash of the index it makes."""
+    privacy_lookup_previous_keys: dict[str, str] = Field(default_factory=dict)
+    """Earlier index keys, by id, as JSON: a number indexed with one of them is still
+    found until ``minqing privacy reindex`` re-hashes it with ``privacy_lookup_key``, and
+    tracking refs made with one keep matching as long as it is listed."""
     public_base_url: str = "http://127.0.0.1:8001"
     """Where residents reach intake: QR posters and tracking links point here."""
 
@@ -139,6 +149,14 @@ class Settings(BaseSettings):
     def privacy_keys(self) -> KeyRing:
         """The keys wrapping residents' keys: ``privacy_key`` wraps, every one unwraps."""
         return KeyRing(self.privacy_key_id, self.privacy_key, dict(self.privacy_previous_keys))
+
+    def privacy_lookup_keys(self) -> KeyRing:
+        """The keys of the blind index: ``privacy_lookup_key`` hashes, every one finds."""
+        return KeyRing(
+            self.privacy_lookup_key_id,
+            self.privacy_lookup_key,
+            dict(self.privacy_lookup_previous_keys),
+        )
 
     def serves_https(self) -> bool:
         """Whether browsers reach the services only over https (``https_only``)."""

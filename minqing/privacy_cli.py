@@ -21,6 +21,7 @@ from eventkit.local import NoDatabase, database_url
 from eventkit.privacy import PersonalDataVault, VaultKeyMissing
 from eventkit.refusals import Refusal
 from eventkit.settings import Settings
+from minqing.lookup_key_cli import COMMANDS as LOOKUP_KEY_COMMANDS
 from minqing.privacy import Forgotten, Matters, ResidentRights, write_export
 
 T = TypeVar("T")
@@ -34,7 +35,12 @@ def _run(settings: Settings, work: Callable[[ResidentRights], Awaitable[T]]) -> 
         pool = await create_pool(database_url(settings), role=settings.database_role, max_size=2)
         try:
             return await work(
-                ResidentRights(pool, PersonalDataVault(pool, settings.privacy_keys()))
+                ResidentRights(
+                    pool,
+                    PersonalDataVault(
+                        pool, settings.privacy_keys(), settings.privacy_lookup_keys()
+                    ),
+                )
             )
         finally:
             await pool.close()
@@ -281,5 +287,8 @@ def retention_show(settings: Settings, district: str) -> None:
     days = _run(settings, lambda rights: rights.retention_of(district))
     click.echo(f"区 {district} 保存期限：{days} 天 / district {district}: {days} days")
 
+
+for _command in LOOKUP_KEY_COMMANDS:  # the blind index's key: reindex, lookup-key
+    privacy.add_command(_command)
 
 COMMANDS = [privacy]

@@ -59,7 +59,7 @@ def build(settings: IntakeSettings, runtime: Runtime) -> Intake:
     pool, store, clock = runtime.pool, runtime.store, runtime.clock
     directory = Directory(pool, cache_seconds=settings.directory_cache_seconds)
     taxonomy = TaxonomySource(pool, cache_seconds=settings.directory_cache_seconds)
-    vault = PersonalDataVault(pool, settings.privacy_keys())
+    vault = PersonalDataVault(pool, settings.privacy_keys(), settings.privacy_lookup_keys())
     return Intake(
         settings=settings,
         runtime=runtime,

@@ -88,7 +88,7 @@ def build(settings: RoutingSettings, runtime: Runtime, segmenter: Segmenter) -> 
     reactions = Reactions(cases, districts, casework, clock)
     directory = DirectoryAdmin(pool, runtime.store, clock)
     accounts = StaffAccounts(pool, runtime.store, districts, clock, settings)
-    vault = PersonalDataVault(pool, settings.privacy_keys())
+    vault = PersonalDataVault(pool, settings.privacy_keys(), settings.privacy_lookup_keys())
     return Routing(
         settings=settings,
         runtime=runtime,

@@ -132,12 +132,14 @@ class StaffWork:
             raise CaseNotFound(code)
         async with district_transaction(self._pool, principal.district_id) as conn:
             _, scope = await self.context(conn, principal)
-            ref = await self._vault.tracking_ref(canonical, conn=conn)
+            # An event keeps the ref it was written with: try the ref under every key
+            # of the index (current, previous, the database's former one).
+            refs = await self._vault.tracking_refs(canonical, conn=conn)
             case_id = await conn.fetchval(
-                "SELECT case_id FROM routing.cases WHERE district_id = $1 AND tracking_ref = $2 "
-                "ORDER BY opened_at DESC LIMIT 1",
+                "SELECT case_id FROM routing.cases WHERE district_id = $1 "
+                "AND tracking_ref = ANY($2::text[]) ORDER BY opened_at DESC LIMIT 1",
                 principal.district_id,
-                ref,
+                refs,
             )
             if case_id is None:
                 raise CaseNotFound(canonical)

@@ -207,7 +207,6 @@ async def test_the_services_may_delete_keys_and_nothing_else_of_the_privacy_tabl
         for statement in (
             "UPDATE privacy.subject_keys SET key = key",
             "DELETE FROM privacy.forgotten_subjects",
-            "DELETE FROM privacy.lookup_key",
             "DELETE FROM intake.opinions",
         ):
             with pytest.raises(asyncpg.InsufficientPrivilegeError):

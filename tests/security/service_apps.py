@@ -34,6 +34,8 @@ SECRETS: Final[dict[str, Any]] = {
     "jwt_previous_secrets": {"k0": "jwt-old-3b9e6c1d0a7f4e2b8c5d1a9f6e3b0c7d"},
     "privacy_key": "vault-5e8a2c7f1b4d9e0a3c6f8b1d4e7a0c2f",
     "privacy_previous_keys": {"k0": "vault-old-9c2e5a8d1f4b7e0c3a6d9f2b5e8c1a4d"},
+    "privacy_lookup_key": "index-3f6a9c2e5b8d1f4a7c0e3b6d9f2a5c8e",
+    "privacy_lookup_previous_keys": {"k0": "index-old-7b0d3f6a9c2e5b8d1f4a7c0e3b6d9f2a"},
     "intake_hash_key": "hash-1a4d7f0c3e6b9a2d5f8c1e4b7a0d3f6c",
     "intake_hash_previous_keys": {"k0": "hash-old-6d9a2c5f8b1e4a7d0c3f6b9e2a5d8c1f"},
     "routing_form_secret": "form-8f1c4e7a0d3b6f9c2e5a8d1b4f7c0e3a",
