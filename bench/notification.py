@@ -252,6 +252,8 @@ def phase(
 
 async def measure(stack: LocalStack, args: argparse.Namespace) -> Results:
     url = await stack.create_database("bench_notification")
+    if args.statements:
+        await stack.record_statements()
     smtp, http, port = free_port(), free_port(), free_port()
     env = stack.environment(
         url,
@@ -301,7 +303,10 @@ async def measure(stack: LocalStack, args: argparse.Namespace) -> Results:
         step("warming up")
         await burst(store, pool, range(50), meter)
         step(f"a burst of {args.burst} cases")
+        if args.statements:
+            await stack.reset_statements(url)
         phases = {"burst": await burst(store, pool, range(10**6, 10**6 + args.burst), meter)}
+        statements = await stack.statements(url, 25) if args.statements else []
         rate = args.rate or max(10.0, round(phases["burst"].per_s / PER_CASE / 2, -1))
         count = int(rate * args.duration)
         step(f"paced at {rate:g} cases/s for {args.duration:g} s")
@@ -321,6 +326,10 @@ async def measure(stack: LocalStack, args: argparse.Namespace) -> Results:
         "per_recipient": args.per_recipient,
         "partitions": args.partitions,
         "phases": {k: asdict(v) for k, v in phases.items()},
+        "burst_statements": [
+            {k: (float(v) if k.endswith("_ms") else v) for k, v in row.items()}
+            for row in statements
+        ],
         "failed_deliveries": failed,
         "goals": {
             "at_least_1000_per_s": phases["burst"].per_s >= GOAL_PER_S,
@@ -369,6 +378,12 @@ def report(results: Results) -> str:
     for p in results["phases"].values():
         parts = ", ".join(f"{k} {v:.2f}" for k, v in p["cpu_ms_per_delivery"].items())
         lines.append(f"  {p['name']:<6} {parts}")
+    if results["burst_statements"]:
+        lines += ["", "burst: statements by time in PostgreSQL (calls, total ms, mean ms, query):"]
+        lines += [
+            f"  {r['calls']:>7} {r['total_ms']:>9.1f} {r['mean_ms']:>7.3f}  {r['query']}"
+            for r in results["burst_statements"]
+        ]
     g = results["goals"]
     lines += [
         "",
@@ -390,6 +405,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--concurrency", type=int, default=64, help="sends in flight")
     parser.add_argument("--per-recipient", type=int, default=16, help="sends in flight to one")
     parser.add_argument("--partitions", type=int, default=6)
+    parser.add_argument(
+        "--statements",
+        action="store_true",
+        help="load pg_stat_statements and print where PostgreSQL spent its time in the burst",
+    )
     parser.add_argument("--keep", action="store_true", help="keep the work directory (logs)")
     args = parser.parse_args(argv)
     return run("notification", lambda stack: measure(stack, args), report, keep=args.keep)

@@ -156,21 +156,26 @@ class Consumer:
         return register
 
     def handles_many(
-        self, model: type[E]
+        self, model: type[E], *more: type[Event]
     ) -> Callable[[Callable[[Sequence[tuple[E, HandlerContext]]], Awaitable[None]]], BatchHandler]:
         """Decorator: run the function once for the consecutive events of ``model``'s type
-        in a batch of records, in their order, in the batch's transaction.
+        (or of any of the types given) in a batch of records, in their order, in the
+        batch's transaction.
 
         For handlers that do the same work for many events and gain from doing it in one
         round trip (one query for all, one append for all). With a batch size of 1, or
         for a record whose stream has events not applied yet, or when a batch failed and
-        its records are handled one by one, the function gets one event.
+        its records are handled one by one, the function gets one event. Given several
+        types, the function gets a run of events of any of them, mixed as they came (a
+        case's events one after another).
         """
 
         def register(
             fn: Callable[[Sequence[tuple[E, HandlerContext]]], Awaitable[None]],
         ) -> BatchHandler:
-            self._add_route(_Route(model, many=cast(BatchHandler, fn)))
+            models: tuple[type[Event], ...] = (model, *more)
+            for each in models:
+                self._add_route(_Route(each, many=cast(BatchHandler, fn)))
             return cast(BatchHandler, fn)
 
         return register
@@ -398,7 +403,7 @@ class Consumer:
                 await self._fill_gap(conn, envelope, known)
                 await self._run(envelope, conn, record.topic, record.offset)
             else:
-                if pending_route is not route:
+                if pending_route is None or pending_route.many is not route.many:
                     await flush()
                     pending_route = route
                 event = self._event(envelope)

@@ -38,6 +38,7 @@ from services.notification.planner import Planner
 from services.notification.publisher import PublicFeed
 from services.notification.sender import Sender
 from services.notification.settings import NotificationSettings
+from services.notification.setup import Setups
 
 log = get_logger(__name__)
 
@@ -93,9 +94,11 @@ def build(
     """Every part of notification on an open runtime (no I/O)."""
     pool, store, clock = runtime.pool, runtime.store, runtime.clock
     vault = PersonalDataVault(pool, settings.privacy_keys())
+    setups = Setups()  # shared by the planner and the sender: one read per district change
     planner = Planner(
         store,
         clock,
+        setups,
         quiet_hours=(settings.quiet_start, settings.quiet_end),
         public_feed=settings.public_feed,
     )
@@ -105,7 +108,7 @@ def build(
         vault=vault,
         planner=planner,
         consumer=build_consumer(settings, pool, planner),
-        sender=Sender(pool, store, vault, dict(channels), settings, clock),
+        sender=Sender(pool, store, vault, dict(channels), settings, clock, setups),
         public_feed=PublicFeed(pool, settings),
         channels=channels,
     )

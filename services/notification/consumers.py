@@ -4,10 +4,12 @@ version gate commit together, and a redelivered event plans nothing new)."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import asyncpg
 
+from contracts.base import Event
 from contracts.cases import EVENTS as CASE_EVENTS
-from contracts.cases import CaseEvent
 from contracts.directory import (
     DepartmentRegistered,
     DepartmentRetired,
@@ -50,14 +52,11 @@ def build_consumer(settings: Settings, pool: asyncpg.Pool, planner: Planner) -> 
     for model in DIRECTORY_EVENTS:
         consumer.handles(model)(on_directory)
 
-    @consumer.handles(OpinionSubmitted)
-    async def on_opinion(event: OpinionSubmitted, ctx: HandlerContext) -> None:
-        await planner.on_opinion(event, ctx.envelope, ctx.conn)
+    @consumer.handles_many(OpinionSubmitted, *CASE_EVENTS)
+    async def on_events(items: Sequence[tuple[Event, HandlerContext]]) -> None:
+        # A run of one district's opinions and case events, mixed as they came: planned
+        # together in the batch's transaction (a directory event between two runs is
+        # applied on its own, in order).
+        await planner.plan_batch(items[0][1].conn, [(e, ctx.envelope) for e, ctx in items])
 
-    async def on_case(event: object, ctx: HandlerContext) -> None:
-        assert isinstance(event, CaseEvent)
-        await planner.on_case(event, ctx.envelope, ctx.conn)
-
-    for case_model in CASE_EVENTS:
-        consumer.handles(case_model)(on_case)
     return consumer

@@ -34,7 +34,8 @@ def _values(entry: ContactEntry) -> list[Any]:
     return [data[c] for c in _COLUMNS]
 
 
-def _entry(row: asyncpg.Record) -> ContactEntry:
+def entry_of(row: Any) -> ContactEntry:
+    """A contact from its row (or the row as JSON)."""
     return ContactEntry.model_validate({c: row[c] for c in _COLUMNS if row[c] is not None})
 
 
@@ -90,7 +91,7 @@ async def load(conn: Conn, district_id: str, staff_ids: Iterable[str]) -> dict[s
         district_id,
         ids,
     )
-    return {r["staff_id"]: _entry(r) for r in rows}
+    return {r["staff_id"]: entry_of(r) for r in rows}
 
 
 async def one(conn: Conn, district_id: str, staff_id: str) -> ContactEntry:
@@ -107,7 +108,7 @@ async def listing(conn: Conn, district_id: str) -> list[ContactEntry]:
         "SELECT * FROM notification.contacts WHERE district_id = $1 ORDER BY staff_id",
         district_id,
     )
-    return [_entry(r) for r in rows]
+    return [entry_of(r) for r in rows]
 
 
 async def remove(conn: Conn, district_id: str, staff_id: str) -> None:
@@ -119,24 +120,3 @@ async def remove(conn: Conn, district_id: str, staff_id: str) -> None:
     )
     if status.endswith(" 0"):
         raise ContactNotFound(staff_id)
-
-
-async def with_role(conn: Conn, district_id: str, role: str) -> tuple[str, ...]:
-    """The staff ids of the district's active contacts with ``role``."""
-    rows = await conn.fetch(
-        "SELECT staff_id FROM notification.contacts "
-        "WHERE district_id = $1 AND role = $2 AND active ORDER BY staff_id",
-        district_id,
-        role,
-    )
-    return tuple(r["staff_id"] for r in rows)
-
-
-async def departments(conn: Conn, district_id: str) -> dict[str, str]:
-    """Department name → the staff id of its contact (departments are named by whistles)."""
-    rows = await conn.fetch(
-        "SELECT staff_id, name FROM notification.contacts "
-        "WHERE district_id = $1 AND role = 'department' AND active AND name IS NOT NULL",
-        district_id,
-    )
-    return {r["name"]: r["staff_id"] for r in rows}

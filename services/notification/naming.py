@@ -1,23 +1,22 @@
 """What a message says by name, looked up once per batch the sender claims: the district
-(name, time zone, categories), stations, representatives, staff contacts, the residents'
-sealed contacts, subscriptions and the district's own templates.
+(name, time zone, categories), stations, representatives, staff contacts, subscriptions
+and the district's own templates from its setup, kept between batches
+(:mod:`services.notification.setup`), and the residents' sealed contacts.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-import asyncpg
-
 from eventkit.db import Conn, scope
-from services.notification import contacts, subscriptions
 from services.notification.contact_book import ContactEntry
-from services.notification.messages import Message, Template, default_template, render
+from services.notification.messages import Message, default_template, render
 from services.notification.outbox import Delivery
+from services.notification.setup import DistrictSetup, Setups
 from services.notification.subscriptions import Subscription
 
 PRIORITY = {
@@ -32,6 +31,15 @@ DEADLINE = {
 }
 _TIMES = ("response_due", "resolution_due", "due", "next_due", "reply_due", "report_due")
 
+_LOOKUP = """
+SELECT (SELECT stamp FROM notification.setup_stamps WHERE district_id = $1) AS stamp,
+       (SELECT jsonb_agg(jsonb_build_array(opinion_id, subject_id, phone_ciphertext,
+                                           tracking_code_ciphertext))
+          FROM notification.opinions WHERE opinion_id = ANY($2::text[])) AS residents
+"""
+"""Per district of a batch, one statement: the district's stamp (its setup is read again
+only when it moved) and the sealed contacts of the residents it holds."""
+
 
 @dataclass(frozen=True)
 class SealedResident:
@@ -40,122 +48,80 @@ class SealedResident:
     tracking_code_ciphertext: str | None
 
 
-@dataclass(frozen=True)
-class District:
-    name: str
-    timezone: str
-    categories: dict[str, list[str]]
-
-
 class Names:
     """Lookups for the deliveries of one batch (see the module's note)."""
 
-    def __init__(self, pool: asyncpg.Pool, public_base_url: str) -> None:
-        self._pool = pool
+    def __init__(
+        self,
+        public_base_url: str,
+        setups: Mapping[str, DistrictSetup],
+        residents: Mapping[str, SealedResident],
+    ) -> None:
         self.public_base_url = public_base_url
-        self._districts: dict[str, District] = {}
-        self._stations: dict[tuple[str, str], str] = {}
-        self._people: dict[tuple[str, str], str] = {}
-        self._contacts: dict[tuple[str, str], ContactEntry] = {}
-        self._residents: dict[str, SealedResident] = {}
-        self._subscriptions: dict[str, Subscription | None] = {}
-        self._templates: dict[tuple[str, str], Template] = {}
+        self._setups = setups
+        self._residents = residents
 
     @classmethod
     async def load(
-        cls, pool: asyncpg.Pool, public_base_url: str, batch: Sequence[Delivery]
+        cls, conn: Conn, setups: Setups, public_base_url: str, batch: Sequence[Delivery]
     ) -> Names:
-        """What the deliveries of ``batch`` need, looked up in a few queries."""
-        names = cls(pool, public_base_url)
-        await names.prepare(batch)
-        return names
-
-    async def prepare(self, batch: Sequence[Delivery]) -> None:
-        """Look up, in a few queries per district, what the deliveries of ``batch`` need.
+        """What the deliveries of ``batch`` need, in one statement per district, in
+        ``conn``'s transaction.
 
         A batch may hold several districts' deliveries (the sender claims for all of
         them); each district's names are looked up in that district's row-level
         security scope, so a delivery can only be given what its own district holds
         (and a resident's sealed contact what the district that took the opinion down
-        holds: :func:`resident_district`).
+        holds: :func:`resident_district`). The transaction is left in the last
+        district's scope.
         """
-        districts = sorted({d.district_id for d in batch} | {resident_district(d) for d in batch})
-        async with self._pool.acquire() as conn, conn.transaction():
-            for district in districts:
-                await scope(conn, district)
-                own = [d for d in batch if d.district_id == district]
-                if own:
-                    await self._prepare_district(conn, district, own)
-                await self._prepare_residents(
-                    conn, [d for d in batch if resident_district(d) == district]
-                )
-
-    async def _prepare_district(self, conn: Conn, district: str, batch: Sequence[Delivery]) -> None:
-        row = await conn.fetchrow(
-            "SELECT * FROM notification.districts WHERE district_id = $1", district
-        )
-        if row is not None:
-            self._districts[district] = District(
-                row["name_zh"], row["timezone"], dict(row["categories"] or {})
+        kept: dict[str, DistrictSetup] = {}
+        residents: dict[str, SealedResident] = {}
+        own = {d.district_id for d in batch}
+        for district in sorted(own | {resident_district(d) for d in batch}):
+            await scope(conn, district)
+            opinions = sorted(
+                {
+                    d.opinion_id
+                    for d in batch
+                    if d.recipient_kind == "resident"
+                    and d.opinion_id
+                    and resident_district(d) == district
+                }
             )
-        for row in await conn.fetch(
-            "SELECT station_code, name_zh FROM notification.stations WHERE district_id = $1",
-            district,
-        ):
-            self._stations[(district, row["station_code"])] = row["name_zh"]
-        for row in await conn.fetch(
-            "SELECT representative_id, name_zh FROM notification.representatives"
-            " WHERE district_id = $1",
-            district,
-        ):
-            self._people[(district, row["representative_id"])] = row["name_zh"]
-        staff = [d.recipient for d in batch if d.recipient_kind == "staff"]
-        for staff_id, entry in (await contacts.load(conn, district, staff)).items():
-            self._contacts[(district, staff_id)] = entry
-        for row in await conn.fetch(
-            "SELECT template, subject, body FROM notification.template_overrides "
-            "WHERE district_id = $1",
-            district,
-        ):
-            self._templates[(district, row["template"])] = Template(row["subject"], row["body"])
-        for subscriber in sorted({d.recipient for d in batch if d.recipient_kind == "subscriber"}):
-            self._subscriptions[subscriber] = await subscriptions.by_id(conn, subscriber)
-
-    async def _prepare_residents(self, conn: Conn, batch: Sequence[Delivery]) -> None:
-        opinions = sorted(
-            {d.opinion_id for d in batch if d.recipient_kind == "resident" and d.opinion_id}
-        )
-        if opinions:
-            for row in await conn.fetch(
-                "SELECT opinion_id, subject_id, phone_ciphertext, tracking_code_ciphertext "
-                "FROM notification.opinions WHERE opinion_id = ANY($1)",
-                opinions,
-            ):
-                self._residents[row["opinion_id"]] = SealedResident(
-                    row["subject_id"], row["phone_ciphertext"], row["tracking_code_ciphertext"]
+            row = await conn.fetchrow(_LOOKUP, district, opinions)
+            assert row is not None
+            if district in own:
+                kept[district] = setups.stamp_is(district, row["stamp"]) or await setups.load(
+                    conn, district
                 )
+            for opinion_id, subject_id, phone, code in row["residents"] or []:
+                residents[opinion_id] = SealedResident(subject_id, phone, code)
+        return cls(public_base_url, kept, residents)
 
-    def district(self, district_id: str) -> District:
-        return self._districts.get(district_id) or District(district_id, "Asia/Shanghai", {})
+    def district(self, district_id: str) -> DistrictSetup:
+        return self._setups.get(district_id) or DistrictSetup(district_id, None, district_id)
 
     def station(self, district_id: str, code: str | None) -> str:
-        return self._stations.get((district_id, code or ""), code or "")
+        found = self.district(district_id).stations.get(code or "")
+        return found.name if found is not None else code or ""
 
     def person(self, district_id: str, staff_id: str | None) -> str:
-        return self._people.get((district_id, staff_id or ""), staff_id or "")
+        people = self.district(district_id).representatives
+        return people.get(staff_id or "", staff_id or "")
 
     def contact(self, district_id: str, staff_id: str) -> ContactEntry | None:
-        return self._contacts.get((district_id, staff_id))
+        return self.district(district_id).contacts.get(staff_id)
 
     def resident(self, opinion_id: str | None) -> SealedResident | None:
         return self._residents.get(opinion_id or "")
 
-    def subscription(self, subscription_id: str) -> Subscription | None:
-        return self._subscriptions.get(subscription_id)
+    def subscription(self, district_id: str, subscription_id: str) -> Subscription | None:
+        return self.district(district_id).subscription(subscription_id)
 
     async def render(self, delivery: Delivery, context: dict[str, Any]) -> Message:
         """The delivery's message: the district's own template, else the one shipped."""
-        template = self._templates.get((delivery.district_id, delivery.template))
+        template = self.district(delivery.district_id).templates.get(delivery.template)
         return render(template or default_template(delivery.template), context)
 
 

@@ -102,7 +102,7 @@ async def plan(conn: Conn, deliveries: Sequence[NewDelivery]) -> int:
 
 
 async def claim(
-    pool: asyncpg.Pool,
+    conn: Conn,
     now: datetime,
     limit: int,
     sender: str,
@@ -113,13 +113,13 @@ async def claim(
     in flight per recipient counting ``in_flight`` (what this sender already sends to each):
     one slow receiver cannot take every slot.
 
-    Every district's deliveries at once (``ALL_DISTRICTS``): one sender serves them all,
-    oldest first, and a claim per district would let a busy district starve the others
-    or cost a statement per district for each claim.
+    Every district's deliveries at once: ``conn``'s transaction is scoped to every
+    district (``ALL_DISTRICTS``) by the caller, since one sender serves them all, oldest
+    first, and a claim per district would let a busy district starve the others or cost
+    a statement per district for each claim.
     """
-    async with district_transaction(pool, ALL_DISTRICTS) as conn:
-        rows = await conn.fetch(
-            """
+    rows = await conn.fetch(
+        """
         UPDATE notification.deliveries d
            SET status = 'sending', attempts = d.attempts + 1, claimed_at = clock_timestamp(),
                claimed_by = $3, held = NULL
@@ -142,12 +142,12 @@ async def claim(
                   recipient_kind, recipient, channel, template, case_id, opinion_id, context,
                   attempts, created_at, source_committed
         """,
-            now,
-            limit,
-            sender,
-            share,
-            dict(in_flight),
-        )
+        now,
+        limit,
+        sender,
+        share,
+        dict(in_flight),
+    )
     return [Delivery(**dict(r.items())) for r in rows]
 
 

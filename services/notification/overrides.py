@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime
 from typing import cast
 
@@ -11,37 +10,6 @@ from services.notification.contact_book import Channel
 from services.notification.errors import UnknownRule
 from services.notification.messages import Template, default_template
 from services.notification.rules import RULES_BY_NAME, RuleSetting
-from services.notification.subscriptions import Subscription, subscription_of
-
-
-@dataclass(frozen=True)
-class DistrictSetup:
-    """What planning needs of a district, read in one query per event."""
-
-    timezone: str
-    rules: dict[str, RuleSetting]
-    subscriptions: list[Subscription]
-
-
-async def district_setup(conn: Conn, district_id: str) -> DistrictSetup:
-    """The district's time zone, rule overrides and receiving subscriptions."""
-    row = await conn.fetchrow(
-        """
-        SELECT (SELECT timezone FROM notification.districts WHERE district_id = $1) AS tz,
-               (SELECT jsonb_agg(jsonb_build_array(rule, enabled, channels))
-                  FROM notification.rule_overrides WHERE district_id = $1) AS rules,
-               (SELECT jsonb_agg(to_jsonb(s)) FROM notification.subscriptions s
-                 WHERE district_id = $1 AND status IN ('active', 'paused')) AS subs
-        """,
-        district_id,
-    )
-    assert row is not None
-    rules = {
-        name: RuleSetting(enabled, tuple(cast(list[Channel], channels)) if channels else None)
-        for name, enabled, channels in row["rules"] or []
-    }
-    subs = [subscription_of(s) for s in row["subs"] or []]
-    return DistrictSetup(row["tz"] or "Asia/Shanghai", rules, subs)
 
 
 async def rule_settings(conn: Conn, district_id: str) -> dict[str, RuleSetting]:

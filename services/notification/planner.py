@@ -1,15 +1,21 @@
 """From events to the deliveries they call for, inside the consumer's transaction.
 
-For each event: keep what the rules need to know (:mod:`services.notification.projections`),
-load the facts around it, let :func:`services.notification.rules.plan` decide, and record
-the deliveries in the outbox; for case events, one delivery per outside subscription and
-a record for the district's public feed. Nothing is sent here: the sender works the outbox
-after this transaction commits, so a crash or a redelivered event never sends twice.
+The consumer hands over a batch's opinions and case events of one district at a time
+(:meth:`Planner.plan_batch`): keep what the rules need to know
+(:mod:`services.notification.projections`), gather the facts around each event (the
+district's setup, kept between batches: :mod:`services.notification.setup`), let
+:func:`services.notification.rules.plan` decide, and record the deliveries in the outbox;
+for case events, one delivery per outside subscription and a record for the district's
+public feed. Nothing is sent here: the sender works the outbox after this transaction
+commits, so a crash or a redelivered event never sends twice; and a delivery's id is
+derived from its event, recipient and channel, so planning an event again adds nothing.
 """
 
 from __future__ import annotations
 
-from dataclasses import replace
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
@@ -23,11 +29,11 @@ from eventkit import cloudevents
 from eventkit.clock import Clock
 from eventkit.db import Conn, scope
 from eventkit.store import EventStore
-from services.notification import contacts, overrides, projections
+from services.notification import projections
 from services.notification.ids import delivery_id
 from services.notification.outbox import NewDelivery
 from services.notification.outbox import plan as plan_deliveries
-from services.notification.overrides import DistrictSetup
+from services.notification.projections import CaseRow, evolve_case
 from services.notification.rules import (
     RULE_EVENTS,
     CaseFacts,
@@ -38,96 +44,137 @@ from services.notification.rules import (
     staff_needed,
     template_context,
 )
+from services.notification.setup import DistrictSetup, Setups
 from services.notification.subscriptions import FAR_FUTURE
 from services.notification.timing import after_quiet_hours
 
 
 class Planner:
-    """Plans the deliveries of each event (see the module's note)."""
+    """Plans the deliveries of a batch of events (see the module's note)."""
 
     def __init__(
         self,
         store: EventStore,
         clock: Clock,
+        setups: Setups,
         *,
         quiet_hours: tuple[int, int] = (22, 8),
         public_feed: bool = True,
     ) -> None:
         self._store = store
         self._clock = clock
+        self._setups = setups
         self._quiet = quiet_hours
         self._public_feed = public_feed
 
     async def on_directory(self, event: Event, conn: Conn) -> None:
-        """A directory event: keep what the rules and the messages use."""
+        """A directory event: keep what the rules and the messages use (the district's
+        stamp moves with it, so the next batch reads the district afresh)."""
         await projections.project_directory(conn, event)
 
     async def on_opinion(self, opinion: OpinionSubmitted, envelope: Envelope, conn: Conn) -> None:
-        """An opinion: keep its resident (sealed), and send a receipt when staff took it."""
-        await projections.record_opinion(conn, opinion)
-        facts = Facts(event=opinion, resident=projections.resident_of(opinion))
-        setup = await overrides.district_setup(conn, opinion.district_id)
-        await plan_deliveries(conn, await self._planned(conn, envelope, facts, None, setup))
+        """One opinion: as a batch of one."""
+        await self.plan_batch(conn, [(opinion, envelope)])
 
     async def on_case(self, event: CaseEvent, envelope: Envelope, conn: Conn) -> None:
-        """A case event: tell whom the rules say, the subscribers, and the public feed."""
-        district = event.district_id
-        if isinstance(event, CaseOpened):
-            await projections.record_case(conn, event)
-        setup = await overrides.district_setup(conn, district)
+        """One case event: as a batch of one."""
+        await self.plan_batch(conn, [(event, envelope)])
+
+    async def plan_batch(self, conn: Conn, batch: Sequence[tuple[Event, Envelope]]) -> None:
+        """Opinions and case events of one district, in their order, in ``conn``'s
+        transaction (scoped to that district): keep the residents and the cases, record
+        the deliveries the rules call for, one per outside subscription, and the public
+        feed's records.
+
+        A fixed number of statements whatever the batch's size: the district's stamp
+        (its setup is kept between batches), the opinions, the cases, the residents told,
+        the deliveries, the cases changed, the feed. The cases are folded in memory in
+        the events' order, so each event is planned on the case as it stood before it
+        (a ``CaseOpened`` on the case it opens), exactly as one by one.
+        """
+        if not batch:
+            return
+        district = batch[0][0].district_id
+        if any(event.district_id != district for event, _ in batch):
+            raise ValueError("a batch is planned in one district's scope")
+        setup = await self._setups.get(conn, district)
+        await projections.record_opinions(
+            conn, [e for e, _ in batch if isinstance(e, OpinionSubmitted)]
+        )
+        kept = await projections.cases(
+            conn, (e.case_id for e, _ in batch if isinstance(e, CaseEvent))
+        )
+        states: dict[str, CaseRow | None] = dict(kept)
+        changed: dict[str, CaseRow] = {}
+        steps: list[_Step] = []
+        for event, envelope in batch:
+            if isinstance(event, OpinionSubmitted):
+                facts = Facts(event=event, resident=projections.resident_of(event))
+                steps.append(_Step(envelope, facts, None))
+                continue
+            assert isinstance(event, CaseEvent)
+            before = states.get(event.case_id)
+            after = evolve_case(before, event)
+            if after is not None and after is not before:
+                states[event.case_id] = changed[event.case_id] = after
+            seen = after if isinstance(event, CaseOpened) else before
+            case = seen.facts() if seen is not None else None
+            facts = Facts(event=event, case=case)
+            if event.event_type in RULE_EVENTS:
+                facts = _around(facts, setup)
+            steps.append(_Step(envelope, facts, case))
+        residents = await self._residents(conn, steps)
+        now = self._clock()
         deliveries: list[NewDelivery] = []
-        if event.event_type in RULE_EVENTS:
-            station_code = event.station_code if isinstance(event, CaseAssigned) else None
-            case, station = await projections.case_and_station(
-                conn, district, event.case_id, station_code
-            )
-            facts = await self._around(conn, Facts(event=event, case=case, station=station))
-            deliveries += await self._planned(conn, envelope, facts, case, setup)
-        else:
-            case = await projections.case_facts(conn, event.case_id)
-        deliveries += self._to_subscribers(event, envelope, case, setup)
+        for step in steps:
+            event = step.facts.event
+            facts = step.facts
+            if step.case is not None and step.case.opinion_id in residents:
+                facts = _with(facts, resident=residents[step.case.opinion_id])
+            if event.event_type in RULE_EVENTS:
+                deliveries += self._planned(step.envelope, facts, step.case, setup, now)
+            if isinstance(event, CaseEvent):
+                deliveries += self._to_subscribers(event, step.envelope, step.case, setup, now)
         await plan_deliveries(conn, deliveries)
-        if not isinstance(event, CaseOpened):
-            await projections.record_case(conn, event)
+        await projections.save_cases(conn, list(changed.values()))
         if self._public_feed:
-            await self._publish(conn, envelope, event)
+            await self._publish(conn, [(e, env) for e, env in batch if isinstance(e, CaseEvent)])
 
-    async def _around(self, conn: Conn, facts: Facts) -> Facts:
-        """What some rules need beyond the case and its station."""
-        event, case, station = facts.event, facts.case, facts.station
-        district = event.district_id
-        if isinstance(event, CaseOverdue) and event.escalation_level == "street":
-            supervisors = await projections.street_supervisors(
-                conn, district, station.street_code if station else None
-            )
-            facts = _with(facts, street_supervisors=supervisors)
-        if _needs_admins(event):
-            admins = await contacts.with_role(conn, district, "district_admin")
-            facts = _with(facts, district_admins=admins)
-        if event.event_type == "CaseEscalated":
-            facts = _with(facts, departments=await contacts.departments(conn, district))
-        code = getattr(event, "department_code", None)
-        if isinstance(event, CaseEscalated | CaseOverdue) and code is not None:
-            staff = await projections.department_staff(conn, district, code)
-            facts = _with(facts, department_staff=staff)
-        if case is not None and event.event_type in _RESIDENT_EVENTS:
-            resident = await self._resident(conn, district, case.case_id, case.opinion_id)
-            facts = _with(facts, resident=resident)
-        return facts
+    async def _residents(
+        self, conn: Conn, steps: Sequence[_Step]
+    ) -> dict[str, ResidentFacts | None]:
+        """The residents the batch's events tell, by opinion: kept ones in one query, the
+        rest (an opinion whose topic lags, a case transferred from another district) one
+        by one from the store."""
+        wanted = {
+            s.case.opinion_id: s
+            for s in steps
+            if s.case is not None and s.facts.event.event_type in _RESIDENT_EVENTS
+        }
+        if not wanted:
+            return {}
+        found: dict[str, ResidentFacts | None] = dict(await projections.residents(conn, wanted))
+        for opinion_id, step in wanted.items():
+            if opinion_id not in found:
+                assert step.case is not None
+                found[opinion_id] = await self._resident(
+                    conn, step.facts.event.district_id, step.case.case_id, opinion_id
+                )
+        return found
 
-    async def _planned(
+    def _planned(
         self,
-        conn: Conn,
         envelope: Envelope,
         facts: Facts,
         case: CaseFacts | None,
         setup: DistrictSetup,
+        now: datetime,
     ) -> list[NewDelivery]:
         event = facts.event
         needed = staff_needed(event, facts)
         if needed:
-            found = await contacts.load(conn, event.district_id, needed)
-            facts = _with(facts, contacts=found)
+            known = setup.contacts
+            facts = _with(facts, contacts={s: known[s] for s in needed if s in known})
         planned = plan(facts, setup.rules)
         if not planned:
             return []
@@ -135,7 +182,6 @@ class Planner:
         if facts.resident is not None and facts.resident.district_id is not None:
             # The sender opens the resident's contact in the district that holds it.
             context["resident_district"] = facts.resident.district_id
-        now = self._clock()
         return [
             self._delivery(p, envelope, event, case, context, now, setup.timezone) for p in planned
         ]
@@ -213,11 +259,11 @@ class Planner:
         envelope: Envelope,
         case: CaseFacts | None,
         setup: DistrictSetup,
+        now: datetime,
     ) -> list[NewDelivery]:
         wanting = [s for s in setup.subscriptions if s.wants(event.event_type)]
         if not wanting:
             return []
-        now = self._clock()
         document = cloudevents.structured(envelope)
         return [
             NewDelivery(
@@ -243,18 +289,59 @@ class Planner:
             for s in wanting
         ]
 
-    async def _publish(self, conn: Conn, envelope: Envelope, event: CaseEvent) -> None:
-        data = public_data(event.event_type, event.model_dump(mode="json"))
-        if data is None:
+    async def _publish(self, conn: Conn, events: Sequence[tuple[CaseEvent, Envelope]]) -> None:
+        """The public feed's records of ``events``, in their order (one statement)."""
+        records: list[tuple[str, uuid.UUID, dict[str, Any]]] = []
+        for event, envelope in events:
+            data = public_data(event.event_type, event.model_dump(mode="json"))
+            if data is not None:
+                public = envelope.model_copy(update={"data": data})
+                records.append(
+                    (envelope.district_id, envelope.event_id, public.model_dump(mode="json"))
+                )
+        if not records:
             return
-        public = envelope.model_copy(update={"data": data})
         await conn.execute(
-            "INSERT INTO notification.public_feed (district_id, event_id, envelope) "
-            "VALUES ($1, $2, $3) ON CONFLICT (event_id) DO NOTHING",
-            envelope.district_id,
-            envelope.event_id,
-            public.model_dump(mode="json"),
+            """
+            INSERT INTO notification.public_feed (district_id, event_id, envelope)
+            SELECT d, e, v FROM unnest($1::text[], $2::uuid[], $3::jsonb[])
+                   WITH ORDINALITY AS r(d, e, v, n)
+             ORDER BY n
+            ON CONFLICT (event_id) DO NOTHING
+            """,
+            [r[0] for r in records],
+            [r[1] for r in records],
+            [r[2] for r in records],
         )
+
+
+@dataclass(frozen=True)
+class _Step:
+    """One event of a batch with what is known around it, before its residents."""
+
+    envelope: Envelope
+    facts: Facts
+    case: CaseFacts | None
+
+
+def _around(facts: Facts, setup: DistrictSetup) -> Facts:
+    """The station and what some rules need beyond the case, from the district's setup."""
+    event, case = facts.event, facts.case
+    station_code = event.station_code if isinstance(event, CaseAssigned) else None
+    code = station_code or (case.station_code if case is not None else None)
+    station = setup.stations.get(code) if code else None
+    facts = _with(facts, station=station)
+    if isinstance(event, CaseOverdue) and event.escalation_level == "street":
+        street = station.street_code if station else None
+        facts = _with(facts, street_supervisors=setup.supervisors.get(street or "", ()))
+    if _needs_admins(event):
+        facts = _with(facts, district_admins=setup.district_admins())
+    if event.event_type == "CaseEscalated":
+        facts = _with(facts, departments=setup.departments())
+    code = getattr(event, "department_code", None)
+    if isinstance(event, CaseEscalated | CaseOverdue) and code is not None:
+        facts = _with(facts, department_staff=setup.department_staff.get(code, ()))
+    return facts
 
 
 _RESIDENT_EVENTS = frozenset(

@@ -8,6 +8,9 @@ station, representative and priority. Written by the consumer, behind its versio
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, replace
+from datetime import datetime
 from typing import Any
 
 from contracts.base import Event
@@ -33,7 +36,7 @@ from contracts.directory import (
 )
 from contracts.intake import OpinionSubmitted
 from eventkit.db import Conn
-from services.notification.rules import CaseFacts, ResidentFacts, StationFacts
+from services.notification.rules import CaseFacts, ResidentFacts
 
 
 async def project_directory(conn: Conn, event: Event) -> None:
@@ -129,36 +132,9 @@ async def project_directory(conn: Conn, event: Event) -> None:
             )
 
 
-async def department_staff(conn: Conn, district_id: str, code: str) -> tuple[str, ...]:
-    """Whom a registered department is reached through (its duty staff), when active."""
-    staff = await conn.fetchval(
-        "SELECT duty_staff FROM notification.departments "
-        "WHERE district_id = $1 AND department_code = $2 AND active",
-        district_id,
-        code,
-    )
-    return tuple(staff or ())
-
-
 async def record_opinion(conn: Conn, opinion: OpinionSubmitted) -> None:
     """Keep the resident of an opinion as intake sealed them (ciphertexts only)."""
-    submitter = opinion.submitter
-    await conn.execute(
-        """
-        INSERT INTO notification.opinions (opinion_id, district_id, channel, subject_id,
-            phone_ciphertext, tracking_code_ciphertext, contact_consent, submitted_at)
-        VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
-        ON CONFLICT (opinion_id) DO NOTHING
-        """,
-        opinion.opinion_id,
-        opinion.district_id,
-        opinion.channel.value,
-        submitter.subject_id if submitter else None,
-        submitter.phone_ciphertext if submitter else None,
-        submitter.tracking_code_ciphertext if submitter else None,
-        bool(submitter and submitter.contact_consent),
-        opinion.occurred_at,
-    )
+    await record_opinions(conn, [opinion])
 
 
 def resident_of(opinion: OpinionSubmitted) -> ResidentFacts:
@@ -174,13 +150,10 @@ def resident_of(opinion: OpinionSubmitted) -> ResidentFacts:
 
 async def resident(conn: Conn, opinion_id: str) -> ResidentFacts | None:
     """The resident of an opinion as kept (None when the opinion was not seen yet)."""
-    row = await conn.fetchrow(
-        "SELECT subject_id, phone_ciphertext, tracking_code_ciphertext, contact_consent, channel"
-        " FROM notification.opinions WHERE opinion_id = $1",
-        opinion_id,
-    )
-    if row is None:
-        return None
+    return (await residents(conn, [opinion_id])).get(opinion_id)
+
+
+def _resident(row: Any) -> ResidentFacts:
     return ResidentFacts(
         subject_id=row["subject_id"],
         reachable=bool(row["phone_ciphertext"] and row["tracking_code_ciphertext"]),
@@ -189,145 +162,183 @@ async def resident(conn: Conn, opinion_id: str) -> ResidentFacts | None:
     )
 
 
-async def case_and_station(
-    conn: Conn, district_id: str, case_id: str, station_code: str | None
-) -> tuple[CaseFacts | None, StationFacts | None]:
-    """The case as kept before the event at hand, and the station (``station_code``, else
-    the case's), in one query."""
-    row = await conn.fetchrow(
-        """
-        SELECT c.*, s.station_code AS s_code, s.name_zh AS s_name, s.street_code AS s_street,
-               s.head_representative_id AS s_head, s.liaison_officers AS s_officers
-          FROM (SELECT 1) one
-          LEFT JOIN notification.cases c ON c.case_id = $2
-          LEFT JOIN notification.stations s
-                 ON s.district_id = $1 AND s.station_code = coalesce($3, c.station_code)
-        """,
-        district_id,
-        case_id,
-        station_code,
-    )
-    assert row is not None
-    case = _case(row) if row["case_id"] is not None else None
-    station = (
-        StationFacts(
-            code=row["s_code"],
-            name=row["s_name"],
-            street_code=row["s_street"],
-            head_representative_id=row["s_head"],
-            liaison_officers=tuple(row["s_officers"]),
+@dataclass(frozen=True)
+class CaseRow:
+    """A case as kept in ``notification.cases``: what the rules and messages read."""
+
+    case_id: str
+    district_id: str
+    opinion_id: str
+    priority: str
+    opened_at: datetime
+    category_code: str | None = None
+    station_code: str | None = None
+    representative_id: str | None = None
+    queue: str | None = None
+    community: str | None = None
+    response_due: datetime | None = None
+    resolution_due: datetime | None = None
+
+    def facts(self) -> CaseFacts:
+        """The case as the rules see it."""
+        return CaseFacts(
+            case_id=self.case_id,
+            opinion_id=self.opinion_id,
+            priority=self.priority,
+            category_code=self.category_code,
+            station_code=self.station_code,
+            representative_id=self.representative_id,
+            assigned_before=self.queue is not None,
+            community=self.community,
+            response_due=self.response_due,
+            resolution_due=self.resolution_due,
         )
-        if row["s_code"] is not None
-        else None
-    )
-    return case, station
 
 
-async def case_facts(conn: Conn, case_id: str) -> CaseFacts | None:
-    """The case as kept before the event at hand."""
-    row = await conn.fetchrow("SELECT * FROM notification.cases WHERE case_id = $1", case_id)
-    return _case(row) if row is not None else None
-
-
-def _case(row: Any) -> CaseFacts:
-    return CaseFacts(
-        case_id=row["case_id"],
-        opinion_id=row["opinion_id"],
-        priority=row["priority"],
-        category_code=row["category_code"],
-        station_code=row["station_code"],
-        representative_id=row["representative_id"],
-        assigned_before=row["queue"] is not None,
-        community=row["community"],
-        response_due=row["response_due"],
-        resolution_due=row["resolution_due"],
-    )
-
-
-async def record_case(conn: Conn, event: CaseEvent) -> None:
-    """Keep what a case event changes of the facts the rules read."""
+def evolve_case(case: CaseRow | None, event: CaseEvent) -> CaseRow | None:
+    """The case after ``event`` (pure: a batch folds its events in memory and writes the
+    outcome once). A case never opened here stays unknown."""
+    if isinstance(event, CaseOpened):
+        if case is not None:
+            return case  # opened once: a second opening changes nothing
+        return CaseRow(
+            case_id=event.case_id,
+            district_id=event.district_id,
+            opinion_id=event.opinion_id,
+            priority=event.priority.value,
+            opened_at=event.occurred_at,
+            category_code=event.category_code,
+            community=event.community,
+            response_due=event.response_due,
+            resolution_due=event.resolution_due,
+        )
+    if case is None:
+        return None
     match event:
-        case CaseOpened():
-            await conn.execute(
-                "INSERT INTO notification.cases (case_id, district_id, opinion_id,"
-                " category_code, priority, community, response_due, resolution_due, opened_at)"
-                " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (case_id) DO NOTHING",
-                event.case_id,
-                event.district_id,
-                event.opinion_id,
-                event.category_code,
-                event.priority.value,
-                event.community,
-                event.response_due,
-                event.resolution_due,
-                event.occurred_at,
-            )
         case CaseAssigned():
-            await _update(
-                conn,
-                event.case_id,
+            return replace(
+                case,
                 station_code=event.station_code,
                 representative_id=event.representative_id,
                 queue=event.queue,
             )
         case CaseTransferred() if event.to_district_id is None:
-            changes: dict[str, Any] = {"representative_id": event.to_representative_id}
-            if event.to_station_code:
-                changes["station_code"] = event.to_station_code
-            changes["queue"] = "representative" if event.to_representative_id else "liaison"
-            await _update(conn, event.case_id, **changes)
+            return replace(
+                case,
+                representative_id=event.to_representative_id,
+                station_code=event.to_station_code or case.station_code,
+                queue="representative" if event.to_representative_id else "liaison",
+            )
         case CaseClassified():
-            await _update(
-                conn,
-                event.case_id,
+            return replace(
+                case,
                 category_code=event.category_code,
-                priority=event.priority,
+                priority=getattr(event.priority, "value", event.priority),
                 response_due=event.response_due,
                 resolution_due=event.resolution_due,
             )
         case CaseReopened():
-            reopened: dict[str, Any] = {"resolution_due": event.resolution_due}
-            if event.representative_id:
-                reopened["representative_id"] = event.representative_id
-            await _update(conn, event.case_id, **reopened)
+            return replace(
+                case,
+                resolution_due=event.resolution_due,
+                representative_id=event.representative_id or case.representative_id,
+            )
         case CaseConvertedToSuggestion():
-            await _update(conn, event.case_id, representative_id=event.representative_id)
+            return replace(case, representative_id=event.representative_id)
+    return case
 
 
-async def _update(conn: Conn, case_id: str, **columns: Any) -> None:
-    names = list(columns)
-    sets = ", ".join(f"{name} = ${i + 2}" for i, name in enumerate(names))
-    values = [getattr(v, "value", v) for v in columns.values()]
-    await conn.execute(f"UPDATE notification.cases SET {sets} WHERE case_id = $1", case_id, *values)
+_CASE_COLUMNS = (
+    "case_id",
+    "district_id",
+    "opinion_id",
+    "category_code",
+    "priority",
+    "station_code",
+    "representative_id",
+    "queue",
+    "community",
+    "response_due",
+    "resolution_due",
+    "opened_at",
+)
+_CASE_TYPES = (
+    "text",
+    "text",
+    "text",
+    "text",
+    "text",
+    "text",
+    "text",
+    "text",
+    "text",
+    "timestamptz",
+    "timestamptz",
+    "timestamptz",
+)
 
 
-async def station(conn: Conn, district_id: str, code: str | None) -> StationFacts | None:
-    """A station's staff (None when unknown)."""
-    if code is None:
-        return None
-    row = await conn.fetchrow(
-        "SELECT * FROM notification.stations WHERE district_id = $1 AND station_code = $2",
-        district_id,
-        code,
+async def cases(conn: Conn, case_ids: Iterable[str]) -> dict[str, CaseRow]:
+    """The kept cases among ``case_ids`` (one query)."""
+    ids = sorted(set(case_ids))
+    if not ids:
+        return {}
+    rows = await conn.fetch(
+        f"SELECT {', '.join(_CASE_COLUMNS)} FROM notification.cases WHERE case_id = ANY($1)",
+        ids,
     )
-    if row is None:
-        return None
-    return StationFacts(
-        code=row["station_code"],
-        name=row["name_zh"],
-        street_code=row["street_code"],
-        head_representative_id=row["head_representative_id"],
-        liaison_officers=tuple(row["liaison_officers"]),
+    return {r["case_id"]: CaseRow(**dict(r.items())) for r in rows}
+
+
+async def save_cases(conn: Conn, changed: Sequence[CaseRow]) -> None:
+    """Write the cases a batch opened or changed (one statement)."""
+    if not changed:
+        return
+    columns = ", ".join(_CASE_COLUMNS)
+    arrays = ", ".join(f"${i + 1}::{t}[]" for i, t in enumerate(_CASE_TYPES))
+    updates = ", ".join(f"{c} = excluded.{c}" for c in _CASE_COLUMNS[3:11])
+    await conn.execute(
+        f"""
+        INSERT INTO notification.cases ({columns})
+        SELECT * FROM unnest({arrays})
+        ON CONFLICT (case_id) DO UPDATE SET {updates}
+        """,
+        *([getattr(c, name) for c in changed] for name in _CASE_COLUMNS),
     )
 
 
-async def street_supervisors(conn: Conn, district_id: str, street: str | None) -> tuple[str, ...]:
-    """The supervisors of a street's working committee."""
-    if street is None:
-        return ()
-    found = await conn.fetchval(
-        "SELECT supervisors FROM notification.streets WHERE district_id = $1 AND street_code = $2",
-        district_id,
-        street,
+async def record_opinions(conn: Conn, opinions: Sequence[OpinionSubmitted]) -> None:
+    """Keep the residents of ``opinions`` as intake sealed them (one statement)."""
+    if not opinions:
+        return
+    subs = [o.submitter for o in opinions]
+    await conn.execute(
+        """
+        INSERT INTO notification.opinions (opinion_id, district_id, channel, subject_id,
+            phone_ciphertext, tracking_code_ciphertext, contact_consent, submitted_at)
+        SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[],
+            $6::text[], $7::bool[], $8::timestamptz[])
+        ON CONFLICT (opinion_id) DO NOTHING
+        """,
+        [o.opinion_id for o in opinions],
+        [o.district_id for o in opinions],
+        [o.channel.value for o in opinions],
+        [s.subject_id if s else None for s in subs],
+        [s.phone_ciphertext if s else None for s in subs],
+        [s.tracking_code_ciphertext if s else None for s in subs],
+        [bool(s and s.contact_consent) for s in subs],
+        [o.occurred_at for o in opinions],
     )
-    return tuple(found or ())
+
+
+async def residents(conn: Conn, opinion_ids: Iterable[str]) -> dict[str, ResidentFacts]:
+    """The kept residents of ``opinion_ids`` (one query; an opinion not seen is absent)."""
+    ids = sorted(set(opinion_ids))
+    if not ids:
+        return {}
+    rows = await conn.fetch(
+        "SELECT opinion_id, subject_id, phone_ciphertext, tracking_code_ciphertext,"
+        " contact_consent, channel FROM notification.opinions WHERE opinion_id = ANY($1)",
+        ids,
+    )
+    return {r["opinion_id"]: _resident(r) for r in rows}

@@ -26,7 +26,7 @@ from contracts.base import Actor, ActorRole
 from contracts.envelope import Envelope, Metadata
 from contracts.notifications import NotificationFailed, NotificationSent
 from eventkit.clock import Clock
-from eventkit.db import ALL_DISTRICTS, district_transaction
+from eventkit.db import ALL_DISTRICTS, district_transaction, scope
 from eventkit.logging import get_logger
 from eventkit.privacy import PersonalDataVault
 from eventkit.store import NO_STREAM, EventStore
@@ -45,12 +45,21 @@ from services.notification.metrics import DELIVERIES, OUTCOMES, export_depth
 from services.notification.naming import Names, message_context, resident_district
 from services.notification.outbox import Delivery, Finished
 from services.notification.settings import NotificationSettings
+from services.notification.setup import Setups
 from services.notification.subscriptions import FAR_FUTURE
 from services.notification.timing import backoff
 
 log = get_logger(__name__)
 
 SYSTEM = Actor(id="notification", role=ActorRole.SYSTEM)
+
+
+class RecordingFailed(Exception):
+    """Some outcomes could not be recorded (their district's transaction failed)."""
+
+    def __init__(self, unrecorded: Sequence[Finished]) -> None:
+        super().__init__(f"{len(unrecorded)} outcomes not recorded")
+        self.unrecorded = unrecorded
 
 
 class Sender:
@@ -64,9 +73,11 @@ class Sender:
         channels: dict[str, Channel],
         settings: NotificationSettings,
         clock: Clock,
+        setups: Setups,
         *,
         name: str | None = None,
     ) -> None:
+        self._setups = setups
         self._pool = pool
         self._store = store
         self._vault = vault
@@ -110,21 +121,30 @@ class Sender:
 
     async def _claim_and_start(self) -> int:
         room = self._settings.sender_concurrency - len(self._inflight)
-        if room <= 0:
-            return 0
-        claimed = await outbox.claim(
-            self._pool,
-            self._clock(),
-            room,
-            self.name,
-            self._settings.sender_per_recipient,
-            self._per_recipient,
+        least = min(
+            self._settings.sender_claim_at_least, max(1, self._settings.sender_concurrency // 4)
         )
-        if not claimed:
+        if room <= 0 or (self._inflight and room < least):
+            # A claim costs a statement whatever its size: under load, wait until a few
+            # sends have ended and claim for all of them at once.
             return 0
-        # Looked up once for the batch, and only for it: a contact changed or removed
-        # meanwhile is read afresh for the next one.
-        names = await Names.load(self._pool, self._settings.public_base_url, claimed)
+        async with self._pool.acquire() as conn, conn.transaction():
+            # One sender serves every district, oldest first (outbox.claim).
+            await scope(conn, ALL_DISTRICTS)
+            claimed = await outbox.claim(
+                conn,
+                self._clock(),
+                room,
+                self.name,
+                self._settings.sender_per_recipient,
+                self._per_recipient,
+            )
+            if not claimed:
+                return 0
+            # Looked up once for the batch, each district in its own scope: a contact
+            # changed or removed meanwhile is read afresh for the next one (the setup's
+            # stamp moved).
+            names = await Names.load(conn, self._setups, self._settings.public_base_url, claimed)
         for delivery in claimed:
             self._per_recipient[delivery.recipient] += 1
             self._inflight[delivery.delivery_id] = asyncio.create_task(self._send(delivery, names))
@@ -132,13 +152,17 @@ class Sender:
 
     async def _collect(self, *, wait: bool) -> int:
         if wait and self._inflight:
-            await asyncio.wait(
+            done, pending = await asyncio.wait(
                 self._inflight.values(),
                 timeout=self._settings.sender_poll_interval,
                 return_when=asyncio.FIRST_COMPLETED,
             )
-        done = [d for d, t in self._inflight.items() if t.done()]
-        for delivery_id in done:
+            if done and pending and self._settings.sender_linger > 0:
+                # Under load more sends end within a few milliseconds: record them (and
+                # claim their successors) together rather than one transaction each.
+                await asyncio.wait(pending, timeout=self._settings.sender_linger)
+        done_ids = [d for d, t in self._inflight.items() if t.done()]
+        for delivery_id in done_ids:
             result = self._inflight.pop(delivery_id).result()
             self._per_recipient[result.delivery.recipient] -= 1
             if self._per_recipient[result.delivery.recipient] <= 0:
@@ -149,12 +173,12 @@ class Sender:
         finished, self._unrecorded = self._unrecorded, []
         try:
             await self.record(finished)
-        except Exception as exc:  # noqa: BLE001 - what was sent is recorded on the next try
+        except RecordingFailed as exc:
             # The messages went; only their record did not. Keep the outcomes and try again
             # (if this process dies first, the deliveries become unknown: not resent).
-            log.error("recording outcomes failed; will retry", error=repr(exc))
-            self._unrecorded = finished + self._unrecorded
-            return 0
+            log.error("recording outcomes failed; will retry", error=repr(exc.__cause__))
+            self._unrecorded = list(exc.unrecorded) + self._unrecorded
+            return len(finished) - len(exc.unrecorded)
         return len(finished)
 
     async def _send(self, delivery: Delivery, names: Names) -> Finished:
@@ -180,7 +204,7 @@ class Sender:
     ) -> Outgoing | Outcome:
         """The message and its address; an :data:`Outcome` when it cannot go (now)."""
         if delivery.recipient_kind == "subscriber":
-            subscription = names.subscription(delivery.recipient)
+            subscription = names.subscription(delivery.district_id, delivery.recipient)
             if subscription is None or subscription.status == "deleted":
                 return Refused("the subscription was deleted")
             if subscription.status == "paused":
@@ -266,17 +290,38 @@ class Sender:
         return Finished(delivery, "failed", outcome.reason, finished_at=now)
 
     async def record(self, finished: Sequence[Finished]) -> None:
-        """Record outcomes, with the event of each ended delivery, in one transaction."""
-        # The outcomes of one claim, which serves every district (outbox.claim): recorded
-        # together, one statement for all of them.
-        async with district_transaction(self._pool, ALL_DISTRICTS) as conn:
-            kept = await outbox.finish(conn, finished, self.name)
-            appends = [
-                (notification_stream(f.delivery.delivery_id), [_outcome_event(f)], NO_STREAM)
-                for f in kept
-                if f.status in ("sent", "failed")
-            ]
-            await self._store.append_batch(appends, conn=conn)
+        """Record outcomes with the event of each ended delivery: one transaction per
+        district, in that district's scope (the outcome, then its ``NotificationSent`` or
+        ``NotificationFailed``, commit together). :class:`RecordingFailed` names the
+        outcomes not recorded when a district's transaction failed (the others are)."""
+        by_district: dict[str, list[Finished]] = {}
+        for f in finished:
+            by_district.setdefault(f.delivery.district_id, []).append(f)
+        unrecorded: list[Finished] = []
+        error: Exception | None = None
+        for district, group in by_district.items():
+            try:
+                async with district_transaction(self._pool, district) as conn:
+                    kept = await outbox.finish(conn, group, self.name)
+                    appends = [
+                        (
+                            notification_stream(f.delivery.delivery_id),
+                            [_outcome_event(f)],
+                            NO_STREAM,
+                        )
+                        for f in kept
+                        if f.status in ("sent", "failed")
+                    ]
+                    await self._store.append_batch(appends, conn=conn)
+            except Exception as exc:  # noqa: BLE001 - the other districts' go on; these are retried
+                unrecorded += group
+                error = exc
+                continue
+            self._recorded(kept)
+        if error is not None:
+            raise RecordingFailed(unrecorded) from error
+
+    def _recorded(self, kept: Sequence[Finished]) -> None:
         for f in kept:
             if f.status in ("sent", "failed"):
                 DELIVERIES.labels(f.delivery.channel, f.status).inc()

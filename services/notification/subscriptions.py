@@ -204,14 +204,6 @@ async def get(conn: Conn, district_id: str, subscription_id: str) -> Subscriptio
     return subscription_of(row)
 
 
-async def by_id(conn: Conn, subscription_id: str) -> Subscription | None:
-    """The subscription a delivery is for (None when it no longer exists)."""
-    row = await conn.fetchrow(
-        "SELECT * FROM notification.subscriptions WHERE subscription_id = $1", subscription_id
-    )
-    return subscription_of(row) if row is not None else None
-
-
 async def listing(conn: Conn, district_id: str) -> list[Subscription]:
     """The district's subscriptions, deleted ones last."""
     rows = await conn.fetch(
