@@ -50,6 +50,9 @@ class Intake(RunningService):
     by every replica."""
     read_limiter: SharedRateLimiter
     """Public reads per client address (tracking, stations, QR codes, Open311 GETs)."""
+    open311_limiter: SharedRateLimiter
+    """Open311 service requests per client ``api_key`` (in its district), shared by every
+    replica."""
     guard: StationGuard
     """Stations' shared submission limits and the QR form's proof-of-work."""
 
@@ -81,22 +84,24 @@ def build(settings: IntakeSettings, runtime: Runtime) -> Intake:
         scans=QrScans(pool, store, clock),
         submit_limiter=_limiter("submit", settings, runtime),
         read_limiter=_limiter("read", settings, runtime),
+        open311_limiter=_limiter("open311", settings, runtime),
         guard=StationGuard(pool, settings, clock),
     )
 
 
 def _limiter(name: str, settings: IntakeSettings, runtime: Runtime) -> SharedRateLimiter:
-    per_minute, burst = (
-        (settings.rate_submit_per_minute, settings.rate_submit_burst)
-        if name == "submit"
-        else (settings.rate_read_per_minute, settings.rate_read_burst)
-    )
+    per_minute, burst = {
+        "submit": (settings.rate_submit_per_minute, settings.rate_submit_burst),
+        "read": (settings.rate_read_per_minute, settings.rate_read_burst),
+        "open311": (settings.rate_open311_per_minute, settings.rate_open311_burst),
+    }[name]
     return SharedRateLimiter(
         name,
         per_minute,
         burst,
         pool=runtime.pool,
         hash_secret=settings.intake_hash_secret,
+        previous_secrets=settings.intake_hash_secrets[1:],
         clock=runtime.clock,
         timeout=settings.rate_check_timeout,
     )
@@ -134,7 +139,11 @@ async def bootstrap(
                         pool=runtime.pool,
                         clock=runtime.clock,
                         guard=intake.guard,
-                        limiters=(intake.submit_limiter, intake.read_limiter),
+                        limiters=(
+                            intake.submit_limiter,
+                            intake.read_limiter,
+                            intake.open311_limiter,
+                        ),
                         interval=settings.rate_sweep_interval,
                     ),
                 )

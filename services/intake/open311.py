@@ -30,6 +30,7 @@ from services.intake.directory import SHANGHAI, District
 from services.intake.idempotency import IdempotencyKey
 from services.intake.open311_queries import service_request_updates, service_requests
 from services.intake.progress import Names
+from services.intake.ratelimit import rate_limited
 from services.intake.submission_rules import TEXT_MIN, ApiClient, Contact, SubmitOpinion
 from services.intake.text import strip_controls
 from services.intake.tracking_codes import format_tracking_code
@@ -120,6 +121,8 @@ async def _answer(
         )
     except Problem as exc:  # what the edge decides: a rate limit, a body too large
         text = f"{exc.title} / {exc.title_en}"
+        if exc.status == 429 and exc.detail:  # when to retry, besides Retry-After
+            text = f"{text}: {exc.detail} / {exc.detail_en}"
         return _respond(
             form, fmt.render_errors(form, [(exc.status, text)]), exc.status, exc.headers
         )
@@ -310,6 +313,12 @@ async def create_request(request: Request, suffix: str) -> Response:
                 "api_key 缺失或无效，无法提交 / Invalid api_key received "
                 "-- can't proceed with create_request.",
             )
+        # Each client key has a budget shared by every replica (a keyed hash of district
+        # and key, never the key, in the same buckets as addresses'): an abused or leaked
+        # key is slowed down before it is removed from MINQING_OPEN311_API_KEYS.
+        wait = await intake.open311_limiter.take(f"open311\x00{district.district_id}\x00{api_key}")
+        if wait > 0:
+            raise rate_limited(wait)
         service_code = fields.get("service_code")
         if not service_code:
             raise Open311Error(400, "缺少 service_code / service_code was not provided")

@@ -8,7 +8,9 @@ that for every one of them. The server issues challenges without storing them (a
 HMAC-SHA256 over district, station, difficulty, expiry and a random id, with a key
 derived from ``MINQING_INTAKE_HASH_KEY``), checks a solution with one hash, and keeps
 only the ids of the solutions it accepted, until they expire (single use:
-``station_guard.py``).
+``station_guard.py``). After a rotation of that key, challenges signed with a previous
+key (``MINQING_INTAKE_HASH_PREVIOUS_KEYS``) are accepted until they expire: a resident
+solving one while the replicas roll out is not sent back to solve another.
 
 Pure: no I/O, no clock (``now`` comes in), so that every refusal is tested on its own.
 """
@@ -21,6 +23,7 @@ import hashlib
 import hmac
 import json
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final
@@ -218,7 +221,7 @@ class ProofOfWorkWrongStation(ProofOfWorkRefusal):
 
 def verify(
     solution: str,
-    key: bytes,
+    keys: Sequence[bytes],
     *,
     district_id: str,
     station_code: str,
@@ -227,14 +230,20 @@ def verify(
 ) -> Challenge:
     """The challenge ``solution`` (``<challenge>:<nonce>``) solves for this station, at
     least ``bits`` hard and not expired; otherwise the refusal that says why (without a
-    fresh challenge: the caller adds one). Single use is the caller's: it keeps the ids."""
+    fresh challenge: the caller adds one). Single use is the caller's: it keeps the ids.
+    ``keys``: the challenge keys, the current one first; a challenge signed with any of
+    them is good (the previous ones only until their challenges expire)."""
     token, _, nonce = solution.strip().rpartition(":")
     if not token or len(token) > _MAX_CHALLENGE_CHARS or not _NONCE.match(nonce):
         raise ProofOfWorkInvalid()
     body, _, mac = token.partition(".")
     try:
-        expected = hmac.new(key, body.encode("ascii"), hashlib.sha256).digest()
-        if not hmac.compare_digest(expected, _unb64(mac)):
+        given = _unb64(mac)
+        signed = [
+            hmac.compare_digest(hmac.new(key, body.encode("ascii"), hashlib.sha256).digest(), given)
+            for key in keys
+        ]
+        if not any(signed):
             raise ProofOfWorkInvalid()
         fields = json.loads(_unb64(body))
         challenge = Challenge(

@@ -96,10 +96,16 @@ class RateLimiter:
         return (1.0 - bucket.tokens) / self.rate
 
 
-def bucket_statement(table: str, keys: Sequence[str]) -> str:
+def bucket_statement(table: str, keys: Sequence[str], *, carried: bool = False) -> str:
     """The one statement of a check on ``table`` keyed by ``keys`` ($1…$n), then burst,
     rate per second and now: refill and take a token, or leave the row as it is.
-    Answers ``allowed`` and, when refused, ``had`` (the tokens there were)."""
+    Answers ``allowed`` and, when refused, ``had`` (the tokens there were).
+
+    ``carried``: the last key is a keyed hash and the hash key was rotated; one more
+    parameter ($n+4, ``bytea[]``) gives the client's hashes under the previous keys. A
+    client with no bucket under the current key starts from what its bucket under a
+    previous key holds (refilled since), not from a full one: a rotation does not hand
+    every client a fresh burst."""
     n = len(keys)
     burst, rate, now = f"${n + 1}::float8", f"${n + 2}::float8", f"${n + 3}::timestamptz"
 
@@ -110,18 +116,33 @@ def bucket_statement(table: str, keys: Sequence[str]) -> str:
     columns = ", ".join(keys)
     values = ", ".join(f"${i + 1}" for i in range(n))
     match = " AND ".join(f"{k} = ${i + 1}" for i, k in enumerate(keys))
+    current = f"(SELECT {refilled('')} FROM {table} WHERE {match})"
+    insert = f"VALUES ({values}, {burst} - 1, {now})"
+    if carried:
+        earlier = " AND ".join(
+            [*(f"{k} = ${i + 1}" for i, k in enumerate(keys[:-1])), f"{keys[-1]} = ANY(${n + 4})"]
+        )
+        before = f"(SELECT min({refilled('')}) FROM {table} WHERE {earlier})"
+        start = (
+            f"CASE WHEN EXISTS (SELECT 1 FROM {table} WHERE {match}) THEN {burst} "
+            f"ELSE COALESCE({before}, {burst}) END"
+        )
+        insert = (
+            f"SELECT {values}, s.tokens - 1, {now} FROM (SELECT {start} AS tokens) AS s "
+            "WHERE s.tokens >= 1"
+        )
+        current = f"COALESCE({current}, {before})"
     return f"""
         WITH taken AS (
             INSERT INTO {table} AS b ({columns}, tokens, updated_at)
-            VALUES ({values}, {burst} - 1, {now})
+            {insert}
             ON CONFLICT ({columns}) DO UPDATE
                SET tokens = {refilled("b.")} - 1,
                    updated_at = GREATEST(b.updated_at, {now})
              WHERE {refilled("b.")} >= 1
             RETURNING 1
         )
-        SELECT EXISTS (SELECT 1 FROM taken) AS allowed,
-               (SELECT {refilled("")} FROM {table} WHERE {match}) AS had
+        SELECT EXISTS (SELECT 1 FROM taken) AS allowed, {current} AS had
         """
 
 
@@ -134,11 +155,14 @@ async def take_token(
     burst: int,
     now: datetime,
     timeout: float | None = None,
+    earlier: Sequence[bytes] | None = None,
 ) -> float:
     """Run a :func:`bucket_statement`: 0.0 when a token was taken, else the seconds to
-    wait for the next one."""
+    wait for the next one. ``earlier``: the last key under previous hash keys, for a
+    statement made ``carried``."""
     rate = per_minute / 60.0
-    row = await conn.fetchrow(statement, *keys, float(burst), rate, now, timeout=timeout)
+    extra = () if earlier is None else (list(earlier),)
+    row = await conn.fetchrow(statement, *keys, float(burst), rate, now, *extra, timeout=timeout)
     assert row is not None
     if row["allowed"]:
         return 0.0
@@ -148,10 +172,20 @@ async def take_token(
 
 
 _CLIENT_STATEMENT: Final = bucket_statement("intake.rate_buckets", ["bucket", "client"])
+_CARRIED_STATEMENT: Final = bucket_statement(
+    "intake.rate_buckets", ["bucket", "client"], carried=True
+)
 
 
 class SharedRateLimiter:
-    """One public limit (``name``: ``submit``, ``read``) shared by every replica."""
+    """One public limit (``name``: ``submit``, ``read``, ``open311``) shared by every
+    replica.
+
+    Clients are keyed hashes under the current hash key. With previous keys
+    (``previous_secrets``, after a rotation of ``MINQING_INTAKE_HASH_KEY``) a client's
+    first check under the new key carries its bucket over from the old key's hash, so a
+    rotation neither forgets who was told to wait nor refills everyone's burst; the old
+    rows are swept once idle."""
 
     def __init__(
         self,
@@ -161,6 +195,7 @@ class SharedRateLimiter:
         *,
         pool: asyncpg.Pool,
         hash_secret: bytes,
+        previous_secrets: Sequence[bytes] = (),
         clock: Callable[[], datetime],
         timeout: float = 0.5,
         monotonic: Callable[[], float] = time.monotonic,
@@ -170,7 +205,8 @@ class SharedRateLimiter:
         self.per_minute = per_minute
         self.burst = burst
         self._pool = pool
-        self._key = hmac.new(hash_secret, _CLIENT_PURPOSE, hashlib.sha256).digest()
+        self._key = _client_key(hash_secret)
+        self._previous = tuple(_client_key(secret) for secret in previous_secrets)
         self._clock = clock
         self._timeout = timeout
         self._monotonic = monotonic
@@ -182,18 +218,11 @@ class SharedRateLimiter:
 
     def client(self, address: str) -> bytes:
         """The bucket's key for ``address``: a keyed hash (16 bytes), IPv6 by its /64."""
-        try:
-            ip = ip_address(address)
-        except ValueError:
-            canonical = address
-        else:
-            if isinstance(ip, IPv6Address) and ip.ipv4_mapped is not None:
-                canonical = str(ip.ipv4_mapped)
-            elif isinstance(ip, IPv6Address):
-                canonical = str(ip_network(f"{ip}/{_IPV6_PREFIX}", strict=False))
-            else:
-                canonical = str(ip)
-        return hmac.new(self._key, canonical.encode(), hashlib.sha256).digest()[:16]
+        return _client_hash(self._key, address)
+
+    def clients_before(self, address: str) -> list[bytes]:
+        """The bucket's keys for ``address`` under the previous hash keys."""
+        return [_client_hash(key, address) for key in self._previous]
 
     async def take(self, address: str) -> float:
         """Take a token for ``address``: 0.0 when allowed, else the seconds to wait."""
@@ -205,16 +234,18 @@ class SharedRateLimiter:
             if until > now:
                 return until - now
             del self._waiting[client]
+        earlier = self.clients_before(address) if self._previous else None
         try:
             async with self._pool.acquire(timeout=self._timeout) as conn:
                 wait = await take_token(
                     conn,
-                    _CLIENT_STATEMENT,
+                    _CLIENT_STATEMENT if earlier is None else _CARRIED_STATEMENT,
                     (self.name, client),
                     per_minute=self.per_minute,
                     burst=self.burst,
                     now=moment,
                     timeout=self._timeout,
+                    earlier=earlier,
                 )
         except Exception as exc:
             if not is_database_unavailable(exc):
@@ -244,6 +275,28 @@ class SharedRateLimiter:
             now - full,
         )
         return int(status.split()[-1])
+
+
+def _client_key(hash_secret: bytes) -> bytes:
+    """The key of the clients' hashes, derived from intake's hash key."""
+    return hmac.new(hash_secret, _CLIENT_PURPOSE, hashlib.sha256).digest()
+
+
+def _client_hash(key: bytes, address: str) -> bytes:
+    """A client's keyed hash (16 bytes): its canonical address, an IPv6 one by its /64
+    (any other text, an Open311 client's key, as it is)."""
+    try:
+        ip = ip_address(address)
+    except ValueError:
+        canonical = address
+    else:
+        if isinstance(ip, IPv6Address) and ip.ipv4_mapped is not None:
+            canonical = str(ip.ipv4_mapped)
+        elif isinstance(ip, IPv6Address):
+            canonical = str(ip_network(f"{ip}/{_IPV6_PREFIX}", strict=False))
+        else:
+            canonical = str(ip)
+    return hmac.new(key, canonical.encode(), hashlib.sha256).digest()[:16]
 
 
 def retry_after_header(wait: float) -> str:

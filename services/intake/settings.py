@@ -46,6 +46,11 @@ class IntakeSettings(Settings):
     """Public submissions through one station's QR code, from every address together
     (``station_guard.py``)."""
     rate_station_burst: int = Field(default=60, ge=1)
+    rate_open311_per_minute: float = Field(default=60.0, gt=0)
+    """Open311 service requests (POST) per client ``api_key`` per minute, shared by every
+    replica (``ratelimit.py``): a registered client, not a resident, so a budget of its
+    own rather than an address's."""
+    rate_open311_burst: int = Field(default=30, ge=1)
     rate_check_timeout: float = Field(default=0.5, gt=0)
     """Seconds a limit waits for the database before counting in this process alone."""
     rate_sweep_interval: float = Field(default=300.0, ge=0)
@@ -70,7 +75,8 @@ class IntakeSettings(Settings):
     intake_hash_previous_keys: dict[str, str] = Field(default_factory=dict)
     """Earlier hash keys, by id, as JSON: a retried request whose digest was stored with
     one of them is still recognised as the same request. Drop an entry once no client
-    retries that old (a day). Rate limits and challenges use the current key only."""
+    retries that old (a day). Challenges signed with one are accepted until they expire,
+    and a client's rate-limit bucket under one is carried over to the current key."""
 
     directory_cache_seconds: float = Field(default=5.0, ge=0)
     intake_scan_record_interval: float = Field(default=60.0, ge=0)

@@ -150,7 +150,8 @@ class StationGuard:
         self.auto_minutes = settings.pow_auto_minutes
         self.challenge_ttl = timedelta(seconds=settings.pow_challenge_seconds)
         self._cache_seconds = settings.directory_cache_seconds
-        self._key = challenge_key(settings.intake_hash_secret)
+        self._keys = tuple(challenge_key(secret) for secret in settings.intake_hash_secrets)
+        """Challenge keys, the current one first (it signs; every one verifies)."""
         self._known: dict[Station, tuple[float, GuardState | None]] = {}
         self.max_bits = min(MAX_BITS, self.auto_bits + RAISE_BITS) if self.auto_bits > 0 else 0
         """The highest difficulty a station's trips raise its guard to (0: never raised)."""
@@ -294,7 +295,7 @@ class StationGuard:
             ttl=self.challenge_ttl,
             challenge_id=secrets.token_bytes(16),
         )
-        return fresh.as_json(self._key)
+        return fresh.as_json(self._keys[0])
 
     def _check(self, proof: str | None, station: Station, bits: int) -> Challenge:
         fresh = self.challenge(*station, bits or max(self.auto_bits, 1))
@@ -303,7 +304,7 @@ class StationGuard:
         try:
             return verify(
                 proof,
-                self._key,
+                self._keys,
                 district_id=station[0],
                 station_code=station[1],
                 bits=bits,

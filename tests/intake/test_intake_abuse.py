@@ -43,6 +43,7 @@ from tests.intake.intake_support import (
     DISTRICT,
     OTHER_DISTRICT,
     STATION,
+    Known,
     opinion_body,
     token,
 )
@@ -663,8 +664,13 @@ async def test_a_guard_that_switched_on_by_itself_stays_on_while_the_station_tri
 
 
 async def test_only_the_districts_admin_switches_a_guard(
-    abuse_settings: IntakeSettings, directory: None, pool: asyncpg.Pool, clock: Clock
+    abuse_settings: IntakeSettings,
+    directory: None,
+    pool: asyncpg.Pool,
+    clock: Clock,
+    known: Known,
 ) -> None:
+    await known(Role.DISTRICT_ADMIN, "admin_01", OTHER_DISTRICT)
     url = f"/api/v1/stations/{STATION}/proof-of-work"
     async for client in replica(abuse_settings, pool, clock):
         liaison = {"Authorization": token(abuse_settings, Role.LIAISON)}
@@ -714,25 +720,25 @@ def test_a_challenge_says_its_station_and_expiry_and_is_checked_in_full() -> Non
     now = datetime.now(UTC)
     made = issue(DISTRICT, STATION, BITS, now=now, ttl=timedelta(minutes=5), challenge_id=b"i" * 16)
     proof = solve(made.token(key), BITS)
-    checked = verify(proof, key, district_id=DISTRICT, station_code=STATION, bits=BITS, now=now)
+    checked = verify(proof, [key], district_id=DISTRICT, station_code=STATION, bits=BITS, now=now)
     assert checked == made
     with pytest.raises(ProofOfWorkInvalid):  # another key did not sign it
         verify(
             proof,
-            challenge_key(b"other"),
+            [challenge_key(b"other")],
             district_id=DISTRICT,
             station_code=STATION,
             bits=BITS,
             now=now,
         )
     with pytest.raises(ProofOfWorkInvalid):  # the station asks for more than it offers
-        verify(proof, key, district_id=DISTRICT, station_code=STATION, bits=BITS + 4, now=now)
+        verify(proof, [key], district_id=DISTRICT, station_code=STATION, bits=BITS + 4, now=now)
     with pytest.raises(ProofOfWorkWrongStation):
-        verify(proof, key, district_id=OTHER_DISTRICT, station_code=STATION, bits=BITS, now=now)
+        verify(proof, [key], district_id=OTHER_DISTRICT, station_code=STATION, bits=BITS, now=now)
     with pytest.raises(ProofOfWorkExpired):
         verify(
             proof,
-            key,
+            [key],
             district_id=DISTRICT,
             station_code=STATION,
             bits=BITS,
@@ -898,3 +904,129 @@ async def test_an_operator_switches_a_guard_from_the_command_line(
         "intake", "guard", "on", *where, "--difficulty", "40", database_url=database_url
     )
     assert too_hard.returncode != 0
+
+
+# --- a rotation of the hash key -----------------------------------------------------------
+
+OLD_HASH_KEY = "hash-key-before-the-rotation-0c3f6b9e2a5d8c1f"
+NEW_HASH_KEY = "hash-key-after-the-rotation-7a0d3f6c9b2e5a8d1f"
+
+
+def hash_keys(settings: IntakeSettings, *, previous: bool) -> IntakeSettings:
+    """``settings`` after a rotation of the hash key (with or without the old one kept)."""
+    return settings.model_copy(
+        update={
+            "intake_hash_key": NEW_HASH_KEY,
+            "intake_hash_key_id": "k2",
+            "intake_hash_previous_keys": {"k1": OLD_HASH_KEY} if previous else {},
+        }
+    )
+
+
+async def test_a_challenge_signed_with_the_previous_key_is_accepted_until_it_expires(
+    abuse_settings: IntakeSettings, directory: None, pool: asyncpg.Pool, clock: Clock
+) -> None:
+    before = abuse_settings.model_copy(
+        update={"intake_hash_key": OLD_HASH_KEY, "intake_hash_key_id": "k1"}
+    )
+    async for old in replica(before, pool, clock):
+        await guard_on(old, before)
+        kept, dropped, late = [solve(await fresh(old), BITS) for _ in range(3)]
+    async for rotated in replica(hash_keys(abuse_settings, previous=True), pool, clock):
+        assert (await send(rotated, kept)).status_code == 201
+        clock.now += timedelta(seconds=abuse_settings.pow_challenge_seconds + 1)
+        problem_of(await send(rotated, late), 403, "proof-of-work-expired")
+    async for forgotten in replica(hash_keys(abuse_settings, previous=False), pool, clock):
+        problem_of(await send(forgotten, dropped), 403, "proof-of-work-invalid")
+    assert await opinions_stored(pool) == 1
+
+
+async def test_a_clients_bucket_is_carried_over_a_rotation_of_the_hash_key(
+    abuse_settings: IntakeSettings, directory: None, pool: asyncpg.Pool, clock: Clock
+) -> None:
+    limits = {"rate_read_per_minute": 1, "rate_read_burst": 2}
+    before = abuse_settings.model_copy(
+        update={**limits, "intake_hash_key": OLD_HASH_KEY, "intake_hash_key_id": "k1"}
+    )
+    url = f"/api/v1/track/{'0' * 12}"
+    who = from_address("198.51.100.40")
+    async for old in replica(before, pool, clock):
+        assert [(await old.get(url, headers=who)).status_code for _ in range(3)] == [
+            404,
+            404,
+            429,
+        ]
+    rotated = hash_keys(abuse_settings.model_copy(update=limits), previous=True)
+    async for new in replica(rotated, pool, clock):
+        # The same client under the new key: still waiting, not a fresh burst.
+        problem_of(await new.get(url, headers=who), 429, "rate-limited")
+        # A client seen by no one before gets its burst.
+        other = from_address("198.51.100.41")
+        assert (await new.get(url, headers=other)).status_code == 404
+        # Once refilled, the carried bucket serves again, now under the new key.
+        clock.now += timedelta(minutes=1)
+        assert (await new.get(url, headers=who)).status_code == 404
+        problem_of(await new.get(url, headers=who), 429, "rate-limited")
+    buckets = await pool.fetchval("SELECT count(*) FROM intake.rate_buckets WHERE bucket = 'read'")
+    assert buckets == 3  # the old hash's, the new hash's, the other client's
+
+
+# --- Open311 clients ------------------------------------------------------------------------
+
+OTHER_API_KEY = "k-demo-second-client-5b8e1d4a"
+
+
+def open311_form(api_key: str) -> dict[str, str]:
+    return {
+        "api_key": api_key,
+        "jurisdiction_id": DISTRICT,
+        "service_code": "municipal.road",
+        "lat": "39.9612",
+        "long": "116.3301",
+        "description": "路口有个大坑，下雨积水，电动车容易摔倒。",
+    }
+
+
+async def test_an_open311_client_key_has_a_limit_shared_by_the_replicas(
+    abuse_settings: IntakeSettings, directory: None, pool: asyncpg.Pool, clock: Clock
+) -> None:
+    settings = abuse_settings.model_copy(
+        update={
+            "open311_api_keys": {DISTRICT: [API_KEY, OTHER_API_KEY]},
+            "rate_open311_per_minute": 2,
+            "rate_open311_burst": 2,
+        }
+    )
+    async for first in replica(settings, pool, clock):
+        async for second in replica(settings, pool, clock):
+            # From three addresses: the key is the client, whatever address it comes from.
+            answers = [
+                await client.post(
+                    "/open311/v2/requests.json",
+                    data=open311_form(API_KEY),
+                    headers=from_address(f"203.0.113.{n}"),
+                )
+                for n, client in enumerate((first, second, first))
+            ]
+            assert [a.status_code for a in answers] == [200, 200, 429]
+            refused = answers[-1]
+            assert refused.headers["retry-after"] == "30"
+            [error] = refused.json()
+            assert error["code"] == 429
+            assert "Too many requests" in error["description"]
+            assert "Retry in 30 s" in error["description"]
+            assert "请求过于频繁" in error["description"]
+            xml = await second.post("/open311/v2/requests.xml", data=open311_form(API_KEY))
+            assert xml.status_code == 429
+            assert "<code>429</code>" in xml.text
+            # Another client of the district has its own budget.
+            theirs = await second.post(
+                "/open311/v2/requests.json", data=open311_form(OTHER_API_KEY)
+            )
+            assert theirs.status_code == 200, theirs.text
+            clock.now += timedelta(seconds=30)
+            again = await second.post("/open311/v2/requests.json", data=open311_form(API_KEY))
+            assert again.status_code == 200, again.text
+    stored = str([dict(r) for r in await pool.fetch("SELECT * FROM intake.rate_buckets")])
+    assert API_KEY not in stored
+    assert API_KEY.encode().hex() not in stored
