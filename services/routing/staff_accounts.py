@@ -29,6 +29,7 @@ from contracts.staff import StaffEvent, StaffInvited, StaffPasswordSet, StaffRet
 from eventkit.clock import Clock
 from eventkit.db import ALL_DISTRICTS, Conn, district_transaction, scope
 from eventkit.identity import Principal, Role
+from eventkit.staff_rule import AccountStanding, Listing, NotActiveStaff, ensure_admitted
 from eventkit.store import EventStore
 from services.routing.district_context import DistrictContexts
 from services.routing.settings import RoutingSettings
@@ -37,14 +38,13 @@ from services.routing.staff_rules import (
     AccountLocked,
     InviteNotValid,
     LockoutPolicy,
-    NotActiveStaff,
     SignInFailed,
     UnknownPerson,
     WeakPassword,
     after_failure,
     password_problems,
 )
-from services.routing.staff_scope import Listing, listing, role_in_directory
+from services.routing.staff_scope import listing, role_in_directory
 
 _ACCOUNT_COLUMNS = """district_id, person_id, role, status, password_hash, failed_attempts,
     locked_until, version"""
@@ -125,19 +125,10 @@ class StaffAccounts:
         a role the directory does not list, holding an account in it; never one whose
         account was retired."""
         account = await self._load(conn, principal.district_id, principal.subject)
-        if account is not None and account.retired:
-            raise NotActiveStaff()
         ctx = await self._districts.get(conn, principal.district_id)
         found = listing(ctx.directory if ctx else None, principal.subject, principal.role)
-        if found is Listing.HOLDS:
-            return
-        if (
-            found is Listing.UNLISTED_ROLE
-            and account is not None
-            and account.role is principal.role
-        ):
-            return
-        raise NotActiveStaff()
+        standing = AccountStanding(account.role, account.retired) if account else None
+        ensure_admitted(principal.role, found, standing)
 
     # ----------------------------------------------------------------- invitations
 

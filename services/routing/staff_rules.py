@@ -126,21 +126,6 @@ class AccountLocked(Unauthenticated):
         self.until = until
 
 
-class NotActiveStaff(Unauthenticated):
-    """The token's or session's person is not (or no longer) staff of that role here."""
-
-    code = "not-active-staff"
-
-    def __init__(self) -> None:
-        super().__init__(
-            "此账号不是本区在职工作人员",
-            "This account is not active staff of the district",
-            "人员已离任、调整岗位或账号已停用，请联系区管理员",
-            "The person left, changed role, or the account was closed; ask the district "
-            "administrator",
-        )
-
-
 class InviteNotValid(Forbidden):
     """The invitation code is unknown, used or expired."""
 

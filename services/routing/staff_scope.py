@@ -18,26 +18,12 @@ cases: their own routes show only what was whistled to their department.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from enum import Enum
 from typing import Any
 
 from eventkit.identity import Principal, Role
 from eventkit.refusals import Forbidden
+from eventkit.staff_rule import DIRECTORY_ROLES, Listing
 from services.routing.directory import Directory
-
-DIRECTORY_ROLES = frozenset(
-    {
-        Role.REPRESENTATIVE,
-        Role.LIAISON,
-        Role.STREET_SUPERVISOR,
-        Role.SPOKESPERSON,
-        Role.DEPARTMENT,
-        Role.COMMUNITY_COMMISSIONER,
-        Role.DISTRICT_OFFICE,
-    }
-)
-"""The roles the directory lists people for; a person of another role (a district
-administrator, an auditor, the hotline's machine account) is known by their account."""
 
 WHOLE_DISTRICT_READERS = frozenset({Role.DISTRICT_ADMIN, Role.AUDITOR, Role.HOTLINE})
 """Roles that see every case of their district."""
@@ -52,19 +38,10 @@ CONTACT_ROLES = ACTING_ROLES
 residents back. An auditor opens them only through ``minqing audit case``."""
 
 
-class Listing(Enum):
-    """What the directory says about a person in a role."""
-
-    HOLDS = "holds"
-    """Listed, active, in that role."""
-    NOT_LISTED = "not_listed"
-    """The directory lists this role and this person is not (or no longer) in it."""
-    UNLISTED_ROLE = "unlisted_role"
-    """The directory lists nobody in this role: the account decides."""
-
-
 def listing(directory: Directory | None, person_id: str, role: Role) -> Listing:
-    """Whether ``person_id`` holds ``role`` in the district of ``directory`` now."""
+    """Whether ``person_id`` holds ``role`` in the district of ``directory`` now (the
+    roster the other services keep answers the same from the same events:
+    :mod:`eventkit.staff_roster`)."""
     if role not in DIRECTORY_ROLES:
         return Listing.UNLISTED_ROLE
     if directory is None:

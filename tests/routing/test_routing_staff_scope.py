@@ -8,8 +8,9 @@ from __future__ import annotations
 import asyncpg
 
 from eventkit.identity import Principal, Role
+from eventkit.staff_rule import Listing
 from services.routing.bootstrap import Routing
-from services.routing.staff_scope import Listing, listing, scope_of
+from services.routing.staff_scope import listing, scope_of
 from tests.every_district import every_district
 
 
