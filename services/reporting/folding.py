@@ -8,7 +8,7 @@ as tuples. The same functions as the live consumer's decide every row
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import datetime
 from typing import Any, Final, Protocol
 
@@ -77,6 +77,7 @@ class Folder:
         self.events = 0
         self._steps: list[tuple[Any, ...]] = []
         self._registry = registry
+        self._validators: dict[tuple[str, int], Callable[[str], Event]] = {}
 
     def wants(self, event: StoredEvent) -> bool:
         """Whether the event is one this rebuild folds."""
@@ -85,18 +86,58 @@ class Folder:
     def fold(self, stored: StoredEvent) -> None:
         """Fold one event (the caller gives each stream's events in version order); its
         data may still be JSON text (a rebuild decodes only what it folds)."""
-        data = stored.data
+        self.fold_stored(
+            stored.event_type,
+            stored.schema_version,
+            stored.data,
+            stored.recorded_at,
+            stored.stream_version,
+            stored.stream_id,
+        )
+
+    def fold_stored(
+        self,
+        event_type: str,
+        schema_version: int,
+        data: dict[str, Any] | str,
+        at: datetime,
+        version: int,
+        stream_id: str,
+    ) -> None:
+        """:meth:`fold` from the parts of a stored event: a rebuild's hot loop, which
+        unpacks the rows of a scan rather than asking each for its attributes."""
         if isinstance(data, str):
-            event = self._registry.parse_json(stored.event_type, stored.schema_version, data)
+            validate = self._validators.get((event_type, schema_version))
+            if validate is None:
+                validate = self._validator(event_type, schema_version)
+            event = validate(data)
         else:
-            event = self._registry.parse(stored.event_type, stored.schema_version, data)
-        self.fold_event(event, stored.recorded_at, stored.stream_version, stored.stream_id)
+            event = self._registry.parse(event_type, schema_version, data)
+        self.fold_event(event, at, version, stream_id)
+
+    def _validator(self, event_type: str, schema_version: int) -> Callable[[str], Event]:
+        """How to make an event of this type and version from its JSON text: the newest
+        model's own validator when the stored version is the newest (the registry's
+        ``parse_json`` without a call per event to find it), else the registry's upcasting."""
+        model = self._registry.latest(event_type)
+        validate: Callable[[str], Event]
+        if schema_version == model.schema_version:
+            validate = model.__pydantic_validator__.validate_json
+        else:
+            registry = self._registry
+
+            def validate(text: str) -> Event:
+                return registry.parse_json(event_type, schema_version, text)
+
+        self._validators[(event_type, schema_version)] = validate
+        return validate
 
     def _fold_case(self, event: CaseEvent, at: datetime, version: int) -> None:
         facts, steps = fold_case(self.cases.get(event.case_id), event, at, version)
         self.cases[event.case_id] = facts
         self.dirty_cases.add(event.case_id)
-        self._steps.extend(step.row() for step in steps)
+        if steps:
+            self._steps += steps  # each step is its row
 
     def fold_event(self, event: Event, at: datetime, version: int, stream_id: str) -> None:
         """Fold an event already parsed, recorded at ``at``."""

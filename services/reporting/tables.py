@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any, Final
 
 SCHEMA: Final = "reporting"
@@ -26,14 +27,15 @@ class Table:
     columns: tuple[str, ...]
     key: tuple[str, ...]
 
-    @property
+    @cached_property
     def key_positions(self) -> tuple[int, ...]:
-        """Where the key's columns are in a row."""
+        """Where the key's columns are in a row (once per table: a rebuild asks for every
+        row it folds)."""
         return tuple(self.columns.index(c) for c in self.key)
 
     def key_of(self, row: Sequence[Any]) -> tuple[Any, ...]:
         """The key of ``row`` (a tuple in column order)."""
-        return tuple(row[i] for i in self.key_positions)
+        return tuple([row[i] for i in self.key_positions])
 
     def partition(self, slot: int) -> str:
         """The partition holding ``slot``."""
