@@ -371,26 +371,36 @@ class EventStore:
         after: Checkpoint = START,
         *,
         categories: Sequence[str],
+        event_types: Sequence[str] | None = None,
         limit: int = 10_000,
         conn: Conn | None = None,
     ) -> list[ScannedEvent]:
         """A lean :meth:`read_all` for rebuilds: the same order and visibility horizon,
-        only the given categories, only the columns a projection folds, tuples. Every
-        district's events: without ``conn`` the read declares every district; a caller
-        passing ``conn`` declares what its transaction may see.
+        only the given categories (and, given ``event_types``, only those types: what a
+        rebuild does not fold is neither sent nor decoded), only the columns a projection
+        folds, tuples. Every district's events: without ``conn`` the read declares every
+        district; a caller passing ``conn`` declares what its transaction may see.
 
         Measured on a year of a large district: the rows decode and the events are made
         in a fraction of :meth:`read_all`'s time, the largest part of a rebuild's reading.
         """
+        types = "AND event_type = ANY($5::text[]) " if event_types is not None else ""
         query = (
             f"SELECT {_SCAN_COLUMNS} FROM eventstore.events "
             "WHERE (transaction_id, global_position) > ($1::text::xid8, $2) "
             "AND transaction_id < pg_snapshot_xmin(pg_current_snapshot()) "
-            "AND category = ANY($3::text[]) "
+            f"AND category = ANY($3::text[]) {types}"
             "ORDER BY eventstore.events.transaction_id, eventstore.events.global_position "
             "LIMIT $4"
         )
-        params = (str(after.transaction_id), after.global_position, list(categories), limit)
+        params: tuple[Any, ...] = (
+            str(after.transaction_id),
+            after.global_position,
+            list(categories),
+            limit,
+        )
+        if event_types is not None:
+            params += (list(event_types),)
         if conn is not None:
             rows = await conn.fetch(query, *params)
         else:
