@@ -150,6 +150,8 @@ class _Run:
         self.at = at
         self.folder = Folder(names)
         groups = _groups(self.folder.categories)
+        self.types = sorted(HANDLED_TYPES)
+        """The types read: those folded (the opinions' texts are never read)."""
         self.checkpoints: dict[tuple[str, ...], Checkpoint] = dict.fromkeys(groups, START)
         """Where each group of categories has been read up to (each has its reader)."""
         self.kept: dict[str, list[RecordedEvent | ScannedEvent]] = {}
@@ -323,6 +325,7 @@ class _Run:
                                 self.checkpoints[group],
                                 limit=self.batch,
                                 categories=group,
+                                event_types=self.types,
                                 conn=conn,
                             )
                         if batch:
@@ -347,7 +350,11 @@ class _Run:
             while True:
                 async with every_district(conn):
                     batch = await self.store.scan(
-                        after, limit=self.batch, categories=group, conn=conn
+                        after,
+                        limit=self.batch,
+                        categories=group,
+                        event_types=self.types,
+                        conn=conn,
                     )
                 self._take_batch(batch)
                 if batch:
