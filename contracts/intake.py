@@ -85,6 +85,23 @@ class OnTheSpotAnswer(BaseModel):
     """Who answered it: a liaison officer or a representative receiving residents."""
 
 
+class SealedText(BaseModel):
+    """Free texts sealed with a matter's text key (AES-256-GCM), never the texts in clear.
+
+    ``key_id`` names the key in ``privacy.text_keys`` (an opinion's id: one key per
+    matter); ``ciphertext`` is ``mq1.<base64url(nonce || ciphertext || tag)>`` of a JSON
+    object of the sealed fields, bound to the key and to the event's field. Once the key is
+    deleted (a request to be forgotten, the end of the retention period) no copy opens.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    key_id: Identifier
+    ciphertext: Annotated[
+        str, StringConstraints(pattern=r"^mq1\.[A-Za-z0-9_-]+$", max_length=65536)
+    ]
+
+
 class OpinionEvent(Event):
     """An event in an opinion's stream."""
 
@@ -121,8 +138,10 @@ class OpinionSubmittedV1(OpinionEvent):
     attachments: list[HttpUrl] = Field(default_factory=list, max_length=9)
 
 
-class OpinionSubmitted(OpinionEvent):
-    """A resident raised a problem or a suggestion (民意/诉求)."""
+class OpinionSubmittedV2(OpinionEvent):
+    """The second shape of ``OpinionSubmitted``: the text, the address, the point and the
+    attachments in clear. Kept so that events stored in this shape can still be validated;
+    readers see them upcast to the current shape, marked ``legacy_clear``."""
 
     event_type: ClassVar[str] = "OpinionSubmitted"
     schema_version: ClassVar[int] = 2
@@ -141,6 +160,53 @@ class OpinionSubmitted(OpinionEvent):
     tracking_ref: Annotated[str, StringConstraints(pattern=r"^t1\.[0-9a-f]{32}$")] | None = None
     """A keyed hash of the opinion's tracking code (``PersonalDataVault.tracking_ref``),
     never the code: staff find the case a resident's code names. Not on the public feed."""
+
+
+class OpinionSubmitted(OpinionEvent):
+    """A resident raised a problem or a suggestion (民意/诉求).
+
+    The resident's words travel sealed: ``sealed`` holds the text, the address, the point
+    and the attachments, encrypted with the opinion's own text key
+    (``eventkit.sealed_texts``); ``text``, ``location.address``/``lat``/``long`` and
+    ``attachments`` are then empty on the wire, and a reader that opens ``sealed`` gets a
+    copy of the event with them filled in (or with the erased mark, once the key was
+    deleted by a request to be forgotten or by the district's retention). Events stored
+    before sealing existed (v1, v2) are upcast with their texts in clear and
+    ``legacy_clear`` set: the upcaster cannot encrypt.
+    """
+
+    event_type: ClassVar[str] = "OpinionSubmitted"
+    schema_version: ClassVar[int] = 3
+
+    channel: Channel
+    text: Annotated[str, StringConstraints(max_length=4000)] = ""
+    """Empty when ``sealed`` holds the text; in clear only on a legacy event."""
+    category_hint: str | None = None
+    location: Location = Field(default_factory=Location)
+    """The station and the community in clear (routing places the case by them); the
+    address and the point are in ``sealed``."""
+    submitter: SubmitterRef | None = None
+    on_behalf_of: OnBehalfOf | None = None
+    attachments: list[HttpUrl] = Field(default_factory=list, max_length=9)
+    """Empty when ``sealed`` holds them."""
+    external_ref: Annotated[str, StringConstraints(max_length=64)] | None = None
+    """The outside system's number for the same matter (a 12345 work order, an Open311 id)."""
+    on_the_spot: OnTheSpotAnswer | None = None
+    """Set when staff answered the opinion at the desk as they took it down (当场办结)."""
+    tracking_ref: Annotated[str, StringConstraints(pattern=r"^t1\.[0-9a-f]{32}$")] | None = None
+    """A keyed hash of the opinion's tracking code (``PersonalDataVault.tracking_ref``),
+    never the code: staff find the case a resident's code names. Not on the public feed."""
+    sealed: SealedText | None = None
+    """The text, address, point and attachments, sealed with the opinion's text key."""
+    legacy_clear: bool = False
+    """Set by the upcaster on an event stored before sealing (v1, v2): its texts are in
+    clear in the store, and no key deletion reaches them."""
+
+
+def upcast_opinion_submitted_v2(data: dict[str, Any]) -> dict[str, Any]:
+    """v2 → v3: nothing moves (the upcaster cannot encrypt); the event is marked as one
+    whose texts are in clear."""
+    return {**data, "legacy_clear": True}
 
 
 def upcast_opinion_submitted_v1(data: dict[str, Any]) -> dict[str, Any]:
@@ -202,6 +268,7 @@ class QrScansRecorded(Event):
 
 EVENTS: tuple[type[Event], ...] = (
     OpinionSubmittedV1,
+    OpinionSubmittedV2,
     OpinionSubmitted,
     OpinionWithdrawn,
     FeedbackSubmitted,
@@ -211,5 +278,6 @@ EVENTS: tuple[type[Event], ...] = (
 
 UPCASTERS: tuple[tuple[str, int, Callable[[dict[str, Any]], dict[str, Any]]], ...] = (
     ("OpinionSubmitted", 1, upcast_opinion_submitted_v1),
+    ("OpinionSubmitted", 2, upcast_opinion_submitted_v2),
 )
 """(event type, from version, function) for each step from an old shape to the next."""

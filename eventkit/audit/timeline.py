@@ -17,7 +17,7 @@ transaction that reads the keys: no opening without its record.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any, Final
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -27,19 +27,21 @@ from contracts.envelope import Envelope
 from eventkit.audit.scoping import audit_scope
 from eventkit.clock import Clock
 from eventkit.db import ALL_DISTRICTS, Conn, scope
-from eventkit.privacy import PersonalDataVault
+from eventkit.privacy import PersonalDataVault, SealError, VaultKeyMissing
+from eventkit.sealed_texts import TextKeys, opened_data
 from eventkit.store import ANY_VERSION, EventStore
 
 DEFAULT_TIMEZONE: Final = "Asia/Shanghai"
 SEALED: Final = "【已封存 sealed】"
-"""What a resident's name or phone shows as while it stays sealed."""
+"""What a resident's name or phone (or an opinion's text, without the vault's key) shows
+as while it stays sealed."""
 PERSONAL_FIELDS: Final = {"name": "name_ciphertext", "phone": "phone_ciphertext"}
 """The fields of a ``SubmitterRef`` that an opening reveals, and their ciphertexts."""
 FREE_TEXT: Final = frozenset(
     {"text", "message", "comment", "result", "reason", "note", "error", "title", "address"}
 )
 """Fields where a resident (or staff quoting one) may have written a phone or ID number."""
-_NOT_ESSENTIAL: Final = frozenset({"district_id", "occurred_at", "actor"})
+_NOT_ESSENTIAL: Final = frozenset({"district_id", "occurred_at", "actor", "sealed", "legacy_clear"})
 
 _STREAM_EVENTS = r"""
 SELECT e.global_position, e.district_id, e.stream_id, e.stream_version,
@@ -204,7 +206,27 @@ async def _case_timeline(conn: Conn, case_id: str) -> CaseTimeline | None:
                 link_ok=row["link_ok"],
             )
         )
+    timeline.entries = await opened_texts(conn, timeline.entries)
     return timeline
+
+
+async def opened_texts(conn: Conn, entries: list[TimelineEntry]) -> list[TimelineEntry]:
+    """``entries`` with the residents' sealed texts opened (one look-up of their keys),
+    the erased mark where a key was deleted; shown as sealed when this process lacks the
+    vault key that wrapped them. The hashes were checked on the data as stored."""
+    sealed = [e.data["sealed"]["key_id"] for e in entries if e.data.get("sealed")]
+    if not sealed:
+        return entries
+    try:
+        keys = await TextKeys().found(conn, sealed)
+    except (VaultKeyMissing, SealError):
+        return [
+            replace(e, data={**e.data, "text": SEALED}) if e.data.get("sealed") else e
+            for e in entries
+        ]
+    return [
+        replace(e, data=opened_data(e.data, keys)) if e.data.get("sealed") else e for e in entries
+    ]
 
 
 def _zone(name: str) -> ZoneInfo:

@@ -16,6 +16,7 @@ import asyncpg
 from eventkit.clock import Clock, utc_now
 from eventkit.consumer import Consumer
 from eventkit.privacy import PersonalDataVault
+from eventkit.sealed_texts import TextKeys
 from eventkit.service import RunningService, Runtime, open_runtime
 from services.intake.consumers import intake_consumer
 from services.intake.directory import Directory, TaxonomySource
@@ -77,6 +78,7 @@ def build(settings: IntakeSettings, runtime: Runtime) -> Intake:
             directory=directory,
             public_base_url=settings.public_base_url,
             clock=clock,
+            texts=TextKeys(settings.privacy_keys()),
         ),
         tracking=Tracking(pool=pool, directory=directory, taxonomy=taxonomy),
         feedback=Feedback(pool=pool, store=store, clock=clock),

@@ -16,6 +16,7 @@ from eventkit.db import Conn
 from eventkit.privacy import PersonalDataVault
 from eventkit.privacy_rights import ERASED, Erasure
 from eventkit.refusals import InvalidInput
+from eventkit.sealed_texts import shred_texts
 from services.intake.text import normalise_phone
 from services.intake.tracking_codes import new_tracking_code
 
@@ -126,7 +127,8 @@ async def replace_tracking_codes(conn: Conn, opinion_ids: Sequence[str]) -> int:
 async def erase(conn: Conn, erasure: Erasure) -> dict[str, int]:
     """Erase the texts of these opinions (their words, address, point, attachments,
     withdrawal reason, the notes and evidence links of their timeline, their cases'
-    latest and public notes, the comments of their feedback). Idempotent: counts what
+    latest and public notes, the comments of their feedback) and delete the keys that
+    seal their texts inside their events. Idempotent: counts what
     changed. In the caller's district scope: a transferred matter's rows in another
     district (its cases, steps and feedback there) are erased in that district's scope."""
     ids = list(erasure.opinion_ids)
@@ -197,8 +199,13 @@ async def erase(conn: Conn, erasure: Erasure) -> dict[str, int]:
         ids,
         ERASED,
     )
+    # The opinions' text keys: the texts sealed in their events (the store, Kafka, audit
+    # archives) no longer open. A transferred matter's key is its opinion's, in the
+    # resident's district: deleted when this runs in that district's scope.
+    keys = await shred_texts(conn, ids)
     return {
         "opinions": int(opinions),
+        "text_keys": keys,
         "timeline_notes": int(steps),
         "case_notes": int(notes),
         "feedback_comments": int(comments),

@@ -24,6 +24,7 @@ from eventkit.db import Conn, scope
 from eventkit.logging import get_logger
 from eventkit.privacy import PersonalDataVault
 from eventkit.refusals import Refusal
+from eventkit.sealed_texts import TextKeys
 from eventkit.store import (
     NO_STREAM,
     ConcurrencyError,
@@ -110,10 +111,12 @@ class Submissions:
         clock: Clock,
         new_code: Callable[[], str] = new_tracking_code,
         new_id: Callable[[datetime], str] = new_opinion_id,
+        texts: TextKeys | None = None,
     ) -> None:
         self._pool = pool
         self._store = store
         self._vault = vault
+        self._texts = texts or TextKeys()
         self._directory = directory
         self._base_url = public_base_url
         self._clock = clock
@@ -277,8 +280,10 @@ class Submissions:
         if not await insert_opinion(conn, record, claim=claim):
             # The same key came twice at once: the other request won; answer as it did.
             raise _AnsweredElsewhere()
+        # Intake's own row (above) keeps the texts in clear for staff and the tracking
+        # page, erased with the key; the event carries them sealed with the opinion's key.
         envelope = Envelope.wrap(
-            event,
+            await self._texts.seal_opinion(conn, event),
             (metadata or Metadata()).model_copy(update={"channel": command.channel.value}),
             event_id=key.event_id if key is not None else None,
         )

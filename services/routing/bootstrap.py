@@ -24,6 +24,7 @@ from eventkit.http import ReadyCheck
 from eventkit.logging import get_logger
 from eventkit.privacy import PersonalDataVault
 from eventkit.refusals import Refusal
+from eventkit.sealed_texts import TextKeys
 from eventkit.service import RunningService, Runtime, open_runtime
 from eventkit.settings import Settings
 from services.routing.case_store import CaseStore
@@ -84,7 +85,7 @@ def build(settings: RoutingSettings, runtime: Runtime, segmenter: Segmenter) -> 
     districts = DistrictContexts(segmenter)
     cases = CaseStore(runtime.store)
     casework = CaseWork(pool, cases, districts, clock)
-    opening = CaseOpening(cases, districts, clock)
+    opening = CaseOpening(cases, districts, clock, TextKeys(settings.privacy_keys()))
     reactions = Reactions(cases, districts, casework, clock)
     directory = DirectoryAdmin(pool, runtime.store, clock)
     accounts = StaffAccounts(pool, runtime.store, districts, clock, settings)

@@ -31,6 +31,7 @@ from contracts.base import Actor, ActorRole
 from eventkit.db import district_transaction
 from eventkit.local import NoDatabase
 from eventkit.refusals import Refusal
+from eventkit.sealed_texts import TextKeys
 from services.routing.bootstrap import Routing, bootstrap
 from services.routing.classification import Classifier
 from services.routing.classifier_model import LabelledOpinion
@@ -162,7 +163,9 @@ def routing_rebuild() -> None:
 
     async def work(routing: Routing) -> dict[str, int]:
         async with routing.pool.acquire() as conn:
-            return await rebuild(conn, routing.store)
+            return await rebuild(
+                conn, routing.store, TextKeys(routing.settings.privacy_keys())
+            )
 
     counts = _with_routing(work)
     click.echo(

@@ -24,6 +24,7 @@ from contracts.intake import OpinionSubmitted
 from eventkit.clock import Clock
 from eventkit.db import Conn
 from eventkit.logging import get_logger
+from eventkit.sealed_texts import TextKeys
 from services.routing.assignment import (
     Assignment,
     Matter,
@@ -52,10 +53,17 @@ log = get_logger(__name__)
 class CaseOpening:
     """Turns opinions into cases (see the module's note)."""
 
-    def __init__(self, cases: CaseStore, districts: DistrictContexts, clock: Clock) -> None:
+    def __init__(
+        self,
+        cases: CaseStore,
+        districts: DistrictContexts,
+        clock: Clock,
+        texts: TextKeys | None = None,
+    ) -> None:
         self._cases = cases
         self._districts = districts
         self._clock = clock
+        self._texts = texts or TextKeys()
 
     async def open_case(
         self, opinion: OpinionSubmitted, envelope: Envelope, conn: Conn
@@ -73,6 +81,10 @@ class CaseOpening:
         before it in the list were already open (their workloads and duplicates count).
         One entry per opinion: its case, or None if it already had one."""
         now = self._clock()
+        # The texts the case is classified and compared by travel sealed: one look-up
+        # of the batch's keys opens them all.
+        opened = await self._texts.open_opinions(conn, [o for o, _ in opinions])
+        opinions = [(o, e) for o, (_, e) in zip(opened, opinions, strict=True)]
         by_district: dict[str, list[int]] = {}
         for index, (opinion, _) in enumerate(opinions):
             by_district.setdefault(opinion.district_id, []).append(index)

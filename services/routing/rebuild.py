@@ -6,6 +6,7 @@ from contracts import REGISTRY
 from contracts.cases import CaseEvent, CaseLinked
 from contracts.intake import FeedbackSubmitted, OpinionSubmitted
 from eventkit.db import ALL_DISTRICTS, Conn, scope
+from eventkit.sealed_texts import TextKeys, opened_opinion
 from eventkit.store import EventStore
 from services.routing.case_projection import OpinionFacts, add_links, insert_case, record_feedback
 from services.routing.case_state import CaseState, evolve
@@ -29,8 +30,10 @@ _TABLES = (
 )
 
 
-async def rebuild(conn: Conn, store: EventStore) -> dict[str, int]:
-    """Recompute every routing table from the event store, in one transaction.
+async def rebuild(conn: Conn, store: EventStore, texts: TextKeys | None = None) -> dict[str, int]:
+    """Recompute every routing table from the event store, in one transaction; the
+    opinions' sealed texts are opened with their keys (``texts``: the vault's keys of the
+    environment by default), erased ones come back as the erased mark.
 
     Returns how many events of each kind were applied.
     """
@@ -61,8 +64,13 @@ async def rebuild(conn: Conn, store: EventStore) -> dict[str, int]:
                 opinions[event.opinion_id] = event
             elif isinstance(event, FeedbackSubmitted):
                 feedback[event.case_id] = event
+        keys = await (texts or TextKeys()).found(
+            conn, (o.sealed.key_id for o in opinions.values() if o.sealed)
+        )
         for state in states.values():
             opinion = opinions.get(state.opinion_id)
+            if opinion is not None:
+                opinion = opened_opinion(opinion, keys)
             facts = (
                 OpinionFacts.of(opinion)
                 if opinion is not None

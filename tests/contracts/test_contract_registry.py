@@ -909,7 +909,7 @@ def test_a_schema_version_newer_than_known_raises() -> None:
     with pytest.raises(UnknownEventType, match="newer than this code knows"):
         REGISTRY.parse("CaseOpened", 2, serialize(case_opened()))
     with pytest.raises(UnknownEventType, match="newer than this code knows"):
-        REGISTRY.parse("OpinionSubmitted", 3, serialize(opinion_submitted()))
+        REGISTRY.parse("OpinionSubmitted", 4, serialize(opinion_submitted()))
 
 
 @pytest.mark.parametrize(
@@ -960,7 +960,7 @@ def test_a_stored_v1_opinion_is_upcast_with_its_location_gathered() -> None:
     event = REGISTRY.parse("OpinionSubmitted", 1, data)
 
     assert type(event) is OpinionSubmitted
-    assert event.schema_version == 2
+    assert event.schema_version == 3
     assert event.location == Location(
         station_code=STATION,
         community="科育社区",
@@ -1056,7 +1056,7 @@ def test_parse_json_upcasts_an_older_version() -> None:
     event = REGISTRY.parse_json("OpinionSubmitted", 1, json.dumps(data, ensure_ascii=False))
 
     assert event == REGISTRY.parse("OpinionSubmitted", 1, data)
-    assert event.schema_version == 2
+    assert event.schema_version == 3
 
 
 def test_parse_json_refuses_what_parse_refuses() -> None:

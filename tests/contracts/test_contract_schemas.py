@@ -51,9 +51,9 @@ def test_every_registered_model_has_a_schema_of_each_version() -> None:
 
 def test_a_schema_names_its_event_version_context_and_stream_category() -> None:
     schema = schema_for(OpinionSubmitted)
-    assert schema["$id"] == "https://schemas.minqing.cn/events/OpinionSubmitted.v2.json"
+    assert schema["$id"] == "https://schemas.minqing.cn/events/OpinionSubmitted.v3.json"
     assert schema["x-event-type"] == "OpinionSubmitted"
-    assert schema["x-schema-version"] == 2
+    assert schema["x-schema-version"] == 3
     assert schema["x-context"] == "intake"
     assert schema["x-stream-category"] == "opinion"
 

@@ -19,6 +19,7 @@ from eventkit.store import EventStore
 from services.intake.hotline import RowRejected, parse_time, parse_work_order
 from tests.every_district import every_district
 from tests.intake.intake_support import DISTRICT, PHONE, STATION
+from tests.sealed_support import opened
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "services" / "intake" / "examples"
 HEADER = "工单编号,来电时间,诉求类别,诉求内容,诉求地址,所属社区,联系人,联系电话,承办站点,附件"
@@ -51,7 +52,7 @@ async def opinions(pool: asyncpg.Pool) -> list[dict[str, object]]:
         "SELECT data FROM eventstore.events WHERE event_type = 'OpinionSubmitted' "
         "ORDER BY global_position"
     )
-    return [r["data"] for r in rows]
+    return [await opened(pool, r["data"]) for r in rows]
 
 
 async def test_the_shipped_examples_import_and_a_second_import_creates_nothing(

@@ -76,7 +76,7 @@ async def test_every_channel_reaches_the_opinions_topic_without_personal_data(
     for channel, opinion_id in accepted.items():
         record = by_stream[f"opinion-{opinion_id}"]
         headers = {key: value.decode() for key, value in record.headers}
-        assert headers["ce_type"] == "cn.minqing.intake.OpinionSubmitted.v2"
+        assert headers["ce_type"] == "cn.minqing.intake.OpinionSubmitted.v3"
         assert headers["ce_source"] == f"/districts/{DISTRICT}/intake"
         assert headers["ce_subject"] == f"opinion-{opinion_id}"
         data = json.loads(record.value)
@@ -84,6 +84,7 @@ async def test_every_channel_reaches_the_opinions_topic_without_personal_data(
         assert data["submitter"]["name_ciphertext"].startswith("mq1.")
         assert data["submitter"]["phone_ciphertext"].startswith("mq1.")
     for record in records:
+        assert data["sealed"]["ciphertext"].startswith("mq1.")  # the words, sealed
         raw = (record.value or b"") + b"".join(value for _, value in record.headers)
-        for secret in (PHONE, PHONE[-8:], NAME, "秀英"):
+        for secret in (PHONE, PHONE[-8:], NAME, "秀英", "路灯坏了", "东门", "39.96"):
             assert secret.encode() not in raw

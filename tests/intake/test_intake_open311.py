@@ -25,6 +25,7 @@ from tests.intake.intake_support import (
     opinion_body,
     publish,
 )
+from tests.sealed_support import opened
 
 V2 = "/open311/v2"
 J = {"jurisdiction_id": DISTRICT}
@@ -159,7 +160,9 @@ async def test_post_requests_creates_an_opinion_and_answers_with_its_id(
     notice = request.findtext("service_notice") or ""
     assert "https://minqing.example.cn/t/" in notice
     events = await store.read_stream(f"opinion-{opinion_id}")
-    data = events[0].data
+    for secret in ("科学院南路菜市场东门", "pothole.jpg"):
+        assert secret not in str(events[0].data)  # sealed in the event
+    data = await opened(store.pool, events[0].data)
     assert data["channel"] == "open311"
     assert data["category_hint"] == "municipal.road"
     assert data["actor"]["role"] == "external"
@@ -390,7 +393,7 @@ async def test_a_missing_or_short_description_becomes_the_service_and_address(
     assert response.status_code == 200, response.text
     opinion_id = as_json(response)[0]["service_request_id"]
     events = await store.read_stream(f"opinion-{opinion_id}")
-    assert events[0].data["text"] == expected
+    assert (await opened(store.pool, events[0].data))["text"] == expected
 
 
 async def test_a_short_description_is_still_refused_on_our_own_channels(

@@ -29,13 +29,14 @@ from tests.intake.intake_support import (
     token,
 )
 
+from tests.sealed_support import opened
 MakeClient = Callable[[IntakeSettings], AsyncIterator[httpx.AsyncClient]]
 
 
 async def submitted(store: EventStore, opinion_id: str) -> dict[str, Any]:
     events = await store.read_stream(f"opinion-{opinion_id}")
     assert [e.event_type for e in events] == ["OpinionSubmitted"]
-    return events[0].data
+    return await opened(store.pool, events[0].data)
 
 
 async def test_a_qr_submission_is_in_the_store_when_the_201_arrives(

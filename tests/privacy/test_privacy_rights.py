@@ -144,9 +144,10 @@ async def test_a_resident_is_found_exported_and_forgotten_by_phone_in_every_serv
     vault = PersonalDataVault(system.store.pool)
     async with district_transaction(system.store.pool, A) as conn:
         assert await vault.subject_of(A, phone, conn=conn) is None
-    # What stays, as docs/privacy.md says: the events, unchanged and still chained; the
-    # resident's words in them (their name and number sealed with the deleted key).
-    assert await rows_containing(database_url, jia.resident.text, ("eventstore",))
+    # The events stay, unchanged and still chained; the resident's words, place and
+    # attachment in them were sealed with the opinion's text key, deleted with the rest.
+    assert await rows_containing(database_url, jia.resident.text, ("eventstore",)) == []
+    assert await rows_containing(database_url, jia.resident.attachment, ("eventstore",)) == []
     assert await rows_containing(database_url, phone, ("eventstore",)) == []
     assert await events_as_stored(database_url) == before
     assert await broken_chains(database_url) == []
@@ -182,11 +183,13 @@ async def test_a_resident_is_found_exported_and_forgotten_by_phone_in_every_serv
     assert forget["outcome"]["routing"]["cases"] == 1
     assert phone not in json.dumps([dict(r) for r in rows], default=str, ensure_ascii=False)
 
-    # A rebuild of routing's tables brings the text back from the store; the next
-    # retention run erases it again.
+    # A rebuild of routing's tables cannot bring the opinion's text back from the store
+    # (its key is gone: the case shows the erased mark), but brings back what its events
+    # hold in clear (the words the classifier matched, the tracking code's hash); the
+    # next retention run erases them again.
     async with system.routing.pool.acquire() as conn:
         await rebuild(conn, system.store)
-    assert await rows_containing(database_url, jia.resident.text, ("routing",))
+    assert await rows_containing(database_url, jia.resident.text, ("routing",)) == []
     [run] = [r for r in await system.rights.retention_run() if r.district_id == A]
     assert run.forgotten_again["routing"]["cases"] == 1
     assert await rows_containing(database_url, jia.resident.text, SCHEMAS) == []
@@ -263,9 +266,12 @@ async def test_retention_erases_the_texts_of_cases_closed_before_the_period_only
         )
     assert recorded == 2
 
+    # Retention deleted the old opinion's text key: the store's copy of its words no
+    # longer opens, so a rebuild cannot bring them back (the recent ones come back).
+    assert await rows_containing(database_url, old.resident.text, ("eventstore",)) == []
     async with system.routing.pool.acquire() as conn:
         await rebuild(conn, system.store)
-    assert await rows_containing(database_url, old.resident.text, ("routing",))
+    assert await rows_containing(database_url, old.resident.text, ("routing",)) == []
     rebuilt = {run.district_id: run for run in await system.rights.retention_run()}
     assert rebuilt[A].erased["routing"]["cases"] == 1
     assert await rows_containing(database_url, old.resident.text, SCHEMAS) == []
