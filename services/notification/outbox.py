@@ -118,6 +118,11 @@ async def claim(
     first, and a claim per district would let a busy district starve the others or cost
     a statement per district for each claim.
     """
+    # Under a burst the outbox grows by thousands of rows within seconds, faster than
+    # the statistics follow: planned on them, the claim read every due row (a bitmap
+    # scan and a sort; 13 ms a claim with 6,000 waiting, measured) where walking the due
+    # index in its order reads only the oldest few. For this transaction only.
+    await conn.execute("SET LOCAL enable_seqscan = off; SET LOCAL enable_bitmapscan = off")
     rows = await conn.fetch(
         """
         UPDATE notification.deliveries d
