@@ -102,10 +102,11 @@ def bucket_statement(table: str, keys: Sequence[str], *, carried: bool = False) 
     Answers ``allowed`` and, when refused, ``had`` (the tokens there were).
 
     ``carried``: the last key is a keyed hash and the hash key was rotated; one more
-    parameter ($n+4, ``bytea[]``) gives the client's hashes under the previous keys. A
-    client with no bucket under the current key starts from what its bucket under a
-    previous key holds (refilled since), not from a full one: a rotation does not hand
-    every client a fresh burst."""
+    parameter ($n+4, ``bytea``) gives the client's hash under the previous key. A client
+    with no bucket under the current key starts from what its bucket under the previous
+    key holds (refilled since), not from a full one: a rotation does not hand every
+    client a fresh burst. One previous key, a scalar: with an array (``= ANY``) the
+    statement was planned afresh at every check (450 µs instead of 150 µs, measured)."""
     n = len(keys)
     burst, rate, now = f"${n + 1}::float8", f"${n + 2}::float8", f"${n + 3}::timestamptz"
 
@@ -120,7 +121,7 @@ def bucket_statement(table: str, keys: Sequence[str], *, carried: bool = False) 
     insert = f"VALUES ({values}, {burst} - 1, {now})"
     if carried:
         earlier = " AND ".join(
-            [*(f"{k} = ${i + 1}" for i, k in enumerate(keys[:-1])), f"{keys[-1]} = ANY(${n + 4})"]
+            [*(f"{k} = ${i + 1}" for i, k in enumerate(keys[:-1])), f"{keys[-1]} = ${n + 4}::bytea"]
         )
         before = f"(SELECT min({refilled('')}) FROM {table} WHERE {earlier})"
         start = (
@@ -155,13 +156,13 @@ async def take_token(
     burst: int,
     now: datetime,
     timeout: float | None = None,
-    earlier: Sequence[bytes] | None = None,
+    earlier: bytes | None = None,
 ) -> float:
     """Run a :func:`bucket_statement`: 0.0 when a token was taken, else the seconds to
-    wait for the next one. ``earlier``: the last key under previous hash keys, for a
+    wait for the next one. ``earlier``: the last key under the previous hash key, for a
     statement made ``carried``."""
     rate = per_minute / 60.0
-    extra = () if earlier is None else (list(earlier),)
+    extra = () if earlier is None else (earlier,)
     row = await conn.fetchrow(statement, *keys, float(burst), rate, now, *extra, timeout=timeout)
     assert row is not None
     if row["allowed"]:
@@ -183,9 +184,10 @@ class SharedRateLimiter:
 
     Clients are keyed hashes under the current hash key. With previous keys
     (``previous_secrets``, after a rotation of ``MINQING_INTAKE_HASH_KEY``) a client's
-    first check under the new key carries its bucket over from the old key's hash, so a
-    rotation neither forgets who was told to wait nor refills everyone's burst; the old
-    rows are swept once idle."""
+    first check under the new key carries its bucket over from the hash under the first
+    previous key (the one just replaced: list it first), so a rotation neither forgets
+    who was told to wait nor refills everyone's burst; the old rows are swept once
+    idle."""
 
     def __init__(
         self,
@@ -220,9 +222,9 @@ class SharedRateLimiter:
         """The bucket's key for ``address``: a keyed hash (16 bytes), IPv6 by its /64."""
         return _client_hash(self._key, address)
 
-    def clients_before(self, address: str) -> list[bytes]:
-        """The bucket's keys for ``address`` under the previous hash keys."""
-        return [_client_hash(key, address) for key in self._previous]
+    def client_before(self, address: str) -> bytes | None:
+        """The bucket's key for ``address`` under the (first) previous hash key."""
+        return _client_hash(self._previous[0], address) if self._previous else None
 
     async def take(self, address: str) -> float:
         """Take a token for ``address``: 0.0 when allowed, else the seconds to wait."""
@@ -234,7 +236,7 @@ class SharedRateLimiter:
             if until > now:
                 return until - now
             del self._waiting[client]
-        earlier = self.clients_before(address) if self._previous else None
+        earlier = self.client_before(address)
         try:
             async with self._pool.acquire(timeout=self._timeout) as conn:
                 wait = await take_token(
