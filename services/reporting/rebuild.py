@@ -46,6 +46,7 @@ from services.reporting.shadow import (
     copy_rows,
     every_district,
     lock_projections,
+    set_loading,
     swap,
     truncate,
     upsert_rows,
@@ -168,6 +169,10 @@ class _Run:
         """The slot ``table`` is rebuilt into."""
         return 1 - self.slots[PROJECTION_OF[table.name]]
 
+    def _shadows(self) -> list[tuple[Table, int]]:
+        """Every table rebuilt, with its shadow slot."""
+        return [(table, self.shadow(table)) for table in self.tables]
+
     async def go(self, dry_run: bool) -> RebuildResult:
         started = time.perf_counter()
         pool = self.store.pool
@@ -177,11 +182,17 @@ class _Run:
                 await truncate(conn, self.schema, table, self.shadow(table))
             if self.at is None:
                 self.gate = await _gate(conn)
-        with _without_cycle_collection():
-            await self._bulk()
+            await set_loading(conn, self.schema, self._shadows(), True)
+        try:
+            with _without_cycle_collection():
+                await self._bulk()
+            async with pool.acquire() as conn, every_district(conn):
+                await self._write_dirty(conn, loading=True)
+        finally:
+            # Closed again before anything else reads or swaps them, also on a failure.
+            async with pool.acquire() as conn:
+                await set_loading(conn, self.schema, self._shadows(), False)
         async with pool.acquire() as conn:
-            async with every_district(conn):
-                await self._write_dirty(conn, copy=True)
             for table in self.tables:
                 await analyze(conn, self.schema, table, self.shadow(table))
             if self.at is None:
@@ -189,7 +200,7 @@ class _Run:
                 self.gate = await _gate(conn)
                 self._fold_kept()
                 async with every_district(conn):
-                    await self._write_dirty(conn, copy=False)
+                    await self._write_dirty(conn, loading=False)
         comparisons: list[TableComparison] = []
         async with pool.acquire() as conn, conn.transaction():
             await scope(conn, ALL_DISTRICTS)  # every district's rows compared and swapped
@@ -201,7 +212,7 @@ class _Run:
                 self.gate = await _gate(conn)
                 await self._fill_gaps(conn)
                 self._fold_kept()
-                await self._write_dirty(conn, copy=False)
+                await self._write_dirty(conn, loading=False)
                 for table in self.tables:
                     comparisons.append(
                         await compare(
@@ -342,7 +353,8 @@ class _Run:
         if "cases" not in self.names or not rows:
             return
         async with self.store.pool.acquire() as conn, every_district(conn):
-            await copy_rows(conn, self.schema, CASE_STEPS, self.shadow(CASE_STEPS), rows)
+            shadow = self.shadow(CASE_STEPS)
+            await copy_rows(conn, self.schema, CASE_STEPS, shadow, rows, loading=True)
 
     async def _read_more(self, conn: Conn) -> None:
         """Read what the store recorded since the last read."""
@@ -394,17 +406,19 @@ class _Run:
 
     # ---------------------------------------------------------------- writing
 
-    async def _write_dirty(self, conn: Conn, *, copy: bool) -> None:
-        """Write the rows changed since the last write (COPY the first time)."""
+    async def _write_dirty(self, conn: Conn, *, loading: bool) -> None:
+        """Write the rows changed since the last write: COPY into the slots open for the
+        bulk load, upserts afterwards (the few rows catching up changed)."""
         for table, rows in self.folder.take_dirty().items():
             slot = self.shadow(table)
-            if copy:
-                await copy_rows(conn, self.schema, table, slot, rows)
+            if loading:
+                await copy_rows(conn, self.schema, table, slot, rows, loading=True)
             else:
                 await upsert_rows(conn, self.schema, table, slot, rows)
         steps = self.folder.take_steps()
         if "cases" in self.names and steps:
-            await copy_rows(conn, self.schema, CASE_STEPS, self.shadow(CASE_STEPS), steps)
+            shadow = self.shadow(CASE_STEPS)
+            await copy_rows(conn, self.schema, CASE_STEPS, shadow, steps, loading=loading)
 
 
 @contextmanager

@@ -61,18 +61,50 @@ async def analyze(conn: Conn, schema: str, table: Table, slot: int) -> None:
     await conn.execute(f"ANALYZE {schema}.{table.partition(slot)}")
 
 
+async def set_loading(
+    conn: Conn, schema: str, slots: Sequence[tuple[Table, int]], loading: bool
+) -> None:
+    """Open slots for a bulk load by COPY (``loading``), or close them again.
+
+    Open: the slot's row-level security is off and the services' roles may no longer
+    read, change or delete its rows by naming the partition (they reach them only
+    through the partitioned table, whose policy holds); closed: as every other table.
+    ``reporting.shadow_load`` (``migrations/0005_shadow_load.sql``) does it as the
+    tables' owner, one slot at a time, each in its own short transaction.
+    """
+    for table, slot in slots:
+        await conn.execute(
+            "SELECT reporting.shadow_load($1, $2, $3)", schema, table.partition(slot), loading
+        )
+
+
 async def copy_rows(
-    conn: Conn, schema: str, table: Table, slot: int, rows: Sequence[tuple[Any, ...]]
+    conn: Conn,
+    schema: str,
+    table: Table,
+    slot: int,
+    rows: Sequence[tuple[Any, ...]],
+    *,
+    loading: bool = False,
 ) -> None:
     """Bulk-load new rows into one slot (COPY, binary), in the caller's transaction.
 
-    PostgreSQL refuses COPY into a table with row-level security (it does not check
-    policies row by row there): the rows are copied into a temporary table and moved
+    Into a slot open for loading (:func:`set_loading`), straight. PostgreSQL refuses
+    COPY into a table with row-level security (it does not check policies row by row
+    there): into a closed slot, the rows are copied into a temporary table and moved
     into the slot with one ``INSERT … SELECT``, which the slot's policy checks.
     """
     if not rows:
         return
     columns = ["slot", *table.columns]
+    if loading:
+        await conn.copy_records_to_table(
+            table.partition(slot),
+            schema_name=schema,
+            columns=columns,
+            records=[(slot, *row) for row in rows],
+        )
+        return
     names = ", ".join(columns)
     staging = f"load_{table.partition(slot)}"
     target = f"{schema}.{table.partition(slot)}"

@@ -1,0 +1,135 @@
+"""A rebuild loads its shadow slots by COPY with their row-level security off
+(``migrations/0005_shadow_load.sql``): while a slot is open the services cannot read it
+by its name, the partitioned table keeps its policy, and every slot is closed again
+when the load ends, also when it fails."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import asyncpg
+import pytest
+
+from eventkit.db import Conn, scoped
+from eventkit.store import EventStore
+from services.reporting.bootstrap import Reporting
+from services.reporting.case_facts import CaseFacts
+from services.reporting.rebuild import _Run
+from services.reporting.shadow import copy_rows, set_loading
+from services.reporting.tables import ASOF_SCHEMA, CASES, SCHEMA
+from tests.reporting.conftest import project
+from tests.reporting.history import store_history
+from tests.reporting.march import march_history
+
+AT = datetime(2026, 3, 2, 1, 0, tzinfo=UTC)
+
+
+def _case(case_id: str, district: str) -> tuple[object, ...]:
+    return CaseFacts(
+        case_id=case_id,
+        district_id=district,
+        opinion_id=f"op_{case_id}",
+        channel="qr",
+        community=None,
+        street_code=None,
+        category_code=None,
+        priority="normal",
+        station_code=None,
+        representative_id=None,
+        queue="triage",
+        status="triage",
+        withdrawn=False,
+        opened_at=AT,
+        updated_at=AT,
+        version=1,
+    ).row()
+
+
+async def _unsecured_slots(conn: Conn) -> list[str]:
+    """Slots of either schema whose row-level security is off or whose runtime role
+    lost a privilege."""
+    rows = await conn.fetch(
+        """
+        SELECT n.nspname || '.' || c.relname AS name
+          FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+         WHERE n.nspname IN ('reporting', 'reporting_asof') AND c.relkind = 'r' AND c.relispartition
+           AND NOT (c.relrowsecurity
+                    AND has_table_privilege('minqing_runtime', c.oid, 'SELECT, UPDATE, DELETE'))
+        """
+    )
+    return [r["name"] for r in rows]
+
+
+async def test_a_slot_open_for_loading_is_refused_by_name_and_read_through_its_policy(
+    service: Reporting,
+) -> None:
+    async with service.pool.acquire() as conn:
+        shadow = 1 - int(
+            await conn.fetchval("SELECT slot FROM reporting.projections WHERE name = 'cases'")
+        )
+        await set_loading(conn, SCHEMA, [(CASES, shadow)], True)
+        try:
+            async with scoped(conn, "*"):
+                rows = [_case("L1", "demo"), _case("L2", "other")]
+                await copy_rows(conn, SCHEMA, CASES, shadow, rows, loading=True)
+            with pytest.raises(asyncpg.InsufficientPrivilegeError):
+                async with scoped(conn, "demo"):
+                    await conn.fetch(f"SELECT district_id FROM reporting.cases_s{shadow}")
+            async with scoped(conn, "demo"):
+                seen = await conn.fetch(
+                    "SELECT case_id FROM reporting.cases WHERE slot = $1 ORDER BY 1", shadow
+                )
+        finally:
+            await set_loading(conn, SCHEMA, [(CASES, shadow)], False)
+        async with scoped(conn, "demo"):
+            by_name = await conn.fetch(f"SELECT case_id FROM reporting.cases_s{shadow}")
+
+    assert [r["case_id"] for r in seen] == ["L1"]
+    assert [r["case_id"] for r in by_name] == ["L1"]
+
+
+async def test_after_a_rebuild_every_slot_is_secured_again(
+    service: Reporting, store: EventStore, database_url: str
+) -> None:
+    events = await store_history(store, database_url, march_history().ordered())
+    await project(service, events)
+
+    await service.rebuild.run()
+    await service.rebuild.run(at=datetime.now(UTC))
+
+    async with service.pool.acquire() as conn:
+        assert await _unsecured_slots(conn) == []
+
+
+async def test_a_load_that_fails_leaves_its_slots_secured(
+    service: Reporting, store: EventStore, database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    await store_history(store, database_url, march_history().ordered())
+
+    async def broken(self: _Run) -> None:
+        raise RuntimeError("the store went away")
+
+    monkeypatch.setattr(_Run, "_bulk", broken)
+    with pytest.raises(RuntimeError):
+        await service.rebuild.run()
+
+    async with service.pool.acquire() as conn:
+        assert await _unsecured_slots(conn) == []
+
+
+@pytest.mark.parametrize(
+    ("schema", "table"),
+    [
+        ("eventstore", "events"),
+        (SCHEMA, "cases"),
+        (SCHEMA, "staff_roster"),
+        (SCHEMA, "projections"),
+        (ASOF_SCHEMA, "no_such_slot"),
+    ],
+)
+async def test_only_a_slot_of_a_projection_table_can_be_opened(
+    service: Reporting, schema: str, table: str
+) -> None:
+    async with service.pool.acquire() as conn:
+        with pytest.raises(asyncpg.RaiseError):
+            await conn.execute("SELECT reporting.shadow_load($1, $2, true)", schema, table)
