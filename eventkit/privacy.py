@@ -260,21 +260,25 @@ class PersonalDataVault:
         )
         current = None if lookups is None else (await self.index_keys(conn))[0].key_id
         candidate = SubjectKey(new_subject_id(), new_key())
+        # With one index key the hash is a plain parameter: compared with an array (the
+        # hashes under every key, while previous keys are given) the statement is planned
+        # afresh at every call.
+        several = lookups is not None and len(lookups) > 1
+        match = "lookup_hash = ANY($6::bytea[])" if several else "lookup_hash = $4"
         # One round trip in the usual cases: the resident's committed row is found (under
         # the current index key or a previous one), or a new subject is inserted with the
         # current key. A row another transaction has just inserted is not in this
         # statement's snapshot: then the second query finds it.
         row = await conn.fetchrow(
-            """
+            f"""
             WITH found AS (
                 SELECT subject_id, key FROM privacy.subject_keys
-                 WHERE $4::bytea[] IS NOT NULL AND district_id = $2
-                   AND lookup_hash = ANY($4::bytea[])
+                 WHERE $4::bytea IS NOT NULL AND district_id = $2 AND {match}
                  LIMIT 1
             ), inserted AS (
                 INSERT INTO privacy.subject_keys
                     (subject_id, district_id, key, lookup_hash, lookup_key_id)
-                SELECT $1, $2, $3, ($4::bytea[])[1], $5
+                SELECT $1, $2, $3, $4, $5
                  WHERE NOT EXISTS (SELECT 1 FROM found)
                 ON CONFLICT (district_id, lookup_hash) DO NOTHING
                 RETURNING subject_id, key
@@ -287,8 +291,9 @@ class PersonalDataVault:
             candidate.subject_id,
             district_id,
             wrap_key(self._keys, candidate.subject_id, candidate.key),
-            lookups,
+            None if lookups is None else lookups[0],
             current,
+            *([lookups] if several else []),
         )
         if row is None:
             row = await conn.fetchrow(
