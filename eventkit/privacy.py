@@ -41,7 +41,7 @@ from __future__ import annotations
 
 import base64
 import secrets
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Final
@@ -426,39 +426,7 @@ class PersonalDataVault:
         """Wrap every resident's key not wrapped with the current vault key (a previous
         key's, or one kept in clear) with the current one; returns how many. Needs UPDATE
         on the key table, which only the database owner has: run it as the owner."""
-        current = self._keys.current_id
-        done = 0
-        after = ""
-        while True:
-            # Every district's keys (the owner is not subject to row-level security; a
-            # service's role could not update them anyway).
-            async with district_transaction(self._pool, ALL_DISTRICTS) as conn:
-                rows = await conn.fetch(
-                    "SELECT subject_id, key FROM privacy.subject_keys WHERE subject_id > $1 "
-                    "ORDER BY subject_id LIMIT $2 FOR UPDATE",
-                    after,
-                    batch,
-                )
-                if not rows:
-                    return done
-                after = rows[-1]["subject_id"]
-                changed = [
-                    (
-                        row["subject_id"],
-                        wrap_key(
-                            self._keys,
-                            row["subject_id"],
-                            unwrap_key(self._keys, row["subject_id"], bytes(row["key"])),
-                        ),
-                    )
-                    for row in rows
-                    if wrapped_with(bytes(row["key"])) != current
-                ]
-                if changed:
-                    await conn.executemany(
-                        "UPDATE privacy.subject_keys SET key = $2 WHERE subject_id = $1", changed
-                    )
-                done += len(changed)
+        return await rewrap_keys(self._pool, self._keys, "subject_keys", "subject_id", batch=batch)
 
     async def forgotten(self, subject_id: str, *, district_id: str | None = None) -> bool:
         """Whether the subject's key was deleted by :meth:`forget` (looked up in the
@@ -468,3 +436,50 @@ class PersonalDataVault:
                 "SELECT true FROM privacy.forgotten_subjects WHERE subject_id = $1", subject_id
             )
         return bool(found)
+
+
+async def rewrap_keys(
+    pool: asyncpg.Pool,
+    keys: KeyRing,
+    table: str,
+    id_column: str,
+    *,
+    bound_to: Callable[[str], str] = str,
+    batch: int = 500,
+) -> int:
+    """Wrap every key of ``privacy.<table>`` not wrapped with the current vault key with
+    the current one; how many. ``bound_to``: the name a row's id binds its wrapping to
+    (:func:`wrap_key`'s subject). As the database owner (only it may UPDATE key tables)."""
+    current = keys.current_id
+    done = 0
+    after = ""
+    while True:
+        # Every district's keys (the owner is not subject to row-level security; a
+        # service's role could not update them anyway).
+        async with district_transaction(pool, ALL_DISTRICTS) as conn:
+            rows = await conn.fetch(
+                f"SELECT {id_column} AS id, key FROM privacy.{table} WHERE {id_column} > $1 "
+                f"ORDER BY {id_column} LIMIT $2 FOR UPDATE",
+                after,
+                batch,
+            )
+            if not rows:
+                return done
+            after = rows[-1]["id"]
+            changed = [
+                (
+                    row["id"],
+                    wrap_key(
+                        keys,
+                        bound_to(row["id"]),
+                        unwrap_key(keys, bound_to(row["id"]), bytes(row["key"])),
+                    ),
+                )
+                for row in rows
+                if wrapped_with(bytes(row["key"])) != current
+            ]
+            if changed:
+                await conn.executemany(
+                    f"UPDATE privacy.{table} SET key = $2 WHERE {id_column} = $1", changed
+                )
+            done += len(changed)

@@ -28,6 +28,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
+import asyncpg
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from pydantic import HttpUrl, TypeAdapter
@@ -35,7 +36,14 @@ from pydantic import HttpUrl, TypeAdapter
 from contracts.intake import Location, OpinionSubmitted, SealedText
 from eventkit.db import Conn
 from eventkit.keys import KeyRing
-from eventkit.privacy import SEAL_PREFIX, SealError, new_key, unwrap_key, wrap_key
+from eventkit.privacy import (
+    SEAL_PREFIX,
+    SealError,
+    new_key,
+    rewrap_keys,
+    unwrap_key,
+    wrap_key,
+)
 from eventkit.privacy_rights import ERASED
 
 _NONCE_BYTES: Final = 12
@@ -150,6 +158,11 @@ class TextKeys:
             )
             for row in rows
         }
+
+    async def rewrap(self, pool: asyncpg.Pool) -> int:
+        """Wrap every text key not wrapped with the current vault key with it (after a
+        rotation, with ``minqing keys rewrap``, as the database owner); how many."""
+        return await rewrap_keys(pool, self._keys, "text_keys", "key_id", bound_to=_wrap_subject)
 
     async def seal_opinion(self, conn: Conn, opinion: OpinionSubmitted) -> OpinionSubmitted:
         """``opinion`` as it is appended: its text, address, point and attachments sealed

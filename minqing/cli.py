@@ -260,28 +260,37 @@ def keys_rewrap(settings: Settings) -> None:
 
     Run it after rotating the vault's key, as the database owner (MINQING_DATABASE_URL of
     the owner, as for `minqing db migrate`); then the previous key can be dropped from
-    MINQING_PRIVACY_PREVIOUS_KEYS. The webhook subscriptions' secrets are sealed again
-    with it too.
+    MINQING_PRIVACY_PREVIOUS_KEYS. The matters' text keys are wrapped again, and the
+    webhook subscriptions' secrets sealed again, with it too.
     """
     from eventkit.db import create_pool
     from eventkit.privacy import PersonalDataVault, VaultKeyMissing
+    from eventkit.sealed_texts import TextKeys
     from services.notification.subscriptions import rewrap_secrets
 
-    async def work() -> tuple[int, int]:
+    async def work() -> tuple[int, int, int]:
         pool = await create_pool(database_url(settings), role=None, max_size=2)
         try:
             keys = settings.privacy_keys()
-            return await PersonalDataVault(pool, keys).rewrap(), await rewrap_secrets(pool, keys)
+            return (
+                await PersonalDataVault(pool, keys).rewrap(),
+                await TextKeys(keys).rewrap(pool),
+                await rewrap_secrets(pool, keys),
+            )
         finally:
             await pool.close()
 
     try:
-        count, sealed = _run(work())
+        count, texts, sealed = _run(work())
     except VaultKeyMissing as exc:
         raise click.ClickException(str(exc)) from exc
     click.echo(
         f"已用密钥 {settings.privacy_key_id} 重新包裹 {count} 个居民密钥 / "
         f"{count} residents' keys wrapped with key {settings.privacy_key_id}"
+    )
+    click.echo(
+        f"已重新包裹 {texts} 个事项文本密钥 / {texts} matters' text keys wrapped with key "
+        f"{settings.privacy_key_id}"
     )
     click.echo(
         f"已重新封存 {sealed} 个订阅的签名密钥 / {sealed} webhook subscriptions' secrets "
