@@ -10,6 +10,7 @@ import secrets
 import subprocess
 import sys
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import asyncpg
 import pytest
@@ -258,3 +259,47 @@ def minqing_cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[
         text=True,
         timeout=60,
     )
+
+
+MIGRATION = Path(__file__).parents[2] / "services/intake/migrations/0010_lookup_key.sql"
+
+
+async def as_before_0010(conn: asyncpg.Connection) -> None:
+    """The privacy tables as migrations 0001–0009 left them."""
+    await conn.execute(
+        """
+        ALTER TABLE privacy.subject_keys DROP COLUMN lookup_key_id;
+        ALTER TABLE privacy.rights_requests DROP CONSTRAINT rights_requests_kind_check;
+        ALTER TABLE privacy.rights_requests ADD CONSTRAINT rights_requests_kind_check
+            CHECK (kind IN ('find', 'export', 'forget', 'retention'));
+        CREATE TABLE privacy.lookup_key (
+            singleton boolean PRIMARY KEY DEFAULT true CHECK (singleton),
+            key       bytea   NOT NULL CHECK (length(key) = 32));
+        INSERT INTO privacy.lookup_key (key) VALUES (sha256(gen_random_uuid()::text::bytea));
+        """
+    )
+
+
+@pytest.mark.parametrize("indexed", [True, False])
+async def test_migration_0010_keeps_the_database_key_only_where_something_was_made_with_it(
+    database_url: str, indexed: bool
+) -> None:
+    conn = await connect(database_url)
+    try:
+        async with conn.transaction():
+            await as_before_0010(conn)
+            if indexed:
+                await conn.execute(
+                    "INSERT INTO privacy.subject_keys (subject_id, district_id, key, lookup_hash) "
+                    "VALUES ('subj_before', $1, $2, $3)",
+                    DISTRICT,
+                    secrets.token_bytes(32),
+                    secrets.token_bytes(32),
+                )
+            await conn.execute(MIGRATION.read_text(encoding="utf-8"))
+        kept = await conn.fetchval("SELECT to_regclass('privacy.lookup_key')")
+        marked = await conn.fetch("SELECT lookup_key_id FROM privacy.subject_keys")
+    finally:
+        await conn.close()
+    assert (kept is not None) is indexed
+    assert [row["lookup_key_id"] for row in marked] == ([LEGACY] if indexed else [])
