@@ -15,6 +15,7 @@ import json
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
+import asyncpg
 import click
 
 from eventkit.db import create_pool
@@ -41,6 +42,11 @@ def _run(settings: Settings, work: Callable[[LookupReindex], Awaitable[T]]) -> T
         return asyncio.run(main())
     except (NoDatabase, VaultKeyMissing, KeyRingError) as exc:
         raise click.ClickException(str(exc)) from exc
+    except asyncpg.InsufficientPrivilegeError as exc:
+        raise click.ClickException(
+            "须以数据库属主运行（与 `minqing db migrate` 相同的 MINQING_DATABASE_URL）/ run it as "
+            "the database owner (the MINQING_DATABASE_URL of `minqing db migrate`)"
+        ) from exc
 
 
 def _operator() -> str:
