@@ -96,7 +96,7 @@ def not_found(refusal: Refusal) -> NotFound:
 async def submit_opinion(request: Request) -> JSONResponse:
     """Accept an opinion from any channel; 201 once it is in the event store."""
     intake = get_intake(request)  # the hot path: no dependency to solve
-    principal = optional_principal(intake, request)
+    principal = await optional_principal(intake, request)
     if principal is None:
         await rate_limit(intake.submit_limiter, intake, request)
     payload = await read_json(request, MAX_BODY_BYTES)

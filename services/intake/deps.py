@@ -10,6 +10,7 @@ from contracts.envelope import Metadata
 from eventkit.http import metadata_of, principal_from_authorization
 from eventkit.identity import Principal
 from services.intake.bootstrap import Intake
+from services.intake.consumers import ROSTER
 from services.intake.ratelimit import SharedRateLimiter, client_address, rate_limited
 
 MAX_BODY_BYTES: Final = 64 * 1024
@@ -25,18 +26,22 @@ def get_intake(request: Request) -> Intake:
 IntakeDep = Annotated[Intake, Depends(get_intake)]
 
 
-def optional_principal(intake: Intake, request: Request) -> Principal | None:
-    """The staff member calling, if a Bearer token is sent (401 when it is not valid)."""
-    return principal_from_authorization(
+async def optional_principal(intake: Intake, request: Request) -> Principal | None:
+    """The staff member calling, if a Bearer token is sent (401 when it is not valid, or
+    when its person is not known, active staff of that role in that district)."""
+    principal = principal_from_authorization(
         intake.settings, request.headers.get("authorization"), required=False
     )
+    return None if principal is None else await ROSTER.check(intake.pool, principal)
 
 
-def staff_principal(intake: IntakeDep, request: Request) -> Principal:
-    """Dependency: a staff member (any role), from the Bearer token (401 without one)."""
+async def staff_principal(intake: IntakeDep, request: Request) -> Principal:
+    """Dependency: a staff member (any role), from the Bearer token (401 without one, or
+    when its person is not known, active staff of that role in that district: the
+    roster intake folds from the directory's events, :mod:`eventkit.staff_roster`)."""
     principal = principal_from_authorization(intake.settings, request.headers.get("authorization"))
     assert principal is not None  # required: a missing header raised
-    return principal
+    return await ROSTER.check(intake.pool, principal)
 
 
 StaffDep = Annotated[Principal, Depends(staff_principal)]

@@ -11,10 +11,11 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query, Request
 
 from eventkit.db import district_transaction
-from eventkit.http import bearer_principal, read_body, require_roles
+from eventkit.http import read_body, require_roles
 from eventkit.identity import Principal, Role
 from eventkit.refusals import InvalidInput, NotFound
 from eventkit.settings import Settings
+from eventkit.staff_roster import known_bearer
 from services.notification import contacts, outbox, overrides
 from services.notification.api_models import (
     ContactList,
@@ -30,6 +31,7 @@ from services.notification.api_models import (
     TemplateView,
 )
 from services.notification.bootstrap import Notification
+from services.notification.consumers import ROSTER
 from services.notification.contact_book import ContactEntry, parse_contact_file
 from services.notification.messages import Template, default_template
 from services.notification.rules import RULES, RuleSetting
@@ -49,7 +51,8 @@ NotificationDep = Annotated[Notification, Depends(notification_of)]
 def admin_router(settings: Settings) -> APIRouter:
     """The contact book, rules, templates and deliveries routes."""
     router = APIRouter(prefix="/api/v1", tags=["通知管理 / notification admin"])
-    authenticated = bearer_principal(settings)
+    # A valid token of a person who is known, active staff (notification's roster).
+    authenticated = known_bearer(settings, ROSTER, lambda request: notification_of(request).pool)
     Admin = Annotated[Principal, Depends(require_roles(authenticated, Role.DISTRICT_ADMIN))]
     Reader = Annotated[
         Principal, Depends(require_roles(authenticated, Role.DISTRICT_ADMIN, Role.AUDITOR))

@@ -5,6 +5,7 @@ version gate commit together, and a redelivered event plans nothing new)."""
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Final
 
 import asyncpg
 
@@ -24,9 +25,14 @@ from contracts.directory import (
 from contracts.intake import OpinionSubmitted
 from eventkit.consumer import Consumer, HandlerContext
 from eventkit.settings import Settings
+from eventkit.staff_roster import RosterConsumer, StaffRoster
 from services.notification.planner import Planner
 
 CONSUMER_NAME = "notification"
+
+ROSTER: Final = StaffRoster("notification")
+"""``notification.staff_roster``: who is known, active staff (:mod:`eventkit.staff_roster`),
+folded by this consumer; the admin and subscription routes check tokens against it."""
 
 DIRECTORY_EVENTS = (
     DistrictRegistered,
@@ -42,8 +48,8 @@ DIRECTORY_EVENTS = (
 
 
 def build_consumer(settings: Settings, pool: asyncpg.Pool, planner: Planner) -> Consumer:
-    """The notification consumer with its handlers."""
-    consumer = Consumer(CONSUMER_NAME, settings=settings, pool=pool)
+    """The notification consumer with its handlers (and the staff roster's)."""
+    consumer = RosterConsumer(CONSUMER_NAME, roster=ROSTER, settings=settings, pool=pool)
 
     async def on_directory(event: object, ctx: HandlerContext) -> None:
         assert isinstance(event, DIRECTORY_EVENTS)

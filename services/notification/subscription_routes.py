@@ -11,11 +11,12 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query
 
 from eventkit.db import district_transaction
-from eventkit.http import bearer_principal, require_roles
+from eventkit.http import require_roles
 from eventkit.identity import Principal, Role
 from eventkit.settings import Settings
+from eventkit.staff_roster import known_bearer
 from services.notification import subscriptions
-from services.notification.admin_routes import NotificationDep
+from services.notification.admin_routes import NotificationDep, notification_of
 from services.notification.api_models import (
     DeliveryLog,
     DeliveryView,
@@ -24,6 +25,7 @@ from services.notification.api_models import (
     SubscriptionView,
     SubscriptionWithSecret,
 )
+from services.notification.consumers import ROSTER
 from services.notification.subscriptions import Subscription
 
 
@@ -45,9 +47,9 @@ def _with_secret(s: Subscription) -> SubscriptionWithSecret:
 def subscription_router(settings: Settings) -> APIRouter:
     """The subscription routes."""
     router = APIRouter(prefix="/api/v1/subscriptions", tags=["外部订阅 / subscriptions"])
-    Admin = Annotated[
-        Principal, Depends(require_roles(bearer_principal(settings), Role.DISTRICT_ADMIN))
-    ]
+    # A valid token of a person who is known, active staff (notification's roster).
+    authenticated = known_bearer(settings, ROSTER, lambda request: notification_of(request).pool)
+    Admin = Annotated[Principal, Depends(require_roles(authenticated, Role.DISTRICT_ADMIN))]
 
     @router.post("", summary="新建订阅 / subscribe an outside system", status_code=201)
     async def create(

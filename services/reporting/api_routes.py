@@ -15,9 +15,10 @@ from fastapi import APIRouter, Body, Depends, Query, Request
 from fastapi.responses import Response
 
 from eventkit.db import district_transaction
-from eventkit.http import bearer_principal, require_roles
+from eventkit.http import require_roles
 from eventkit.identity import Principal, Role
 from eventkit.settings import Settings
+from eventkit.staff_roster import known_bearer
 from services.reporting import archive_views, register_views, station_views, views
 from services.reporting.api_models import (
     Archive,
@@ -32,6 +33,7 @@ from services.reporting.api_models import (
 )
 from services.reporting.assessment import DEFAULT_CRITERIA
 from services.reporting.bootstrap import Reporting
+from services.reporting.consumers import ROSTER
 from services.reporting.criteria_store import load_criteria, parse_criteria, save_criteria
 from services.reporting.periods import Period, period
 from services.reporting.register_models import RegisterIndex, RegisterView
@@ -73,7 +75,8 @@ def csv_response(register: RegisterView) -> Response:
 def reports_router(settings: Settings) -> APIRouter:
     """The report routes."""
     router = APIRouter(prefix="/api/v1/districts/{district_id}", tags=["报表 / reports"])
-    authenticated = bearer_principal(settings)
+    # A valid token of a person who is known, active staff (reporting's roster).
+    authenticated = known_bearer(settings, ROSTER, lambda request: reporting_of(request).pool)
     Reader = Annotated[Principal, Depends(require_roles(authenticated, *sorted(READERS)))]
     Admin = Annotated[Principal, Depends(require_roles(authenticated, Role.DISTRICT_ADMIN))]
 

@@ -4,7 +4,9 @@ charts drawn as SVG by the server, no script at all.
 Each page shows a model the API answers too (the same view function), so the numbers on
 a page are the API's. Staff sign in by pasting their token (or following a link that
 carries it, as ``make up`` prints); it is kept in an HttpOnly, SameSite=Strict cookie and
-read like the API's bearer token.
+read like the API's bearer token: at sign-in and at every page, its person must be known,
+active staff of that role in that district (reporting's roster,
+:mod:`eventkit.staff_roster`); one who is not is shown the sign-in page with the refusal.
 """
 
 from collections.abc import Awaitable, Callable
@@ -20,10 +22,12 @@ from fastapi.templating import Jinja2Templates
 from eventkit.http import PAGE_HEADERS, principal_from_authorization, read_form, status_for
 from eventkit.identity import Principal, Role
 from eventkit.refusals import Refusal, Unauthenticated
+from eventkit.staff_rule import NotActiveStaff
 from services.reporting import archive_views, register_views, station_views, views
 from services.reporting.api_routes import csv_response
 from services.reporting.bootstrap import Reporting
 from services.reporting.charts import stars
+from services.reporting.consumers import ROSTER
 from services.reporting.criteria_store import load_criteria
 from services.reporting.i18n import TEXT, Lang, lang_of
 from services.reporting.page_charts import day_chart, rate_trend_chart, trend_chart
@@ -88,14 +92,39 @@ def render(
     return response
 
 
-def _viewer(request: Request, settings: ReportingSettings) -> Principal | None:
+async def _known(request: Request, settings: ReportingSettings, token: str) -> Principal:
+    """The person of ``token``, known, active staff (:class:`Unauthenticated` otherwise)."""
+    caller = principal_from_authorization(settings, f"Bearer {token}")
+    assert caller is not None  # required: an empty token raised
+    reporting: Reporting = request.app.state.reporting
+    return await ROSTER.check(reporting.pool, caller)
+
+
+async def _viewer(request: Request, settings: ReportingSettings) -> Principal | None:
+    """The signed-in person (None without a valid cookie); :class:`NotActiveStaff` when
+    the cookie's person is no longer known, active staff."""
     token = request.cookies.get(COOKIE)
     if not token:
         return None
     try:
-        return principal_from_authorization(settings, f"Bearer {token}")
+        return await _known(request, settings, token)
+    except NotActiveStaff:
+        raise
     except Unauthenticated:
         return None
+
+
+def _refused(request: Request, lang: Lang, error: Refusal) -> Response:
+    """The sign-in page with the refusal (401), the cookie of the refused token gone."""
+    response = render(
+        request,
+        "login.html",
+        lang,
+        status=401,
+        error=error.detail if lang == "zh" else error.detail_en,
+    )
+    response.delete_cookie(COOKIE, path="/")
+    return response
 
 
 def _signed_in(token: str, settings: ReportingSettings, lang: Lang) -> Response:
@@ -118,7 +147,10 @@ def pages_router(settings: ReportingSettings) -> APIRouter:
 
     async def show(request: Request, district_id: str, template: str, build: Build) -> Response:
         lang = lang_of(request.query_params.get("lang"))
-        who = _viewer(request, settings)
+        try:
+            who = await _viewer(request, settings)
+        except NotActiveStaff as error:
+            return _refused(request, lang, error)
         if who is None:
             return RedirectResponse("/dashboard/login" + ("?lang=en" if lang == "en" else ""), 303)
         reporting: Reporting = request.app.state.reporting
@@ -157,8 +189,14 @@ def pages_router(settings: ReportingSettings) -> APIRouter:
     @router.get("/dashboard/login")
     async def login_form(request: Request, lang: str | None = None) -> Response:
         token = request.query_params.get("token")
-        if token and principal_from_authorization(settings, f"Bearer {token}", required=False):
-            return _signed_in(token, settings, lang_of(lang))
+        if token:
+            try:
+                await _known(request, settings, token)
+                return _signed_in(token, settings, lang_of(lang))
+            except NotActiveStaff as error:
+                return _refused(request, lang_of(lang), error)
+            except Unauthenticated:
+                pass  # a link with a bad token: the form, as without one
         return render(request, "login.html", lang_of(lang))
 
     @router.post("/dashboard/login")
@@ -166,15 +204,9 @@ def pages_router(settings: ReportingSettings) -> APIRouter:
         form = await read_form(request, FORM_LIMIT)
         token = form.get("token", "").strip()
         try:
-            principal_from_authorization(settings, f"Bearer {token}")
+            await _known(request, settings, token)
         except Unauthenticated as error:
-            return render(
-                request,
-                "login.html",
-                lang_of(lang),
-                status=401,
-                error=error.detail if lang_of(lang) == "zh" else error.detail_en,
-            )
+            return _refused(request, lang_of(lang), error)
         return _signed_in(token, settings, lang_of(lang))
 
     @router.get("/dashboard/logout")
@@ -185,7 +217,10 @@ def pages_router(settings: ReportingSettings) -> APIRouter:
 
     @router.get("/dashboard")
     async def start(request: Request, lang: str | None = None) -> Response:
-        who = _viewer(request, settings)
+        try:
+            who = await _viewer(request, settings)
+        except NotActiveStaff as error:
+            return _refused(request, lang_of(lang), error)
         suffix = "?lang=en" if lang == "en" else ""
         if who is None:
             return RedirectResponse("/dashboard/login" + suffix, 303)

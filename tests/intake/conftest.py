@@ -10,12 +10,21 @@ import httpx
 import pytest
 
 from eventkit.consumer import Consumer
+from eventkit.identity import Role
 from eventkit.settings import Settings
 from eventkit.store import EventStore
 from services.intake.app import create_app
 from services.intake.bootstrap import Intake, bootstrap
 from services.intake.settings import IntakeSettings
-from tests.intake.intake_support import API_KEY, DISTRICT, directory_events, publish
+from tests.intake.intake_support import (
+    API_KEY,
+    DISTRICT,
+    STATION,
+    Known,
+    directory_events,
+    publish,
+)
+from tests.staff_support import staff_events
 
 MakeClient = Callable[[IntakeSettings], AsyncIterator[httpx.AsyncClient]]
 
@@ -54,6 +63,20 @@ async def directory(store: EventStore, consumer: Consumer) -> None:
     """The demo district, its stations, a representative and its taxonomy, known to
     intake."""
     await publish(store, consumer, directory_events())
+
+
+@pytest.fixture
+def known(store: EventStore, consumer: Consumer) -> Known:
+    """Make a person known, active staff of a role (``await known(role, person,
+    district)``), through the events routing publishes (tests.staff_support): an account
+    role replaces the person's account's role; a liaison officer of another district gets
+    a station of their own there."""
+
+    async def make(role: Role, person: str = "staff_0012", district: str = DISTRICT) -> None:
+        events = staff_events(district, [(person, role)], station=STATION, desk=f"desk_{person}")
+        await publish(store, consumer, events)
+
+    return make
 
 
 @pytest.fixture

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -37,6 +37,7 @@ from eventkit.consumer import Consumer
 from eventkit.identity import Role
 from eventkit.settings import Settings
 from eventkit.store import EventStore
+from tests.staff_support import staff_events
 
 DISTRICT = "demo"
 OTHER_DISTRICT = "other"
@@ -92,9 +93,37 @@ def taxonomy_published(
     )
 
 
+Known = Callable[..., Awaitable[None]]
+"""``known(role, person, district)``: make a person known, active staff (conftest)."""
+
+STAFF = ("staff_0012", "sp_0031", "staff_0077", "lo_dh_01")
+"""The people the tests' tokens name: the home station's liaison officers, and (by
+:func:`cast`) representatives, spokespersons, street supervisors, department staff and
+community commissioners; an account role is given by ``known`` where a test needs one."""
+
+
+def cast(district: str = DISTRICT) -> list[Event]:
+    """:data:`STAFF` in every role the directory lists (but the district office), and
+    the district administrator ``admin_01``, as routing would publish them."""
+    roles = (
+        Role.REPRESENTATIVE,
+        Role.SPOKESPERSON,
+        Role.STREET_SUPERVISOR,
+        Role.DEPARTMENT,
+        Role.COMMUNITY_COMMISSIONER,
+    )
+    people = [(person, role) for person in STAFF for role in roles]
+    return staff_events(
+        district,
+        [*people, ("admin_01", Role.DISTRICT_ADMIN)],
+        station=STATION,
+        street=("zgc", "中关村街道"),
+    )
+
+
 def directory_events(district: str = DISTRICT) -> list[Event]:
     """A district with a home station, a community station, one representative and its
-    taxonomy."""
+    taxonomy, and the staff of :func:`cast`."""
     return [
         DistrictRegistered(
             district_id=district,
@@ -116,6 +145,7 @@ def directory_events(district: str = DISTRICT) -> list[Event]:
             address="中关村南大街12号",
             position=LatLong(lat=39.9601, long=116.3229),
             star_rating=4,
+            liaison_officers=list(STAFF),
         ),
         StationRegistered(
             district_id=district,
@@ -143,6 +173,7 @@ def directory_events(district: str = DISTRICT) -> list[Event]:
             station_code=STATION,
         ),
         taxonomy_published(district=district),
+        *cast(district),
     ]
 
 

@@ -13,7 +13,7 @@ from eventkit.relay import Relay
 from eventkit.store import EventStore
 from services.intake.settings import IntakeSettings
 from tests.helpers import read_topic
-from tests.intake.intake_support import API_KEY, DISTRICT, NAME, PHONE, opinion_body, token
+from tests.intake.intake_support import API_KEY, DISTRICT, NAME, PHONE, Known, opinion_body, token
 
 STAFF_CHANNELS = {
     "walk_in": Role.LIAISON,
@@ -24,8 +24,9 @@ STAFF_CHANNELS = {
 
 
 async def test_every_channel_reaches_the_opinions_topic_without_personal_data(
-    client: httpx.AsyncClient, store: EventStore, intake_settings: IntakeSettings
+    client: httpx.AsyncClient, store: EventStore, intake_settings: IntakeSettings, known: Known
 ) -> None:
+    await known(Role.HOTLINE)
     contact = {"name": NAME, "phone": PHONE}
     accepted: dict[str, str] = {}
     for channel in ("qr", "online"):

@@ -32,6 +32,7 @@ from tests.intake.intake_support import (
     LIAISON,
     REPRESENTATIVE,
     STATION,
+    Known,
     case_events,
     now,
     opinion_body,
@@ -103,8 +104,9 @@ async def test_the_qr_page_s_views_are_counted_and_recorded_with_the_day_s_opini
 
 
 async def test_an_opinion_answered_at_the_desk_carries_the_answer_and_who_gave_it(
-    client: httpx.AsyncClient, intake_settings: IntakeSettings, store: EventStore
+    client: httpx.AsyncClient, intake_settings: IntakeSettings, store: EventStore, known: Known
 ) -> None:
+    await known(Role.HOTLINE)
     body = opinion_body(channel="walk_in", answered_on_the_spot="已当场告知办理居住证所需材料")
     liaison = {"Authorization": token(intake_settings, Role.LIAISON, subject="lo_dh_01")}
 

@@ -25,11 +25,12 @@ from tests.intake.intake_support import (
     NAME,
     PHONE,
     STATION,
+    Known,
     opinion_body,
     token,
 )
-
 from tests.sealed_support import opened
+
 MakeClient = Callable[[IntakeSettings], AsyncIterator[httpx.AsyncClient]]
 
 
@@ -97,9 +98,12 @@ async def test_a_staff_channel_needs_a_staff_token_of_the_district(
     client: httpx.AsyncClient,
     store: EventStore,
     intake_settings: IntakeSettings,
+    known: Known,
     channel: str,
     role: Role,
 ) -> None:
+    await known(role, "sp_0031")
+    await known(role, "staff_0012", "other")
     body = opinion_body(channel=channel, contact={"name": NAME, "phone": PHONE})
 
     anonymous = await client.post("/api/v1/opinions", json=body)
@@ -147,8 +151,9 @@ async def test_an_invalid_or_expired_token_is_refused(
 
 
 async def test_an_auditor_may_not_register_opinions(
-    client: httpx.AsyncClient, intake_settings: IntakeSettings
+    client: httpx.AsyncClient, intake_settings: IntakeSettings, known: Known
 ) -> None:
+    await known(Role.AUDITOR)
     response = await client.post(
         "/api/v1/opinions",
         json=opinion_body(channel="walk_in"),
@@ -447,8 +452,9 @@ async def test_the_poster_qr_code_points_to_the_station_form_at_the_public_addre
 
 
 async def test_staff_of_the_district_see_the_contact_details_opened(
-    client: httpx.AsyncClient, intake_settings: IntakeSettings
+    client: httpx.AsyncClient, intake_settings: IntakeSettings, known: Known
 ) -> None:
+    await known(Role.LIAISON, "staff_0012", "other")
     body = opinion_body(contact={"name": NAME, "phone": PHONE}, consent=True)
     opinion_id = (await client.post("/api/v1/opinions", json=body)).json()["opinion_id"]
 
@@ -473,10 +479,12 @@ async def test_other_staff_roles_get_the_opinion_with_the_contact_withheld(
     client: httpx.AsyncClient,
     intake_settings: IntakeSettings,
     monkeypatch: pytest.MonkeyPatch,
+    known: Known,
     role: Role,
 ) -> None:
     from services.intake import api
 
+    await known(role)
     audit: list[tuple[str, dict[str, Any]]] = []
 
     class Recorder:
@@ -503,8 +511,10 @@ async def test_each_opening_of_a_contact_is_audited_without_the_contact(
     client: httpx.AsyncClient,
     intake_settings: IntakeSettings,
     monkeypatch: pytest.MonkeyPatch,
+    known: Known,
     role: Role,
 ) -> None:
+    await known(role, "staff_0077")
     from services.intake import api
 
     audit: list[tuple[str, dict[str, Any]]] = []

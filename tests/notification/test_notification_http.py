@@ -12,12 +12,15 @@ from fastapi import FastAPI
 
 from eventkit.auth import issue_token
 from eventkit.identity import Role
+from eventkit.store import EventStore
 from minqing.sink import Sink
 from minqing.system import DEMO_CONTACTS_FILE
 from services.notification.app import create_app
 from services.notification.contact_book import parse_contact_file
 from services.notification.settings import NotificationSettings
+from tests.intake.intake_support import publish
 from tests.notification.notification_support import Clock
+from tests.staff_support import staff_events
 
 
 class Api:
@@ -34,13 +37,20 @@ class Api:
 
 @pytest.fixture
 async def api(
-    notification_settings: NotificationSettings, pool: asyncpg.Pool, clock: Clock
+    notification_settings: NotificationSettings, pool: asyncpg.Pool, clock: Clock, store: EventStore
 ) -> AsyncIterator[Api]:
     app: FastAPI = create_app(notification_settings, pool=pool, clock=clock, background=False)
     async with (
         app.router.lifespan_context(app),
         httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://n") as client,
     ):
+        # The callers are staff routing knows (their events folded into the roster): the
+        # administrator of both districts, and a liaison officer of a station of demo.
+        consumer = app.state.notification.consumer
+        demo = [("admin_demo", Role.DISTRICT_ADMIN), ("admin_demo", Role.LIAISON)]
+        await publish(store, consumer, staff_events("demo", demo, station="s", desk="desk"))
+        other = [("admin_demo", Role.DISTRICT_ADMIN)]
+        await publish(store, consumer, staff_events("other", other, station="s"))
         yield Api(client, notification_settings)
 
 

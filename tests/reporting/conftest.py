@@ -15,13 +15,25 @@ import pytest
 import pytest_asyncio
 
 from eventkit.db import create_pool
+from eventkit.identity import Role
 from eventkit.settings import Settings
 from eventkit.store import EventStore, RecordedEvent
 from services.reporting.bootstrap import Reporting, bootstrap
 from services.reporting.settings import ReportingSettings
 from tests.conftest import TEMPLATE
+from tests.intake.intake_support import publish
 from tests.reporting.history import interleaved, local, store_history
 from tests.reporting.march import march_history
+from tests.staff_support import staff_events
+
+STAFF = [
+    ("admin_demo", Role.DISTRICT_ADMIN),
+    ("au", Role.AUDITOR),
+    ("hl", Role.HOTLINE),
+    ("sp", Role.SPOKESPERSON),
+]
+"""The March district's people its history does not list: accounts, a spokesperson."""
+OTHERS = [("admin_other", Role.DISTRICT_ADMIN), ("au", Role.AUDITOR)]
 
 NOW = local(4, 20, 10)
 """When the March tests look at their district: every event of the history is past."""
@@ -96,6 +108,11 @@ async def loaded_march(pg_admin_url: str) -> AsyncIterator[Loaded]:
         async with bootstrap(settings, pool=pool, clock=fixed_clock(), background=False) as svc:
             events = await store_history(store, url, march_history().ordered())
             await project(svc, interleaved(events, seed=7))
+            # The people the tests' tokens name are staff the directory lists (liaison
+            # officers, supervisors, representatives) or hold accounts (invited in
+            # routing, published on the directory topic like the directory).
+            await publish(store, svc.consumer, staff_events("demo", STAFF, station="dh_home"))
+            await publish(store, svc.consumer, staff_events("other", OTHERS, station="ot_home"))
             yield Loaded(url, settings, pool, store, svc, events)
     finally:
         await writer.close()

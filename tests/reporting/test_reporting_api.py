@@ -263,8 +263,8 @@ async def test_a_representative_sees_their_own_archive_and_nothing_else(api: Api
 async def test_an_auditor_reads_everything_and_others_read_nothing(api: Api) -> None:
     assert (await api.ok(f"{D}/overview", Role.AUDITOR, "au"))["scope"]["role"] == "auditor"
     assert (await api.ok(f"{D}/representatives/r4/archive", Role.AUDITOR, "au"))["total"] == 3
-    for role in (Role.HOTLINE, Role.SPOKESPERSON):
-        assert (await api.get(f"{D}/overview", role, "x")).status_code == 403
+    for role, person in ((Role.HOTLINE, "hl"), (Role.SPOKESPERSON, "sp")):
+        assert (await api.get(f"{D}/overview", role, person)).status_code == 403
     assert (await api.client.get(f"{D}/overview")).status_code == 401
 
 

@@ -16,6 +16,7 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
+from contracts.envelope import Envelope
 from eventkit.auth import issue_token
 from eventkit.identity import Role
 from eventkit.relay import Relay
@@ -25,6 +26,7 @@ from services.reporting.app import create_app
 from services.reporting.settings import ReportingSettings
 from tests.reporting.history import store_history
 from tests.reporting.march import march_history
+from tests.staff_support import staff_events
 
 
 @pytest.fixture
@@ -47,9 +49,13 @@ async def test_events_on_kafka_reach_the_reporting_api(
 ) -> None:
     # Recorded now, by the store's own clock: every case is today's.
     events = await store_history(store, None, march_history().ordered())
+    # The administrator's account, invited in routing, reaches reporting's roster the
+    # same way: on the directory topic.
+    for account in staff_events("demo", [("a", Role.DISTRICT_ADMIN)], station="dh_home"):
+        await store.append(account.stream_id, [Envelope.wrap(account)])
     consumer = running.state.reporting.consumer
     deadline = time.monotonic() + 90
-    while consumer.stats.applied + consumer.stats.gap_filled < len(events):
+    while consumer.stats.applied + consumer.stats.gap_filled < len(events) + 1:
         assert time.monotonic() < deadline, f"{consumer.stats} after 90 s"
         await asyncio.sleep(0.2)
 

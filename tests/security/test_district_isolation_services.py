@@ -212,6 +212,10 @@ async def flow(
         ):
             await routing.directory.change("demo", load_district_file(DEMO_FILE), ADMIN)
             await routing.directory.change("other", parse_district_file(OTHER_DISTRICT), ADMIN)
+            for district in DISTRICTS:  # the districts' administrators' accounts
+                await routing.accounts.invite(
+                    district, f"admin_{district}", Role.DISTRICT_ADMIN, ADMIN
+                )
             cases = {}
             for district, (text, station) in OPINIONS.items():
                 opinion = OpinionSubmitted(

@@ -544,11 +544,12 @@ async def test_hostile_notification_templates_and_texts_reach_the_outbox_as_text
         "body": f"{IMAGE}{TEXTAREA}\n答复：{{{{ message }}}}\n{{{{ tracking_url }}}}",
     }
     async with (
-        demo_stack(settings, pool, notification_app),
+        demo_stack(settings, pool, notification_app) as demo,
         httpx.AsyncClient(
             transport=httpx.ASGITransport(app=notification_app), base_url="http://n"
         ) as client,
     ):
+        await demo.deliver()  # the district and its admin's account reach notification
         put = await client.put(
             "/api/v1/templates/resident_replied",
             json=hostile_template,
