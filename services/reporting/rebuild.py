@@ -186,15 +186,15 @@ class _Run:
         try:
             with _without_cycle_collection():
                 await self._bulk()
-            async with pool.acquire() as conn, every_district(conn):
-                await self._write_dirty(conn, loading=True)
+                async with pool.acquire() as conn, every_district(conn):
+                    await self._write_dirty(conn, loading=True)
         finally:
             # Closed again before anything else reads or swaps them, also on a failure.
             async with pool.acquire() as conn:
                 await set_loading(conn, self.schema, self._shadows(), False)
+        # Each table analysed by a backend of its own: the server's two cores at once.
+        await asyncio.gather(*(self._analyze(table) for table in self.tables))
         async with pool.acquire() as conn:
-            for table in self.tables:
-                await analyze(conn, self.schema, table, self.shadow(table))
             if self.at is None:
                 await self._read_more(conn)
                 self.gate = await _gate(conn)
@@ -250,6 +250,10 @@ class _Run:
             equal=result.equal,
         )
         return result
+
+    async def _analyze(self, table: Table) -> None:
+        async with self.store.pool.acquire() as conn:
+            await analyze(conn, self.schema, table, self.shadow(table))
 
     # ---------------------------------------------------------------- reading
 
