@@ -240,6 +240,11 @@ class FeedbackSubmitted(OpinionEvent):
     satisfaction: int = Field(ge=1, le=5)
     resolved: bool
     comment: Annotated[str, StringConstraints(max_length=1000)] | None = None
+    """In clear only on events stored before comments were sealed: ``sealed`` holds it."""
+    sealed: SealedText | None = None
+    """The resident's comment, sealed with their opinion's text key (``key_id`` is the
+    opinion's id): deleting that key, when they are forgotten or the matter's retention
+    ends, shreds it with the opinion's words."""
 
 
 class QrScansRecorded(Event):

@@ -33,7 +33,7 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from pydantic import HttpUrl, TypeAdapter
 
-from contracts.intake import Location, OpinionSubmitted, SealedText
+from contracts.intake import FeedbackSubmitted, Location, OpinionSubmitted, SealedText
 from eventkit.db import Conn
 from eventkit.keys import KeyRing
 from eventkit.privacy import (
@@ -52,6 +52,8 @@ _URL = TypeAdapter(HttpUrl)
 
 OPINION_FIELD: Final = "opinion"
 """The field an opinion's sealed texts are bound to (``OpinionSubmitted.sealed``)."""
+FEEDBACK_FIELD: Final = "feedback"
+"""The field a rating's sealed comment is bound to (``FeedbackSubmitted.sealed``)."""
 
 
 def _wrap_subject(key_id: str) -> str:
@@ -191,6 +193,15 @@ class TextKeys:
             }
         )
 
+    async def seal_feedback(self, conn: Conn, feedback: FeedbackSubmitted) -> FeedbackSubmitted:
+        """``feedback`` as it is appended: its comment sealed with the opinion's key (the
+        key is created now for an opinion submitted before texts were sealed)."""
+        if feedback.comment is None:
+            return feedback
+        key = await self.create(conn, feedback.district_id, feedback.opinion_id)
+        sealed = key.seal(FEEDBACK_FIELD, {"comment": feedback.comment})
+        return feedback.model_copy(update={"comment": None, "sealed": sealed})
+
     async def open_opinions(
         self, conn: Conn, opinions: Sequence[OpinionSubmitted]
     ) -> list[OpinionSubmitted]:
@@ -242,13 +253,21 @@ def opened_opinion(opinion: OpinionSubmitted, keys: Mapping[str, TextKey]) -> Op
     )
 
 
-def opened_data(data: Mapping[str, Any], keys: Mapping[str, TextKey]) -> dict[str, Any]:
-    """A stored ``OpinionSubmitted``'s JSON (any version) with its sealed texts opened
-    with ``keys``, or erased where the key is gone: for readers of raw events (the audit's
-    timeline and export, replay). Data without ``sealed`` is returned as it is."""
+def opened_data(
+    data: Mapping[str, Any], keys: Mapping[str, TextKey], event_type: str = "OpinionSubmitted"
+) -> dict[str, Any]:
+    """A stored ``OpinionSubmitted``'s (or ``FeedbackSubmitted``'s) JSON, any version,
+    with its sealed texts opened with ``keys``, or erased where the key is gone: for
+    readers of raw events (the audit's timeline). Data without ``sealed`` is returned as
+    it is."""
     sealed = data.get("sealed")
     if not sealed:
         return dict(data)
+    if event_type == "FeedbackSubmitted":
+        token = SealedText.model_validate(sealed)
+        key = keys.get(token.key_id)
+        comment = key.open(FEEDBACK_FIELD, token)["comment"] if key is not None else ERASED
+        return {**data, "comment": comment}
     values = _opened_values(SealedText.model_validate(sealed), keys)
     location = {
         **(data.get("location") or {}),

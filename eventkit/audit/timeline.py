@@ -41,6 +41,8 @@ FREE_TEXT: Final = frozenset(
     {"text", "message", "comment", "result", "reason", "note", "error", "title", "address"}
 )
 """Fields where a resident (or staff quoting one) may have written a phone or ID number."""
+_SEALED_FIELD: Final = {"FeedbackSubmitted": "comment"}
+"""Where an event's sealed text shows (an opinion's: ``text``)."""
 _NOT_ESSENTIAL: Final = frozenset({"district_id", "occurred_at", "actor", "sealed", "legacy_clear"})
 
 _STREAM_EVENTS = r"""
@@ -221,11 +223,14 @@ async def opened_texts(conn: Conn, entries: list[TimelineEntry]) -> list[Timelin
         keys = await TextKeys().found(conn, sealed)
     except (VaultKeyMissing, SealError):
         return [
-            replace(e, data={**e.data, "text": SEALED}) if e.data.get("sealed") else e
+            replace(e, data={**e.data, _SEALED_FIELD.get(e.event_type, "text"): SEALED})
+            if e.data.get("sealed")
+            else e
             for e in entries
         ]
     return [
-        replace(e, data=opened_data(e.data, keys)) if e.data.get("sealed") else e for e in entries
+        replace(e, data=opened_data(e.data, keys, e.event_type)) if e.data.get("sealed") else e
+        for e in entries
     ]
 
 

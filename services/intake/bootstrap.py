@@ -81,7 +81,9 @@ def build(settings: IntakeSettings, runtime: Runtime) -> Intake:
             texts=TextKeys(settings.privacy_keys()),
         ),
         tracking=Tracking(pool=pool, directory=directory, taxonomy=taxonomy),
-        feedback=Feedback(pool=pool, store=store, clock=clock),
+        feedback=Feedback(
+            pool=pool, store=store, clock=clock, texts=TextKeys(settings.privacy_keys())
+        ),
         withdrawals=Withdrawals(pool=pool, store=store, clock=clock),
         scans=QrScans(pool, store, clock),
         submit_limiter=_limiter("submit", settings, runtime),

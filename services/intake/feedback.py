@@ -12,6 +12,7 @@ from contracts.envelope import Envelope, Metadata
 from eventkit.clock import Clock
 from eventkit.db import ALL_DISTRICTS, Conn, scope
 from eventkit.logging import get_logger
+from eventkit.sealed_texts import TextKeys
 from eventkit.store import ANY_VERSION, EventStore, OrderingConflict, retrying
 from services.intake.cases import matter_of, progress_of
 from services.intake.feedback_rules import FeedbackState, GiveFeedback, decide_feedback
@@ -45,10 +46,18 @@ async def feedback_given(conn: asyncpg.Pool | Conn, opinion_id: str) -> list[Fee
 class Feedback:
     """Records residents' ratings: once per resolution of their matter's case."""
 
-    def __init__(self, *, pool: asyncpg.Pool, store: EventStore, clock: Clock) -> None:
+    def __init__(
+        self,
+        *,
+        pool: asyncpg.Pool,
+        store: EventStore,
+        clock: Clock,
+        texts: TextKeys | None = None,
+    ) -> None:
         self._pool = pool
         self._store = store
         self._clock = clock
+        self._texts = texts or TextKeys()
 
     async def give(
         self, raw_code: str, command: GiveFeedback, *, metadata: Metadata | None = None
@@ -92,9 +101,12 @@ class Feedback:
             event_id = uuid.uuid5(_NAMESPACE, f"{event.case_id}\n{event.resolution_seq}")
             # The case row is locked first, so the transaction may be older than the
             # stream's head: the store then raises OrderingConflict and give() retries.
+            # The comment travels sealed with the opinion's key; intake's row keeps it
+            # for the tracking page and staff, erased with the key.
+            sealed = await self._texts.seal_feedback(conn, event)
             await self._store.append(
                 event.stream_id,
-                [Envelope.wrap(event, metadata, event_id=event_id)],
+                [Envelope.wrap(sealed, metadata, event_id=event_id)],
                 expected_version=ANY_VERSION,
                 conn=conn,
             )

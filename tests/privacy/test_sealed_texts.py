@@ -125,6 +125,18 @@ async def test_an_opinion_travels_sealed_and_is_still_classified_answered_and_co
             "SELECT note FROM reporting.case_steps WHERE case_id = $1", jia.case_id
         )
     assert who.result in {n["note"] for n in notes}
+    # The resident's comment on the resolution travels sealed with the opinion's key;
+    # intake keeps it for the tracking page.
+    _, rated = await system.store.read_stream(f"opinion-{jia.opinion_id}")
+    assert rated.event_type == "FeedbackSubmitted"
+    assert rated.data["comment"] is None
+    assert who.comment not in str(rated.data)
+    assert rated.data["sealed"]["key_id"] == jia.opinion_id
+    async with district_transaction(system.store.pool, A) as conn:
+        kept = await conn.fetchval(
+            "SELECT comment FROM intake.feedback WHERE opinion_id = $1", jia.opinion_id
+        )
+    assert kept == who.comment
 
 
 async def test_forgetting_a_resident_deletes_their_opinions_text_keys_and_nothing_opens(
@@ -134,6 +146,13 @@ async def test_forgetting_a_resident_deletes_their_opinions_text_keys_and_nothin
     yi = await system.submit(resident("乙", "13800001111"), A)
     await system.work_through(jia)
     assert {jia.opinion_id, yi.opinion_id} <= await _text_key_ids(system.store.pool)
+
+    async with system.store.pool.acquire() as conn:
+        before = await case_timeline(conn, jia.case_id)
+    assert before is not None
+    shown = {e.event_type: e.data for e in before.entries}
+    assert shown["OpinionSubmitted"]["text"] == jia.resident.text
+    assert shown["FeedbackSubmitted"]["comment"] == jia.resident.comment
 
     forgotten = await system.rights.forget_phone(
         A, jia.resident.phone, requested_by=ADMIN_ID, reason="居民申请删除"
@@ -161,6 +180,9 @@ async def test_forgetting_a_resident_deletes_their_opinions_text_keys_and_nothin
     assert timeline is not None
     [submitted] = [e for e in timeline.entries if e.event_type == "OpinionSubmitted"]
     assert submitted.data["text"] == ERASED
+    [rated] = [e for e in timeline.entries if e.event_type == "FeedbackSubmitted"]
+    assert rated.data["comment"] == ERASED
+    assert await rows_containing(database_url, jia.resident.comment, ("eventstore",)) == []
     assert timeline.intact
     assert await broken_chains(database_url) == []
 
