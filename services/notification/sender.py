@@ -121,10 +121,7 @@ class Sender:
 
     async def _claim_and_start(self) -> int:
         room = self._settings.sender_concurrency - len(self._inflight)
-        least = min(
-            self._settings.sender_claim_at_least, max(1, self._settings.sender_concurrency // 4)
-        )
-        if room <= 0 or (self._inflight and room < least):
+        if room <= 0 or (self._inflight and room < self._least):
             # A claim costs a statement whatever its size: under load, wait until a few
             # sends have ended and claim for all of them at once.
             return 0
@@ -159,8 +156,10 @@ class Sender:
             )
             if done and pending and self._settings.sender_linger > 0:
                 # Under load more sends end within a few milliseconds: record them (and
-                # claim their successors) together rather than one transaction each.
-                await asyncio.wait(pending, timeout=self._settings.sender_linger)
+                # claim their successors) together rather than one transaction each, but
+                # no longer than it takes a claim's worth to end (a recipient at its share
+                # waits for the claim to get its next sends going).
+                await self._linger(len(done), pending)
         done_ids = [d for d, t in self._inflight.items() if t.done()]
         for delivery_id in done_ids:
             result = self._inflight.pop(delivery_id).result()
@@ -180,6 +179,21 @@ class Sender:
             self._unrecorded = list(exc.unrecorded) + self._unrecorded
             return len(finished) - len(exc.unrecorded)
         return len(finished)
+
+    async def _linger(self, ended: int, pending: set[asyncio.Task[Finished]]) -> None:
+        loop = asyncio.get_running_loop()
+        until = loop.time() + self._settings.sender_linger
+        while pending and ended < self._least and (left := until - loop.time()) > 0:
+            done, pending = await asyncio.wait(
+                pending, timeout=left, return_when=asyncio.FIRST_COMPLETED
+            )
+            ended += len(done)
+
+    @property
+    def _least(self) -> int:
+        """Free slots worth a claim while sends are in flight."""
+        concurrency = self._settings.sender_concurrency
+        return min(self._settings.sender_claim_at_least, max(1, concurrency // 4))
 
     async def _send(self, delivery: Delivery, names: Names) -> Finished:
         now = self._clock()

@@ -72,8 +72,9 @@ class NotificationSettings(Settings):
     """Seconds between two looks at the outbox when it is idle."""
     sender_linger: float = Field(default=0.02, ge=0)
     """Seconds the sender waits, once a send has ended while others are in flight, for
-    more to end, so that their outcomes are recorded (and their successors claimed)
-    together: fewer, larger transactions under load, at most this much later."""
+    more to end (until a claim's worth has, ``sender_claim_at_least``), so that their
+    outcomes are recorded (and their successors claimed) together: fewer, larger
+    transactions under load, at most this much later."""
     sender_claim_at_least: int = Field(default=16, ge=1)
     """While sends are in flight, claim only when this many slots are free (a claim costs
     a statement whatever its size); with nothing in flight, claim whatever is due."""
