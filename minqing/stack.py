@@ -297,6 +297,8 @@ class _Stack:
             return 0
         routing = next((spec for spec in services if spec.name == "routing"), None)
         sign_ins = workbench_sign_ins(database_url, routing) if routing else []
+        if routing is not None and any(spec.name == "reporting" for spec in services):
+            self._dashboard_account(database_url)
 
         self._make_children(database_url, bootstrap, services)
 
@@ -328,6 +330,25 @@ class _Stack:
 
         asyncio.run(supervise(self.children, self.signals, self.console, banner))
         return 0
+
+    def _dashboard_account(self, database_url: str) -> None:
+        """The dashboards' link names the demo district's admin: they hold an account, as
+        every district administrator does (invited in routing; the invitation reaches
+        reporting's staff roster on the directory topic once the relay runs)."""
+        from contracts.base import Actor, ActorRole
+        from eventkit.identity import Role
+        from services.routing.settings import RoutingSettings
+        from services.routing.staff_cli import invite_people
+
+        admin: list[tuple[str, Role | None]] = [("admin_demo", Role.DISTRICT_ADMIN)]
+        actor = Actor(id="minqing-up", role=ActorRole.SYSTEM)
+        settings = RoutingSettings(database_url=database_url)
+        try:
+            asyncio.run(invite_people(settings, "demo", admin, actor))
+        except Exception as exc:  # noqa: BLE001 - the stack runs; the link is refused
+            self.console.say(
+                f"(示范区管理员账号未建立 / the demo admin's account was not set up: {exc!r})"
+            )
 
     def _preflight(self, local_broker: tuple[str, int] | None, services: list[ServiceSpec]) -> None:
         # Checked before anything starts, so that a refusal leaves nothing to undo.
