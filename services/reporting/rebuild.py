@@ -183,17 +183,26 @@ class _Run:
             if self.at is None:
                 self.gate = await _gate(conn)
             await set_loading(conn, self.schema, self._shadows(), True)
+        # Each table analysed by a backend of its own, the steps (complete once the bulk
+        # read ends) while the cases are still being copied: the server's cores at once.
+        analysing: list[asyncio.Task[None]] = []
         try:
             with _without_cycle_collection():
                 await self._bulk()
+                if CASE_STEPS in self.tables:
+                    analysing.append(asyncio.create_task(self._analyze(CASE_STEPS)))
                 async with pool.acquire() as conn, every_district(conn):
                     await self._write_dirty(conn, loading=True)
         finally:
+            await asyncio.gather(*analysing, return_exceptions=True)
             # Closed again before anything else reads or swaps them, also on a failure.
             async with pool.acquire() as conn:
                 await set_loading(conn, self.schema, self._shadows(), False)
-        # Each table analysed by a backend of its own: the server's two cores at once.
-        await asyncio.gather(*(self._analyze(table) for table in self.tables))
+        for task in analysing:
+            task.result()
+        await asyncio.gather(
+            *(self._analyze(table) for table in self.tables if table is not CASE_STEPS)
+        )
         async with pool.acquire() as conn:
             if self.at is None:
                 await self._read_more(conn)
