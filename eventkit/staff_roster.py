@@ -23,6 +23,7 @@ from typing import Annotated, Any, Final
 import asyncpg
 from fastapi import Header, Request
 
+from contracts import REGISTRY
 from contracts.base import Event
 from contracts.directory import (
     DepartmentRegistered,
@@ -39,11 +40,12 @@ from contracts.directory import (
 )
 from contracts.staff import StaffInvited, StaffPasswordSet, StaffRetired
 from eventkit.consumer import Consumer, HandlerContext, _Route
-from eventkit.db import Conn, district_transaction
+from eventkit.db import ALL_DISTRICTS, Conn, district_transaction, scope
 from eventkit.http.auth import principal_from_authorization
 from eventkit.identity import Principal, Role
 from eventkit.settings import Settings
 from eventkit.staff_rule import DIRECTORY_ROLES, AccountStanding, Listing, ensure_admitted
+from eventkit.store import START, EventStore
 
 # --------------------------------------------------------------------------- the roster
 
@@ -195,6 +197,35 @@ class StaffRoster:
             await self.ensure_active(conn, principal)
         return principal
 
+    async def refill(self, pool: asyncpg.Pool, store: EventStore) -> int:
+        """Fold every roster event of the store into the roster if it is empty (0, and
+        nothing read, when it holds rows); the number of events folded.
+
+        A deployment whose consumer had gone past the directory's events before the
+        roster existed would otherwise know nobody: at the consumer's first start after
+        the migration, the roster is filled from the store (the source of truth), before
+        a record is consumed. Redelivered events fold again to the same rows.
+        """
+        async with pool.acquire() as conn, conn.transaction():
+            # Every district by nature: the roster of the deployment is filled at once.
+            await scope(conn, ALL_DISTRICTS)
+            # One replica fills it; the others find it filled.
+            await conn.execute("SELECT pg_advisory_xact_lock(hashtext($1))", self.table)
+            if await conn.fetchval(f"SELECT EXISTS (SELECT 1 FROM {self.table})"):
+                return 0
+            wanted = {m.event_type for m in ROSTER_EVENTS}
+            categories = sorted({m.stream_category for m in ROSTER_EVENTS})
+            folded, after = 0, START
+            while found := await store.read_all(
+                after, limit=5_000, categories=categories, conn=conn
+            ):
+                for recorded in found:
+                    if recorded.event_type in wanted:
+                        await self.fold(conn, recorded.envelope().event(REGISTRY))
+                        folded += 1
+                after = found[-1].checkpoint
+        return folded
+
     # ------------------------------------------------------------------ writing
 
     async def _put(self, conn: Conn, district_id: str, posts: Sequence[Post]) -> None:
@@ -275,6 +306,12 @@ class RosterConsumer(Consumer):
         self._fold_only = fold_only
         for model in ROSTER_EVENTS:
             super()._add_route(_Route(model, handler=fold_only))
+
+    async def prepare(self) -> None:
+        """Fill an empty roster from the store (:meth:`StaffRoster.refill`) before the
+        first record is consumed, then create the topics."""
+        await self.roster.refill(self._pool, self._store)
+        await super().prepare()
 
     def _add_route(self, route: _Route) -> None:
         existing = self._routes.get(route.model.event_type)

@@ -294,3 +294,38 @@ async def test_reporting_s_sign_in_and_pages_refuse_a_person_who_is_not_staff(
     page = await client.get("/dashboard/demo")
     assert page.status_code == 401
     assert "人员已离任、调整岗位或账号已停用" in page.text
+
+
+async def test_a_roster_left_empty_by_an_earlier_version_is_filled_before_consuming(
+    settings: Settings, store: EventStore
+) -> None:
+    # Routing's events are in the store, but intake's consumer had gone past them before
+    # the roster existed: it will not be handed them again.
+    built = {name: build(name, settings) for name in ("routing", "intake")}
+    async with contextlib.AsyncExitStack() as exits:
+        for _, app in built.values():
+            await exits.enter_async_context(app.router.lifespan_context(app))
+        routing: Routing = built["routing"][1].state.routing
+        await routing.directory.change("demo", BASE, ADMIN)
+        await routing.accounts.invite("demo", "admin_demo", Role.DISTRICT_ADMIN, ADMIN)
+        await routing.accounts.invite("demo", "au_02", Role.AUDITOR, ADMIN)
+        await routing.accounts.retire("demo", "au_02", "调离", ADMIN)
+        intake = built["intake"][1].state.intake
+        admin = Principal("admin_demo", Role.DISTRICT_ADMIN, "demo")
+        liaison = Principal("lo_desk_01", Role.LIAISON, "demo")
+        closed = Principal("au_02", Role.AUDITOR, "demo")
+
+        async def admits(who: Principal) -> bool:
+            async with district_transaction(intake.pool, "demo") as conn:
+                try:
+                    await INTAKE_ROSTER.ensure_active(conn, who)
+                except NotActiveStaff:
+                    return False
+            return True
+
+        assert not await admits(admin)
+        await intake.consumer.prepare()  # what the service does before it consumes
+        assert await admits(admin)
+        assert await admits(liaison)
+        assert not await admits(closed)
+        assert await INTAKE_ROSTER.refill(intake.pool, store) == 0  # filled once
