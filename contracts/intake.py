@@ -227,6 +227,10 @@ class OpinionWithdrawn(OpinionEvent):
     event_type: ClassVar[str] = "OpinionWithdrawn"
 
     reason: Annotated[str, StringConstraints(max_length=500)] | None = None
+    """In clear only on events stored before reasons were sealed: ``sealed`` holds it."""
+    sealed: SealedText | None = None
+    """The resident's reason, sealed with their opinion's text key (``key_id`` is the
+    opinion's id): shredded with the opinion's words."""
 
 
 class FeedbackSubmitted(OpinionEvent):

@@ -26,14 +26,20 @@ import json
 import secrets
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Any, Final, TypeVar
 
 import asyncpg
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from pydantic import HttpUrl, TypeAdapter
 
-from contracts.intake import FeedbackSubmitted, Location, OpinionSubmitted, SealedText
+from contracts.intake import (
+    FeedbackSubmitted,
+    Location,
+    OpinionSubmitted,
+    OpinionWithdrawn,
+    SealedText,
+)
 from eventkit.db import Conn
 from eventkit.keys import KeyRing
 from eventkit.privacy import (
@@ -46,14 +52,17 @@ from eventkit.privacy import (
 )
 from eventkit.privacy_rights import ERASED
 
+ResidentText = TypeVar("ResidentText", FeedbackSubmitted, OpinionWithdrawn)
+
 _NONCE_BYTES: Final = 12
 _TAG_BYTES: Final = 16
 _URL = TypeAdapter(HttpUrl)
 
 OPINION_FIELD: Final = "opinion"
 """The field an opinion's sealed texts are bound to (``OpinionSubmitted.sealed``)."""
-FEEDBACK_FIELD: Final = "feedback"
-"""The field a rating's sealed comment is bound to (``FeedbackSubmitted.sealed``)."""
+RESIDENT_TEXTS: Final = {"FeedbackSubmitted": "comment", "OpinionWithdrawn": "reason"}
+"""The resident's text of the other events of an opinion's stream, sealed with the
+opinion's key (``sealed``; the clear field empty) and bound to the event's type."""
 
 
 def _wrap_subject(key_id: str) -> str:
@@ -193,14 +202,17 @@ class TextKeys:
             }
         )
 
-    async def seal_feedback(self, conn: Conn, feedback: FeedbackSubmitted) -> FeedbackSubmitted:
-        """``feedback`` as it is appended: its comment sealed with the opinion's key (the
-        key is created now for an opinion submitted before texts were sealed)."""
-        if feedback.comment is None:
-            return feedback
-        key = await self.create(conn, feedback.district_id, feedback.opinion_id)
-        sealed = key.seal(FEEDBACK_FIELD, {"comment": feedback.comment})
-        return feedback.model_copy(update={"comment": None, "sealed": sealed})
+    async def seal_resident_text(self, conn: Conn, event: ResidentText) -> ResidentText:
+        """A rating or a withdrawal as it is appended: its comment or reason
+        (:data:`RESIDENT_TEXTS`) sealed with the opinion's key, created now for an opinion
+        submitted before texts were sealed."""
+        field = RESIDENT_TEXTS[event.event_type]
+        text = getattr(event, field)
+        if text is None:
+            return event
+        key = await self.create(conn, event.district_id, event.opinion_id)
+        sealed = key.seal(event.event_type, {field: text})
+        return event.model_copy(update={field: None, "sealed": sealed})
 
     async def open_opinions(
         self, conn: Conn, opinions: Sequence[OpinionSubmitted]
@@ -256,18 +268,18 @@ def opened_opinion(opinion: OpinionSubmitted, keys: Mapping[str, TextKey]) -> Op
 def opened_data(
     data: Mapping[str, Any], keys: Mapping[str, TextKey], event_type: str = "OpinionSubmitted"
 ) -> dict[str, Any]:
-    """A stored ``OpinionSubmitted``'s (or ``FeedbackSubmitted``'s) JSON, any version,
+    """A stored ``OpinionSubmitted``'s (or a rating's, a withdrawal's) JSON, any version,
     with its sealed texts opened with ``keys``, or erased where the key is gone: for
     readers of raw events (the audit's timeline). Data without ``sealed`` is returned as
     it is."""
     sealed = data.get("sealed")
     if not sealed:
         return dict(data)
-    if event_type == "FeedbackSubmitted":
+    if event_type in RESIDENT_TEXTS:
+        field = RESIDENT_TEXTS[event_type]
         token = SealedText.model_validate(sealed)
         key = keys.get(token.key_id)
-        comment = key.open(FEEDBACK_FIELD, token)["comment"] if key is not None else ERASED
-        return {**data, "comment": comment}
+        return {**data, field: key.open(event_type, token)[field] if key else ERASED}
     values = _opened_values(SealedText.model_validate(sealed), keys)
     location = {
         **(data.get("location") or {}),

@@ -28,7 +28,7 @@ from eventkit.audit.scoping import audit_scope
 from eventkit.clock import Clock
 from eventkit.db import ALL_DISTRICTS, Conn, scope
 from eventkit.privacy import PersonalDataVault, SealError, VaultKeyMissing
-from eventkit.sealed_texts import TextKeys, opened_data
+from eventkit.sealed_texts import RESIDENT_TEXTS, TextKeys, opened_data
 from eventkit.store import ANY_VERSION, EventStore
 
 DEFAULT_TIMEZONE: Final = "Asia/Shanghai"
@@ -41,8 +41,6 @@ FREE_TEXT: Final = frozenset(
     {"text", "message", "comment", "result", "reason", "note", "error", "title", "address"}
 )
 """Fields where a resident (or staff quoting one) may have written a phone or ID number."""
-_SEALED_FIELD: Final = {"FeedbackSubmitted": "comment"}
-"""Where an event's sealed text shows (an opinion's: ``text``)."""
 _NOT_ESSENTIAL: Final = frozenset({"district_id", "occurred_at", "actor", "sealed", "legacy_clear"})
 
 _STREAM_EVENTS = r"""
@@ -223,7 +221,7 @@ async def opened_texts(conn: Conn, entries: list[TimelineEntry]) -> list[Timelin
         keys = await TextKeys().found(conn, sealed)
     except (VaultKeyMissing, SealError):
         return [
-            replace(e, data={**e.data, _SEALED_FIELD.get(e.event_type, "text"): SEALED})
+            replace(e, data={**e.data, RESIDENT_TEXTS.get(e.event_type, "text"): SEALED})
             if e.data.get("sealed")
             else e
             for e in entries

@@ -84,7 +84,9 @@ def build(settings: IntakeSettings, runtime: Runtime) -> Intake:
         feedback=Feedback(
             pool=pool, store=store, clock=clock, texts=TextKeys(settings.privacy_keys())
         ),
-        withdrawals=Withdrawals(pool=pool, store=store, clock=clock),
+        withdrawals=Withdrawals(
+            pool=pool, store=store, clock=clock, texts=TextKeys(settings.privacy_keys())
+        ),
         scans=QrScans(pool, store, clock),
         submit_limiter=_limiter("submit", settings, runtime),
         read_limiter=_limiter("read", settings, runtime),

@@ -103,7 +103,7 @@ class Feedback:
             # stream's head: the store then raises OrderingConflict and give() retries.
             # The comment travels sealed with the opinion's key; intake's row keeps it
             # for the tracking page and staff, erased with the key.
-            sealed = await self._texts.seal_feedback(conn, event)
+            sealed = await self._texts.seal_resident_text(conn, event)
             await self._store.append(
                 event.stream_id,
                 [Envelope.wrap(sealed, metadata, event_id=event_id)],

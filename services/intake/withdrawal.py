@@ -13,6 +13,7 @@ from contracts.envelope import Envelope, Metadata
 from eventkit.clock import Clock
 from eventkit.db import ALL_DISTRICTS, district_transaction
 from eventkit.logging import get_logger
+from eventkit.sealed_texts import TextKeys
 from eventkit.store import ANY_VERSION, EventStore, OrderingConflict, retrying
 from services.intake.cases import matter_of
 from services.intake.opinions import opinion_by_code, opinion_by_id
@@ -29,10 +30,18 @@ _NAMESPACE: Final = uuid.UUID("8d2c4b6a-1e3f-4a5b-8c7d-9e0f1a2b3c4d")
 class Withdrawals:
     """Records residents withdrawing their matters."""
 
-    def __init__(self, *, pool: asyncpg.Pool, store: EventStore, clock: Clock) -> None:
+    def __init__(
+        self,
+        *,
+        pool: asyncpg.Pool,
+        store: EventStore,
+        clock: Clock,
+        texts: TextKeys | None = None,
+    ) -> None:
         self._pool = pool
         self._store = store
         self._clock = clock
+        self._texts = texts or TextKeys()
 
     async def withdraw(
         self, raw_code: str, reason: str | None, *, metadata: Metadata | None = None
@@ -67,9 +76,12 @@ class Withdrawals:
             event = decide_withdrawal(state, reason, now=now)
             # The opinion's row is locked first, so the transaction may be older than the
             # stream's head: the store then raises OrderingConflict and withdraw() retries.
+            # The reason travels sealed with the opinion's key; intake's row keeps it for
+            # the tracking page, erased with the key.
+            sealed = await self._texts.seal_resident_text(conn, event)
             await self._store.append(
                 event.stream_id,
-                [Envelope.wrap(event, metadata, event_id=uuid.uuid5(_NAMESPACE, opinion_id))],
+                [Envelope.wrap(sealed, metadata, event_id=uuid.uuid5(_NAMESPACE, opinion_id))],
                 expected_version=ANY_VERSION,
                 conn=conn,
             )

@@ -11,6 +11,7 @@ from eventkit.consumer import Consumer
 from eventkit.store import EventStore
 from tests.every_district import every_district
 from tests.intake.intake_support import STATION, case_events, now, opinion_body, publish
+from tests.sealed_support import opened
 
 
 async def submit(client: httpx.AsyncClient, **overrides: Any) -> dict[str, Any]:
@@ -281,7 +282,10 @@ async def test_a_resident_may_withdraw_a_matter_until_it_is_handled(
     assert response.status_code == 201, response.text
     events = await store.read_stream(f"opinion-{receipt['opinion_id']}")
     assert [e.event_type for e in events] == ["OpinionSubmitted", "OpinionWithdrawn"]
-    assert events[1].data["reason"] == "物业已经修好了"
+    assert "物业" not in str(events[1].data)  # sealed with the opinion's key
+    assert (await opened(store.pool, events[1].data, "OpinionWithdrawn"))["reason"] == (
+        "物业已经修好了"
+    )
     view = await track(client, code)
     assert view["status"]["stage"] == "withdrawn"
     assert view["status"]["open311_status"] == "closed"

@@ -247,3 +247,36 @@ async def test_text_keys_are_wrapped_again_with_the_current_vault_key(
     async with district_transaction(pool, A) as conn:
         only_new = await TextKeys(KeyRing("v2", second.current)).found(conn, ["op_rotated"])
     assert only_new["op_rotated"].open(OPINION_FIELD, sealed) == {"text": "井盖丢了"}
+
+
+async def test_a_withdrawal_reason_travels_sealed_and_is_shredded_when_forgotten(
+    system: System, database_url: str
+) -> None:
+    jia = await system.submit(resident("甲", "13912345678"), A)
+    reason = "甲：物业已经修好了，谢谢"
+    answer = await system.client.post(
+        f"/api/v1/track/{jia.tracking_code}/withdraw", json={"reason": reason}
+    )
+    assert answer.status_code == 201, answer.text
+    await system.pump()
+
+    _, withdrawn = await system.store.read_stream(f"opinion-{jia.opinion_id}")
+    assert withdrawn.event_type == "OpinionWithdrawn"
+    assert withdrawn.data["reason"] is None
+    assert withdrawn.data["sealed"]["key_id"] == jia.opinion_id
+    assert await rows_containing(database_url, reason, ("eventstore",)) == []
+    assert await system.status(jia) == "closed"  # routing closed the case all the same
+    async with system.store.pool.acquire() as conn:
+        before = await case_timeline(conn, jia.case_id)
+    assert before is not None
+    shown = {e.event_type: e.data for e in before.entries}
+    assert shown["OpinionWithdrawn"]["reason"] == reason
+
+    await system.rights.forget_phone(A, jia.resident.phone, requested_by=ADMIN_ID, reason=None)
+
+    async with system.store.pool.acquire() as conn:
+        after = await case_timeline(conn, jia.case_id)
+    assert after is not None
+    shown = {e.event_type: e.data for e in after.entries}
+    assert shown["OpinionWithdrawn"]["reason"] == ERASED
+    assert await rows_containing(database_url, reason, ("intake", "eventstore")) == []
