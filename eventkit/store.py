@@ -180,6 +180,34 @@ _SCAN_COLUMNS = """global_position, transaction_id::text::bigint AS transaction_
     stream_version, category, event_type, schema_version, data, recorded_at"""
 
 
+async def _in_index_order(conn: Conn, query: str, params: Sequence[Any]) -> list[asyncpg.Record]:
+    """``query`` run walking ``events_tail_idx`` in its order, in the caller's transaction.
+
+    The planner underestimates how many rows pass a scan's filters (categories, types,
+    the district policy: it cannot know the scope declared), and then prefers reading
+    every row after the checkpoint and sorting them (in parallel, on disk) to walking
+    the index until the limit: every batch of a rebuild sorted the rest of the store
+    (measured on a year of a large district: 1.3 s per batch of 20,000 against 0.06 s).
+    Sorting is switched off for this one query (and parallel workers, which only add
+    CPU to an ordered walk), then set back as the transaction had it.
+    """
+    previous = await conn.fetchrow(
+        "SELECT current_setting('enable_sort') AS sort, "
+        "current_setting('max_parallel_workers_per_gather') AS workers, "
+        "set_config('enable_sort', 'off', true), "
+        "set_config('max_parallel_workers_per_gather', '0', true)"
+    )
+    assert previous is not None
+    rows: list[asyncpg.Record] = await conn.fetch(query, *params)
+    await conn.execute(
+        "SELECT set_config('enable_sort', $1, true), "
+        "set_config('max_parallel_workers_per_gather', $2, true)",
+        previous["sort"],
+        previous["workers"],
+    )
+    return rows
+
+
 class EventStore:
     """Append to and read from ``eventstore.events`` through an asyncpg pool.
 
@@ -402,11 +430,11 @@ class EventStore:
         if event_types is not None:
             params += (list(event_types),)
         if conn is not None:
-            rows = await conn.fetch(query, *params)
+            rows = await _in_index_order(conn, query, params)
         else:
             # A rebuild's read is about every district by nature.
             async with district_transaction(self._pool, ALL_DISTRICTS) as own:
-                rows = await own.fetch(query, *params)
+                rows = await _in_index_order(own, query, params)
         return [ScannedEvent._make(r.values()) for r in rows]
 
     async def iterate_all(

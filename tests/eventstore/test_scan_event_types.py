@@ -34,3 +34,17 @@ async def test_scan_reads_only_the_event_types_asked_and_chains_past_the_others(
     mine = [(e.stream_version, e.event_type) for e in scanned if e.stream_id == stream]
     assert mine == [(1, "CaseReplied"), (3, "CaseReplied")]
     assert {e.event_type for e in scanned} == {"CaseReplied"}
+
+
+async def test_scan_leaves_the_settings_of_the_callers_transaction_as_they_were(
+    store: EventStore,
+) -> None:
+    async with store.pool.acquire() as conn, conn.transaction():
+        await scope(conn, ALL_DISTRICTS)
+        await conn.execute("SET LOCAL max_parallel_workers_per_gather = 1")
+        await store.scan(START, categories=["case"], limit=5, conn=conn)
+        sort = await conn.fetchval("SELECT current_setting('enable_sort')")
+        workers = await conn.fetchval("SELECT current_setting('max_parallel_workers_per_gather')")
+
+    assert sort == "on"
+    assert workers == "1"
