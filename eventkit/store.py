@@ -20,7 +20,6 @@ stream of another district, and cannot change a stream's district).
 from __future__ import annotations
 
 import asyncio
-from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -32,46 +31,43 @@ import asyncpg
 from contracts.envelope import Envelope, Metadata
 from eventkit.audit.chains import verify_chains as audit_chains
 from eventkit.db import ALL_DISTRICTS, Conn, district_transaction
+from eventkit.group_commit import GroupCommit
+from eventkit.store_outcomes import (
+    AppendFailed,
+    AppendResult,
+    AuthorshipError,
+    ConcurrencyError,
+    DistrictMismatchError,
+    DuplicateEventIdError,
+    EventStoreError,
+    OrderingConflict,
+    translate,
+)
+
+__all__ = [
+    "ANY_VERSION",
+    "NO_STREAM",
+    "START",
+    "AppendFailed",
+    "AppendResult",
+    "AuthorshipError",
+    "Checkpoint",
+    "ConcurrencyError",
+    "DistrictMismatchError",
+    "DuplicateEventIdError",
+    "EventStore",
+    "EventStoreError",
+    "OrderingConflict",
+    "RecordedEvent",
+    "ScannedEvent",
+    "retrying",
+    "verify_chains",
+]
 
 ANY_VERSION: Final = -1
 """Append whatever the stream's version."""
 NO_STREAM: Final = 0
 """Append only if the stream does not exist yet."""
-
-
-class EventStoreError(Exception):
-    """Base of the event store's errors."""
-
-
-class ConcurrencyError(EventStoreError):
-    """The stream was not at the expected version: reload, decide again, retry."""
-
-    def __init__(self, stream_id: str, expected: int, actual: int) -> None:
-        super().__init__(f"stream {stream_id} is at version {actual}, expected {expected}")
-        self.stream_id = stream_id
-        self.expected = expected
-        self.actual = actual
-
-
-class OrderingConflict(EventStoreError):
-    """The appending transaction is older than the stream's head: retry in a new one.
-
-    Raised only when the caller's transaction had written before appending; the store
-    retries its own transactions by itself.
-    """
-
-
-class DuplicateEventIdError(EventStoreError):
-    """An event id is already stored with other content."""
-
-
-class DistrictMismatchError(EventStoreError):
-    """The stream belongs to another district."""
-
-
-class AuthorshipError(EventStoreError):
-    """The database role may not append to this stream category: each service appends
-    only to the categories it owns (``eventstore.authors``)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,15 +85,6 @@ class Checkpoint:
 
 
 START: Final = Checkpoint()
-
-
-@dataclass(frozen=True, slots=True)
-class AppendResult:
-    """Where the stream stands after an append."""
-
-    stream_version: int
-    duplicate: bool
-    """True when every event id was already stored with the same content (a retry)."""
 
 
 class RecordedEvent(NamedTuple):
@@ -229,7 +216,7 @@ class EventStore:
     ) -> None:
         self._pool = pool
         self._inversion_retries = inversion_retries
-        self._group = _GroupCommit(pool, max_group, flushers) if group_commit else None
+        self._group = GroupCommit(pool, max_group, flushers) if group_commit else None
 
     @property
     def pool(self) -> asyncpg.Pool:
@@ -287,13 +274,13 @@ class EventStore:
         try:
             await conn.executemany(_APPEND, rows)
         except asyncpg.PostgresError as exc:
-            raise _translate(exc, "(batch)", ANY_VERSION) from exc
+            raise translate(exc, "(batch)", ANY_VERSION) from exc
 
     async def _append(self, conn: Conn, args: tuple[Any, ...], expected: int) -> AppendResult:
         try:
             row = await conn.fetchrow(_APPEND, *args)
         except asyncpg.PostgresError as exc:
-            raise _translate(exc, args[0], expected) from exc
+            raise translate(exc, args[0], expected) from exc
         assert row is not None
         return AppendResult(stream_version=row["new_version"], duplicate=row["duplicate"])
 
@@ -535,167 +522,6 @@ def _append_args(
         [e.metadata.model_dump(exclude_none=True) for e in events],
         [e.occurred_at for e in events],
     )
-
-
-def _translate(exc: asyncpg.PostgresError, stream_id: str, expected: int) -> Exception:
-    code = getattr(exc, "sqlstate", None)
-    known = _refusal(code, str(exc), getattr(exc, "detail", None), stream_id, expected)
-    return known if known is not None else exc
-
-
-def _refusal(
-    code: str | None, message: str, detail: str | None, stream_id: str, expected: int
-) -> EventStoreError | None:
-    """The store's error for a refused append's SQLSTATE (None: not one of the store's)."""
-    if code == "MQ001":
-        return ConcurrencyError(stream_id, expected, int(detail or "-1"))
-    if code == "MQ002":
-        return OrderingConflict(message)
-    if code == "MQ003":
-        return DuplicateEventIdError(message)
-    if code == "MQ006":
-        return DistrictMismatchError(message)
-    if code == "MQ007":
-        return AuthorshipError(message)
-    if code == "23505" and "event_id" in message:
-        # The same id raced into another stream: the same mistake as MQ003.
-        return DuplicateEventIdError(message)
-    return None
-
-
-class AppendFailed(EventStoreError):
-    """An append of a group was refused by the database for a reason of its own (not a
-    version, id, district or author refusal): its SQLSTATE and message."""
-
-    def __init__(self, stream_id: str, code: str, message: str) -> None:
-        super().__init__(f"append to {stream_id} failed ({code}): {message}")
-        self.sqlstate = code
-
-
-_SPLIT_EVENTS = 64
-"""Events waiting from which a group is shared between the free flushers."""
-
-_BUSY = "MQ008"
-"""``append_many``'s answer for an append left out because its stream was locked."""
-
-_APPEND_MANY = (
-    "SELECT new_version, duplicate, error_code, error_message, error_detail "
-    "FROM eventstore.append_many($1::text[], $2::bigint[], $3::text[], $4::int[], "
-    "$5::uuid[], $6::text[], $7::int[], $8::jsonb[], $9::jsonb[], $10::timestamptz[], $11)"
-)
-
-
-def _read_outcome(future: asyncio.Future[AppendResult]) -> None:
-    if not future.cancelled():
-        future.exception()
-
-
-@dataclass(eq=False)
-class _Pending:
-    args: tuple[Any, ...]
-    expected: int
-    done: asyncio.Future[AppendResult]
-
-
-class _GroupCommit:
-    """Coalesces the appends that commit on their own (see :class:`EventStore`).
-
-    An append joins a queue; up to ``flushers`` tasks empty it, each taking what is
-    queued (at most ``max_group``: PostgreSQL keeps 64 subtransactions per transaction
-    in shared memory) into one ``append_many`` call. With nothing else in flight an
-    append goes at once, alone: a group forms only while the database is busy, so
-    coalescing adds no wait. The flushing runs in tasks of its own, so that a caller
-    that gives up (a cancelled request) never strands the appends grouped with its own.
-
-    Only a group's first append may wait for its stream's lock; a later one whose stream
-    another transaction holds comes back busy and goes first into the next group, so a
-    group never waits while holding a lock and cannot take part in a deadlock.
-
-    A group runs in the scope of every district (``ALL_DISTRICTS``): it holds several
-    districts' appends, and the database checks each one's district against its stream.
-    """
-
-    def __init__(self, pool: asyncpg.Pool, max_group: int, flushers: int) -> None:
-        self._pool = pool
-        self._max_group = max(1, min(max_group, 60))
-        self._flushers = max(1, flushers)
-        self._queue: deque[_Pending] = deque()
-        self._running: set[asyncio.Task[None]] = set()
-        self._flushing = 0
-
-    async def append(self, args: tuple[Any, ...], expected: int) -> AppendResult:
-        pending = _Pending(args, expected, asyncio.get_running_loop().create_future())
-        # A caller that gave up leaves its outcome unread: read it, so that asyncio does
-        # not report it as lost.
-        pending.done.add_done_callback(_read_outcome)
-        self._queue.append(pending)
-        if len(self._running) < self._flushers:
-            task = asyncio.create_task(self._drain())
-            self._running.add(task)
-            task.add_done_callback(self._running.discard)
-        return await asyncio.shield(pending.done)
-
-    async def _drain(self) -> None:
-        while self._queue:
-            # Many events waiting: share them with the flushers that are not busy, so
-            # that groups go to the database side by side. Few: one group takes them all
-            # (measured: splitting eight single-event appends into groups of three or
-            # four cost more CPU per event than it gained in parallel work).
-            free = max(1, self._flushers - self._flushing)
-            events = sum(len(p.args[3]) for p in self._queue)
-            share = -(-len(self._queue) // free) if events >= _SPLIT_EVENTS else len(self._queue)
-            count = min(share, self._max_group)
-            group = [self._queue.popleft() for _ in range(count)]
-            self._flushing += 1
-            try:
-                await self._flush(group)
-            except Exception as exc:  # noqa: BLE001 - each append of the group gets it
-                for pending in group:
-                    if not pending.done.done():
-                        pending.done.set_exception(exc)
-            except BaseException:
-                for pending in group:
-                    pending.done.cancel()
-                raise
-            finally:
-                self._flushing -= 1
-
-    async def _flush(self, group: list[_Pending]) -> None:
-        columns: list[list[Any]] = [[] for _ in range(10)]
-        for p in group:
-            stream_id, expected, district, ids, types, versions, data, meta, at = p.args
-            columns[0].append(stream_id)
-            columns[1].append(expected)
-            columns[2].append(district)
-            columns[3].append(len(ids))
-            for column, values in zip(
-                columns[4:], (ids, types, versions, data, meta, at), strict=True
-            ):
-                column.extend(values)
-        async with self._pool.acquire() as conn:
-            # One statement in a transaction of its own, holding several districts'
-            # appends: it declares every district (append_many's p_scope, set before the
-            # first append), since each append still refuses a stream of another
-            # district (MQ006) and none can change a stream's district.
-            rows = await conn.fetch(_APPEND_MANY, *columns, ALL_DISTRICTS)
-        busy: list[_Pending] = []
-        for p, row in zip(group, rows, strict=True):
-            if p.done.done():
-                continue
-            code = row["error_code"]
-            if code == _BUSY:
-                busy.append(p)
-                continue
-            if code is None:
-                p.done.set_result(AppendResult(row["new_version"], row["duplicate"]))
-                continue
-            stream_id = p.args[0]
-            message = row["error_message"] or ""
-            error = _refusal(code, message, row["error_detail"], stream_id, p.expected)
-            p.done.set_exception(error or AppendFailed(stream_id, code, message))
-        # Left out because another transaction held their stream: first of the next
-        # group, where they may wait for it.
-        self._queue.extendleft(reversed(busy))
 
 
 async def verify_chains(conn: Conn) -> list[dict[str, Any]]:
