@@ -14,7 +14,9 @@ from eventkit.identity import Principal, Role
 from eventkit.settings import Settings
 
 SETTINGS = Settings(
-    jwt_secret="edge-test-secret-0123456789abcdef", privacy_key="edge-test-vault-0123456789abcdef"
+    jwt_secret="edge-test-secret-0123456789abcdef",
+    privacy_key="edge-test-vault-0123456789abcdef",
+    privacy_lookup_key="edge-test-index-0123456789abcdef",
 )
 
 
