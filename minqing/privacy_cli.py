@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import getpass
+import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -245,11 +246,42 @@ def retention() -> None:
 
 @retention.command("run")
 @click.option("--district", default=None, help="只处理此区 / only this district (default: all)")
+@click.option(
+    "--every",
+    type=click.FloatRange(min=0.0001),
+    default=None,
+    metavar="HOURS",
+    help="每隔若干小时再执行一次，不退出（无定时任务的部署用）/ "
+    "run again every HOURS and keep running (for deployments without a scheduler)",
+)
 @click.pass_obj
-def retention_run(settings: Settings, district: str | None) -> None:
+def retention_run(settings: Settings, district: str | None, every: float | None) -> None:
     """执行保存期限 / Erase the texts of cases closed before each district's period.
 
-    Safe to repeat; run it daily (and after any rebuild of the services' tables)."""
+    Safe to repeat; run it daily (and after any rebuild of the services' tables). With
+    ``--every`` the command stays up and runs again at that interval: a run that fails
+    is reported and tried again at the next one (Docker Compose has no scheduler)."""
+    if every is None:
+        _retention_once(settings, district)
+        return
+    while True:
+        try:
+            _retention_once(settings, district)
+        except Exception as exc:  # noqa: BLE001 - a scheduled run outlives one failure
+            reason = (
+                exc.format_message()
+                if isinstance(exc, click.ClickException)
+                else f"{type(exc).__name__}: {exc}"
+            )
+            click.echo(
+                f"保存期限执行失败，{every:g} 小时后重试 / retention run failed, "
+                f"next try in {every:g} h: {reason}",
+                err=True,
+            )
+        time.sleep(every * 3600)
+
+
+def _retention_once(settings: Settings, district: str | None) -> None:
     runs = _run(settings, lambda rights: rights.retention_run(district))
     if not runs:
         click.echo("没有区 / no district")
