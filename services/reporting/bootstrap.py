@@ -54,7 +54,13 @@ def build(settings: ReportingSettings, runtime: Runtime) -> Reporting:
         runtime=runtime,
         projector=projector,
         consumer=build_consumer(settings, runtime.pool, projector),
-        rebuild=Rebuild(runtime.store, runtime.clock, batch=settings.reporting_rebuild_batch),
+        rebuild=Rebuild(
+            runtime.store,
+            runtime.clock,
+            batch=settings.reporting_rebuild_batch,
+            workers=settings.reporting_rebuild_workers,
+            settings=settings,
+        ),
         reports=MonthlyReports(runtime.pool, runtime.clock),
     )
 

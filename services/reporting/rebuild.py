@@ -16,6 +16,10 @@ consumer goes on.
    with the live slot (row counts and checksums; differences listed), and the shadow
    made live. The consumer then goes on writing to it from the events after its gate.
 
+With ``workers`` above one, the folding of the bulk load and after is done by worker
+processes (:mod:`services.reporting.fold_workers`), the case streams split between them;
+the reading, the gate, the comparison and the swap stay here.
+
 ``--at T`` builds the projections as they stood at ``T`` (every event the store had
 recorded by then) into schema ``reporting_asof`` the same way, without gate or lock.
 """
@@ -27,16 +31,20 @@ import gc
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
 from eventkit.clock import Clock
 from eventkit.consumer import gate_positions
 from eventkit.db import ALL_DISTRICTS, Conn, scope
+from eventkit.local import database_url
 from eventkit.logging import get_logger
+from eventkit.sealed_texts import TextKeys, open_stored
+from eventkit.settings import Settings
 from eventkit.store import START, Checkpoint, EventStore, RecordedEvent, ScannedEvent
 from services.reporting.errors import RebuildRunning, UnknownProjection
+from services.reporting.fold_workers import FoldWorkers, WorkerSpec
 from services.reporting.folding import HANDLED_TYPES, Folder
 from services.reporting.projection import CONSUMER_NAME
 from services.reporting.shadow import (
@@ -57,6 +65,7 @@ from services.reporting.tables import (
     PROJECTION_OF,
     PROJECTIONS,
     SCHEMA,
+    TABLES,
     Table,
 )
 
@@ -102,10 +111,21 @@ def projections_named(name: str | None) -> list[str]:
 class Rebuild:
     """Rebuilds of the projections from the store (one at a time per schema)."""
 
-    def __init__(self, store: EventStore, clock: Clock, *, batch: int = 50_000) -> None:
+    def __init__(
+        self,
+        store: EventStore,
+        clock: Clock,
+        *,
+        batch: int = 50_000,
+        workers: int = 1,
+        settings: Settings | None = None,
+    ) -> None:
         self._store = store
         self._clock = clock
         self._batch = batch
+        self.workers = workers
+        """Processes folding the events (1: this one); workers connect as ``settings`` say."""
+        self._settings = settings
 
     async def run(
         self,
@@ -124,11 +144,23 @@ class Rebuild:
             if not await guard.fetchval("SELECT pg_try_advisory_lock($1)", _LOCK[schema]):
                 raise RebuildRunning(schema)
             try:
-                return await _Run(self._store, self._clock, self._batch, schema, names, at).go(
-                    dry_run
-                )
+                run = _Run(self._store, self._clock, self._batch, schema, names, at)
+                return await run.go(dry_run, self._worker_spec(run))
             finally:
                 await guard.execute("SELECT pg_advisory_unlock($1)", _LOCK[schema])
+
+    def _worker_spec(self, run: _Run) -> tuple[WorkerSpec, int] | None:
+        """How worker processes fold this run, or ``None`` to fold in this process."""
+        if self.workers <= 1 or self._settings is None:
+            return None
+        spec = WorkerSpec(
+            database_url(self._settings),
+            self._settings.database_role,
+            run.schema,
+            tuple(run.names),
+            {},
+        )
+        return spec, self.workers
 
 
 class _Run:
@@ -149,7 +181,10 @@ class _Run:
         self.schema = schema
         self.names = names
         self.at = at
-        self.folder = Folder(names)
+        self.texts = TextKeys()
+        """Opens the staff's texts sealed in case events as they are read (one look-up
+        of their keys per batch), with the process's vault key."""
+        self.folder: Folder | FoldWorkers = Folder(names)
         groups = _groups(self.folder.categories)
         self.types = sorted(HANDLED_TYPES)
         """The types read: those folded (the opinions' texts are never read)."""
@@ -173,11 +208,26 @@ class _Run:
         """Every table rebuilt, with its shadow slot."""
         return [(table, self.shadow(table)) for table in self.tables]
 
-    async def go(self, dry_run: bool) -> RebuildResult:
+    async def go(self, dry_run: bool, workers: tuple[WorkerSpec, int] | None) -> RebuildResult:
+        """The rebuild, folding in this process or in worker processes (always ended,
+        also when the rebuild fails)."""
         started = time.perf_counter()
+        async with self.store.pool.acquire() as conn:
+            self.slots = await _slots(conn, self.schema)
+        if workers is None:
+            return await self._go(dry_run, started)
+        spec, n = workers
+        shadows = {t.name: self.shadow(t) for t in self.tables}
+        folding = self.folder = FoldWorkers(replace(spec, shadows=shadows), n)
+        folding.start()
+        try:
+            return await self._go(dry_run, started)
+        finally:
+            await folding.close()
+
+    async def _go(self, dry_run: bool, started: float) -> RebuildResult:
         pool = self.store.pool
         async with pool.acquire() as conn:
-            self.slots = await _slots(conn, self.schema)
             for table in self.tables:
                 await truncate(conn, self.schema, table, self.shadow(table))
             if self.at is None:
@@ -189,10 +239,13 @@ class _Run:
         try:
             with _without_cycle_collection():
                 await self._bulk()
+                if isinstance(self.folder, FoldWorkers):
+                    await self.folder.end_bulk()  # each worker copies the rest of its rows
                 if CASE_STEPS in self.tables:
                     analysing.append(asyncio.create_task(self._analyze(CASE_STEPS)))
-                async with pool.acquire() as conn, every_district(conn):
-                    await self._write_dirty(conn, loading=True)
+                if isinstance(self.folder, Folder):
+                    async with pool.acquire() as conn, every_district(conn):
+                        await self._write_dirty(conn, loading=True)
         finally:
             await asyncio.gather(*analysing, return_exceptions=True)
             # Closed again before anything else reads or swaps them, also on a failure.
@@ -323,6 +376,9 @@ class _Run:
                 running -= 1
                 continue
             self._take_batch(batch)
+            if isinstance(self.folder, FoldWorkers):
+                await self.folder.flush()
+                continue
             if self.folder.pending_steps >= STEP_CHUNK:
                 if writer is not None:
                     await writer
@@ -330,7 +386,8 @@ class _Run:
         await asyncio.gather(*readers)
         if writer is not None:
             await writer
-        await self._copy_steps(self.folder.take_steps())
+        if isinstance(self.folder, Folder):
+            await self._copy_steps(self.folder.take_steps())
 
     async def _reader(
         self, group: tuple[str, ...], queue: asyncio.Queue[list[ScannedEvent] | None]
@@ -352,6 +409,7 @@ class _Run:
                                 event_types=self.types,
                                 conn=conn,
                             )
+                            batch = await open_stored(conn, self.texts, batch)
                         if batch:
                             self.checkpoints[group] = batch[-1].checkpoint
                             await queue.put(batch)
@@ -381,6 +439,7 @@ class _Run:
                         event_types=self.types,
                         conn=conn,
                     )
+                    batch = await open_stored(conn, self.texts, batch)
                 self._take_batch(batch)
                 if batch:
                     after = self.checkpoints[group] = batch[-1].checkpoint
@@ -397,6 +456,7 @@ class _Run:
             if have >= version:
                 continue
             missing = await self.store.read_stream(stream, from_version=have + 1, conn=conn)
+            missing = await open_stored(conn, self.texts, missing)
             for event in missing:
                 if event.stream_version > version:
                     break
@@ -422,6 +482,15 @@ class _Run:
     async def _write_dirty(self, conn: Conn, *, loading: bool) -> None:
         """Write the rows changed since the last write: COPY into the slots open for the
         bulk load, upserts afterwards (the few rows catching up changed)."""
+        if isinstance(self.folder, FoldWorkers):
+            # Only after the bulk load (the workers copy theirs): ask them for the rows.
+            tables, steps = await self.folder.take_changes()
+            for name, rows in tables.items():
+                await upsert_rows(conn, self.schema, TABLES[name], self.shadow(TABLES[name]), rows)
+            if "cases" in self.names and steps:
+                shadow = self.shadow(CASE_STEPS)
+                await copy_rows(conn, self.schema, CASE_STEPS, shadow, steps, loading=loading)
+            return
         for table, rows in self.folder.take_dirty().items():
             slot = self.shadow(table)
             if loading:

@@ -23,6 +23,10 @@ class ReportingSettings(Settings):
     trades up to 50 ms of latency when idle for throughput when busy."""
     reporting_rebuild_batch: int = Field(default=20000, ge=100)
     """Events a rebuild reads from the store in one query (about 1 kB of memory each)."""
+    reporting_rebuild_workers: int = Field(default=2, ge=1, le=16)
+    """Processes folding a rebuild's events, the case streams split between them (1:
+    the rebuild process itself). Two on a machine of two cores: measured in
+    ``docs/performance.md``."""
     reporting_report_dir: Path = Path("reports")
     """Where ``minqing report monthly`` writes its files unless told otherwise."""
     reporting_cookie_secure: bool = False
