@@ -397,13 +397,19 @@ class LocalStack:
         await migrate(url, migration_packages())
         return url
 
-    async def record_statements(self) -> None:
+    async def record_statements(self, *, planning: bool = False) -> None:
         """Restart the server with ``pg_stat_statements`` loaded, so that
-        :meth:`statements` can tell which statements the server spent its time on."""
+        :meth:`statements` can tell which statements the server spent its time on.
+        ``planning``: planning is timed too (``track_planning``), apart from execution: a
+        statement planned afresh at every call shows its cost there, not in its run."""
         conn = await asyncpg.connect(self.admin_url)
         try:
             await conn.execute("ALTER SYSTEM SET shared_preload_libraries = 'pg_stat_statements'")
             await conn.execute("ALTER SYSTEM SET pg_stat_statements.track = 'all'")
+            await conn.execute(
+                "ALTER SYSTEM SET pg_stat_statements.track_planning = "
+                + ("'on'" if planning else "'off'")
+            )
         finally:
             await conn.close()
         self.server.stop()
@@ -418,10 +424,12 @@ class LocalStack:
                 r"""
                 SELECT calls, round(total_exec_time::numeric, 1) AS total_ms,
                        round(mean_exec_time::numeric, 3) AS mean_ms, rows,
+                       plans, round(total_plan_time::numeric, 1) AS plan_total_ms,
+                       round(mean_plan_time::numeric, 3) AS plan_mean_ms,
                        left(regexp_replace(query, '\s+', ' ', 'g'), 160) AS query
                   FROM pg_stat_statements s JOIN pg_database d ON d.oid = s.dbid
                  WHERE d.datname = current_database()
-                 ORDER BY total_exec_time DESC LIMIT $1
+                 ORDER BY total_exec_time + total_plan_time DESC LIMIT $1
                 """,
                 limit,
             )

@@ -32,6 +32,7 @@ import statistics
 import sys
 import time
 import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -209,6 +210,8 @@ async def client(port: int, until: float, measure_from: float, tally: Tally, see
 
 async def measure(stack: LocalStack, args: argparse.Namespace) -> Results:
     """Start the relay and intake on the stack, as ``minqing up`` does, and load them."""
+    if args.statements:
+        await stack.record_statements(planning=True)
     url = await prepare(stack)
     env = stack.environment(
         url,
@@ -245,14 +248,21 @@ async def measure(stack: LocalStack, args: argparse.Namespace) -> Results:
         }
     )
     step(f"{args.clients} clients for {args.warmup:.0f} + {args.duration:.0f} s")
-    return await load_intake(
+    results = await load_intake(
         ports,
         url,
         clients=args.clients,
         warmup=args.warmup,
         duration=args.duration,
         meter=meter,
+        on_measuring=(lambda: stack.reset_statements(url)) if args.statements else None,
     )
+    if args.statements:
+        rows = await stack.statements(url, 30)
+        results["statements"] = [
+            {k: (float(v) if k.endswith("_ms") else v) for k, v in row.items()} for row in rows
+        ]
+    return results
 
 
 async def load_intake(
@@ -263,8 +273,10 @@ async def load_intake(
     warmup: float,
     duration: float,
     meter: CpuMeter,
+    on_measuring: Callable[[], Awaitable[None]] | None = None,
 ) -> Results:
-    """Run the clients; check the store; return the figures."""
+    """Run the clients; check the store; return the figures. ``on_measuring`` is awaited
+    when the warm-up ends (the statements' counters start afresh there)."""
     tally = Tally()
     start = time.perf_counter()
     measure_from = start + warmup
@@ -274,6 +286,8 @@ async def load_intake(
     async def sample_cpu() -> None:
         nonlocal before
         await asyncio.sleep(max(0.0, measure_from - time.perf_counter()))
+        if on_measuring is not None:
+            await on_measuring()
         before = meter.snapshot()
 
     sampler = asyncio.create_task(sample_cpu())
@@ -362,8 +376,30 @@ def report(results: Results) -> str:
             f"  goal >= {GOAL_RATE:.0f}/s, p99 < {GOAL_P99_MS:.0f} ms: "
             f"{verdict(results['goal']['met'])}",
             f"  {machine_line(results['machine'])}",
+            *_statement_lines(results),
         ]
     )
+
+
+def _statement_lines(results: Results) -> list[str]:
+    """PostgreSQL's time by statement per accepted submission (``--statements``):
+    planning apart from execution, so that a statement planned at every call shows."""
+    rows = results.get("statements") or []
+    accepted = max(1, results["accepted"])
+    lines = [
+        "",
+        "statements, ms per 201: plan + exec (calls per 201, plans per 201, query)",
+    ]
+    for r in rows:
+        lines.append(
+            f"  {r['plan_total_ms'] / accepted:6.3f} + {r['total_ms'] / accepted:6.3f}"
+            f"  ({r['calls'] / accepted:4.2f}, {r['plans'] / accepted:4.2f})  {r['query']}"
+        )
+    if rows:
+        plan = sum(r["plan_total_ms"] for r in rows) / accepted
+        run_ms = sum(r["total_ms"] for r in rows) / accepted
+        lines.append(f"  {plan:6.3f} + {run_ms:6.3f}  in all (nested statements counted twice)")
+    return lines if rows else []
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -381,6 +417,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument(
         "--keep", action="store_true", help="keep the working directory and its logs"
+    )
+    parser.add_argument(
+        "--statements",
+        action="store_true",
+        help="load pg_stat_statements (planning timed too) and print where PostgreSQL "
+        "spent its time per accepted submission",
     )
     args = parser.parse_args(argv)
     return run("intake", lambda stack: measure(stack, args), report, keep=args.keep)

@@ -14,8 +14,9 @@ reached, or does not answer within ``timeout``, each process falls back to bucke
 own (:class:`RateLimiter`, per process as before): reads that need no database (the home
 page, static files) keep working, and a replica still refuses a flood by itself.
 
-The same statement, on ``intake.station_rate_buckets``, limits a station's submissions
-from every address together (``station_guard.py``).
+The same bucket, on ``intake.station_rate_buckets``, limits a station's submissions
+from every address together (``station_guard.py``), taken by a trigger as the submission
+commits (``migrations/0012_station_token_at_commit.sql``, the same arithmetic in SQL).
 """
 
 from __future__ import annotations

@@ -9,10 +9,14 @@ many addresses is limited as a whole here. A public submission through a station
    (``proof_of_work.py``), checked before any work is done; without one it is refused
    with a fresh challenge, which the form's script solves before sending again;
 2. in the transaction that stores it, spends the solution (single use), then takes a
-   token of the station's bucket (``intake.station_rate_buckets``, one statement, the
-   last one before the commit so that the row is locked for the commit only). A station
-   without tokens left refuses the submission: the transaction rolls back (the solution
-   is not spent) and the station's limit has tripped (below).
+   token of the station's bucket (``intake.station_rate_buckets``) as the transaction
+   commits: the submission declares the token it needs (:data:`TOKEN_SETTING`) and a
+   deferred trigger takes it inside the server's commit (migration
+   ``0012_station_token_at_commit.sql``), so that the one row every submission through
+   the station updates is locked for the commit only, never across a round trip to this
+   process and its turn in the event loop. A station without tokens left refuses the
+   commit: the transaction rolls back (the solution is not spent) and the station's
+   limit has tripped (below).
 
 While a station is guarded its submissions still take tokens of the same bucket, with a
 budget ``GUARDED_BUDGET`` times larger (rate and burst): a solution costs a script
@@ -43,6 +47,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import math
 import secrets
 import time
@@ -69,21 +74,19 @@ from services.intake.proof_of_work import (
     issue,
     verify,
 )
-from services.intake.ratelimit import (
-    SharedRateLimiter,
-    bucket_statement,
-    rate_limited,
-    take_token,
-)
+from services.intake.ratelimit import SharedRateLimiter, rate_limited
 from services.intake.settings import IntakeSettings
 from services.intake.submission import Admission, Receipt, Submissions
 from services.intake.submission_rules import PUBLIC_CHANNELS, Place, SubmitOpinion
 
 log = get_logger(__name__)
 
-_STATION_STATEMENT: Final = bucket_statement(
-    "intake.station_rate_buckets", ["district_id", "station_code"]
-)
+TOKEN_SETTING: Final = "minqing.station_token"
+"""The transaction-local setting that asks the commit for a station's token (JSON:
+district, station, burst, rate per second, the moment)."""
+STATION_EMPTY: Final = "MQ201"
+"""The SQLSTATE of a commit refused for want of a station's token (DETAIL: the tokens
+there were)."""
 SYSTEM: Final = "intake"
 """Who switched a guard on when it switched on by itself."""
 
@@ -340,10 +343,17 @@ class StationGuard:
         now = self._clock().timestamp()
         if (full := self._full.get((station, guarded), 0.0) - now) > 0:
             raise rate_limited(full)  # told a moment ago: no work for a known answer
+        budget = GUARDED_BUDGET if guarded else 1
         try:
-            return await submissions.submit(
-                command, None, key=key, metadata=metadata, admit=self._admission(solution)
-            )
+            try:
+                return await submissions.submit(
+                    command, None, key=key, metadata=metadata, admit=self.admission(solution)
+                )
+            except asyncpg.PostgresError as exc:
+                if exc.sqlstate != STATION_EMPTY:
+                    raise
+                had = float(getattr(exc, "detail", None) or 0.0)
+                raise _StationFull((1.0 - had) / (self.per_minute * budget / 60.0)) from None
         except _StationFull as exc:
             required = await self._trip(*station)  # a guard on, or a harder one
             if required and not guarded:
@@ -351,7 +361,10 @@ class StationGuard:
             self._full[(station, guarded)] = now + exc.wait
             raise rate_limited(exc.wait) from None
 
-    def _admission(self, solution: Challenge | None) -> Admission:
+    def admission(self, solution: Challenge | None) -> Admission:
+        """The last step of a public submission's transaction through a station: spend
+        ``solution`` (if any) and ask the commit for a token of the station's bucket."""
+
         async def admit(conn: Conn, place: Place) -> None:
             assert place.station is not None
             # The submission's transaction is scoped to the place's district already.
@@ -366,18 +379,17 @@ class StationGuard:
                 )
                 if not spent:
                     raise ProofOfWorkReused(self.challenge(district, station, solution.bits))
-            # Guarded or not, the station's bucket (guarded: a larger budget).
+            # Guarded or not, the station's bucket (guarded: a larger budget), taken as
+            # the transaction commits (the module's note).
             budget = GUARDED_BUDGET if solution is not None else 1
-            wait = await take_token(
-                conn,
-                _STATION_STATEMENT,
-                (district, station),
-                per_minute=self.per_minute * budget,
-                burst=self.burst * budget,
-                now=self._clock(),
-            )
-            if wait > 0:
-                raise _StationFull(wait)
+            claim = {
+                "district_id": district,
+                "station_code": station,
+                "burst": float(self.burst * budget),
+                "rate": self.per_minute * budget / 60.0,
+                "now": self._clock().isoformat(),
+            }
+            await conn.execute("SELECT set_config($1, $2, true)", TOKEN_SETTING, json.dumps(claim))
 
         return admit
 
