@@ -8,7 +8,7 @@ from typing import Annotated, ClassVar
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, HttpUrl, StringConstraints
 
 from contracts.base import DistrictId, Event, Identifier
-from contracts.intake import Channel
+from contracts.intake import Channel, SealedText
 
 Note = Annotated[str, StringConstraints(max_length=2000)]
 
@@ -87,6 +87,11 @@ class CaseOpened(CaseEvent):
     collected_by_role: (
         Annotated[str, StringConstraints(pattern=r"^(spokesperson|liaison|representative)$")] | None
     ) = None
+    sealed: SealedText | None = None
+    """``matched_keywords``, ``priority_keywords``, ``classifier_evidence`` and
+    ``urgency_evidence`` (words and fragments of the resident's text), sealed with the
+    case's text key (``eventkit.sealed_texts``); None on an event stored before sealing,
+    whose words are in clear. Sealed, those four lists are empty."""
 
 
 class CaseClassified(CaseEvent):
@@ -100,6 +105,10 @@ class CaseClassified(CaseEvent):
     response_due: AwareDatetime | None = None
     resolution_due: AwareDatetime | None = None
     deadlines_provisional: bool = False
+    sealed: SealedText | None = None
+    """``reason``, sealed with the case's text key (``eventkit.sealed_texts``); None on an
+    event stored before sealing, whose texts are in clear. Sealed, ``reason`` holds the
+    sealed mark."""
 
 
 class ScoredCandidate(BaseModel):
@@ -141,6 +150,10 @@ class CaseTransferred(CaseEvent):
     reason: Note
     to_case_id: Identifier | None = None
     """For a transfer to another district: the case that continues the work there."""
+    sealed: SealedText | None = None
+    """``reason``, sealed with the case's text key (``eventkit.sealed_texts``); None on an
+    event stored before sealing, whose texts are in clear. Sealed, ``reason`` holds the
+    sealed mark."""
 
 
 class CaseEscalated(CaseEvent):
@@ -163,6 +176,10 @@ class CaseEscalated(CaseEvent):
     """The whistle's number on the case (1, 2…): what the department's steps refer to."""
     report_due: AwareDatetime | None = None
     """When the summoned department must have reported in (部门报到)."""
+    sealed: SealedText | None = None
+    """``reason``, sealed with the case's text key (``eventkit.sealed_texts``); None on an
+    event stored before sealing, whose texts are in clear. Sealed, ``reason`` holds the
+    sealed mark."""
 
 
 class CaseReplied(CaseEvent):
@@ -176,6 +193,10 @@ class CaseReplied(CaseEvent):
     masked, in the district's public Open311 list and updates. Otherwise (and in every
     event written before the mark existed) it is for the resident alone: their tracking
     page and their notification."""
+    sealed: SealedText | None = None
+    """``message``, sealed with the case's text key (``eventkit.sealed_texts``); None on an
+    event stored before sealing, whose texts are in clear. Sealed, ``message`` holds
+    ``eventkit.sealed_texts.SEALED_MARK``."""
 
 
 class CaseResolved(CaseEvent):
@@ -192,6 +213,10 @@ class CaseResolved(CaseEvent):
     public: bool = False
     """The staff member marked the result and its evidence fit for anyone to read (公开),
     as :attr:`CaseReplied.public`; unmarked, they are for the resident alone."""
+    sealed: SealedText | None = None
+    """``result`` (an answer at the desk too), sealed with the case's text key
+    (``eventkit.sealed_texts``); None on an event stored before sealing, whose texts are in
+    clear. Sealed, ``result`` holds the sealed mark."""
 
 
 class CaseClosed(CaseEvent):
@@ -202,6 +227,9 @@ class CaseClosed(CaseEvent):
     note: Note | None = None
     withdrawn: bool = False
     """True when the case closed because the resident withdrew the opinion."""
+    sealed: SealedText | None = None
+    """``note``, sealed with the case's text key (``eventkit.sealed_texts``); None on an event
+    stored before sealing, whose texts are in clear. Sealed, ``note`` is None."""
 
 
 class CaseReopened(CaseEvent):
@@ -214,6 +242,10 @@ class CaseReopened(CaseEvent):
     resolution_due: AwareDatetime | None = None
     """The new resolution deadline of the reopened case."""
     deadlines_provisional: bool = False
+    sealed: SealedText | None = None
+    """``reason``, sealed with the case's text key (``eventkit.sealed_texts``); None on an
+    event stored before sealing, whose texts are in clear. Sealed, ``reason`` holds the
+    sealed mark."""
 
 
 class CaseOverdue(CaseEvent):
@@ -261,6 +293,10 @@ class CaseLinked(CaseEvent):
     related_case_id: Identifier
     relation: Annotated[str, StringConstraints(pattern=r"^(duplicate|related|merged)$")]
     reason: Note
+    sealed: SealedText | None = None
+    """``reason``, sealed with the case's text key (``eventkit.sealed_texts``); None on an
+    event stored before sealing, whose texts are in clear. Sealed, ``reason`` holds the
+    sealed mark."""
 
 
 class CaseMerged(CaseEvent):
@@ -270,6 +306,10 @@ class CaseMerged(CaseEvent):
 
     into_case_id: Identifier
     reason: Note
+    sealed: SealedText | None = None
+    """``reason``, sealed with the case's text key (``eventkit.sealed_texts``); None on an
+    event stored before sealing, whose texts are in clear. Sealed, ``reason`` holds the
+    sealed mark."""
 
 
 class CaseConvertedToSuggestion(CaseEvent):
@@ -280,6 +320,10 @@ class CaseConvertedToSuggestion(CaseEvent):
     representative_id: Identifier
     title: Annotated[str, StringConstraints(min_length=1, max_length=200)]
     reply_due: AwareDatetime | None = None
+    sealed: SealedText | None = None
+    """``title``, sealed with the case's text key (``eventkit.sealed_texts``); None on an
+    event stored before sealing, whose texts are in clear. Sealed, ``title`` holds the
+    sealed mark."""
 
 
 class DepartmentStep(CaseEvent):
@@ -295,6 +339,9 @@ class DepartmentReportedIn(DepartmentStep):
     event_type: ClassVar[str] = "DepartmentReportedIn"
 
     note: Note | None = None
+    sealed: SealedText | None = None
+    """``note``, sealed with the case's text key (``eventkit.sealed_texts``); None on an
+    event stored before sealing, whose texts are in clear. Sealed, ``note`` is None."""
 
 
 class DepartmentResponded(DepartmentStep):
@@ -305,6 +352,10 @@ class DepartmentResponded(DepartmentStep):
     action: Annotated[str, StringConstraints(min_length=1, max_length=2000)]
     """What the department did, in its own words (staff-written text)."""
     evidence_urls: list[HttpUrl] = Field(default_factory=list, max_length=9)
+    sealed: SealedText | None = None
+    """``action``, sealed with the case's text key (``eventkit.sealed_texts``); None on an
+    event stored before sealing, whose texts are in clear. Sealed, ``action`` holds the
+    sealed mark."""
 
 
 class DepartmentRated(DepartmentStep):
@@ -315,6 +366,9 @@ class DepartmentRated(DepartmentStep):
 
     rating: int = Field(ge=1, le=5)
     comment: Note | None = None
+    sealed: SealedText | None = None
+    """``comment``, sealed with the case's text key (``eventkit.sealed_texts``); None on an
+    event stored before sealing, whose texts are in clear. Sealed, ``comment`` is None."""
 
 
 class CallbackRecorded(CaseEvent):
@@ -333,6 +387,9 @@ class CallbackRecorded(CaseEvent):
     comment: Note | None = None
     """The staff member's note of what the resident said (staff-written text: kept off
     the public feed and out of reports, like a reply)."""
+    sealed: SealedText | None = None
+    """``comment``, sealed with the case's text key (``eventkit.sealed_texts``); None on an
+    event stored before sealing, whose texts are in clear. Sealed, ``comment`` is None."""
 
 
 class SuggestionAnswered(CaseEvent):
@@ -344,6 +401,10 @@ class SuggestionAnswered(CaseEvent):
     answer: Annotated[str, StringConstraints(min_length=1, max_length=2000)]
     answered_by: Annotated[str, StringConstraints(min_length=1, max_length=100)]
     """The body that answered (承办单位), e.g. 区交通运输局."""
+    sealed: SealedText | None = None
+    """``answer``, sealed with the case's text key (``eventkit.sealed_texts``); None on an
+    event stored before sealing, whose texts are in clear. Sealed, ``answer`` holds the
+    sealed mark."""
 
 
 EVENTS: tuple[type[Event], ...] = (

@@ -9,6 +9,10 @@ that commit is the Kafka offset committed. So:
 - a record whose predecessors in its stream were not applied (published out of order
   after a broker failure, dead-lettered, or expired from the topic) makes the runtime
   apply the missing ones from the event store first: handlers see each stream in order;
+- the staff's texts sealed inside case events (``eventkit.sealed_texts``) are opened
+  before the handlers see them, with one look-up of the keys per batch: handlers (and
+  the envelopes they get, which webhooks forward) read the texts as they were written,
+  or the erased mark once a case's key was deleted;
 - a failing handler is retried with exponential backoff; after ``max_attempts`` the
   record goes to ``<topic>.dlq`` with the error, the handler's name and the original
   headers, and the partition keeps flowing.
@@ -42,9 +46,10 @@ from contracts.envelope import Envelope
 from contracts.registry import EventRegistry
 from contracts.topics import TOPIC_BY_CATEGORY, dlq_topic
 from eventkit import cloudevents
-from eventkit.db import Conn, scope
+from eventkit.db import ALL_DISTRICTS, Conn, scope
 from eventkit.kafka import ensure_topics, make_producer
 from eventkit.logging import bind, get_logger
+from eventkit.sealed_texts import CASE_TEXTS, TextKeys, case_key_ids, opened_case_data
 from eventkit.settings import Settings
 from eventkit.store import EventStore
 
@@ -126,6 +131,7 @@ class Consumer:
         self._after_commit = after_commit
         self._dlq_producer: AIOKafkaProducer | None = None
         self._lag: dict[tuple[str, int], int] = {}
+        self._texts: TextKeys | None = None
 
     async def prepare(self) -> None:
         """Create the topics read and their dead-letter topics when they do not exist."""
@@ -312,6 +318,7 @@ class Consumer:
     ) -> bool:
         version = _version_of(envelope)
         await scope(conn, envelope.district_id)
+        [envelope] = await self._opened(conn, [envelope])
         last = await conn.fetchval(
             "SELECT stream_version FROM consumers.stream_positions "
             "WHERE consumer = $1 AND stream_id = $2 FOR UPDATE",
@@ -331,15 +338,35 @@ class Consumer:
         version = _version_of(envelope)
         if version <= last + 1:
             return
-        missing = await self._store.read_stream(
-            envelope.stream_id, from_version=last + 1, conn=conn
-        )
-        for stored in missing:
-            if stored.stream_version >= version:
-                break
-            if stored.event_type in self._routes:
-                await self._run(stored.envelope(), conn, None, None)
-                self.stats.gap_filled += 1
+        missing = [
+            stored.envelope()
+            for stored in await self._store.read_stream(
+                envelope.stream_id, from_version=last + 1, conn=conn
+            )
+            if stored.stream_version < version and stored.event_type in self._routes
+        ]
+        for stored in await self._opened(conn, missing):
+            await self._run(stored, conn, None, None)
+            self.stats.gap_filled += 1
+
+    async def _opened(self, conn: Conn, envelopes: Sequence[Envelope]) -> list[Envelope]:
+        """``envelopes`` with the staff's sealed texts of case events opened (one look-up
+        of their keys, in ``conn``'s current scope), without ``sealed``: what handlers
+        read, as if the texts had travelled in clear. The others as they are."""
+        wanted = case_key_ids((e.event_type, e.data) for e in envelopes)
+        if not wanted:
+            return list(envelopes)
+        if self._texts is None:
+            self._texts = TextKeys(self._settings.privacy_keys())
+        keys = await self._texts.found(conn, wanted)
+        opened: list[Envelope] = []
+        for envelope in envelopes:
+            if envelope.event_type in CASE_TEXTS and envelope.data.get("sealed"):
+                data = opened_case_data(envelope.event_type, envelope.data, keys)
+                data.pop("sealed")
+                envelope = envelope.model_copy(update={"data": data})
+            opened.append(envelope)
+        return opened
 
     async def _move_gates(self, conn: Conn, versions: dict[str, int]) -> None:
         """Record the streams' new versions as applied (one statement for all)."""
@@ -366,6 +393,12 @@ class Consumer:
         record whose stream has events not applied yet is applied on its own, after
         them, as :meth:`apply` would.
         """
+        if case_key_ids((e.event_type, e.data) for _, e in work):
+            # One look-up for the keys of the whole batch's sealed texts, which may span
+            # districts (each record is then handled in its own district's scope, below).
+            await scope(conn, ALL_DISTRICTS)
+            opened = await self._opened(conn, [e for _, e in work])
+            work = [(record, e) for (record, _), e in zip(work, opened, strict=True)]
         rows = await conn.fetch(
             "SELECT stream_id, stream_version FROM consumers.stream_positions "
             "WHERE consumer = $1 AND stream_id = ANY($2::text[]) FOR UPDATE",

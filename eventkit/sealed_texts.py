@@ -33,6 +33,8 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from pydantic import HttpUrl, TypeAdapter
 
+from contracts.base import Event
+from contracts.cases import CaseEvent
 from contracts.intake import (
     FeedbackSubmitted,
     Location,
@@ -51,6 +53,7 @@ from eventkit.privacy import (
     wrap_key,
 )
 from eventkit.privacy_rights import ERASED
+from eventkit.store import RecordedEvent, ScannedEvent
 
 ResidentText = TypeVar("ResidentText", FeedbackSubmitted, OpinionWithdrawn)
 
@@ -154,6 +157,41 @@ class TextKeys:
             raise SealError(f"text key {key_id} could not be stored")
         return TextKey(key_id, unwrap_key(self._keys, _wrap_subject(key_id), bytes(stored)))
 
+    async def create_many(self, conn: Conn, districts: Mapping[str, str]) -> dict[str, TextKey]:
+        """The keys of ``districts`` (key id → its district), in one statement: the ones
+        stored before kept (a case's later texts), the others created now."""
+        ids = sorted(districts)
+        fresh = {key_id: new_key() for key_id in ids}
+        rows = await conn.fetch(
+            """
+            WITH wanted AS (
+                SELECT * FROM unnest($1::text[], $2::text[], $3::bytea[])
+                           AS w(key_id, district_id, key)
+            ), inserted AS (
+                INSERT INTO privacy.text_keys (key_id, district_id, key)
+                SELECT key_id, district_id, key FROM wanted
+                ON CONFLICT (key_id) DO NOTHING
+                RETURNING key_id, key
+            )
+            SELECT key_id, key FROM inserted
+            UNION ALL
+            SELECT t.key_id, t.key FROM privacy.text_keys t JOIN wanted USING (key_id)
+            """,
+            ids,
+            [districts[i] for i in ids],
+            [wrap_key(self._keys, _wrap_subject(i), fresh[i]) for i in ids],
+        )
+        keys = {
+            row["key_id"]: TextKey(
+                row["key_id"], unwrap_key(self._keys, _wrap_subject(row["key_id"]), row["key"])
+            )
+            for row in rows
+        }
+        for key_id in ids:  # stored by a transaction this statement did not see: read it
+            if key_id not in keys:
+                keys[key_id] = await self.create(conn, districts[key_id], key_id)
+        return keys
+
     async def found(self, conn: Conn, key_ids: Iterable[str]) -> dict[str, TextKey]:
         """The keys of ``key_ids`` that still exist (in the caller's scope), in one query:
         a key id missing from the answer was deleted (forgotten, or retention ended)."""
@@ -176,11 +214,12 @@ class TextKeys:
         return await rewrap_keys(pool, self._keys, "text_keys", "key_id", bound_to=_wrap_subject)
 
     async def seal_opinion(self, conn: Conn, opinion: OpinionSubmitted) -> OpinionSubmitted:
-        """``opinion`` as it is appended: its text, address, point and attachments sealed
-        with a new key of its own (created in ``conn``'s transaction), the clear fields
-        emptied."""
+        """``opinion`` as it is appended: its text, address, point, attachments and the
+        answer given at the desk (当场办结, which may quote the resident) sealed with a new
+        key of its own (created in ``conn``'s transaction), the clear fields emptied (the
+        answer's holds :data:`SEALED_MARK`)."""
         key = await self.create(conn, opinion.district_id, opinion.opinion_id)
-        location = opinion.location
+        location, spot = opinion.location, opinion.on_the_spot
         unplaced = location.model_copy(update={"address": None, "lat": None, "long": None})
         sealed = key.seal(
             OPINION_FIELD,
@@ -190,6 +229,7 @@ class TextKeys:
                 "lat": location.lat,
                 "long": location.long,
                 "attachments": [str(url) for url in opinion.attachments],
+                "on_the_spot_answer": spot.answer if spot else None,
             },
         )
         return opinion.model_copy(
@@ -197,6 +237,7 @@ class TextKeys:
                 "text": "",
                 "location": unplaced,
                 "attachments": [],
+                "on_the_spot": spot.model_copy(update={"answer": SEALED_MARK}) if spot else None,
                 "sealed": sealed,
                 "legacy_clear": False,
             }
@@ -256,11 +297,15 @@ def opened_opinion(opinion: OpinionSubmitted, keys: Mapping[str, TextKey]) -> Op
             "long": values.get("long"),
         }
     )
+    spot = opinion.on_the_spot
+    if spot is not None and spot.answer == SEALED_MARK:
+        spot = spot.model_copy(update={"answer": values.get("on_the_spot_answer") or ERASED})
     return opinion.model_copy(
         update={
             "text": values.get("text") or ERASED,
             "location": location,
             "attachments": [_URL.validate_python(u) for u in values.get("attachments") or ()],
+            "on_the_spot": spot,
         }
     )
 
@@ -285,15 +330,176 @@ def opened_data(
         **(data.get("location") or {}),
         **{name: values.get(name) for name in ("address", "lat", "long")},
     }
-    return {
+    opened = {
         **data,
         "text": values.get("text") or ERASED,
         "location": location,
         "attachments": list(values.get("attachments") or ()),
     }
+    spot = data.get("on_the_spot")
+    if spot and spot.get("answer") == SEALED_MARK:
+        opened["on_the_spot"] = {**spot, "answer": values.get("on_the_spot_answer") or ERASED}
+    return opened
 
 
 def _opened_values(sealed: SealedText, keys: Mapping[str, TextKey]) -> dict[str, Any]:
     """An opinion's sealed values; only the erased mark for its text when its key is gone."""
     key = keys.get(sealed.key_id)
     return key.open(OPINION_FIELD, sealed) if key is not None else {"text": ERASED}
+
+
+# --- staff texts inside case events ---------------------------------------------------
+
+CASE_TEXTS: Final[Mapping[str, tuple[str, ...]]] = {
+    "CaseOpened": (
+        "matched_keywords",
+        "priority_keywords",
+        "classifier_evidence",
+        "urgency_evidence",
+    ),
+    "CaseClassified": ("reason",),
+    "CaseTransferred": ("reason",),
+    "CaseEscalated": ("reason",),
+    "CaseReplied": ("message",),
+    "CaseResolved": ("result",),
+    "CaseClosed": ("note",),
+    "CaseReopened": ("reason",),
+    "CaseLinked": ("reason",),
+    "CaseMerged": ("reason",),
+    "CaseConvertedToSuggestion": ("title",),
+    "DepartmentReportedIn": ("note",),
+    "DepartmentResponded": ("action",),
+    "DepartmentRated": ("comment",),
+    "CallbackRecorded": ("comment",),
+    "SuggestionAnswered": ("answer",),
+}
+"""The texts of a case's events sealed with the case's own text key (``key_id`` is the
+case id, in the case's district): staff's replies, results (an answer at the desk is a
+result too), notes, reasons (of a classification, a transfer, a whistle, a link, a
+merger, a reopening), a suggestion's title, answers, departments' actions and
+ratings, which may quote the resident; and the words and fragments of the resident's
+text that the classifier and the urgency model matched (a case's opening). Each event's
+``sealed`` holds them, bound to the event's type; the clear field keeps
+:data:`SEALED_MARK` where the schema requires a text, None or an empty list otherwise."""
+
+SEALED_MARK: Final = "〔已加密 / sealed〕"
+"""What a required clear text field of a sealed case event holds on the wire."""
+
+CaseText = TypeVar("CaseText", bound=CaseEvent)
+
+
+def _clear_value(event: Event, field: str) -> Any:
+    """What a sealed text field holds in clear: the mark for a required text, else empty."""
+    info = type(event).model_fields[field]
+    if not info.is_required():
+        return [] if isinstance(getattr(event, field), list) else None
+    return SEALED_MARK
+
+
+def _has_text(event: Event, fields: Sequence[str]) -> bool:
+    return any(getattr(event, f) not in (None, "", []) for f in fields)
+
+
+async def seal_case_events(
+    conn: Conn, texts: TextKeys, events: Sequence[CaseText]
+) -> list[CaseText]:
+    """``events`` as they are appended (same order): the texts of :data:`CASE_TEXTS`
+    sealed with their case's key, created in ``conn``'s transaction when the case has
+    none yet (one statement for all the cases of ``events``). Events with no text, and
+    events sealed already, as they are."""
+    todo = [
+        e
+        for e in events
+        if e.event_type in CASE_TEXTS
+        and getattr(e, "sealed", None) is None
+        and _has_text(e, CASE_TEXTS[e.event_type])
+    ]
+    if not todo:
+        return list(events)
+    keys = await texts.create_many(conn, {e.case_id: e.district_id for e in todo})
+    sealed: dict[int, CaseText] = {}
+    for event in todo:
+        fields = CASE_TEXTS[event.event_type]
+        values = event.model_dump(mode="json", include=set(fields))
+        token = keys[event.case_id].seal(event.event_type, values)
+        sealed[id(event)] = event.model_copy(
+            update={**{f: _clear_value(event, f) for f in fields}, "sealed": token}
+        )
+    return [sealed.get(id(e), e) for e in events]
+
+
+def case_key_ids(items: Iterable[tuple[str, Mapping[str, Any]]]) -> list[str]:
+    """The text keys that (event type, stored data) pairs of case events are sealed with."""
+    return [
+        data["sealed"]["key_id"]
+        for event_type, data in items
+        if event_type in CASE_TEXTS and data.get("sealed")
+    ]
+
+
+def opened_case_data(
+    event_type: str, data: Mapping[str, Any], keys: Mapping[str, TextKey]
+) -> dict[str, Any]:
+    """A stored case event's JSON (any version) with its sealed texts opened with
+    ``keys``; where the key is gone, the erased mark (an empty list of matched words).
+    Data of another type, or without ``sealed``, is returned as it is (a legacy event's
+    texts are in clear)."""
+    sealed = data.get("sealed")
+    if not sealed or event_type not in CASE_TEXTS:
+        return dict(data)
+    token = SealedText.model_validate(sealed)
+    key = keys.get(token.key_id)
+    if key is None:
+        return {
+            **data,
+            **{f: [] if isinstance(data.get(f), list) else ERASED for f in CASE_TEXTS[event_type]},
+        }
+    values = key.open(event_type, token)
+    return {**data, **{f: values.get(f) for f in CASE_TEXTS[event_type]}}
+
+
+async def open_case_data(
+    conn: Conn, texts: TextKeys, items: Sequence[tuple[str, Mapping[str, Any]]]
+) -> list[dict[str, Any]]:
+    """The data of (event type, stored data) pairs of case events opened, in their order,
+    with one look-up of their keys (none when nothing is sealed), in ``conn``'s scope."""
+    wanted = case_key_ids(items)
+    keys = await texts.found(conn, wanted) if wanted else {}
+    return [opened_case_data(t, d, keys) if wanted else dict(d) for t, d in items]
+
+
+StoredT = TypeVar("StoredT", ScannedEvent, RecordedEvent)
+
+
+def _sealed_case_text(event_type: str, data: Any) -> bool:
+    if event_type not in CASE_TEXTS:
+        return False
+    if isinstance(data, str):  # JSON text, as a bulk read gives it: decoded only if sealed
+        return '"sealed": {' in data or '"sealed":{' in data
+    return bool(data.get("sealed"))
+
+
+async def open_stored(conn: Conn, texts: TextKeys, events: Sequence[StoredT]) -> list[StoredT]:
+    """Stored events (any named tuple with ``event_type`` and ``data``, the data a dict
+    or JSON text) with the staff's sealed texts of case events opened, ``sealed``
+    dropped, in one look-up of their keys in ``conn``'s scope: for bulk readers of the
+    store (reporting's rebuild). Events with nothing sealed are returned as they are."""
+    sealed = [e for e in events if _sealed_case_text(e.event_type, e.data)]
+    if not sealed:
+        return list(events)
+    decoded = {
+        id(e): json.loads(e.data) if isinstance(e.data, str) else dict(e.data) for e in sealed
+    }
+    keys = await texts.found(conn, case_key_ids((e.event_type, decoded[id(e)]) for e in sealed))
+    out: list[StoredT] = []
+    for event in events:
+        data = decoded.get(id(event))
+        if data is not None:
+            opened = opened_case_data(event.event_type, data, keys)
+            opened.pop("sealed", None)
+            if isinstance(event.data, str):
+                event = event._replace(data=json.dumps(opened, ensure_ascii=False))
+            else:
+                event = event._replace(data=opened)
+        out.append(event)
+    return out

@@ -28,7 +28,13 @@ from eventkit.audit.scoping import audit_scope
 from eventkit.clock import Clock
 from eventkit.db import ALL_DISTRICTS, Conn, scope
 from eventkit.privacy import PersonalDataVault, SealError, VaultKeyMissing
-from eventkit.sealed_texts import RESIDENT_TEXTS, TextKeys, opened_data
+from eventkit.sealed_texts import (
+    CASE_TEXTS,
+    RESIDENT_TEXTS,
+    TextKeys,
+    opened_case_data,
+    opened_data,
+)
 from eventkit.store import ANY_VERSION, EventStore
 
 DEFAULT_TIMEZONE: Final = "Asia/Shanghai"
@@ -211,25 +217,29 @@ async def _case_timeline(conn: Conn, case_id: str) -> CaseTimeline | None:
 
 
 async def opened_texts(conn: Conn, entries: list[TimelineEntry]) -> list[TimelineEntry]:
-    """``entries`` with the residents' sealed texts opened (one look-up of their keys),
-    the erased mark where a key was deleted; shown as sealed when this process lacks the
-    vault key that wrapped them. The hashes were checked on the data as stored."""
+    """``entries`` with the residents' and the staff's sealed texts opened (one look-up
+    of their keys: the opinions' and the cases'), the erased mark where a key was
+    deleted; shown as sealed when this process lacks the vault key that wrapped them.
+    The hashes were checked on the data as stored."""
     sealed = [e.data["sealed"]["key_id"] for e in entries if e.data.get("sealed")]
     if not sealed:
         return entries
     try:
         keys = await TextKeys().found(conn, sealed)
     except (VaultKeyMissing, SealError):
-        return [
-            replace(e, data={**e.data, RESIDENT_TEXTS.get(e.event_type, "text"): SEALED})
-            if e.data.get("sealed")
-            else e
-            for e in entries
-        ]
-    return [
-        replace(e, data=opened_data(e.data, keys, e.event_type)) if e.data.get("sealed") else e
-        for e in entries
-    ]
+        return [replace(e, data=_still_sealed(e)) if e.data.get("sealed") else e for e in entries]
+    return [replace(e, data=_opened(e, keys)) if e.data.get("sealed") else e for e in entries]
+
+
+def _opened(entry: TimelineEntry, keys: Mapping[str, Any]) -> dict[str, Any]:
+    if entry.event_type in CASE_TEXTS:
+        return opened_case_data(entry.event_type, entry.data, keys)
+    return opened_data(entry.data, keys, entry.event_type)
+
+
+def _still_sealed(entry: TimelineEntry) -> dict[str, Any]:
+    fields = CASE_TEXTS.get(entry.event_type) or (RESIDENT_TEXTS.get(entry.event_type, "text"),)
+    return {**entry.data, **dict.fromkeys(fields, SEALED)}
 
 
 def _zone(name: str) -> ZoneInfo:

@@ -83,9 +83,10 @@ def build(settings: RoutingSettings, runtime: Runtime, segmenter: Segmenter) -> 
     """Every part of routing on an open runtime (no I/O)."""
     pool, clock = runtime.pool, runtime.clock
     districts = DistrictContexts(segmenter)
-    cases = CaseStore(runtime.store)
+    texts = TextKeys(settings.privacy_keys())
+    cases = CaseStore(runtime.store, texts)
     casework = CaseWork(pool, cases, districts, clock)
-    opening = CaseOpening(cases, districts, clock, TextKeys(settings.privacy_keys()))
+    opening = CaseOpening(cases, districts, clock, texts)
     reactions = Reactions(cases, districts, casework, clock)
     directory = DirectoryAdmin(pool, runtime.store, clock)
     accounts = StaffAccounts(pool, runtime.store, districts, clock, settings)

@@ -17,6 +17,7 @@ from contracts import REGISTRY
 from contracts.cases import CaseEvent
 from contracts.envelope import Envelope, Metadata
 from eventkit.db import Conn
+from eventkit.sealed_texts import TextKeys, open_case_data, seal_case_events
 from eventkit.store import (
     NO_STREAM,
     ConcurrencyError,
@@ -57,8 +58,16 @@ class NewCase:
 class CaseStore:
     """Load, fold and save cases through the event store (see the module's note)."""
 
-    def __init__(self, store: EventStore) -> None:
+    def __init__(self, store: EventStore, texts: TextKeys | None = None) -> None:
+        """``texts``: the case text keys that seal and open the staff's texts inside the
+        events (``eventkit.sealed_texts``); by default with the process's vault key."""
         self._store = store
+        self._texts = texts or TextKeys()
+
+    @property
+    def texts(self) -> TextKeys:
+        """The case text keys this store seals and opens with."""
+        return self._texts
 
     @property
     def events(self) -> EventStore:
@@ -68,9 +77,10 @@ class CaseStore:
     async def load(self, conn: Conn, case_id: str) -> CaseState | None:
         """The case as its stream describes it (None when there is no such case)."""
         records = await self._store.read_stream(stream_of(case_id), conn=conn)
+        opened = await open_case_data(conn, self._texts, [(r.event_type, r.data) for r in records])
         state: CaseState | None = None
-        for record in records:
-            event = record.envelope().event(REGISTRY)
+        for record, data in zip(records, opened, strict=True):
+            event = REGISTRY.parse(record.event_type, record.schema_version, data)
             assert isinstance(event, CaseEvent)
             state = evolve(state, event)
         return state
@@ -102,8 +112,11 @@ class CaseStore:
             assert before is not None
             return before
         case_id = events[0].case_id
+        # The staff's texts go into the store sealed with the case's key; the case's
+        # state and row are folded from the texts in clear.
+        stored = await seal_case_events(conn, self._texts, events)
         envelopes = [
-            Envelope.wrap(e, metadata, event_id=i) for e, i in zip(events, ids, strict=True)
+            Envelope.wrap(e, metadata, event_id=i) for e, i in zip(stored, ids, strict=True)
         ]
         result = await self._store.append(
             stream_of(case_id),
@@ -131,14 +144,14 @@ class CaseStore:
         link in one statement."""
         if not cases:
             return []
+        # Every case's key in one statement with the others (the matched words).
+        stored = await seal_case_events(conn, self._texts, [e for c in cases for e in c.events])
+        sealed = iter(stored)
         await self._store.append_batch(
             [
                 (
                     stream_of(case.events[0].case_id),
-                    [
-                        Envelope.wrap(e, case.metadata, event_id=i)
-                        for e, i in zip(case.events, case.ids, strict=True)
-                    ],
+                    [Envelope.wrap(next(sealed), case.metadata, event_id=i) for i in case.ids],
                     NO_STREAM,
                 )
                 for case in cases

@@ -18,6 +18,7 @@ from typing import Any, Final
 from eventkit.db import Conn, scope
 from eventkit.identity import Role
 from eventkit.privacy_rights import ERASED, TEXT_FIELDS, Erasure
+from eventkit.sealed_texts import TextKeys, open_case_data, shred_texts
 from eventkit.store import EventStore
 from services.routing.case_state import CaseStatus
 
@@ -108,11 +109,14 @@ async def cases_of(
     return cases
 
 
-async def export(conn: Conn, store: EventStore, opinion_ids: Sequence[str]) -> dict[str, Any]:
+async def export(
+    conn: Conn, store: EventStore, opinion_ids: Sequence[str], texts: TextKeys | None = None
+) -> dict[str, Any]:
     """Each case of these opinions as routing keeps it (the opinion's text and place as
     copied for the staff, status, deadlines, the resident's rating) and its steps, in the
     caller's district scope (a transferred matter's cases in another district are
-    exported in that district's scope)."""
+    exported in that district's scope). The steps' sealed texts are opened with the
+    cases' keys (``texts``: the process's vault key by default)."""
     rows = await conn.fetch(
         """
         SELECT case_id, district_id, opinion_id, channel, text, community, address, lat,
@@ -127,13 +131,16 @@ async def export(conn: Conn, store: EventStore, opinion_ids: Sequence[str]) -> d
     cases = []
     for row in rows:
         events = await store.read_stream(f"case-{row['case_id']}", conn=conn)
+        opened = await open_case_data(
+            conn, texts or TextKeys(), [(e.event_type, e.data) for e in events]
+        )
         steps = [
             {
                 "kind": e.event_type,
                 "at": e.occurred_at,
-                **{key: e.data[key] for key in _SHOWN if e.data.get(key) is not None},
+                **{key: data[key] for key in _SHOWN if data.get(key) is not None},
             }
-            for e in events
+            for e, data in zip(events, opened, strict=True)
         ]
         cases.append({**dict(row), "steps": steps})
     return {"cases": cases}
@@ -143,8 +150,9 @@ async def erase(conn: Conn, erasure: Erasure) -> dict[str, int]:
     """Erase the opinion's text and place copied into these cases, the hash of the
     resident's tracking code (the code names them no more), the words matched in it by
     the classifier, the reasons given for linking them to other cases, and what
-    departments answered on them (the action may quote the resident). Idempotent: counts
-    changes."""
+    departments answered on them (the action may quote the resident); and the cases' text
+    keys, which shreds the staff's texts sealed inside their events (the store, Kafka,
+    audit archives). Idempotent: counts changes."""
     ids = list(erasure.case_ids)
     cases = await conn.fetchval(
         """
@@ -187,7 +195,13 @@ async def erase(conn: Conn, erasure: Erasure) -> dict[str, int]:
         ids,
         ERASED,
     )
-    return {"cases": int(cases), "link_reasons": int(links), "department_actions": int(actions)}
+    keys = await shred_texts(conn, ids)
+    return {
+        "cases": int(cases),
+        "link_reasons": int(links),
+        "department_actions": int(actions),
+        "text_keys": keys,
+    }
 
 
 async def closed_before(conn: Conn, district_id: str, cutoff: datetime) -> list[tuple[str, str]]:

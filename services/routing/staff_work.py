@@ -119,7 +119,7 @@ class StaffWork:
             ctx, scope = await self.context(conn, principal)
             state = await self._in_scope(conn, scope, case_id)
             detail = await views.case_detail(
-                self._store, conn, state, ctx.directory if ctx else None
+                self._store, conn, state, ctx.directory if ctx else None, self._cases.texts
             )
         return state, detail
 

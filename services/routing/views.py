@@ -13,6 +13,7 @@ from typing import Any
 from contracts import REGISTRY
 from contracts.cases import Priority
 from eventkit.db import Conn, scope
+from eventkit.sealed_texts import TextKeys, open_case_data
 from eventkit.store import EventStore
 from services.routing.api_models import (
     AllowedAction,
@@ -279,12 +280,20 @@ def whistle_view(w: Whistle) -> WhistleView:
     )
 
 
-async def history(store: EventStore, conn: Conn, case_id: str) -> list[HistoryEntry]:
-    """Every event of the case, in order: who did what, when (吹哨全留痕)."""
+async def history(
+    store: EventStore, conn: Conn, case_id: str, texts: TextKeys | None = None
+) -> list[HistoryEntry]:
+    """Every event of the case, in order: who did what, when (吹哨全留痕); the staff's
+    sealed texts opened with the case's key (``texts``: the process's vault key by
+    default), erased once the key is gone."""
     entries = []
-    for record in await store.read_stream(stream_of(case_id), conn=conn):
-        data = REGISTRY.parse(record.event_type, record.schema_version, record.data).model_dump(
-            mode="json"
+    records = await store.read_stream(stream_of(case_id), conn=conn)
+    opened = await open_case_data(
+        conn, texts or TextKeys(), [(r.event_type, r.data) for r in records]
+    )
+    for record, stored in zip(records, opened, strict=True):
+        data = REGISTRY.parse(record.event_type, record.schema_version, stored).model_dump(
+            mode="json", exclude={"sealed"}
         )
         actor = data.pop("actor")
         for key in ("district_id", "case_id", "occurred_at"):
@@ -305,9 +314,14 @@ async def history(store: EventStore, conn: Conn, case_id: str) -> list[HistoryEn
 
 
 async def case_detail(
-    store: EventStore, conn: Conn, state: CaseState, directory: Directory | None
+    store: EventStore,
+    conn: Conn,
+    state: CaseState,
+    directory: Directory | None,
+    texts: TextKeys | None = None,
 ) -> CaseDetail:
-    """A case with its opinion, names, cluster and full history."""
+    """A case with its opinion, names, cluster and full history (its sealed texts opened
+    with ``texts``, see :func:`history`)."""
     extra: dict[str, Any] = {}
     row = await conn.fetchrow(
         "SELECT channel, text, community, address, lat, long, satisfaction, feedback_resolved "
@@ -354,7 +368,7 @@ async def case_detail(
         )
         for r in links
     ]
-    entries = await history(store, conn, state.case_id)
+    entries = await history(store, conn, state.case_id, texts)
     opened = entries[0].data if entries else {}
     source = opened.get("transferred_from_case_id")
     if source:
@@ -363,7 +377,7 @@ async def case_detail(
         # (the one case named by this case's own opening event), then back to ours.
         from_district = opened.get("transferred_from_district_id") or state.district_id
         await scope(conn, from_district)
-        handed_over = await history(store, conn, source)
+        handed_over = await history(store, conn, source, texts)
         await scope(conn, state.district_id)
         extra["transferred_from"] = TransferredFrom(
             district_id=opened.get("transferred_from_district_id"),

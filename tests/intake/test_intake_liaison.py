@@ -23,6 +23,7 @@ from contracts import (
 from eventkit.clock import utc_now
 from eventkit.consumer import Consumer
 from eventkit.identity import Role
+from eventkit.sealed_texts import SEALED_MARK
 from eventkit.store import EventStore
 from services.intake.scans import QrScans
 from services.intake.settings import IntakeSettings
@@ -40,6 +41,7 @@ from tests.intake.intake_support import (
     token,
 )
 from tests.intake.test_intake_tracking import code_of, submit, track
+from tests.sealed_support import opened
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 
@@ -122,7 +124,9 @@ async def test_an_opinion_answered_at_the_desk_carries_the_answer_and_who_gave_i
 
     assert answered.status_code == 201, answered.text
     [stored] = await store.read_stream(f"opinion-{answered.json()['opinion_id']}")
-    assert stored.data["on_the_spot"] == {
+    # The answer travels sealed with the opinion's words (it may quote the resident).
+    assert stored.data["on_the_spot"]["answer"] == SEALED_MARK
+    assert (await opened(store.pool, stored.data))["on_the_spot"] == {
         "answer": "已当场告知办理居住证所需材料",
         "role": "liaison",
         "staff_id": "lo_dh_01",

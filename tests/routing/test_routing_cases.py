@@ -20,6 +20,7 @@ from contracts import (
 )
 from contracts.cases import CaseOpened, CaseOverdue
 from eventkit.consumer import PermanentError
+from eventkit.sealed_texts import open_case_data
 from eventkit.store import EventStore
 from services.routing.bootstrap import Routing, bootstrap
 from services.routing.case_projection import update_case
@@ -31,12 +32,14 @@ from services.routing.rebuild import rebuild
 from services.routing.settings import RoutingSettings
 from tests.every_district import every_district
 from tests.routing.routing_support import SHANGHAI, Clock, Submit, act, append_event, load_case
+from tests.sealed_support import opened_case_events
 
 LIAISON = Actor(id="lo_dh_02", role=ActorRole.LIAISON)
 
 
 async def case_events(store: EventStore, case_id: str) -> list[tuple[str, dict[str, object]]]:
-    return [(r.event_type, r.data) for r in await store.read_stream(f"case-{case_id}")]
+    # As readers see them: the staff's texts and the matched words opened.
+    return [(t, d) for t, d in await opened_case_events(store, case_id)]
 
 
 async def test_an_opinion_scanned_at_a_station_is_opened_and_assigned_to_the_best_representative(
@@ -563,8 +566,10 @@ async def test_case_opened_records_why_it_was_classified(
     )
     await consumer.apply(opinion)
 
-    records = await store.read_stream(f"case-{case_id_for('demo', opinion.data['opinion_id'])}")
-    opened = records[0].envelope().event(REGISTRY)
+    case_id = case_id_for("demo", opinion.data["opinion_id"])
+    records = await store.read_stream(f"case-{case_id}")
+    [(_, first), *_] = await case_events(store, case_id)
+    opened = REGISTRY.parse("CaseOpened", 1, first)
     assert isinstance(opened, CaseOpened)
     assert opened.category_code == "municipal"
     assert opened.matched_keywords == ["积水", "下水道"]
@@ -629,13 +634,21 @@ async def test_opinions_opened_in_one_batch_are_decided_as_if_opened_one_by_one(
                 else:
                     for opinion, env in opinions:
                         await demo.opening.open_case(opinion, env, conn)
-                return [
-                    [
-                        (r.event_type, r.data)
-                        for r in await store.read_stream(f"case-{c}", conn=conn)
-                    ]
-                    for c in case_ids
-                ]
+                # Compared as readers see them: the sealed texts opened (each sealing
+                # has a nonce, each case a key of its own), without the ciphertexts.
+                found = []
+                for c in case_ids:
+                    records = await store.read_stream(f"case-{c}", conn=conn)
+                    opened = await open_case_data(
+                        conn, demo.cases.texts, [(r.event_type, r.data) for r in records]
+                    )
+                    found.append(
+                        [
+                            (r.event_type, {k: v for k, v in d.items() if k != "sealed"})
+                            for r, d in zip(records, opened, strict=True)
+                        ]
+                    )
+                return found
             finally:
                 await transaction.rollback()
 

@@ -24,6 +24,7 @@ from services.routing.rebuild import rebuild
 from services.routing.training import heldout_set, labelled_set, load_examples
 from tests.every_district import every_district
 from tests.routing.routing_support import Submit
+from tests.sealed_support import opened_case_events
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -104,7 +105,10 @@ async def test_a_trained_model_is_published_and_every_new_case_names_it(
     await consumer.apply(opinion)
 
     case_id = case_id_for("demo", opinion.data["opinion_id"])
-    opened = (await store.read_stream(f"case-{case_id}"))[0].envelope().event(REGISTRY)
+    # As readers see it: the words of the resident's text the models found are sealed
+    # inside the event with the case's key.
+    [(_, first), *_] = await opened_case_events(store, case_id)
+    opened = REGISTRY.parse("CaseOpened", 1, first)
     assert isinstance(opened, CaseOpened)
     assert opened.classifier_version == 1
     assert opened.category_code == "safety"

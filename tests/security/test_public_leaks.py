@@ -58,6 +58,7 @@ from tests.intake.intake_support import (
     opinion_body,
     publish,
 )
+from tests.sealed_support import opened_case_events
 from tests.security.service_apps import build, prepare
 
 V2 = "/open311/v2"
@@ -532,8 +533,9 @@ async def test_a_reply_staff_mark_public_in_routing_reaches_open311_and_one_unma
             assert replied.status_code == 200, replied.text
         await stack.deliver()
 
-        events = await store.read_stream(f"case-{case_id}")
-        replies = [r.data for r in events if r.event_type == "CaseReplied"]
+        # As readers see the event: the message sealed inside it, opened with its key.
+        events = await opened_case_events(store, case_id, stack.settings.privacy_keys())
+        replies = [data for kind, data in events if kind == "CaseReplied"]
         assert [(r["message"], r["public"]) for r in replies] == [
             ("公开答复：本周内维修", True),
             ("内部口径INT-PRV", False),

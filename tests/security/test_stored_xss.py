@@ -47,6 +47,7 @@ from services.intake.open311_format import public_url
 from services.notification.messages import Template, default_template, render
 from tests.intake.intake_support import API_KEY
 from tests.routing.routing_support import ADMIN, DEMO_FILE
+from tests.sealed_support import opened_case_events
 from tests.security.service_apps import build
 from tests.security.test_public_leaks import DemoStack, demo_stack
 
@@ -483,9 +484,11 @@ async def test_hostile_text_is_shown_as_text_on_the_workbench(
         await v.page.get_by_test_id("do-reply").click()
         await v.check("the case page after a reply", shows=[f"{TEXTAREA} 已公开"])
     replies = [
-        r.data
-        for r in await stack.store.read_stream(f"case-{case_id}")
-        if r.event_type == "CaseReplied"
+        data
+        for kind, data in await opened_case_events(
+            stack.store, case_id, stack.settings.privacy_keys()
+        )
+        if kind == "CaseReplied"
     ]
     assert (replies[-1]["message"], replies[-1]["public"]) == (f"{TEXTAREA} 已公开", True)
 
