@@ -30,10 +30,12 @@ import gc
 import json
 import multiprocessing
 import pickle
+import sys
+import types
 import zlib
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
 from typing import Any, Final
@@ -52,9 +54,12 @@ STEP_CHUNK: Final = 50_000
 SEND_EVERY: Final = 4_000
 """Events handed to a worker in one message (a pickled batch: few system calls)."""
 
-Parts = tuple[str, int, Any, datetime, int, str]
-"""An event as a worker folds it: type, schema version, data, recorded at, version,
-stream (:meth:`Folder.fold_stored`'s arguments)."""
+Parts = tuple[str, int, Any, float, int, str]
+"""An event as a worker is sent it: type, schema version, data, recorded at, version,
+stream (:meth:`Folder.fold_stored`'s arguments). The moment goes as its POSIX timestamp:
+pickling a ``datetime`` cost more than the rest of the event (measured: 1.8 against 0.4 µs
+an event). The round trip is exact: a double holds a timestamp to well under half a
+microsecond until 2106, and ``datetime.fromtimestamp`` rounds to the nearest."""
 
 Rows = tuple[dict[str, list[tuple[Any, ...]]], list[tuple[Any, ...]]]
 """What changed since it was last asked: rows per table, and new steps."""
@@ -100,6 +105,10 @@ class FoldWorkers:
     def start(self) -> None:
         """Start the workers (they import and connect while the rebuild begins)."""
         context = multiprocessing.get_context("spawn")
+        with _bare_main():
+            self._start(context)
+
+    def _start(self, context: Any) -> None:
         for n in range(self.n):
             mine, theirs = context.Pipe()
             process = context.Process(
@@ -144,7 +153,9 @@ class FoldWorkers:
             n = worker_of(f"case-{case_id}", self.n)
         else:
             n = 0
-        self._buffers[n].append((event_type, schema_version, data, at, version, stream_id))
+        self._buffers[n].append(
+            (event_type, schema_version, data, at.timestamp(), version, stream_id)
+        )
         self.versions[stream_id] = version
         self.events += 1
 
@@ -228,6 +239,23 @@ class FoldWorkers:
         return [p.pid for p in self._processes if p.pid is not None]
 
 
+@contextlib.contextmanager
+def _bare_main() -> Iterator[None]:
+    """An empty ``__main__`` while the workers are started.
+
+    ``spawn`` imports the parent's main module again in every child: for the CLI, every
+    service (measured: 1.3 s of CPU and 70 MB per worker, more than a worker's share of
+    folding 200,000 events). A worker needs only this module, which its target names. The
+    swap is brief and synchronous: nothing else runs on the event loop meanwhile.
+    """
+    main = sys.modules["__main__"]
+    sys.modules["__main__"] = types.ModuleType("__main__")
+    try:
+        yield
+    finally:
+        sys.modules["__main__"] = main
+
+
 # ---------------------------------------------------------------- in the worker
 
 
@@ -279,9 +307,9 @@ class _Worker:
             await conn.close()
 
     def _fold(self, batch: Sequence[Parts]) -> None:
-        fold = self.folder.fold_stored
+        fold, moment = self.folder.fold_stored, datetime.fromtimestamp
         for event_type, schema_version, data, at, version, stream in batch:
-            fold(event_type, schema_version, data, at, version, stream)
+            fold(event_type, schema_version, data, moment(at, UTC), version, stream)
 
     async def _copied(self) -> None:
         copying, self.copying = self.copying, None
