@@ -4,15 +4,17 @@ rebuild cleanly: its slots closed again, no process left behind."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 
 import pytest
 
+from eventkit.local import database_url
 from eventkit.store import EventStore
-from services.reporting import fold_workers
 from services.reporting.bootstrap import Reporting
-from services.reporting.fold_workers import FoldWorkerFailed, FoldWorkers, worker_of
+from services.reporting.fold_workers import FoldWorkerFailed, FoldWorkers, WorkerSpec, worker_of
+from services.reporting.settings import ReportingSettings
 from services.reporting.tables import TABLES
 from tests.reporting.conftest import project
 from tests.reporting.history import local, random_cases, store_history
@@ -118,10 +120,30 @@ async def test_a_worker_that_dies_fails_the_rebuild_and_leaves_nothing_behind(
 
 
 def test_a_rating_goes_to_the_worker_of_the_case_it_rates() -> None:
-    workers = FoldWorkers(fold_workers.WorkerSpec("", None, "reporting", ("ratings",), {}), 2)
+    workers = FoldWorkers(WorkerSpec("", None, "reporting", ("ratings",), {}), 2)
     case = next(f"C{n}" for n in range(100) if worker_of(f"case-C{n}", 2) == 1)
     stream = next(f"opinion-O{n}" for n in range(100) if worker_of(f"opinion-O{n}", 2) == 0)
 
     workers.fold_stored("FeedbackSubmitted", 1, f'{{"case_id": "{case}"}}', local(3, 1), 1, stream)
 
     assert [len(b) for b in workers._buffers] == [0, 1]
+
+
+async def test_a_worker_whose_rebuild_process_is_gone_exits(
+    reporting_settings: ReportingSettings,
+) -> None:
+    spec = WorkerSpec(
+        database_url(reporting_settings),
+        reporting_settings.database_role,
+        "reporting",
+        ("cases",),
+        {"cases": 1, "case_steps": 1},
+    )
+    workers = FoldWorkers(spec, 1)
+    workers.start()
+    process = workers._processes[0]
+
+    workers._pipes[0].close()  # as when the rebuild process dies: its end of the pipe goes
+    await asyncio.to_thread(process.join, 30)
+
+    assert process.exitcode == 0
