@@ -217,21 +217,29 @@ class FoldWorkers:
         return tables, steps
 
     async def close(self) -> None:
-        """Stop every worker: asked to, then ended if it does not within a few seconds."""
-        for n, pipe in enumerate(self._pipes):
-            pending, self._sending[n] = self._sending[n], None
-            if pending is not None:
-                await asyncio.gather(pending, return_exceptions=True)
-            with contextlib.suppress(OSError):  # gone already
-                pipe.send_bytes(pickle.dumps(("stop", None)))
+        """Stop every worker: asked to, then killed if it has not stopped within a few
+        seconds (a send still blocked on a worker that hangs ends when it is killed)."""
         loop = asyncio.get_running_loop()
+        stops = []
+        for n in range(len(self._pipes)):
+            pending = self._sending[n]
+            if pending is None or pending.done():
+                stops.append(loop.run_in_executor(None, self._stop, n))
+        if stops:
+            await asyncio.wait(stops, timeout=5)
         for process in self._processes:
             await loop.run_in_executor(None, process.join, 5)
             if process.is_alive():
                 process.kill()
                 await loop.run_in_executor(None, process.join, 5)
+        leftovers = [f for f in (*self._sending, *stops) if f is not None]
+        await asyncio.gather(*leftovers, return_exceptions=True)
         for pipe in self._pipes:
             pipe.close()
+
+    def _stop(self, n: int) -> None:
+        with contextlib.suppress(OSError):  # gone already
+            self._pipes[n].send_bytes(pickle.dumps(("stop", None)))
 
     @property
     def pids(self) -> list[int]:

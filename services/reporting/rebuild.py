@@ -219,8 +219,8 @@ class _Run:
         spec, n = workers
         shadows = {t.name: self.shadow(t) for t in self.tables}
         folding = self.folder = FoldWorkers(replace(spec, shadows=shadows), n)
-        folding.start()
         try:
+            folding.start()
             return await self._go(dry_run, started)
         finally:
             await folding.close()
