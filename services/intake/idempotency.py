@@ -22,7 +22,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
-from eventkit.db import ALL_DISTRICTS, Conn, scope
+from eventkit.db import ALL_DISTRICTS, Conn, begun_scoped
 from eventkit.requests import checked_idempotency_key
 from services.intake.errors import IdempotencyKeyReused
 
@@ -80,8 +80,8 @@ async def stored_answer(conn: Conn, key: IdempotencyKey) -> dict[str, Any] | Non
 
     :class:`IdempotencyKeyReused` when the key came with another request.
     """
-    async with conn.transaction():
-        await scope(conn, ALL_DISTRICTS)
+    # BEGIN and the scope in one round trip: every submission with a key looks it up.
+    async with begun_scoped(conn, ALL_DISTRICTS):
         row = await conn.fetchrow(
             "SELECT request_hash, response FROM intake.idempotency_keys "
             "WHERE scope = $1 AND key = $2",

@@ -10,8 +10,9 @@ many addresses is limited as a whole here. A public submission through a station
    with a fresh challenge, which the form's script solves before sending again;
 2. in the transaction that stores it, spends the solution (single use), then takes a
    token of the station's bucket (``intake.station_rate_buckets``) as the transaction
-   commits: the submission declares the token it needs (:data:`TOKEN_SETTING`) and a
-   deferred trigger takes it inside the server's commit (migration
+   commits: the submission declares the token it needs (:data:`TOKEN_SETTING`, in the
+   round trip that begins its transaction) and a deferred trigger takes it inside the
+   server's commit (migration
    ``0012_station_token_at_commit.sql``), so that the one row every submission through
    the station updates is locked for the commit only, never across a round trip to this
    process and its turn in the event loop. A station without tokens left refuses the
@@ -347,7 +348,12 @@ class StationGuard:
         try:
             try:
                 return await submissions.submit(
-                    command, None, key=key, metadata=metadata, admit=self.admission(solution)
+                    command,
+                    None,
+                    key=key,
+                    metadata=metadata,
+                    admit=self.admission(solution),
+                    settings=self.token_claim(place, guarded=guarded),
                 )
             except asyncpg.PostgresError as exc:
                 if exc.sqlstate != STATION_EMPTY:
@@ -361,35 +367,40 @@ class StationGuard:
             self._full[(station, guarded)] = now + exc.wait
             raise rate_limited(exc.wait) from None
 
-    def admission(self, solution: Challenge | None) -> Admission:
-        """The last step of a public submission's transaction through a station: spend
-        ``solution`` (if any) and ask the commit for a token of the station's bucket."""
+    def token_claim(self, place: Place, *, guarded: bool) -> dict[str, str]:
+        """What a public submission through ``place``'s station declares as it begins
+        (``Submissions.submit``'s settings): the station's token its commit takes
+        (guarded: from the larger budget), the module's note."""
+        assert place.station is not None
+        budget = GUARDED_BUDGET if guarded else 1
+        claim = {
+            "district_id": place.district_id,
+            "station_code": place.station.station_code,
+            "burst": float(self.burst * budget),
+            "rate": self.per_minute * budget / 60.0,
+            "now": self._clock().isoformat(),
+        }
+        return {TOKEN_SETTING: json.dumps(claim)}
+
+    def admission(self, solution: Challenge | None) -> Admission | None:
+        """The last step of a guarded submission's transaction: spend ``solution``
+        (single use). None without one: the station's token needs no step of its own."""
+        if solution is None:
+            return None
 
         async def admit(conn: Conn, place: Place) -> None:
             assert place.station is not None
             # The submission's transaction is scoped to the place's district already.
             district, station = place.district_id, place.station.station_code
-            if solution is not None:
-                spent = await conn.fetchval(
-                    "INSERT INTO intake.spent_challenges (challenge_id, district_id, expires_at) "
-                    "VALUES ($1, $2, $3) ON CONFLICT DO NOTHING RETURNING true",
-                    solution.challenge_id,
-                    district,
-                    solution.expires_at,
-                )
-                if not spent:
-                    raise ProofOfWorkReused(self.challenge(district, station, solution.bits))
-            # Guarded or not, the station's bucket (guarded: a larger budget), taken as
-            # the transaction commits (the module's note).
-            budget = GUARDED_BUDGET if solution is not None else 1
-            claim = {
-                "district_id": district,
-                "station_code": station,
-                "burst": float(self.burst * budget),
-                "rate": self.per_minute * budget / 60.0,
-                "now": self._clock().isoformat(),
-            }
-            await conn.execute("SELECT set_config($1, $2, true)", TOKEN_SETTING, json.dumps(claim))
+            spent = await conn.fetchval(
+                "INSERT INTO intake.spent_challenges (challenge_id, district_id, expires_at) "
+                "VALUES ($1, $2, $3) ON CONFLICT DO NOTHING RETURNING true",
+                solution.challenge_id,
+                district,
+                solution.expires_at,
+            )
+            if not spent:
+                raise ProofOfWorkReused(self.challenge(district, station, solution.bits))
 
         return admit
 

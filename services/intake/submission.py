@@ -9,7 +9,7 @@ event. Only once it has committed does the caller answer 201: nothing accepted i
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -20,7 +20,7 @@ from contracts import Actor
 from contracts.envelope import Envelope, Metadata
 from contracts.intake import SubmitterRef
 from eventkit.clock import Clock
-from eventkit.db import Conn, scope
+from eventkit.db import Conn, begun_scoped
 from eventkit.logging import get_logger
 from eventkit.privacy import PersonalDataVault
 from eventkit.refusals import Refusal
@@ -58,8 +58,8 @@ log = get_logger(__name__)
 _ATTEMPTS = 5
 
 Admission = Callable[[Conn, Place], Awaitable[None]]
-"""A last check in the submission's transaction, just before it commits (a station's
-shared limit, a proof-of-work spent: ``station_guard.py``); raising rolls it all back."""
+"""A last check in the submission's transaction, just before it commits (a proof-of-work
+spent: ``station_guard.py``); raising rolls it all back."""
 
 
 @dataclass(frozen=True)
@@ -146,13 +146,16 @@ class Submissions:
         key: IdempotencyKey | None = None,
         metadata: Metadata | None = None,
         admit: Admission | None = None,
+        settings: Mapping[str, str] | None = None,
     ) -> Receipt:
-        """Accept ``command`` or raise the refusal that says why not."""
+        """Accept ``command`` or raise the refusal that says why not. ``settings``:
+        transaction-local settings the submission's commit acts on (a station's token:
+        ``station_guard.py``), declared with its scope in the round trip that begins it."""
         clean = check_submission(command)
         # A colliding opinion id or tracking code (rare) draws new ones on the next
         # attempt; the same key at the same moment finds the stored answer.
         receipt = await retrying(
-            lambda: self._submit_once(clean, principal, key, metadata, admit),
+            lambda: self._submit_once(clean, principal, key, metadata, admit, settings),
             on=(
                 ConcurrencyError,
                 OrderingConflict,
@@ -179,6 +182,7 @@ class Submissions:
         key: IdempotencyKey | None,
         metadata: Metadata | None,
         admit: Admission | None = None,
+        settings: Mapping[str, str] | None = None,
     ) -> Receipt:
         command = clean.command
         # Looked up before a connection is taken: the lookups use the pool themselves,
@@ -198,8 +202,9 @@ class Submissions:
             if isinstance(place, Refusal):
                 raise place
             actor = authorize(command, principal, place)
-            async with conn.transaction():
-                await scope(conn, place.district_id)
+            # BEGIN and the district's scope in one round trip: a submission is a short
+            # transaction of a few statements, and each round trip costs both sides.
+            async with begun_scoped(conn, place.district_id, settings):
                 receipt = await self._accept(
                     conn, clean, principal, place, actor, opinion_id, now, key, metadata
                 )

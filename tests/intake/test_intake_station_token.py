@@ -38,16 +38,16 @@ async def test_a_stations_bucket_is_untouched_until_the_submission_commits(
 ) -> None:
     await intake.guard.submit(intake.submissions, COMMAND, proof=None, key=None, metadata=None)
     before = await bucket(pool)
-    admit = intake.guard.admission(None)
     seen: list[tuple[float, datetime]] = []
 
-    async def admit_then_look(conn: Conn, place: Place) -> None:
-        await admit(conn, place)
-        # Still inside the submission's transaction, its token asked for: another
-        # submission may lock the station's row at once.
+    async def look(conn: Conn, place: Place) -> None:
+        # Inside the submission's transaction, its token asked for, its work done:
+        # another submission may lock the station's row at once.
         seen.append(await bucket(pool))
 
-    await intake.submissions.submit(COMMAND, None, admit=admit_then_look)
+    place = await intake.submissions.place(COMMAND)
+    claim = intake.guard.token_claim(place, guarded=False)
+    await intake.submissions.submit(COMMAND, None, admit=look, settings=claim)
     after = await bucket(pool)
     assert seen == [before]
     assert after[1] > before[1]
