@@ -23,10 +23,12 @@ class ReportingSettings(Settings):
     trades up to 50 ms of latency when idle for throughput when busy."""
     reporting_rebuild_batch: int = Field(default=20000, ge=100)
     """Events a rebuild reads from the store in one query (about 1 kB of memory each)."""
-    reporting_rebuild_workers: int = Field(default=2, ge=1, le=16)
-    """Processes folding a rebuild's events, the case streams split between them (1:
-    the rebuild process itself). Two on a machine of two cores: measured in
-    ``docs/performance.md``."""
+    reporting_rebuild_workers: int = Field(default=1, ge=1, le=16)
+    """Processes folding a rebuild's events, the case streams split between them (1: the
+    rebuild process itself). One on two cores: measured on a year of a large district,
+    two workers cost about 5 s more CPU (sending the events to them, starting them) and
+    PostgreSQL needs the other core, so the rebuild was no faster
+    (``docs/performance.md``). More where the server has cores to spare."""
     reporting_report_dir: Path = Path("reports")
     """Where ``minqing report monthly`` writes its files unless told otherwise."""
     reporting_cookie_secure: bool = False
