@@ -163,9 +163,7 @@ def routing_rebuild() -> None:
 
     async def work(routing: Routing) -> dict[str, int]:
         async with routing.pool.acquire() as conn:
-            return await rebuild(
-                conn, routing.store, TextKeys(routing.settings.privacy_keys())
-            )
+            return await rebuild(conn, routing.store, TextKeys(routing.settings.privacy_keys()))
 
     counts = _with_routing(work)
     click.echo(

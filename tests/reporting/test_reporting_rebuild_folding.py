@@ -70,6 +70,7 @@ def test_the_hot_loop_folds_what_the_events_fold() -> None:
             )
             by_event.fold_event(event, stored.recorded_at, stored.stream_version, stored.stream_id)
 
+    assert isinstance(run.folder, Folder)  # one process: the rebuild folds itself
     fast, slow = _rows(run.folder), _rows(by_event)
 
     assert run.folder.events == by_event.events
