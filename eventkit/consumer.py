@@ -555,11 +555,15 @@ def _version_of(envelope: Envelope) -> int:
 async def gate_positions(conn: Conn, consumer: str) -> dict[str, int]:
     """A consumer's version gate: per stream, the last version it applied (for a rebuild
     that must meet the live consumer where it stands)."""
-    rows = await conn.fetch(
-        "SELECT stream_id, stream_version FROM consumers.stream_positions WHERE consumer = $1",
+    # Two arrays in one row: a large gate (a stream per case) decodes several times
+    # faster than as a record per stream.
+    row = await conn.fetchrow(
+        "SELECT coalesce(array_agg(stream_id), '{}'), coalesce(array_agg(stream_version), '{}') "
+        "FROM consumers.stream_positions WHERE consumer = $1",
         consumer,
     )
-    return {r["stream_id"]: r["stream_version"] for r in rows}
+    assert row is not None
+    return dict(zip(row[0], row[1], strict=True))
 
 
 def _describe(exc: BaseException) -> str:

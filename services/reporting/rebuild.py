@@ -259,8 +259,12 @@ class _Run:
         async with pool.acquire() as conn:
             if self.at is None:
                 await self._read_more(conn)
-                self.gate = await _gate(conn)
-                self._fold_kept()
+                # A newer gate only lets kept events be folded outside the lock; with
+                # nothing kept it would change nothing (an older gate is never wrong:
+                # it only grows, and the locked step reads it again).
+                if self.kept:
+                    self.gate = await _gate(conn)
+                    self._fold_kept()
                 async with every_district(conn):
                     await self._write_dirty(conn, loading=False)
         comparisons: list[TableComparison] = []
