@@ -42,7 +42,7 @@ from typing import Any, Final
 
 from eventkit.db import connect
 from eventkit.logging import get_logger
-from services.reporting.folding import HANDLED_TYPES, Folder, StoredEvent
+from services.reporting.folding import HANDLED_TYPES, Folder, FoldsStored, StoredEvent
 from services.reporting.shadow import copy_rows, every_district
 from services.reporting.tables import CASE_STEPS, Table
 
@@ -87,7 +87,7 @@ def worker_of(stream_id: str, workers: int) -> int:
     return zlib.crc32(stream_id.encode()) % workers
 
 
-class FoldWorkers:
+class FoldWorkers(FoldsStored):
     """The worker processes of one rebuild, seen as a folder: the rebuild process counts
     what it hands out (``events``, ``versions``) as :class:`Folder` counts what it folds."""
 
@@ -124,17 +124,6 @@ class FoldWorkers:
     def wants(self, event: StoredEvent) -> bool:
         """Whether the event is one this rebuild folds."""
         return event.category in self.categories and event.event_type in HANDLED_TYPES
-
-    def fold(self, stored: StoredEvent) -> None:
-        """Hand one event to its worker (:meth:`Folder.fold`)."""
-        self.fold_stored(
-            stored.event_type,
-            stored.schema_version,
-            stored.data,
-            stored.recorded_at,
-            stored.stream_version,
-            stored.stream_id,
-        )
 
     def fold_stored(
         self,

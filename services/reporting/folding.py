@@ -57,7 +57,35 @@ class StoredEvent(Protocol):
     def recorded_at(self) -> datetime: ...
 
 
-class Folder:
+class FoldsStored:
+    """What folds stored events from their parts (:meth:`fold_stored`): a rebuild's
+    :class:`Folder`, or the worker processes it hands them to."""
+
+    def fold(self, stored: StoredEvent) -> None:
+        """Fold one event (the caller gives each stream's events in version order); its
+        data may still be JSON text (a rebuild decodes only what it folds)."""
+        self.fold_stored(
+            stored.event_type,
+            stored.schema_version,
+            stored.data,
+            stored.recorded_at,
+            stored.stream_version,
+            stored.stream_id,
+        )
+
+    def fold_stored(
+        self,
+        event_type: str,
+        schema_version: int,
+        data: dict[str, Any] | str,
+        at: datetime,
+        version: int,
+        stream_id: str,
+    ) -> None:
+        raise NotImplementedError
+
+
+class Folder(FoldsStored):
     """The projections being rebuilt, in memory.
 
     Cases stay as :class:`CaseFacts` (they change until the end); their steps never
@@ -82,18 +110,6 @@ class Folder:
     def wants(self, event: StoredEvent) -> bool:
         """Whether the event is one this rebuild folds."""
         return event.category in self.categories and event.event_type in HANDLED_TYPES
-
-    def fold(self, stored: StoredEvent) -> None:
-        """Fold one event (the caller gives each stream's events in version order); its
-        data may still be JSON text (a rebuild decodes only what it folds)."""
-        self.fold_stored(
-            stored.event_type,
-            stored.schema_version,
-            stored.data,
-            stored.recorded_at,
-            stored.stream_version,
-            stored.stream_id,
-        )
 
     def fold_stored(
         self,
