@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -12,7 +12,10 @@ from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 
 from contracts import Actor, ActorRole, CaseOpened, Priority
 from contracts.envelope import Envelope
-from eventkit.kafka import partitions_of
+from contracts.topics import dlq_topic
+from eventkit import cloudevents
+from eventkit.kafka import ensure_topics, make_producer, partitions_of
+from eventkit.settings import Settings
 
 
 def case_opened(case_id: str | None = None, district: str = "demo", **extra: Any) -> CaseOpened:
@@ -97,3 +100,17 @@ def versions_first_seen(records: list[ConsumerRecord[bytes, bytes]]) -> dict[str
         if version not in versions:
             versions.append(version)
     return seen
+
+
+async def publish(settings: Settings, topic: str, envelopes: Iterable[Envelope]) -> None:
+    """Put ``envelopes`` on ``topic`` (and its dead-letter topic made) as the relay
+    would: binary CloudEvents keyed by stream, in the order given."""
+    await ensure_topics(settings, [topic, dlq_topic(topic)])
+    producer = make_producer(settings)
+    await producer.start()
+    try:
+        for env in envelopes:
+            key, value, headers = cloudevents.encode(env)
+            await producer.send_and_wait(topic, value=value, key=key, headers=headers)
+    finally:
+        await producer.stop()

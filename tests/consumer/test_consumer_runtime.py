@@ -13,14 +13,13 @@ from prometheus_client import REGISTRY
 
 from contracts import CaseAccepted, CaseReplied
 from contracts.topics import CASES, dlq_topic
-from eventkit import cloudevents
 from eventkit.consumer import Consumer, HandlerContext, run_consumers
 from eventkit.dlq import list_dead_letters, redrive
 from eventkit.kafka import ensure_topics, make_producer
 from eventkit.relay import Relay
 from eventkit.settings import Settings
 from eventkit.store import EventStore
-from tests.helpers import envelope, read_topic
+from tests.helpers import envelope, publish, read_topic
 
 
 async def wait_until(condition: Callable[[], bool], timeout: float = 30.0) -> None:
@@ -122,16 +121,7 @@ async def test_a_record_after_a_gap_first_applies_the_missing_events_from_the_st
     stream = f"case-{uuid.uuid4().hex[:8]}"
     await store.append(stream, [envelope(stream) for _ in range(3)])
     stored = [r.envelope() for r in await store.read_stream(stream)]
-    topic = settings.topic(CASES)
-    await ensure_topics(settings, [topic])
-    producer = make_producer(settings)
-    await producer.start()
-    try:
-        for env in (stored[0], stored[2]):
-            key, value, headers = cloudevents.encode(env)
-            await producer.send_and_wait(topic, value=value, key=key, headers=headers)
-    finally:
-        await producer.stop()
+    await publish(settings, settings.topic(CASES), (stored[0], stored[2]))
     consumer = recording_consumer(settings, pool)
     async with running(settings, consumer):
         await wait_until(lambda: consumer.stats.applied >= 2)
@@ -278,15 +268,7 @@ async def test_a_batch_handler_gets_consecutive_events_at_once_each_stream_in_or
     sent += [stored[s][3] for s in streams]
     sent.append(stored[streams[0]][0])
     topic = settings.topic(CASES)
-    await ensure_topics(settings, [topic, dlq_topic(topic)])
-    producer = make_producer(settings)
-    await producer.start()
-    try:
-        for env in sent:
-            key, value, headers = cloudevents.encode(env)
-            await producer.send_and_wait(topic, value=value, key=key, headers=headers)
-    finally:
-        await producer.stop()
+    await publish(settings, topic, sent)
 
     calls: list[int] = []
     consumer = Consumer("batcher", settings=settings, pool=pool, batch_size=50)

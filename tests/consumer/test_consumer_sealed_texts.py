@@ -12,16 +12,15 @@ import asyncpg
 
 from contracts import Actor, ActorRole, CaseReplied
 from contracts.envelope import Envelope
-from contracts.topics import CASES, dlq_topic
-from eventkit import cloudevents
+from contracts.topics import CASES
 from eventkit.consumer import Consumer, HandlerContext
 from eventkit.db import district_transaction
-from eventkit.kafka import ensure_topics, make_producer
 from eventkit.privacy_rights import ERASED
 from eventkit.sealed_texts import SEALED_MARK, TextKeys, seal_case_events, shred_texts
 from eventkit.settings import Settings
 from eventkit.store import EventStore
 from tests.consumer.test_consumer_runtime import running, wait_until
+from tests.helpers import publish
 
 STAFF = Actor(id="lo_dh_02", role=ActorRole.LIAISON)
 
@@ -84,15 +83,7 @@ async def test_a_batch_spanning_districts_reaches_its_handlers_opened(
     sent = [e for c in (here, there, gone, legacy) for e in stored[c]]
     sent.remove(stored[here][1])
     topic = settings.topic(CASES)
-    await ensure_topics(settings, [topic, dlq_topic(topic)])
-    producer = make_producer(settings)
-    await producer.start()
-    try:
-        for env in sent:
-            key, value, headers = cloudevents.encode(env)
-            await producer.send_and_wait(topic, value=value, key=key, headers=headers)
-    finally:
-        await producer.stop()
+    await publish(settings, topic, sent)
 
     seen: dict[str, list[str]] = {}
     forwarded: list[dict[str, object]] = []
