@@ -544,11 +544,20 @@ def rebuild(url: str, postmaster: int, workers: int, *args: str) -> dict[str, An
             "rebuild": round(reaped_children_cpu() - children_before, 1),
             "postgres": round(pg() - pg_before, 1),
         },
+        "phases": {
+            name: float(seconds)
+            for name, seconds in re.findall(r"(\w+) ([\d.]+) s", _phases_line(out))
+        },
         "equal": "identical to the live projections" in out,
         "differing_tables": [
             line.split()[1] for line in out.splitlines() if line.startswith("  ≠")
         ],
     }
+
+
+def _phases_line(out: str) -> str:
+    """The rebuild's line of seconds per phase (bulk, analyse, catch_up, swap)."""
+    return next((line for line in out.splitlines() if "phases:" in line), "").split(":", 1)[-1]
 
 
 def _children(pid: int) -> list[int]:

@@ -474,7 +474,9 @@ StoredT = TypeVar("StoredT", ScannedEvent, RecordedEvent)
 def _sealed_case_text(event_type: str, data: Any) -> bool:
     if event_type not in CASE_TEXTS:
         return False
-    if isinstance(data, str):  # JSON text, as a bulk read gives it: decoded only if sealed
+    if isinstance(data, bytes):  # JSON text, as a bulk read gives it: decoded only if sealed
+        return b'"sealed": {' in data or b'"sealed":{' in data
+    if isinstance(data, str):
         return '"sealed": {' in data or '"sealed":{' in data
     return bool(data.get("sealed"))
 
@@ -488,7 +490,8 @@ async def open_stored(conn: Conn, texts: TextKeys, events: Sequence[StoredT]) ->
     if not sealed:
         return list(events)
     decoded = {
-        id(e): json.loads(e.data) if isinstance(e.data, str) else dict(e.data) for e in sealed
+        id(e): json.loads(e.data) if isinstance(e.data, str | bytes) else dict(e.data)
+        for e in sealed
     }
     keys = await texts.found(conn, case_key_ids((e.event_type, decoded[id(e)]) for e in sealed))
     out: list[StoredT] = []
@@ -497,7 +500,9 @@ async def open_stored(conn: Conn, texts: TextKeys, events: Sequence[StoredT]) ->
         if data is not None:
             opened = opened_case_data(event.event_type, data, keys)
             opened.pop("sealed", None)
-            if isinstance(event.data, str):
+            if isinstance(event.data, bytes):
+                event = event._replace(data=json.dumps(opened, ensure_ascii=False).encode())
+            elif isinstance(event.data, str):
                 event = event._replace(data=json.dumps(opened, ensure_ascii=False))
             else:
                 event = event._replace(data=opened)

@@ -144,8 +144,11 @@ def _record(row: asyncpg.Record) -> RecordedEvent:
 
 class ScannedEvent(NamedTuple):
     """What a bulk read of history needs of an event (:meth:`EventStore.scan`): no
-    metadata, no hashes, ``data`` as the JSON text the connection gives (a caller that
-    keeps ``jsonb`` as text decodes only what it folds)."""
+    metadata, no hashes, ``data`` as its JSON text's UTF-8 bytes, decoded only by whoever
+    folds it. Bytes, not ``str``: a rebuild hands the events to its fold processes, and
+    pydantic parses bytes; measured on a year of a large district, turning the residents'
+    and staff's Chinese text into ``str`` and back (read, pickled, unpickled, parsed) cost
+    about 4 µs of CPU per event, more than reading the row."""
 
     global_position: int
     transaction_id: int
@@ -164,7 +167,10 @@ class ScannedEvent(NamedTuple):
 
 
 _SCAN_COLUMNS = """global_position, transaction_id::text::bigint AS transaction_id, stream_id,
-    stream_version, category, event_type, schema_version, data, recorded_at"""
+    stream_version, category, event_type, schema_version,
+    convert_to(data::text, 'UTF8') AS data, recorded_at"""
+"""A scan's columns: ``data`` as the UTF-8 bytes of its JSON text (not ``::bytea``, which
+would read the text's backslashes as escapes)."""
 
 
 async def _in_index_order(conn: Conn, query: str, params: Sequence[Any]) -> list[asyncpg.Record]:

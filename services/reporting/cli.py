@@ -82,6 +82,10 @@ def reporting_rebuild(projection: str | None, at_text: str | None, dry_run: bool
     )
     if result.as_of is not None:
         click.echo(f"  as at {result.as_of.isoformat()}")
+    if result.phases:
+        click.echo(
+            "  用时 / phases: " + ", ".join(f"{k} {v:.1f} s" for k, v in result.phases.items())
+        )
     for c in result.comparisons:
         mark = "=" if c.equal else "≠"
         click.echo(f"  {mark} {c.table:<16} live {c.live_rows:>9}  rebuilt {c.shadow_rows:>9}")

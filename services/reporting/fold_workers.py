@@ -129,7 +129,7 @@ class FoldWorkers(FoldsStored):
         self,
         event_type: str,
         schema_version: int,
-        data: dict[str, Any] | str,
+        data: dict[str, Any] | str | bytes,
         at: datetime,
         version: int,
         stream_id: str,
@@ -138,7 +138,7 @@ class FoldWorkers(FoldsStored):
         if stream_id.startswith("case-"):
             n = zlib.crc32(stream_id.encode()) % self.n
         elif event_type == "FeedbackSubmitted":
-            case_id = (json.loads(data) if isinstance(data, str) else data)["case_id"]
+            case_id = (json.loads(data) if isinstance(data, str | bytes) else data)["case_id"]
             n = worker_of(f"case-{case_id}", self.n)
         else:
             n = 0
@@ -191,8 +191,15 @@ class FoldWorkers(FoldsStored):
             raise FoldWorkerFailed(f"fold worker {n} failed: {value}")
         return value
 
+    async def end_steps(self) -> None:
+        """Let every worker fold all it was given and copy the last of its steps into the
+        open slot; wait for it (the steps are complete then: their indexes can be built
+        while the workers copy the rest)."""
+        await self._ask("end_steps")
+
     async def end_bulk(self) -> None:
-        """Let every worker copy the rest of its rows into the open slots; wait for it."""
+        """Let every worker copy the rest of its rows into the open slots (after
+        :meth:`end_steps`); wait for it."""
         await self._ask("end_bulk")
 
     async def take_changes(self) -> Rows:
@@ -283,9 +290,11 @@ class _Worker:
                             await self._copied()
                             rows = self.folder.take_steps()
                             self.copying = asyncio.create_task(self._copy(conn, CASE_STEPS, rows))
-                    elif kind == "end_bulk":
+                    elif kind == "end_steps":
                         await self._copied()
                         await self._copy(conn, CASE_STEPS, self.folder.take_steps())
+                        self.pipe.send(("done", None))
+                    elif kind == "end_bulk":
                         for table, rows in self.folder.take_dirty().items():
                             await self._copy(conn, table, rows)
                         gc.enable()

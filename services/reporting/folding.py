@@ -77,7 +77,7 @@ class FoldsStored:
         self,
         event_type: str,
         schema_version: int,
-        data: dict[str, Any] | str,
+        data: dict[str, Any] | str | bytes,
         at: datetime,
         version: int,
         stream_id: str,
@@ -105,7 +105,7 @@ class Folder(FoldsStored):
         self.events = 0
         self._steps: list[tuple[Any, ...]] = []
         self._registry = registry
-        self._validators: dict[tuple[str, int], Callable[[str], Event]] = {}
+        self._validators: dict[tuple[str, int], Callable[[str | bytes], Event]] = {}
 
     def wants(self, event: StoredEvent) -> bool:
         """Whether the event is one this rebuild folds."""
@@ -115,14 +115,14 @@ class Folder(FoldsStored):
         self,
         event_type: str,
         schema_version: int,
-        data: dict[str, Any] | str,
+        data: dict[str, Any] | str | bytes,
         at: datetime,
         version: int,
         stream_id: str,
     ) -> None:
         """:meth:`fold` from the parts of a stored event: a rebuild's hot loop, which
         unpacks the rows of a scan rather than asking each for its attributes."""
-        if isinstance(data, str):
+        if isinstance(data, str | bytes):
             validate = self._validators.get((event_type, schema_version))
             if validate is None:
                 validate = self._validator(event_type, schema_version)
@@ -131,18 +131,18 @@ class Folder(FoldsStored):
             event = self._registry.parse(event_type, schema_version, data)
         self.fold_event(event, at, version, stream_id)
 
-    def _validator(self, event_type: str, schema_version: int) -> Callable[[str], Event]:
+    def _validator(self, event_type: str, schema_version: int) -> Callable[[str | bytes], Event]:
         """How to make an event of this type and version from its JSON text: the newest
         model's own validator when the stored version is the newest (the registry's
         ``parse_json`` without a call per event to find it), else the registry's upcasting."""
         model = self._registry.latest(event_type)
-        validate: Callable[[str], Event]
+        validate: Callable[[str | bytes], Event]
         if schema_version == model.schema_version:
             validate = model.__pydantic_validator__.validate_json
         else:
             registry = self._registry
 
-            def validate(text: str) -> Event:
+            def validate(text: str | bytes) -> Event:
                 return registry.parse_json(event_type, schema_version, text)
 
         self._validators[(event_type, schema_version)] = validate

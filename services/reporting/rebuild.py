@@ -2,19 +2,25 @@
 shadow slots, catch up with the live consumer, compare, and swap, while the live
 consumer goes on.
 
-1. **Bulk**: the shadow slots are emptied; the store is read in large batches
-   (``EventStore.scan``) and folded in memory (:class:`services.reporting.folding.Folder`),
-   the cases' steps copied out as they come, everything else copied at the end (COPY).
-   What the live consumer has applied is its version gate: per stream, the last version
-   it handled. Events beyond the gate as it stood at the start are kept aside, not
-   folded: the live projection does not show them yet.
+1. **Bulk**: the shadow slots are emptied and opened for loading (their secondary
+   indexes dropped, ``migrations/0006_slot_indexes.sql``) while the consumer's version
+   gate is read; the store is read in large batches (``EventStore.scan``) and folded in
+   memory (:class:`services.reporting.folding.Folder`), the cases' steps copied out as
+   they come, everything else copied at the end (COPY). The steps' indexes are built as
+   soon as the last steps are in, while the rest is copied; then the others', and each
+   table is analysed. What the live consumer has applied is its version gate: per
+   stream, the last version it handled. Events beyond the gate as it stood at the start
+   are kept aside, not folded: the live projection does not show them yet.
 2. **Catch up** without a lock: newer events are read, the gate read again, and the kept
-   events it now covers folded; the rows they changed are written.
+   events it now covers folded; the rows they changed are written. The shadow slots are
+   checksummed, a few at once.
 3. **Swap**, in one transaction: the projections' rows are locked (the consumer waits for
-   it), the gate read a last time, every event it covers folded (read from the store
-   stream by stream if the store's horizon has not released it yet), the shadow compared
-   with the live slot (row counts and checksums; differences listed), and the shadow
-   made live. The consumer then goes on writing to it from the events after its gate.
+   it) and the live slots checksummed on other connections meanwhile (nothing can change
+   them now), the gate read a last time, every event it covers folded (read from the
+   store stream by stream if the store's horizon has not released it yet), a table
+   written again here checksummed again, the shadow compared with the live slot (row
+   counts and checksums; differences listed), and the shadow made live. The consumer
+   then goes on writing to it from the events after its gate.
 
 With ``workers`` above one, the folding of the bulk load and after is done by worker
 processes (:mod:`services.reporting.fold_workers`), the case streams split between them;
@@ -22,6 +28,10 @@ the reading, the gate, the comparison and the swap stay here.
 
 ``--at T`` builds the projections as they stood at ``T`` (every event the store had
 recorded by then) into schema ``reporting_asof`` the same way, without gate or lock.
+
+The result says how long each phase took (``phases``): start, read (the bulk read and
+fold), copy (the rest of the rows, with the steps' indexes built meanwhile), index (the
+other indexes and the analyses), catch_up, checksum and swap.
 """
 
 from __future__ import annotations
@@ -48,11 +58,15 @@ from services.reporting.fold_workers import FoldWorkers, WorkerSpec
 from services.reporting.folding import HANDLED_TYPES, Folder
 from services.reporting.projection import CONSUMER_NAME
 from services.reporting.shadow import (
+    Checksum,
     TableComparison,
     analyze,
+    build_index,
+    checksum,
     compare,
     copy_rows,
     every_district,
+    listed_indexes,
     lock_projections,
     set_loading,
     swap,
@@ -62,8 +76,10 @@ from services.reporting.shadow import (
 from services.reporting.tables import (
     ASOF_SCHEMA,
     CASE_STEPS,
+    CASES,
     PROJECTION_OF,
     PROJECTIONS,
+    RATINGS,
     SCHEMA,
     TABLES,
     Table,
@@ -73,6 +89,15 @@ log = get_logger(__name__)
 
 STEP_CHUNK = 50_000
 """Steps copied to the shadow in one COPY while the store is still being read."""
+
+_LARGEST = (CASE_STEPS, CASES, RATINGS)
+"""The tables with a row per step, case or rating: checksummed first."""
+
+CHECKSUM_CONNECTIONS = 2
+"""Slots checksummed at once before a comparison, each on a connection of its own."""
+
+INDEX_CONNECTIONS = 2
+"""Indexes of the loaded shadow slots built at once, each on a connection of its own."""
 
 _LOCK = {SCHEMA: 0x6D71_7270_0001, ASOF_SCHEMA: 0x6D71_7270_0002}
 """Advisory locks: one rebuild of each schema at a time."""
@@ -92,6 +117,9 @@ class RebuildResult:
     swapped: bool
     as_of: datetime | None = None
     comparisons: list[TableComparison] = field(default_factory=list)
+    phases: dict[str, float] = field(default_factory=dict)
+    """Seconds spent in each phase: the bulk load (read, fold, copy), the analysis of the
+    loaded slots, catching up, and the locked swap (with the comparison)."""
 
     @property
     def equal(self) -> bool:
@@ -195,6 +223,10 @@ class _Run:
         self.gate: dict[str, int] = {}
         self.read = 0
         self.slots: dict[str, int] = {}
+        self.listed: dict[str, list[str]] | None = None
+        """Per table, the indexes built after the bulk load (read when first needed)."""
+        self.building = asyncio.Semaphore(INDEX_CONNECTIONS)
+        """Index builds at once, in the whole rebuild."""
 
     @property
     def tables(self) -> list[Table]:
@@ -227,35 +259,51 @@ class _Run:
 
     async def _go(self, dry_run: bool, started: float) -> RebuildResult:
         pool = self.store.pool
-        async with pool.acquire() as conn:
-            for table in self.tables:
-                await truncate(conn, self.schema, table, self.shadow(table))
+
+        async def empty_and_open() -> None:
+            async with pool.acquire() as conn, conn.transaction():
+                await truncate(conn, self.schema, self._shadows())
+                await set_loading(conn, self.schema, self._shadows(), True)
+
+        async def read_gate() -> None:
             if self.at is None:
-                self.gate = await _gate(conn)
-            await set_loading(conn, self.schema, self._shadows(), True)
-        # Each table analysed by a backend of its own, the steps (complete once the bulk
-        # read ends) while the cases are still being copied: the server's cores at once.
-        analysing: list[asyncio.Task[None]] = []
+                async with pool.acquire() as conn:
+                    self.gate = await _gate(conn)
+
+        await asyncio.gather(empty_and_open(), read_gate())
+        mark = time.perf_counter()
+        phases = {"start": round(mark - started, 3)}  # workers started, slots emptied, gate
+
+        def phase(name: str) -> None:
+            nonlocal mark
+            now = time.perf_counter()
+            phases[name] = round(now - mark, 3)
+            mark = now
+
         try:
             with _without_cycle_collection():
                 await self._bulk()
+                phase("read")
                 if isinstance(self.folder, FoldWorkers):
-                    await self.folder.end_bulk()  # each worker copies the rest of its rows
-                if CASE_STEPS in self.tables:
-                    analysing.append(asyncio.create_task(self._analyze(CASE_STEPS)))
-                if isinstance(self.folder, Folder):
-                    async with pool.acquire() as conn, every_district(conn):
-                        await self._write_dirty(conn, loading=True)
+                    await self.folder.end_steps()  # each worker copies its last steps
+                # The steps are complete: their indexes are built while the rest is copied.
+                first, rest = self._index_groups()
+                indexing = asyncio.create_task(self._index_and_analyze(first))
+                try:
+                    if isinstance(self.folder, FoldWorkers):
+                        await self.folder.end_bulk()  # each worker copies the rest of its rows
+                    else:
+                        async with pool.acquire() as conn, every_district(conn):
+                            await self._write_dirty(conn, loading=True)
+                    phase("copy")
+                    await self._index_and_analyze(rest)
+                finally:
+                    await indexing
         finally:
-            await asyncio.gather(*analysing, return_exceptions=True)
             # Closed again before anything else reads or swaps them, also on a failure.
-            async with pool.acquire() as conn:
+            async with pool.acquire() as conn, conn.transaction():
                 await set_loading(conn, self.schema, self._shadows(), False)
-        for task in analysing:
-            task.result()
-        await asyncio.gather(
-            *(self._analyze(table) for table in self.tables if table is not CASE_STEPS)
-        )
+        phase("index")
         async with pool.acquire() as conn:
             if self.at is None:
                 await self._read_more(conn)
@@ -267,22 +315,44 @@ class _Run:
                     self._fold_kept()
                 async with every_district(conn):
                     await self._write_dirty(conn, loading=False)
+        phase("catch_up")
         comparisons: list[TableComparison] = []
+        shadow_sums: dict[str, Checksum] = {}
+        if self.at is None:
+            # The shadow as it stands, checksummed outside the lock; a table written again
+            # under the lock is checksummed again there.
+            shadow_sums = await self._checksums(self._shadows())
+            phase("checksum")
         async with pool.acquire() as conn, conn.transaction():
             await scope(conn, ALL_DISTRICTS)  # every district's rows compared and swapped
             live = await lock_projections(conn, self.schema, self.names)
             if live != {n: self.slots[n] for n in self.names}:
                 raise RebuildRunning(self.schema)  # someone swapped meanwhile
             if self.at is None:
-                await self._read_more(conn)
-                self.gate = await _gate(conn)
-                await self._fill_gaps(conn)
-                self._fold_kept()
-                await self._write_dirty(conn, loading=False)
-                for table in self.tables:
+                # The live slots, frozen while the lock is held (the consumer waits for it),
+                # checksummed on other connections meanwhile: their committed rows are all
+                # there is to see.
+                live_slots = [(table, 1 - self.shadow(table)) for table in self.tables]
+                summing = asyncio.create_task(self._checksums(live_slots))
+                try:
+                    await self._read_more(conn)
+                    self.gate = await _gate(conn)
+                    await self._fill_gaps(conn)
+                    self._fold_kept()
+                    written = await self._write_dirty(conn, loading=False)
+                finally:
+                    live_sums = await summing
+                for table, slot in live_slots:
+                    shadow_sum = None if table.name in written else shadow_sums[table.name]
                     comparisons.append(
                         await compare(
-                            conn, self.schema, table, 1 - self.shadow(table), self.shadow(table)
+                            conn,
+                            self.schema,
+                            table,
+                            slot,
+                            self.shadow(table),
+                            live_sum=live_sums[table.name],
+                            shadow_sum=shadow_sum,
                         )
                     )
             if not dry_run:
@@ -297,6 +367,7 @@ class _Run:
                         events=self.folder.events,
                         as_of=self.at,
                     )
+        phase("swap")
         result = RebuildResult(
             schema=self.schema,
             projections=self.names,
@@ -306,6 +377,7 @@ class _Run:
             swapped=not dry_run,
             as_of=self.at,
             comparisons=comparisons,
+            phases=phases,
         )
         log.info(
             "projections rebuilt",
@@ -316,6 +388,44 @@ class _Run:
             equal=result.equal,
         )
         return result
+
+    def _index_groups(self) -> tuple[list[Table], list[Table]]:
+        """The tables rebuilt: the steps (loaded first), and the others."""
+        steps = [t for t in self.tables if t is CASE_STEPS]
+        return steps, sorted((t for t in self.tables if t is not CASE_STEPS), key=_size_rank)
+
+    async def _index_and_analyze(self, tables: Sequence[Table]) -> None:
+        """Build the loaded shadow slots' indexes of ``tables`` (all but their primary
+        keys, dropped while they loaded: building one from the sorted rows costs a
+        fraction of keeping it up to date row by row), a few at a time in the whole
+        rebuild (:data:`INDEX_CONNECTIONS`), and analyse each table once its indexes are
+        there (an analysis and an index build of one table wait for each other)."""
+        if self.listed is None:
+            async with self.store.pool.acquire() as conn:
+                self.listed = await listed_indexes(conn)
+        listed = self.listed
+
+        async def build(table: Table, suffix: str) -> None:
+            async with self.building, self.store.pool.acquire() as conn:
+                await build_index(conn, self.schema, table, self.shadow(table), suffix)
+
+        async def table_done(table: Table) -> None:
+            await asyncio.gather(*(build(table, suffix) for suffix in listed.get(table.name, [])))
+            await self._analyze(table)
+
+        await asyncio.gather(*(table_done(t) for t in tables))
+
+    async def _checksums(self, slots: Sequence[tuple[Table, int]]) -> dict[str, Checksum]:
+        """The checksums of ``slots``, each on a connection of its own, a few at a time
+        (the largest tables first), each seeing what is committed when it starts."""
+        limit = asyncio.Semaphore(CHECKSUM_CONNECTIONS)
+
+        async def one(table: Table, slot: int) -> tuple[str, Checksum]:
+            async with limit, self.store.pool.acquire() as conn, every_district(conn):
+                return table.name, await checksum(conn, self.schema, table, slot)
+
+        largest_first = sorted(slots, key=lambda pair: _size_rank(pair[0]))
+        return dict(await asyncio.gather(*(one(t, s) for t, s in largest_first)))
 
     async def _analyze(self, table: Table) -> None:
         async with self.store.pool.acquire() as conn:
@@ -366,9 +476,8 @@ class _Run:
         A reader task on its own connection keeps a batch ahead of the folding, so the
         server works while Python folds. (One reader: the store's order index does not
         hold the category, so a reader per category would make the server read every
-        row once per reader.) Its connection keeps ``jsonb`` as text (the pool's decode
-        it): only the events folded are decoded, never their metadata; it is closed
-        afterwards, so the pool never hands it out again.
+        row once per reader.) The events come with their data as JSON bytes
+        (:class:`ScannedEvent`): only those folded are decoded, by whoever folds them.
         """
         queue: asyncio.Queue[list[ScannedEvent] | None] = asyncio.Queue(maxsize=1)
         readers = [asyncio.create_task(self._reader(g, queue)) for g in self.checkpoints]
@@ -400,27 +509,21 @@ class _Run:
         (also when it fails: the failure is raised when the reader is awaited)."""
         try:
             async with self.store.pool.acquire() as conn:
-                await conn.set_type_codec(
-                    "jsonb", encoder=str, decoder=str, schema="pg_catalog", format="text"
-                )
-                try:
-                    while True:
-                        async with every_district(conn):
-                            batch = await self.store.scan(
-                                self.checkpoints[group],
-                                limit=self.batch,
-                                categories=group,
-                                event_types=self.types,
-                                conn=conn,
-                            )
-                            batch = await open_stored(conn, self.texts, batch)
-                        if batch:
-                            self.checkpoints[group] = batch[-1].checkpoint
-                            await queue.put(batch)
-                        if len(batch) < self.batch:
-                            return
-                finally:
-                    await conn.close()
+                while True:
+                    async with every_district(conn):
+                        batch = await self.store.scan(
+                            self.checkpoints[group],
+                            limit=self.batch,
+                            categories=group,
+                            event_types=self.types,
+                            conn=conn,
+                        )
+                        batch = await open_stored(conn, self.texts, batch)
+                    if batch:
+                        self.checkpoints[group] = batch[-1].checkpoint
+                        await queue.put(batch)
+                    if len(batch) < self.batch:
+                        return
         finally:
             await queue.put(None)
 
@@ -483,28 +586,31 @@ class _Run:
 
     # ---------------------------------------------------------------- writing
 
-    async def _write_dirty(self, conn: Conn, *, loading: bool) -> None:
+    async def _write_dirty(self, conn: Conn, *, loading: bool) -> set[str]:
         """Write the rows changed since the last write: COPY into the slots open for the
-        bulk load, upserts afterwards (the few rows catching up changed)."""
+        bulk load, upserts afterwards (the few rows catching up changed). The names of
+        the tables written."""
         if isinstance(self.folder, FoldWorkers):
             # Only after the bulk load (the workers copy theirs): ask them for the rows.
             tables, steps = await self.folder.take_changes()
-            for name, rows in tables.items():
+            changed = {name: rows for name, rows in tables.items() if rows}
+            for name, rows in changed.items():
                 await upsert_rows(conn, self.schema, TABLES[name], self.shadow(TABLES[name]), rows)
-            if "cases" in self.names and steps:
-                shadow = self.shadow(CASE_STEPS)
-                await copy_rows(conn, self.schema, CASE_STEPS, shadow, steps, loading=loading)
-            return
-        for table, rows in self.folder.take_dirty().items():
-            slot = self.shadow(table)
-            if loading:
-                await copy_rows(conn, self.schema, table, slot, rows, loading=True)
-            else:
-                await upsert_rows(conn, self.schema, table, slot, rows)
-        steps = self.folder.take_steps()
+        else:
+            changed = {t.name: rows for t, rows in self.folder.take_dirty().items() if rows}
+            for name, rows in changed.items():
+                table, slot = TABLES[name], self.shadow(TABLES[name])
+                if loading:
+                    await copy_rows(conn, self.schema, table, slot, rows, loading=True)
+                else:
+                    await upsert_rows(conn, self.schema, table, slot, rows)
+            steps = self.folder.take_steps()
+        written = set(changed)
         if "cases" in self.names and steps:
             shadow = self.shadow(CASE_STEPS)
             await copy_rows(conn, self.schema, CASE_STEPS, shadow, steps, loading=loading)
+            written.add(CASE_STEPS.name)
+        return written
 
 
 @contextmanager
@@ -520,6 +626,11 @@ def _without_cycle_collection() -> Iterator[None]:
     finally:
         if was_enabled:
             gc.enable()
+
+
+def _size_rank(table: Table) -> int:
+    """The order of work on tables, the largest first (they take the longest)."""
+    return _LARGEST.index(table) if table in _LARGEST else len(_LARGEST)
 
 
 async def _slots(conn: Conn, schema: str) -> dict[str, int]:

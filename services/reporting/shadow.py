@@ -51,9 +51,12 @@ def every_district(conn: Conn) -> AbstractAsyncContextManager[Conn]:
     return scoped(conn, ALL_DISTRICTS)
 
 
-async def truncate(conn: Conn, schema: str, table: Table, slot: int) -> None:
-    """Empty one slot of ``table``."""
-    await conn.execute(f"TRUNCATE {schema}.{table.partition(slot)}")
+async def truncate(conn: Conn, schema: str, slots: Sequence[tuple[Table, int]]) -> None:
+    """Empty slots of tables (one statement)."""
+    if slots:
+        await conn.execute(
+            "TRUNCATE " + ", ".join(f"{schema}.{table.partition(slot)}" for table, slot in slots)
+        )
 
 
 async def analyze(conn: Conn, schema: str, table: Table, slot: int) -> None:
@@ -68,7 +71,9 @@ async def set_loading(
 
     Open: the slot's row-level security is off and the services' roles may no longer
     read, change or delete its rows by naming the partition (they reach them only
-    through the partitioned table, whose policy holds); closed: as every other table.
+    through the partitioned table, whose policy holds), and its indexes other than the
+    primary key are dropped (:func:`build_index` builds them once it is loaded); closed:
+    as every other table, with any index still missing built.
     ``reporting.shadow_load`` (``migrations/0005_shadow_load.sql``) does it as the
     tables' owner, one slot at a time, each in its own short transaction.
     """
@@ -76,6 +81,25 @@ async def set_loading(
         await conn.execute(
             "SELECT reporting.shadow_load($1, $2, $3)", schema, table.partition(slot), loading
         )
+
+
+async def listed_indexes(conn: Conn) -> dict[str, list[str]]:
+    """Per projection table, the indexes each slot has besides its primary key, which a
+    rebuild builds after loading the slot (``migrations/0006_slot_indexes.sql``)."""
+    rows = await conn.fetch(
+        "SELECT table_name, suffix FROM reporting.slot_indexes ORDER BY table_name, suffix"
+    )
+    listed: dict[str, list[str]] = {}
+    for r in rows:
+        listed.setdefault(r["table_name"], []).append(r["suffix"])
+    return listed
+
+
+async def build_index(conn: Conn, schema: str, table: Table, slot: int, suffix: str) -> None:
+    """Build one listed index of a slot opened for loading (unless it is there)."""
+    await conn.execute(
+        "SELECT reporting.shadow_index($1, $2, $3)", schema, table.partition(slot), suffix
+    )
 
 
 async def copy_rows(
@@ -134,26 +158,52 @@ def _row_hash(table: Table) -> str:
     return f"hash_record_extended(ROW({', '.join(table.columns)}), 0)"
 
 
-async def compare(conn: Conn, schema: str, table: Table, live: int, shadow: int) -> TableComparison:
-    """Row counts and checksums of both slots, and the first differences if any."""
-    rows = await conn.fetch(
-        f"SELECT slot, count(*) AS n, coalesce(sum({_row_hash(table)}), 0)"
-        f"::text AS checksum FROM {schema}.{table.name} WHERE slot = ANY($1::smallint[]) "
-        "GROUP BY slot",
-        [live, shadow],
+@dataclass(frozen=True)
+class Checksum:
+    """A slot's row count and the sum of its rows' hashes (exact: a numeric sum)."""
+
+    rows: int
+    checksum: str
+
+
+async def checksum(conn: Conn, schema: str, table: Table, slot: int) -> Checksum:
+    """Row count and checksum of one slot, as ``conn``'s transaction sees it."""
+    row = await conn.fetchrow(
+        f"SELECT count(*) AS n, coalesce(sum({_row_hash(table)}), 0)::text AS checksum "
+        f"FROM {schema}.{table.partition(slot)}"
     )
-    found = {r["slot"]: (r["n"], r["checksum"]) for r in rows}
-    live_n, live_sum = found.get(live, (0, "0"))
-    shadow_n, shadow_sum = found.get(shadow, (0, "0"))
-    comparison = TableComparison(table.name, live_n, shadow_n, live_sum, shadow_sum)
+    assert row is not None
+    return Checksum(row["n"], row["checksum"])
+
+
+async def compare(
+    conn: Conn,
+    schema: str,
+    table: Table,
+    live: int,
+    shadow: int,
+    *,
+    live_sum: Checksum | None = None,
+    shadow_sum: Checksum | None = None,
+) -> TableComparison:
+    """Row counts and checksums of both slots, and the first differences if any. A slot's
+    checksum already taken (``live_sum``, ``shadow_sum``: by other connections, or before
+    the last rows were written) is taken as given; the rest are computed in ``conn``."""
+    if live_sum is None:
+        live_sum = await checksum(conn, schema, table, live)
+    if shadow_sum is None:
+        shadow_sum = await checksum(conn, schema, table, shadow)
+    comparison = TableComparison(
+        table.name, live_sum.rows, shadow_sum.rows, live_sum.checksum, shadow_sum.checksum
+    )
     if comparison.equal:
         return comparison
     return TableComparison(
         table.name,
-        live_n,
-        shadow_n,
-        live_sum,
-        shadow_sum,
+        live_sum.rows,
+        shadow_sum.rows,
+        live_sum.checksum,
+        shadow_sum.checksum,
         await _differences(conn, schema, table, live, shadow),
     )
 

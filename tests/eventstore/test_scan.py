@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 
 from eventkit.db import ALL_DISTRICTS, scope
@@ -44,7 +45,25 @@ async def test_scan_reads_what_read_all_reads_in_the_same_order(store: EventStor
             whole.schema_version,
             whole.recorded_at,
         )
-        assert lean.data == whole.data
+        assert json.loads(lean.data) == whole.data
+
+
+async def test_scan_gives_the_json_text_byte_for_byte_with_its_escapes(store: EventStore) -> None:
+    # The data travel as the UTF-8 bytes of the JSON text: backslashes, quotes, control
+    # characters and Chinese must come out as they went in (a ``::bytea`` cast would
+    # have read the backslashes as escapes).
+    stream = f"case-{uuid.uuid4().hex[:12]}"
+    message = '楼道灯不亮\\n"三楼"\\\\ C:\\temp\t制表\n换行 \u0001 😀'
+    await store.append(stream, [envelope(stream, message=message)], expected_version=NO_STREAM)
+
+    async with store.pool.acquire() as conn, conn.transaction():
+        await scope(conn, ALL_DISTRICTS)
+        batch = await store.scan(START, categories=["case"], limit=1_000_000, conn=conn)
+    mine = [e for e in batch if e.stream_id == stream]
+
+    assert len(mine) == 1
+    assert isinstance(mine[0].data, bytes)
+    assert json.loads(mine[0].data)["message"] == message
 
 
 async def test_scan_reads_only_the_categories_asked(store: EventStore) -> None:

@@ -16,7 +16,7 @@ from services.reporting.bootstrap import Reporting
 from services.reporting.case_facts import CaseFacts
 from services.reporting.rebuild import _Run
 from services.reporting.shadow import copy_rows, set_loading
-from services.reporting.tables import ASOF_SCHEMA, CASES, SCHEMA
+from services.reporting.tables import ASOF_SCHEMA, CASE_STEPS, CASES, SCHEMA
 from tests.reporting.conftest import project
 from tests.reporting.history import store_history
 from tests.reporting.march import march_history
@@ -88,6 +88,90 @@ async def test_a_slot_open_for_loading_is_refused_by_name_and_read_through_its_p
     assert [r["case_id"] for r in by_name] == ["L1"]
 
 
+async def _slot_indexes(conn: Conn) -> set[str]:
+    """The indexes of every slot of either schema, primary keys aside."""
+    rows = await conn.fetch(
+        """
+        SELECT n.nspname || '.' || x.relname AS name
+          FROM pg_index i
+          JOIN pg_class x ON x.oid = i.indexrelid
+          JOIN pg_class c ON c.oid = i.indrelid
+          JOIN pg_namespace n ON n.oid = c.relnamespace
+         WHERE n.nspname IN ('reporting', 'reporting_asof') AND c.relispartition
+           AND NOT i.indisprimary
+        """
+    )
+    return {r["name"] for r in rows}
+
+
+def _listed_slot_indexes() -> set[str]:
+    """What migrations/0006_slot_indexes.sql lists, in both slots of both schemas."""
+    listed = {
+        ("case_steps", "representative"),
+        ("case_steps", "station"),
+        ("cases", "opened"),
+        ("ratings", "recorded"),
+        ("activities", None),
+    }
+    return {
+        f"{schema}.{table}_s{slot}_{suffix}"
+        for schema in (SCHEMA, ASOF_SCHEMA)
+        for table, suffix in listed
+        if suffix is not None
+        for slot in (0, 1)
+    }
+
+
+async def test_a_slot_loads_without_its_secondary_indexes_and_gets_them_back_when_closed(
+    service: Reporting,
+) -> None:
+    async with service.pool.acquire() as conn:
+        shadow = 1 - int(
+            await conn.fetchval("SELECT slot FROM reporting.projections WHERE name = 'cases'")
+        )
+        before = await _slot_indexes(conn)
+        await set_loading(conn, SCHEMA, [(CASES, shadow), (CASE_STEPS, shadow)], True)
+        try:
+            loading = await _slot_indexes(conn)
+        finally:
+            await set_loading(conn, SCHEMA, [(CASES, shadow), (CASE_STEPS, shadow)], False)
+        after = await _slot_indexes(conn)
+
+    dropped = {
+        f"{SCHEMA}.cases_s{shadow}_opened",
+        f"{SCHEMA}.case_steps_s{shadow}_representative",
+        f"{SCHEMA}.case_steps_s{shadow}_station",
+    }
+    assert _listed_slot_indexes() <= before
+    assert before - loading == dropped
+    assert after == before
+
+
+async def test_after_a_rebuild_every_slot_has_its_indexes_and_the_dashboards_use_them(
+    service: Reporting, store: EventStore, database_url: str
+) -> None:
+    events = await store_history(store, database_url, march_history().ordered())
+    await project(service, events)
+
+    await service.rebuild.run()
+    await service.rebuild.run(at=datetime.now(UTC))
+
+    async with service.pool.acquire() as conn:
+        assert _listed_slot_indexes() <= await _slot_indexes(conn)
+        live = await conn.fetchval("SELECT slot FROM reporting.projections WHERE name = 'cases'")
+        async with scoped(conn, "demo"):
+            await conn.execute("SET LOCAL enable_seqscan = off")
+            plan = "\n".join(
+                r[0]
+                for r in await conn.fetch(
+                    "EXPLAIN SELECT count(*) FROM reporting.case_steps WHERE slot = $1 "
+                    "AND district_id = 'demo' AND station_code = 'S01' AND recorded_at >= now()",
+                    live,
+                )
+            )
+    assert f"case_steps_s{live}_station" in plan
+
+
 async def test_after_a_rebuild_every_slot_is_secured_again(
     service: Reporting, store: EventStore, database_url: str
 ) -> None:
@@ -115,6 +199,7 @@ async def test_a_load_that_fails_leaves_its_slots_secured(
 
     async with service.pool.acquire() as conn:
         assert await _unsecured_slots(conn) == []
+        assert _listed_slot_indexes() <= await _slot_indexes(conn)
 
 
 @pytest.mark.parametrize(
@@ -133,3 +218,15 @@ async def test_only_a_slot_of_a_projection_table_can_be_opened(
     async with service.pool.acquire() as conn:
         with pytest.raises(asyncpg.RaiseError):
             await conn.execute("SELECT reporting.shadow_load($1, $2, true)", schema, table)
+        with pytest.raises(asyncpg.RaiseError):
+            await conn.execute("SELECT reporting.shadow_index($1, $2, 'station')", schema, table)
+
+
+async def test_only_a_listed_index_of_a_slot_can_be_built(service: Reporting) -> None:
+    async with service.pool.acquire() as conn:
+        with pytest.raises(asyncpg.RaiseError, match="no index"):
+            await conn.execute("SELECT reporting.shadow_index('reporting', 'cases_s0', 'station')")
+        with pytest.raises(asyncpg.RaiseError, match="no index"):
+            await conn.execute(
+                "SELECT reporting.shadow_index('reporting', 'case_steps_s0', 'x); DROP')"
+            )
