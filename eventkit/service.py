@@ -170,12 +170,14 @@ def serve(app: FastAPI, settings: Settings, *, port: int, host: str | None = Non
         log.error("refusing to start", reason=str(refused), settings=refused.settings_names)
         raise SystemExit(str(refused)) from None
     # httptools' parser (C) rather than h11's (pure Python): the HTTP parsing is a large
-    # share of a small request's CPU (residents' submissions, staff pages).
+    # share of a small request's CPU (residents' submissions, staff pages); uvloop's
+    # event loop, as every Minqing process (eventkit.loop).
     config = uvicorn.Config(
         app,
         host=host,
         port=port,
         http="httptools",
+        loop="uvloop",
         log_config=None,
         access_log=False,
         lifespan="on",

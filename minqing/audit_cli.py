@@ -8,7 +8,6 @@ seals and the records of opened personal data.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -25,6 +24,7 @@ from eventkit.audit.findings import VerificationReport
 from eventkit.audit.settings import AuditSettings
 from eventkit.audit.timeline import DEFAULT_TIMEZONE, CaseTimeline
 from eventkit.db import Conn
+from eventkit.loop import run as run_loop
 
 T = TypeVar("T")
 
@@ -73,7 +73,7 @@ async def _pool(settings: AuditSettings) -> AsyncIterator[asyncpg.Pool]:
 
 
 def _run(work: Callable[[], Awaitable[T]]) -> T:
-    return asyncio.run(_main(work))
+    return run_loop(_main(work))
 
 
 async def _main(work: Callable[[], Awaitable[T]]) -> T:

@@ -14,6 +14,7 @@ import click
 
 from eventkit.identity import Role
 from eventkit.logging import configure_logging
+from eventkit.loop import run as run_loop
 from eventkit.settings import Settings, get_settings
 
 T = TypeVar("T")
@@ -23,7 +24,7 @@ def _run(coro: Awaitable[T]) -> T:
     async def main() -> T:
         return await coro
 
-    return asyncio.run(main())
+    return run_loop(main())
 
 
 def database_url(settings: Settings) -> str:
@@ -143,7 +144,7 @@ def relay_run(settings: Settings) -> None:
         finally:
             await pool.close()
 
-    asyncio.run(until_signalled(work))
+    run_loop(until_signalled(work))
 
 
 @main.group()

@@ -3,8 +3,7 @@ sign-in for a liaison officer and a representative of the demo district."""
 
 from __future__ import annotations
 
-import asyncio
-
+from eventkit.loop import run as run_loop
 from minqing.system import ServiceSpec
 
 DEMO_STAFF = (
@@ -33,7 +32,7 @@ def workbench_sign_ins(database_url: str, routing: ServiceSpec) -> list[str]:
     roles = {"lo_dh_01": Role.LIAISON, "r001": Role.REPRESENTATIVE}
     actor = Actor(id="minqing-up", role=ActorRole.SYSTEM)
     try:
-        made = asyncio.run(
+        made = run_loop(
             invite_people(settings, "demo", [(p, roles[p]) for p, _ in DEMO_STAFF], actor)
         )
     except Exception as exc:  # noqa: BLE001 - the stack runs without the links

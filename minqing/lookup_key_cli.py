@@ -9,7 +9,6 @@ key, for the deployment's Secret, and nothing else.
 
 from __future__ import annotations
 
-import asyncio
 import getpass
 import json
 from collections.abc import Awaitable, Callable
@@ -21,6 +20,7 @@ import click
 from eventkit.db import create_pool
 from eventkit.keys import KeyRingError
 from eventkit.local import NoDatabase, database_url
+from eventkit.loop import run as run_loop
 from eventkit.privacy import VaultKeyMissing
 from eventkit.settings import Settings
 from minqing.privacy_reindex import LookupReindex
@@ -39,7 +39,7 @@ def _run(settings: Settings, work: Callable[[LookupReindex], Awaitable[T]]) -> T
             await pool.close()
 
     try:
-        return asyncio.run(main())
+        return run_loop(main())
     except (NoDatabase, VaultKeyMissing, KeyRingError) as exc:
         raise click.ClickException(str(exc)) from exc
     except asyncpg.InsufficientPrivilegeError as exc:

@@ -8,7 +8,6 @@ No command prints a phone number or a name: the export file alone holds them.
 
 from __future__ import annotations
 
-import asyncio
 import getpass
 import time
 from collections.abc import Awaitable, Callable
@@ -19,6 +18,7 @@ import click
 
 from eventkit.db import create_pool
 from eventkit.local import NoDatabase, database_url
+from eventkit.loop import run as run_loop
 from eventkit.privacy import PersonalDataVault, VaultKeyMissing
 from eventkit.refusals import Refusal
 from eventkit.settings import Settings
@@ -47,7 +47,7 @@ def _run(settings: Settings, work: Callable[[ResidentRights], Awaitable[T]]) -> 
             await pool.close()
 
     try:
-        return asyncio.run(main())
+        return run_loop(main())
     except Refusal as refusal:
         detail = f"\n{refusal.detail}\n{refusal.detail_en}" if refusal.detail else ""
         raise click.ClickException(f"{refusal.title} / {refusal.title_en}{detail}") from refusal

@@ -30,6 +30,7 @@ from aiohttp import web
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
 from eventkit.http.headers import SECURITY_HEADERS
+from eventkit.loop import run as run_loop
 
 KEEP = 500
 """Messages the page shows (the newest)."""
@@ -350,7 +351,7 @@ def main() -> None:
             loop.add_signal_handler(sig, stop.set)
         await serve(sink, stop)
 
-    asyncio.run(run())
+    run_loop(run())
 
 
 if __name__ == "__main__":

@@ -28,7 +28,6 @@ blocks a new ``up`` and ``minqing down`` knows when the old one has finished.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import fcntl
 import ipaddress
@@ -50,6 +49,7 @@ from eventkit.local import (
     port_in_use,
     state_dir,
 )
+from eventkit.loop import run as run_loop
 from eventkit.settings import Settings
 from minqing.demo_staff import workbench_sign_ins, workbench_url
 from minqing.supervision import COLOURS, SELF_NAME, Child, Console, Signals, supervise
@@ -328,7 +328,7 @@ class _Stack:
             say(f"  {'logs':<13} {self.data_dir / 'logs'}")
             say("按 Ctrl-C 停止 / Ctrl-C to stop")
 
-        asyncio.run(supervise(self.children, self.signals, self.console, banner))
+        run_loop(supervise(self.children, self.signals, self.console, banner))
         return 0
 
     def _dashboard_account(self, database_url: str) -> None:
@@ -344,7 +344,7 @@ class _Stack:
         actor = Actor(id="minqing-up", role=ActorRole.SYSTEM)
         settings = RoutingSettings(database_url=database_url)
         try:
-            asyncio.run(invite_people(settings, "demo", admin, actor))
+            run_loop(invite_people(settings, "demo", admin, actor))
         except Exception as exc:  # noqa: BLE001 - the stack runs; the link is refused
             self.console.say(
                 f"(示范区管理员账号未建立 / the demo admin's account was not set up: {exc!r})"
@@ -384,7 +384,7 @@ class _Stack:
 
         try:
             # migrate() logs each migration it applies.
-            asyncio.run(migrate(database_url, migration_packages()))
+            run_loop(migrate(database_url, migration_packages()))
         except Exception as exc:
             raise _StartupError(f"数据库迁移失败 / migrations failed: {exc!r}") from exc
 

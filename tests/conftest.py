@@ -10,7 +10,7 @@ import asyncio
 import shutil
 import tempfile
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from pathlib import Path
 
 import asyncpg
@@ -18,11 +18,19 @@ import pytest
 
 from eventkit.db import create_pool, migrate
 from eventkit.local import Broker, EmbeddedPostgres
+from eventkit.loop import new_event_loop
 from eventkit.settings import Settings
 from eventkit.store import EventStore
 from minqing.system import migration_packages
 
 TEMPLATE = "minqing_template"
+
+
+def pytest_asyncio_loop_factories(
+    config: pytest.Config, item: pytest.Item
+) -> Mapping[str, Callable[[], asyncio.AbstractEventLoop]]:
+    """Every async test and fixture runs on the loop Minqing runs on (uvloop's)."""
+    return {"uvloop": new_event_loop}
 
 
 @pytest.fixture(scope="session")

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import sys
 from collections.abc import Awaitable, Callable
 from datetime import datetime
@@ -13,6 +12,7 @@ from typing import TypeVar
 import click
 
 from eventkit.local import NoDatabase
+from eventkit.loop import run as run_loop
 from eventkit.settings import Settings
 from services.intake.bootstrap import Intake, bootstrap
 from services.intake.hotline import ImportFileError, ImportReport, import_work_orders, read_rows
@@ -33,7 +33,7 @@ def _run(settings: Settings, work: Callable[[Intake], Awaitable[T]]) -> T:
             return await work(intake)
 
     try:
-        return asyncio.run(main())
+        return run_loop(main())
     except NoDatabase as exc:
         raise click.ClickException(str(exc)) from exc
 

@@ -10,7 +10,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -20,6 +19,7 @@ import click
 
 from eventkit.db import district_transaction
 from eventkit.local import NoDatabase
+from eventkit.loop import run as run_loop
 from services.notification import contacts, outbox
 from services.notification.bootstrap import Notification, bootstrap
 from services.notification.contact_book import parse_contact_file
@@ -37,7 +37,7 @@ def _with_service(work: Callable[[Notification], Awaitable[T]]) -> T:
             return await work(notification)
 
     try:
-        return asyncio.run(main())
+        return run_loop(main())
     except NoDatabase as exc:
         raise click.ClickException(str(exc)) from exc
 

@@ -13,7 +13,6 @@ Both run as the runtime role, like the service: a rebuild needs no owner and no 
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Awaitable, Callable
 from datetime import datetime
 from pathlib import Path
@@ -22,6 +21,7 @@ from typing import TypeVar
 import click
 
 from eventkit.local import NoDatabase
+from eventkit.loop import run as run_loop
 from eventkit.refusals import Refusal
 from services.reporting.bootstrap import Reporting, bootstrap
 from services.reporting.rebuild import RebuildResult, projections_named
@@ -39,7 +39,7 @@ def _with_reporting(work: Callable[[Reporting], Awaitable[T]]) -> T:
             return await work(reporting)
 
     try:
-        return asyncio.run(main())
+        return run_loop(main())
     except NoDatabase as exc:
         raise click.ClickException(str(exc)) from exc
     except Refusal as exc:

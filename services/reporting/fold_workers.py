@@ -42,6 +42,7 @@ from typing import Any, Final
 
 from eventkit.db import connect
 from eventkit.logging import get_logger
+from eventkit.loop import run as run_loop
 from services.reporting.folding import HANDLED_TYPES, Folder, FoldsStored, StoredEvent
 from services.reporting.shadow import copy_rows, every_district
 from services.reporting.tables import CASE_STEPS, Table
@@ -266,7 +267,7 @@ def _bare_main() -> Iterator[None]:
 def worker_main(spec: WorkerSpec, pipe: Connection) -> None:
     """A worker process: fold what it is sent until told to stop or its pipe ends."""
     with contextlib.suppress(EOFError, KeyboardInterrupt):  # the rebuild is gone
-        asyncio.run(_Worker(spec, pipe).serve())
+        run_loop(_Worker(spec, pipe).serve())
 
 
 class _Worker:

@@ -60,26 +60,21 @@ from services.reporting.projection import CONSUMER_NAME
 from services.reporting.shadow import (
     Checksum,
     TableComparison,
-    analyze,
-    build_index,
-    checksum,
     compare,
     copy_rows,
     every_district,
-    listed_indexes,
     lock_projections,
     set_loading,
     swap,
     truncate,
     upsert_rows,
 )
+from services.reporting.slot_work import SlotWork
 from services.reporting.tables import (
     ASOF_SCHEMA,
     CASE_STEPS,
-    CASES,
     PROJECTION_OF,
     PROJECTIONS,
-    RATINGS,
     SCHEMA,
     TABLES,
     Table,
@@ -89,15 +84,6 @@ log = get_logger(__name__)
 
 STEP_CHUNK = 50_000
 """Steps copied to the shadow in one COPY while the store is still being read."""
-
-_LARGEST = (CASE_STEPS, CASES, RATINGS)
-"""The tables with a row per step, case or rating: checksummed first."""
-
-CHECKSUM_CONNECTIONS = 2
-"""Slots checksummed at once before a comparison, each on a connection of its own."""
-
-INDEX_CONNECTIONS = 2
-"""Indexes of the loaded shadow slots built at once, each on a connection of its own."""
 
 _LOCK = {SCHEMA: 0x6D71_7270_0001, ASOF_SCHEMA: 0x6D71_7270_0002}
 """Advisory locks: one rebuild of each schema at a time."""
@@ -223,10 +209,14 @@ class _Run:
         self.gate: dict[str, int] = {}
         self.read = 0
         self.slots: dict[str, int] = {}
-        self.listed: dict[str, list[str]] | None = None
-        """Per table, the indexes built after the bulk load (read when first needed)."""
-        self.building = asyncio.Semaphore(INDEX_CONNECTIONS)
-        """Index builds at once, in the whole rebuild."""
+        self._slot_work: SlotWork | None = None
+
+    @property
+    def slot_work(self) -> SlotWork:
+        """Index builds, analyses and checksums on several connections at once."""
+        if self._slot_work is None:
+            self._slot_work = SlotWork(self.store.pool, self.schema, self.shadow)
+        return self._slot_work
 
     @property
     def tables(self) -> list[Table]:
@@ -287,8 +277,8 @@ class _Run:
                 if isinstance(self.folder, FoldWorkers):
                     await self.folder.end_steps()  # each worker copies its last steps
                 # The steps are complete: their indexes are built while the rest is copied.
-                first, rest = self._index_groups()
-                indexing = asyncio.create_task(self._index_and_analyze(first))
+                steps = [t for t in self.tables if t is CASE_STEPS]
+                indexing = asyncio.create_task(self.slot_work.index_and_analyze(steps))
                 try:
                     if isinstance(self.folder, FoldWorkers):
                         await self.folder.end_bulk()  # each worker copies the rest of its rows
@@ -296,7 +286,8 @@ class _Run:
                         async with pool.acquire() as conn, every_district(conn):
                             await self._write_dirty(conn, loading=True)
                     phase("copy")
-                    await self._index_and_analyze(rest)
+                    rest = [t for t in self.tables if t is not CASE_STEPS]
+                    await self.slot_work.index_and_analyze(rest)
                 finally:
                     await indexing
         finally:
@@ -321,7 +312,7 @@ class _Run:
         if self.at is None:
             # The shadow as it stands, checksummed outside the lock; a table written again
             # under the lock is checksummed again there.
-            shadow_sums = await self._checksums(self._shadows())
+            shadow_sums = await self.slot_work.checksums(self._shadows())
             phase("checksum")
         async with pool.acquire() as conn, conn.transaction():
             await scope(conn, ALL_DISTRICTS)  # every district's rows compared and swapped
@@ -333,7 +324,7 @@ class _Run:
                 # checksummed on other connections meanwhile: their committed rows are all
                 # there is to see.
                 live_slots = [(table, 1 - self.shadow(table)) for table in self.tables]
-                summing = asyncio.create_task(self._checksums(live_slots))
+                summing = asyncio.create_task(self.slot_work.checksums(live_slots))
                 try:
                     await self._read_more(conn)
                     self.gate = await _gate(conn)
@@ -388,48 +379,6 @@ class _Run:
             equal=result.equal,
         )
         return result
-
-    def _index_groups(self) -> tuple[list[Table], list[Table]]:
-        """The tables rebuilt: the steps (loaded first), and the others."""
-        steps = [t for t in self.tables if t is CASE_STEPS]
-        return steps, sorted((t for t in self.tables if t is not CASE_STEPS), key=_size_rank)
-
-    async def _index_and_analyze(self, tables: Sequence[Table]) -> None:
-        """Build the loaded shadow slots' indexes of ``tables`` (all but their primary
-        keys, dropped while they loaded: building one from the sorted rows costs a
-        fraction of keeping it up to date row by row), a few at a time in the whole
-        rebuild (:data:`INDEX_CONNECTIONS`), and analyse each table once its indexes are
-        there (an analysis and an index build of one table wait for each other)."""
-        if self.listed is None:
-            async with self.store.pool.acquire() as conn:
-                self.listed = await listed_indexes(conn)
-        listed = self.listed
-
-        async def build(table: Table, suffix: str) -> None:
-            async with self.building, self.store.pool.acquire() as conn:
-                await build_index(conn, self.schema, table, self.shadow(table), suffix)
-
-        async def table_done(table: Table) -> None:
-            await asyncio.gather(*(build(table, suffix) for suffix in listed.get(table.name, [])))
-            await self._analyze(table)
-
-        await asyncio.gather(*(table_done(t) for t in tables))
-
-    async def _checksums(self, slots: Sequence[tuple[Table, int]]) -> dict[str, Checksum]:
-        """The checksums of ``slots``, each on a connection of its own, a few at a time
-        (the largest tables first), each seeing what is committed when it starts."""
-        limit = asyncio.Semaphore(CHECKSUM_CONNECTIONS)
-
-        async def one(table: Table, slot: int) -> tuple[str, Checksum]:
-            async with limit, self.store.pool.acquire() as conn, every_district(conn):
-                return table.name, await checksum(conn, self.schema, table, slot)
-
-        largest_first = sorted(slots, key=lambda pair: _size_rank(pair[0]))
-        return dict(await asyncio.gather(*(one(t, s) for t, s in largest_first)))
-
-    async def _analyze(self, table: Table) -> None:
-        async with self.store.pool.acquire() as conn:
-            await analyze(conn, self.schema, table, self.shadow(table))
 
     # ---------------------------------------------------------------- reading
 
@@ -626,11 +575,6 @@ def _without_cycle_collection() -> Iterator[None]:
     finally:
         if was_enabled:
             gc.enable()
-
-
-def _size_rank(table: Table) -> int:
-    """The order of work on tables, the largest first (they take the longest)."""
-    return _LARGEST.index(table) if table in _LARGEST else len(_LARGEST)
 
 
 async def _slots(conn: Conn, schema: str) -> dict[str, int]:

@@ -17,7 +17,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import sys
 import time
 from collections.abc import Awaitable, Callable
@@ -30,6 +29,7 @@ import click
 from contracts.base import Actor, ActorRole
 from eventkit.db import district_transaction
 from eventkit.local import NoDatabase
+from eventkit.loop import run as run_loop
 from eventkit.refusals import Refusal
 from eventkit.sealed_texts import TextKeys
 from services.routing.bootstrap import Routing, bootstrap
@@ -61,7 +61,7 @@ def _with_routing(work: Callable[[Routing], Awaitable[T]]) -> T:
             return await work(routing)
 
     try:
-        return asyncio.run(main())
+        return run_loop(main())
     except NoDatabase as exc:
         raise click.ClickException(str(exc)) from exc
 

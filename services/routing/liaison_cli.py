@@ -12,7 +12,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import uuid
 from collections.abc import Awaitable, Callable
@@ -26,6 +25,7 @@ from contracts.base import Actor, ActorRole
 from contracts.directory import ActivityKind
 from eventkit.db import district_transaction
 from eventkit.local import NoDatabase
+from eventkit.loop import run as run_loop
 from eventkit.refusals import Refusal
 from eventkit.requests import RequestInfo
 from services.routing import liaison_views as lv
@@ -50,7 +50,7 @@ def _run(work: Callable[[Routing], Awaitable[T]]) -> T:
             return await work(routing)
 
     try:
-        return asyncio.run(main())
+        return run_loop(main())
     except NoDatabase as exc:
         raise click.ClickException(str(exc)) from exc
     except DistrictFileError as exc:

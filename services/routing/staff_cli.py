@@ -9,13 +9,12 @@
 
 from __future__ import annotations
 
-import asyncio
-
 import click
 
 from contracts.base import Actor, ActorRole
 from eventkit.identity import Role
 from eventkit.local import NoDatabase
+from eventkit.loop import run as run_loop
 from eventkit.refusals import Refusal
 from services.routing.bootstrap import bootstrap
 from services.routing.settings import RoutingSettings
@@ -59,7 +58,7 @@ def staff_invite(district: str, person: str, role: str | None) -> None:
     """发送邀请 / Print a one-time link for the person to set their password."""
     settings = RoutingSettings()
     try:
-        made = asyncio.run(
+        made = run_loop(
             invite_people(settings, district, [(person, Role(role) if role else None)], CLI_ACTOR)
         )
     except (NoDatabase, Refusal) as exc:
@@ -85,7 +84,7 @@ def staff_retire(district: str, person: str, reason: str) -> None:
             return await routing.accounts.retire(district, person, reason, CLI_ACTOR)
 
     try:
-        closed = asyncio.run(work())
+        closed = run_loop(work())
     except (NoDatabase, Refusal) as exc:
         raise click.ClickException(str(exc)) from exc
     click.echo("已停用 / closed" if closed else "早已停用 / already closed")

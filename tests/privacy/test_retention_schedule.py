@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import os
+import selectors
 import subprocess
 import sys
 import time
@@ -26,22 +27,36 @@ def _started(database_url: str) -> subprocess.Popen[str]:
     )
 
 
-def _after(process: subprocess.Popen[str], seconds: float) -> tuple[int | None, str, str]:
-    time.sleep(seconds)
-    still_running = process.poll()
-    process.terminate()
-    out, err = process.communicate(timeout=30)
-    return still_running, out, err
+def _until(
+    process: subprocess.Popen[str], stream: str, text: str, times: int, timeout: float = 60.0
+) -> tuple[int | None, str]:
+    """What ``process`` wrote to ``stream`` (stdout or stderr) until ``text`` appeared
+    ``times`` times, or ``timeout`` passed (a loaded machine starts the command slowly);
+    whether it was still running then."""
+    pipe = process.stdout if stream == "stdout" else process.stderr
+    assert pipe is not None
+    seen = ""
+    deadline = time.monotonic() + timeout
+    with selectors.DefaultSelector() as selector:
+        selector.register(pipe, selectors.EVENT_READ)
+        while seen.count(text) < times and (left := deadline - time.monotonic()) > 0:
+            if selector.select(left):
+                chunk = os.read(pipe.fileno(), 65536)
+                if not chunk:
+                    break  # the command ended
+                seen += chunk.decode("utf-8", "replace")
+    return process.poll(), seen
 
 
 def test_the_retention_runs_again_at_its_interval_and_stays_up(database_url: str) -> None:
     process = _started(database_url)
     try:
-        ended, out, _ = _after(process, 6.0)
+        # The test database has no district: each run says so.
+        ended, out = _until(process, "stdout", "没有区 / no district", 2)
     finally:
         process.kill()
+        process.communicate(timeout=30)
     assert ended is None, "the command ended instead of staying up"
-    # The test database has no district: each run says so.
     assert out.count("没有区 / no district") >= 2
 
 
@@ -51,8 +66,9 @@ def test_a_failed_run_is_reported_and_tried_again(database_url: str) -> None:
         unreachable += "?" + database_url.split("?", 1)[1]
     process = _started(unreachable)
     try:
-        ended, _, err = _after(process, 6.0)
+        ended, err = _until(process, "stderr", "retention run failed", 2)
     finally:
         process.kill()
+        process.communicate(timeout=30)
     assert ended is None, "a failed run ended the command"
     assert err.count("retention run failed") >= 2

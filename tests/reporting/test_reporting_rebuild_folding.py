@@ -29,7 +29,8 @@ def _history() -> list[tuple[datetime, Event]]:
 
 
 def _scanned(history: list[tuple[datetime, Event]]) -> list[ScannedEvent]:
-    """The history as a scan gives it: per stream in version order, data as JSON text."""
+    """The history as a scan gives it: per stream in version order, data as the bytes of
+    its JSON text."""
     versions: dict[str, int] = {}
     out = []
     for n, (at, event) in enumerate(history, start=1):
@@ -43,7 +44,7 @@ def _scanned(history: list[tuple[datetime, Event]]) -> list[ScannedEvent]:
                 event.stream_category,
                 event.event_type,
                 event.schema_version,
-                json.dumps(serialize(event), ensure_ascii=False),
+                json.dumps(serialize(event), ensure_ascii=False).encode(),
                 at + timedelta(seconds=n),
             )
         )
