@@ -68,7 +68,7 @@ from eventkit.db import _init_connection, create_pool
 from eventkit.local import EmbeddedPostgres
 from eventkit.relay import Relay
 from eventkit.settings import Settings
-from eventkit.store import EventStore, RecordedEvent
+from eventkit.store import EventStore, TailEvent
 
 RUNTIME_ROLE = "minqing_runtime"
 STREAMS = 1000
@@ -374,7 +374,7 @@ async def run_relay_lag(
     consumer_lags: list[float] = []
     batches: list[int] = []
 
-    async def published(batch: list[RecordedEvent]) -> None:
+    async def published(batch: list[TailEvent]) -> None:
         now = datetime.now(UTC)
         batches.append(len(batch))
         ack_lags.extend((now - e.occurred_at).total_seconds() for e in batch)
@@ -462,7 +462,7 @@ class TimedRelay(Relay):
         super().__init__(*args, **kwargs)
         self.publish_seconds: list[float] = []
 
-    async def _publish(self, producer: Any, batch: list[RecordedEvent]) -> None:
+    async def _publish(self, producer: Any, batch: list[TailEvent]) -> None:
         started = time.perf_counter()
         await super()._publish(producer, batch)
         self.publish_seconds.append(time.perf_counter() - started)

@@ -53,34 +53,68 @@ def encode(envelope: Envelope) -> tuple[bytes, bytes, Headers]:
     """The key, value and headers of the Kafka record carrying ``envelope``."""
     if envelope.stream_version is None:
         raise ValueError("only stored events (with a stream version) are published")
+    meta = envelope.metadata
+    return binary(
+        event_id=envelope.event_id,
+        district_id=envelope.district_id,
+        stream_id=envelope.stream_id,
+        event_type=envelope.event_type,
+        schema_version=envelope.schema_version,
+        occurred_at=envelope.occurred_at,
+        stream_version=envelope.stream_version,
+        global_position=envelope.global_position,
+        recorded_at=envelope.recorded_at,
+        metadata={
+            "traceparent": meta.traceparent,
+            "correlation_id": meta.correlation_id,
+            "causation_id": meta.causation_id,
+        },
+        value=json.dumps(envelope.data, ensure_ascii=False, separators=(",", ":")).encode(),
+    )
+
+
+def binary(
+    *,
+    event_id: UUID,
+    district_id: str,
+    stream_id: str,
+    event_type: str,
+    schema_version: int,
+    occurred_at: datetime,
+    stream_version: int,
+    global_position: int | None,
+    recorded_at: datetime | None,
+    metadata: dict[str, Any],
+    value: bytes,
+) -> tuple[bytes, bytes, Headers]:
+    """The key, value and headers of the Kafka record of a stored event whose data are
+    already JSON (``value``): the relay publishes the store's JSON text as it is."""
     attrs: dict[str, str] = {
         "ce_specversion": "1.0",
-        "ce_id": str(envelope.event_id),
-        "ce_source": ce_source(envelope.district_id, envelope.stream_id),
-        "ce_type": ce_type(envelope.event_type, envelope.schema_version),
-        "ce_subject": envelope.stream_id,
-        "ce_time": _time(envelope.occurred_at),
-        "ce_district": envelope.district_id,
-        "ce_streamversion": str(envelope.stream_version),
-        "ce_partitionkey": envelope.stream_id,
+        "ce_id": str(event_id),
+        "ce_source": ce_source(district_id, stream_id),
+        "ce_type": ce_type(event_type, schema_version),
+        "ce_subject": stream_id,
+        "ce_time": _time(occurred_at),
+        "ce_district": district_id,
+        "ce_streamversion": str(stream_version),
+        "ce_partitionkey": stream_id,
         "content-type": CONTENT_TYPE,
     }
-    meta = envelope.metadata
-    if meta.traceparent:
-        attrs["ce_traceparent"] = meta.traceparent
-    if meta.correlation_id:
-        attrs["ce_correlationid"] = meta.correlation_id
-    if meta.causation_id:
-        attrs["ce_causationid"] = meta.causation_id
-    if envelope.global_position is not None:
-        attrs["ce_position"] = str(envelope.global_position)
-    if envelope.recorded_at is not None:
+    if traceparent := metadata.get("traceparent"):
+        attrs["ce_traceparent"] = traceparent
+    if correlation_id := metadata.get("correlation_id"):
+        attrs["ce_correlationid"] = correlation_id
+    if causation_id := metadata.get("causation_id"):
+        attrs["ce_causationid"] = causation_id
+    if global_position is not None:
+        attrs["ce_position"] = str(global_position)
+    if recorded_at is not None:
         # When the store learnt it: reports cut their periods on this, never on ce_time
         # alone (a CaseOverdue happens at the missed deadline, it is known later).
-        attrs["ce_recordedtime"] = _time(envelope.recorded_at)
-    value = json.dumps(envelope.data, ensure_ascii=False, separators=(",", ":")).encode()
+        attrs["ce_recordedtime"] = _time(recorded_at)
     headers = [(k, v.encode()) for k, v in attrs.items()]
-    return envelope.stream_id.encode(), value, headers
+    return stream_id.encode(), value, headers
 
 
 def structured(envelope: Envelope) -> dict[str, Any]:

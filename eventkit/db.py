@@ -142,6 +142,15 @@ async def district_transaction(pool: asyncpg.Pool, district_id: str) -> AsyncIte
         yield conn
 
 
+@asynccontextmanager
+async def reading(pool: asyncpg.Pool, district_id: str) -> AsyncIterator[Conn]:
+    """A pooled connection in a transaction scoped to ``district_id`` begun in one round
+    trip (:func:`begun_scoped`): for reads that need no savepoint, such as the store's
+    reads of its own (the relay reads the store's tail this way, batch after batch)."""
+    async with pool.acquire() as conn, begun_scoped(conn, district_id):
+        yield conn
+
+
 async def _init_connection(conn: asyncpg.Connection, role: str | None) -> None:
     # jsonb comes back as Python objects, and goes in from them.
     await conn.set_type_codec(

@@ -30,11 +30,11 @@ from aiokafka.errors import MessageSizeTooLargeError
 from contracts.topics import ALL_TOPICS, topic_for
 from eventkit import cloudevents
 from eventkit.audit.sealing import Sealer
-from eventkit.db import ALL_DISTRICTS, connect
+from eventkit.db import connect
 from eventkit.kafka import ensure_topics, make_producer
 from eventkit.logging import get_logger
 from eventkit.settings import Settings
-from eventkit.store import START, Checkpoint, EventStore, RecordedEvent
+from eventkit.store import START, Checkpoint, EventStore, TailEvent
 
 log = get_logger(__name__)
 
@@ -50,7 +50,7 @@ class Relay:
         store: EventStore,
         settings: Settings,
         *,
-        on_published: Callable[[list[RecordedEvent]], Awaitable[None]] | None = None,
+        on_published: Callable[[list[TailEvent]], Awaitable[None]] | None = None,
         sealer: Sealer | None = None,
         seal_interval: float = 0,
     ) -> None:
@@ -133,17 +133,15 @@ class Relay:
                 self._wake.clear()
                 # The relay publishes every district's events: it reads the whole store
                 # in the scope of every district (row-level security, issue 14).
-                batch = await self._store.read_all(
-                    checkpoint, limit=self._settings.relay_batch_size, district_id=ALL_DISTRICTS
+                batch = await self._store.read_tail(
+                    checkpoint, limit=self._settings.relay_batch_size
                 )
                 if not batch:
                     # Ask writers to notify, then look once more: an event committed
                     # before they saw the request would otherwise wait for the poll.
                     await self._set_waiting(leader, True)
-                    batch = await self._store.read_all(
-                        checkpoint,
-                        limit=self._settings.relay_batch_size,
-                        district_id=ALL_DISTRICTS,
+                    batch = await self._store.read_tail(
+                        checkpoint, limit=self._settings.relay_batch_size
                     )
                     if not batch:
                         await self._sleep(stop)
@@ -177,13 +175,25 @@ class Relay:
                 with contextlib.suppress(Exception):
                     await producer.stop()
 
-    async def _publish(self, producer: AIOKafkaProducer, batch: list[RecordedEvent]) -> None:
+    async def _publish(self, producer: AIOKafkaProducer, batch: list[TailEvent]) -> None:
         started = time.monotonic()
         futures = []
         for event in batch:
             try:
                 topic = self._settings.topic(topic_for(event.stream_id))
-                key, value, headers = cloudevents.encode(event.envelope())
+                key, value, headers = cloudevents.binary(
+                    event_id=event.event_id,
+                    district_id=event.district_id,
+                    stream_id=event.stream_id,
+                    event_type=event.event_type,
+                    schema_version=event.schema_version,
+                    occurred_at=event.occurred_at,
+                    stream_version=event.stream_version,
+                    global_position=event.global_position,
+                    recorded_at=event.recorded_at,
+                    metadata=event.metadata,
+                    value=event.data,
+                )
                 futures.append(await producer.send(topic, value=value, key=key, headers=headers))
             except (ValueError, MessageSizeTooLargeError) as exc:
                 # Retrying would fail the same way for ever and hold back every later

@@ -21,7 +21,7 @@ from contracts.topics import CASES, OPINIONS
 from eventkit import cloudevents
 from eventkit.kafka import make_producer, partitions_of
 from eventkit.relay import Relay
-from eventkit.store import EventStore, RecordedEvent
+from eventkit.store import EventStore, TailEvent
 from services.routing.app import create_app
 from services.routing.classification import JiebaSegmenter
 from services.routing.consumers import RoutingConsumer
@@ -42,7 +42,7 @@ class Watch:
     """(stream, event type) → first moment it was read from the cases topic."""
     case_records: list[tuple[str, str]] = field(default_factory=list)
 
-    async def on_published(self, batch: list[RecordedEvent]) -> None:
+    async def on_published(self, batch: list[TailEvent]) -> None:
         now = time.monotonic()
         for event in batch:
             self.published.setdefault(str(event.event_id), now)
