@@ -48,6 +48,7 @@ from eventkit.db import ALL_DISTRICTS, district_transaction, migrate
 from eventkit.kafka import partitions_of
 from eventkit.local import Broker, EmbeddedPostgres, die_with_parent
 from eventkit.logging import configure_logging
+from eventkit.loop import run as run_loop
 from minqing.system import local_stack_environment, migration_packages
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -628,7 +629,7 @@ def run(
     try:
         with LocalStack(name, keep=keep) as stack:
             step(f"started PostgreSQL and Tansu in {stack.workdir}")
-            results = asyncio.run(measure(stack))
+            results = run_loop(measure(stack))
     except KeyboardInterrupt as exc:
         print(f"interrupted ({str(exc) or 'Ctrl-C'}); cleaned up", file=sys.stderr)
         return 130

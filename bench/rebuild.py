@@ -587,7 +587,8 @@ def rebuild(url: str, postmaster: int, workers: int, *args: str) -> dict[str, An
 
 
 def _phases_line(out: str) -> str:
-    """The rebuild's line of seconds per phase (bulk, analyse, catch_up, swap)."""
+    """The rebuild's line of seconds per phase (start, read, copy, index, catch_up, and
+    checksum and swap for a live rebuild)."""
     return next((line for line in out.splitlines() if "phases:" in line), "").split(":", 1)[-1]
 
 

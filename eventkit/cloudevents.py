@@ -49,6 +49,14 @@ def _time(value: datetime) -> str:
     return value.isoformat().replace("+00:00", "Z")
 
 
+_METADATA_ATTRIBUTES = (
+    ("traceparent", "ce_traceparent"),
+    ("correlation_id", "ce_correlationid"),
+    ("causation_id", "ce_causationid"),
+)
+"""The metadata carried as extension attributes: key in the stored metadata, header."""
+
+
 def encode(envelope: Envelope) -> tuple[bytes, bytes, Headers]:
     """The key, value and headers of the Kafka record carrying ``envelope``."""
     if envelope.stream_version is None:
@@ -101,12 +109,10 @@ def binary(
         "ce_partitionkey": stream_id,
         "content-type": CONTENT_TYPE,
     }
-    if traceparent := metadata.get("traceparent"):
-        attrs["ce_traceparent"] = traceparent
-    if correlation_id := metadata.get("correlation_id"):
-        attrs["ce_correlationid"] = correlation_id
-    if causation_id := metadata.get("causation_id"):
-        attrs["ce_causationid"] = causation_id
+    for key, attribute in _METADATA_ATTRIBUTES:
+        given = metadata.get(key)
+        if given:
+            attrs[attribute] = str(given)
     if global_position is not None:
         attrs["ce_position"] = str(global_position)
     if recorded_at is not None:

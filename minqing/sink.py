@@ -208,7 +208,7 @@ class _MailHandler:
             headers,
             _plain_text(mail),
             _now(),
-            headers.get("Subject", ""),
+            _header_text(mail["Subject"] or ""),  # whatever case the sender wrote it in
         )
         await self._sink.take(item)
         if self._sink.folder is not None:
@@ -226,13 +226,20 @@ def _header_text(value: str | Header) -> str:
 
 
 def _plain_text(mail: Message) -> str:
-    """The mail's first ``text/plain`` part, decoded (transfer encoding and charset)."""
+    """The mail's first ``text/plain`` part that is not an attachment, decoded (transfer
+    encoding and charset; UTF-8 for a charset Python does not know)."""
     for part in mail.walk():
-        if part.get_content_type() == "text/plain" and not part.is_multipart():
-            payload = part.get_payload(decode=True)
-            if not isinstance(payload, bytes):
-                return ""
+        if part.get_content_type() != "text/plain" or part.is_multipart():
+            continue
+        if part.get_content_disposition() == "attachment":
+            continue
+        payload = part.get_payload(decode=True)
+        if not isinstance(payload, bytes):
+            return ""
+        try:
             return payload.decode(part.get_content_charset() or "utf-8", "replace")
+        except LookupError:
+            return payload.decode("utf-8", "replace")
     return ""
 
 

@@ -19,6 +19,7 @@ import pytest
 from eventkit.db import create_pool, migrate
 from eventkit.local import Broker, EmbeddedPostgres
 from eventkit.loop import new_event_loop
+from eventkit.loop import run as run_loop
 from eventkit.settings import Settings
 from eventkit.store import EventStore
 from minqing.system import migration_packages
@@ -56,7 +57,7 @@ def pg_admin_url(workdir: Path) -> Iterator[str]:
             await conn.close()
         await migrate(_with_db(url, TEMPLATE), migration_packages())
 
-    asyncio.run(prepare())
+    run_loop(prepare())
     try:
         yield url
     finally:

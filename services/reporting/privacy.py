@@ -56,8 +56,15 @@ async def export(conn: Conn, case_ids: Sequence[str]) -> dict[str, Any]:
 
 async def erase(conn: Conn, erasure: Erasure) -> dict[str, int]:
     """Erase the free-text notes of these cases' steps, in every slot (the next rebuild
-    swaps one in) and in the projections built as of a past moment. Idempotent."""
+    swaps one in) and in the projections built as of a past moment, in ``conn``'s
+    transaction. Idempotent.
+
+    Like the consumer, it holds the projections' rows shared first (:func:`live_slots`):
+    a rebuild's swap, which compares the slots under that lock, never sees an erasure
+    half done, nor one running while it compares."""
     changed = 0
+    for schema in (SCHEMA, ASOF_SCHEMA):
+        await live_slots(conn, schema, lock=True)
     for schema in (SCHEMA, ASOF_SCHEMA):
         changed += await conn.fetchval(
             f"""

@@ -14,13 +14,13 @@ consumer goes on.
 2. **Catch up** without a lock: newer events are read, the gate read again, and the kept
    events it now covers folded; the rows they changed are written. The shadow slots are
    checksummed, a few at once.
-3. **Swap**, in one transaction: the projections' rows are locked (the consumer waits for
-   it) and the live slots checksummed on other connections meanwhile (nothing can change
-   them now), the gate read a last time, every event it covers folded (read from the
-   store stream by stream if the store's horizon has not released it yet), a table
-   written again here checksummed again, the shadow compared with the live slot (row
-   counts and checksums; differences listed), and the shadow made live. The consumer
-   then goes on writing to it from the events after its gate.
+3. **Swap**, in one transaction: the projections' rows are locked (the consumer and an
+   erasure of notes wait for it), the live slots checksummed on other connections
+   meanwhile, the gate read a last time, every event it covers folded (read stream by
+   stream if the store's horizon has not released it yet), a table written here (or
+   whose checksums taken elsewhere differ) checksummed again, the shadow compared with
+   the live slot (row counts and checksums; differences listed) and made live. The
+   consumer then goes on writing to it from the events after its gate.
 
 With ``workers`` above one, the folding of the bulk load and after is done by worker
 processes (:mod:`services.reporting.fold_workers`), the case streams split between them;
@@ -28,19 +28,14 @@ the reading, the gate, the comparison and the swap stay here.
 
 ``--at T`` builds the projections as they stood at ``T`` (every event the store had
 recorded by then) into schema ``reporting_asof`` the same way, without gate or lock.
-
-The result says how long each phase took (``phases``): start, read (the bulk read and
-fold), copy (the rest of the rows, with the steps' indexes built meanwhile), index (the
-other indexes and the analyses), catch_up, checksum and swap.
+The result says how long each phase took (:attr:`RebuildResult.phases`).
 """
 
 from __future__ import annotations
 
 import asyncio
-import gc
 import time
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
@@ -55,7 +50,7 @@ from eventkit.settings import Settings
 from eventkit.store import START, Checkpoint, EventStore, RecordedEvent, ScannedEvent
 from services.reporting.errors import RebuildRunning, UnknownProjection
 from services.reporting.fold_workers import FoldWorkers, WorkerSpec
-from services.reporting.folding import HANDLED_TYPES, Folder
+from services.reporting.folding import HANDLED_TYPES, Folder, without_cycle_collection
 from services.reporting.projection import CONSUMER_NAME
 from services.reporting.shadow import (
     Checksum,
@@ -69,7 +64,7 @@ from services.reporting.shadow import (
     truncate,
     upsert_rows,
 )
-from services.reporting.slot_work import SlotWork
+from services.reporting.slot_work import CHECKSUM_CONNECTIONS, SlotWork
 from services.reporting.tables import (
     ASOF_SCHEMA,
     CASE_STEPS,
@@ -104,8 +99,11 @@ class RebuildResult:
     as_of: datetime | None = None
     comparisons: list[TableComparison] = field(default_factory=list)
     phases: dict[str, float] = field(default_factory=dict)
-    """Seconds spent in each phase: the bulk load (read, fold, copy), the analysis of the
-    loaded slots, catching up, and the locked swap (with the comparison)."""
+    """Seconds spent in each phase: ``start`` (workers started, slots emptied and opened,
+    the gate read), ``read`` (the bulk read and fold), ``copy`` (the rest of the rows,
+    the steps' indexes built meanwhile), ``index`` (the other indexes and the analyses),
+    ``catch_up``, and for a live rebuild ``checksum`` (the shadow slots) and ``swap``
+    (the locked comparison and swap)."""
 
     @property
     def equal(self) -> bool:
@@ -218,6 +216,15 @@ class _Run:
             self._slot_work = SlotWork(self.store.pool, self.schema, self.shadow)
         return self._slot_work
 
+    async def _live_checksums(self, slots: list[tuple[Table, int]]) -> dict[str, Checksum]:
+        """The live slots' checksums on connections of their own, when the pool has them
+        to spare beside the two this rebuild holds (its advisory lock and the swap's
+        transaction); else none, and the comparison takes them in the swap's
+        transaction."""
+        if self.store.pool.get_max_size() < 2 + CHECKSUM_CONNECTIONS:
+            return {}
+        return await self.slot_work.checksums(slots)
+
     @property
     def tables(self) -> list[Table]:
         return [t for n in self.names for t in PROJECTIONS[n]]
@@ -251,7 +258,7 @@ class _Run:
         pool = self.store.pool
 
         async def empty_and_open() -> None:
-            async with pool.acquire() as conn, conn.transaction():
+            async with pool.acquire() as conn:
                 await truncate(conn, self.schema, self._shadows())
                 await set_loading(conn, self.schema, self._shadows(), True)
 
@@ -271,7 +278,7 @@ class _Run:
             mark = now
 
         try:
-            with _without_cycle_collection():
+            with without_cycle_collection():
                 await self._bulk()
                 phase("read")
                 if isinstance(self.folder, FoldWorkers):
@@ -291,8 +298,9 @@ class _Run:
                 finally:
                     await indexing
         finally:
-            # Closed again before anything else reads or swaps them, also on a failure.
-            async with pool.acquire() as conn, conn.transaction():
+            # Closed again before anything else reads or swaps them, also on a failure
+            # (each slot in a short transaction of its own, as set_loading does).
+            async with pool.acquire() as conn:
                 await set_loading(conn, self.schema, self._shadows(), False)
         phase("index")
         async with pool.acquire() as conn:
@@ -320,11 +328,11 @@ class _Run:
             if live != {n: self.slots[n] for n in self.names}:
                 raise RebuildRunning(self.schema)  # someone swapped meanwhile
             if self.at is None:
-                # The live slots, frozen while the lock is held (the consumer waits for it),
-                # checksummed on other connections meanwhile: their committed rows are all
-                # there is to see.
+                # The live slots, frozen while the lock is held (the consumer and erasures
+                # wait for it), checksummed on other connections meanwhile: their committed
+                # rows are all there is to see.
                 live_slots = [(table, 1 - self.shadow(table)) for table in self.tables]
-                summing = asyncio.create_task(self.slot_work.checksums(live_slots))
+                summing = asyncio.create_task(self._live_checksums(live_slots))
                 try:
                     await self._read_more(conn)
                     self.gate = await _gate(conn)
@@ -342,7 +350,7 @@ class _Run:
                             table,
                             slot,
                             self.shadow(table),
-                            live_sum=live_sums[table.name],
+                            live_sum=live_sums.get(table.name),
                             shadow_sum=shadow_sum,
                         )
                     )
@@ -560,21 +568,6 @@ class _Run:
             await copy_rows(conn, self.schema, CASE_STEPS, shadow, steps, loading=loading)
             written.add(CASE_STEPS.name)
         return written
-
-
-@contextmanager
-def _without_cycle_collection() -> Iterator[None]:
-    """Python's cycle collector off for the bulk read (measured on a year of a large
-    district: a third of the folding's time). The fold makes millions of objects that
-    form no cycles (rows, events, case facts), which reference counting frees; the
-    collector would only walk the growing heap of case facts again and again."""
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was_enabled:
-            gc.enable()
 
 
 async def _slots(conn: Conn, schema: str) -> dict[str, int]:

@@ -6,7 +6,10 @@ one ``UPDATE`` of the ``projections`` row, under the lock the consumer shares.
 
 A rebuild is about every district: what it reads and writes runs in transactions scoped
 to all of them (:func:`every_district`), and the slots keep their row-level security
-(``migrations/0003_district_rls.sql``).
+(``migrations/0003_district_rls.sql``). The DDL a bulk load needs of a shadow slot
+(row-level security off and on, its secondary indexes dropped and built) is done by the
+tables' owner, in ``reporting.shadow_load`` and ``reporting.shadow_index``
+(``migrations/0005_shadow_load.sql``, ``0006_slot_indexes.sql``).
 """
 
 from __future__ import annotations
@@ -188,7 +191,10 @@ async def compare(
 ) -> TableComparison:
     """Row counts and checksums of both slots, and the first differences if any. A slot's
     checksum already taken (``live_sum``, ``shadow_sum``: by other connections, or before
-    the last rows were written) is taken as given; the rest are computed in ``conn``."""
+    the last rows were written) is taken as given; the rest are computed in ``conn``.
+    Checksums taken elsewhere that differ are taken again, both, in ``conn``: only what
+    one snapshot sees of both slots may be called a difference."""
+    given = live_sum is not None or shadow_sum is not None
     if live_sum is None:
         live_sum = await checksum(conn, schema, table, live)
     if shadow_sum is None:
@@ -198,6 +204,8 @@ async def compare(
     )
     if comparison.equal:
         return comparison
+    if given:
+        return await compare(conn, schema, table, live, shadow)
     return TableComparison(
         table.name,
         live_sum.rows,

@@ -66,11 +66,18 @@ class SlotWork:
                 await build_index(conn, self._schema, table, self._shadow(table), suffix)
 
         async def table_done(table: Table) -> None:
-            await asyncio.gather(*(build(table, suffix) for suffix in listed.get(table.name, [])))
+            async with asyncio.TaskGroup() as builds:  # one failing cancels the others
+                for suffix in listed.get(table.name, []):
+                    builds.create_task(build(table, suffix))
             async with self._pool.acquire() as conn:
                 await analyze(conn, self._schema, table, self._shadow(table))
 
-        await asyncio.gather(*(table_done(t) for t in sorted(tables, key=size_rank)))
+        try:
+            async with asyncio.TaskGroup() as work:
+                for table in sorted(tables, key=size_rank):
+                    work.create_task(table_done(table))
+        except ExceptionGroup as failed:
+            raise _first(failed) from failed
 
     async def checksums(self, slots: Sequence[tuple[Table, int]]) -> dict[str, Checksum]:
         """The checksums of ``slots``, each on a connection of its own, a few at a time
@@ -81,5 +88,19 @@ class SlotWork:
             async with limit, self._pool.acquire() as conn, every_district(conn):
                 return table.name, await checksum(conn, self._schema, table, slot)
 
-        largest_first = sorted(slots, key=lambda pair: size_rank(pair[0]))
-        return dict(await asyncio.gather(*(one(t, s) for t, s in largest_first)))
+        try:
+            async with asyncio.TaskGroup() as work:
+                tasks = [
+                    work.create_task(one(t, s))
+                    for t, s in sorted(slots, key=lambda pair: size_rank(pair[0]))
+                ]
+        except ExceptionGroup as failed:
+            raise _first(failed) from failed
+        return dict(task.result() for task in tasks)
+
+
+def _first(group: BaseExceptionGroup[Exception]) -> Exception:
+    """The first failure of a group of tasks (the others were cancelled by it): what the
+    rebuild reports, as it would for one task."""
+    first = group.exceptions[0]
+    return _first(first) if isinstance(first, BaseExceptionGroup) else first

@@ -14,6 +14,7 @@ from contracts import CaseReplied
 from contracts.envelope import Envelope
 from eventkit.consumer import Consumer, HandlerContext, run_consumers
 from eventkit.db import create_pool
+from eventkit.loop import run as run_loop
 from eventkit.settings import Settings
 
 CRASH_EXIT_CODE = 17
@@ -49,4 +50,4 @@ async def main() -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    run_loop(main())

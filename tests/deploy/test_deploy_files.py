@@ -8,7 +8,6 @@ with psql, against the session's embedded PostgreSQL.
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import fnmatch
 import os
@@ -31,6 +30,7 @@ import yaml
 from eventkit.audit.settings import AuditSettings
 from eventkit.db import create_pool, migrate
 from eventkit.local import EmbeddedPostgres
+from eventkit.loop import run as run_loop
 from eventkit.settings import Settings
 from eventkit.store import AuthorshipError, EventStore
 from minqing.cli import main as cli
@@ -831,7 +831,7 @@ def test_init_sql_lets_the_owner_migrate_and_each_login_append_only_its_own_stre
         finally:
             await pool.close()
 
-    asyncio.run(admin(f"CREATE DATABASE {database}"))
+    run_loop(admin(f"CREATE DATABASE {database}"))
     try:
         target = _url(pg_admin_url, user="postgres", database=database)
         refused = _psql(target, {})
@@ -846,16 +846,16 @@ def test_init_sql_lets_the_owner_migrate_and_each_login_append_only_its_own_stre
         assert again.returncode == 0, f"init.sql is not safe to run twice: {again.stderr}"
 
         owner_url = _url(pg_admin_url, user="minqing_owner", database=database)
-        assert asyncio.run(migrate(owner_url, migration_packages()))
+        assert run_loop(migrate(owner_url, migration_packages()))
         for name, login in LOGINS.items():
             # As deployed: the settings' own role, or the one the deploy files set.
             env = compose_env(compose_services()[name])
             role = env.get("MINQING_DATABASE_ROLE", process_settings(name)().database_role)
-            asyncio.run(use_as(login, role))
+            run_loop(use_as(login, role))
     finally:
-        asyncio.run(admin(f"DROP DATABASE IF EXISTS {database} WITH (FORCE)"))
-        asyncio.run(admin("DROP ROLE IF EXISTS minqing_owner"))
+        run_loop(admin(f"DROP DATABASE IF EXISTS {database} WITH (FORCE)"))
+        run_loop(admin("DROP ROLE IF EXISTS minqing_owner"))
         # The service roles are the whole session's (the migrations made them): leave
         # them as the migrations did, unable to log in.
         for login in LOGINS.values():
-            asyncio.run(admin(f"ALTER ROLE {login} NOLOGIN PASSWORD NULL"))
+            run_loop(admin(f"ALTER ROLE {login} NOLOGIN PASSWORD NULL"))

@@ -7,7 +7,6 @@ server is shared by the other tests and stays up).
 
 from __future__ import annotations
 
-import asyncio
 import shutil
 import tempfile
 from collections.abc import Callable, Iterator
@@ -21,6 +20,7 @@ from eventkit.auth import issue_token
 from eventkit.db import migrate
 from eventkit.identity import Role
 from eventkit.local import EmbeddedPostgres
+from eventkit.loop import run as run_loop
 from eventkit.settings import Settings
 from minqing.system import migration_packages
 from services.intake.app import create_app as create_intake_app
@@ -36,7 +36,7 @@ def own_postgres() -> Iterator[tuple[EmbeddedPostgres, str]]:
     server = EmbeddedPostgres(folder / "pg")
     try:
         url = server.start()
-        asyncio.run(migrate(url, migration_packages()))
+        run_loop(migrate(url, migration_packages()))
         yield server, url
     finally:
         server.stop()

@@ -5,6 +5,7 @@ the ``.eml`` that arrived."""
 
 from __future__ import annotations
 
+import base64
 import json
 from email.message import EmailMessage
 from pathlib import Path
@@ -73,3 +74,42 @@ async def test_a_restarted_sink_shows_what_it_kept(tmp_path: Path) -> None:
         assert [m.subject for m in again.received] == [SUBJECT]
     finally:
         await again.stop()
+
+
+async def test_a_mail_from_another_sender_shows_its_subject_and_text_not_its_attachment(
+    tmp_path: Path,
+) -> None:
+    raw = (
+        "from: other@example.cn\r\n"
+        "to: rep@example.cn\r\n"
+        "subject: =?utf-8?b?" + base64.b64encode("路灯已修复".encode()).decode() + "?=\r\n"
+        "MIME-Version: 1.0\r\n"
+        'Content-Type: multipart/mixed; boundary="b"\r\n'
+        "\r\n"
+        "--b\r\n"
+        'Content-Type: text/plain; charset="utf-8"\r\n'
+        'Content-Disposition: attachment; filename="log.txt"\r\n'
+        "\r\n"
+        "attached log\r\n"
+        "--b\r\n"
+        'Content-Type: text/plain; charset="x-unknown-charset"\r\n'
+        "\r\n"
+        "the message\r\n"
+        "--b--\r\n"
+    ).encode()
+    sink = Sink(smtp_port=free_port(), http_port=free_port(), folder=tmp_path)
+    await sink.start()
+    try:
+        await aiosmtplib.send(
+            raw,
+            sender="other@example.cn",
+            recipients=["rep@example.cn"],
+            hostname="127.0.0.1",
+            port=sink.smtp_port,
+        )
+        (mail,) = await sink.wait_for(lambda got: len(got) == 1)
+    finally:
+        await sink.stop()
+
+    assert mail.subject == "路灯已修复"
+    assert mail.body == "the message"  # the part before the boundary, not the attachment

@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import codecs
 import os
 import selectors
 import subprocess
@@ -36,6 +37,7 @@ def _until(
     pipe = process.stdout if stream == "stdout" else process.stderr
     assert pipe is not None
     seen = ""
+    decoder = codecs.getincrementaldecoder("utf-8")("replace")  # a character may be split
     deadline = time.monotonic() + timeout
     with selectors.DefaultSelector() as selector:
         selector.register(pipe, selectors.EVENT_READ)
@@ -44,7 +46,7 @@ def _until(
                 chunk = os.read(pipe.fileno(), 65536)
                 if not chunk:
                     break  # the command ended
-                seen += chunk.decode("utf-8", "replace")
+                seen += decoder.decode(chunk)
     return process.poll(), seen
 
 

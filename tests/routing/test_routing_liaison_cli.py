@@ -3,7 +3,6 @@ staff commands on a case, activities, reception days cancelled, the roster."""
 
 from __future__ import annotations
 
-import asyncio
 import re
 import uuid
 from datetime import UTC, datetime
@@ -13,6 +12,7 @@ from click.testing import CliRunner, Result
 
 from contracts import Actor, ActorRole, Location, OpinionSubmitted
 from eventkit.db import create_pool
+from eventkit.loop import run as run_loop
 from eventkit.store import EventStore
 from minqing.cli import main
 from services.routing.bootstrap import bootstrap
@@ -53,7 +53,7 @@ def open_case(database_url: str, text: str) -> str:
         finally:
             await pool.close()
 
-    return asyncio.run(work())
+    return run_loop(work())
 
 
 def test_the_liaison_work_is_done_from_the_command_line(

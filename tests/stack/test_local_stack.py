@@ -34,6 +34,7 @@ from contracts.envelope import Envelope
 from contracts.topics import NOTIFICATIONS
 from eventkit.db import create_pool
 from eventkit.local import die_with_parent, free_port, local_database_url, port_in_use
+from eventkit.loop import run as run_loop
 from eventkit.settings import Settings
 from eventkit.store import EventStore
 from minqing.system import DEMO_DISTRICT_FILE, existing_services, local_stack_environment
@@ -288,12 +289,12 @@ def test_up_serves_stops_cleanly_and_keeps_its_data(data_dir: Path, env: dict[st
         assert migrated.returncode == 0, migrated.stderr
         assert "up to date" in migrated.stdout
 
-        event_id = asyncio.run(_append_event(url))
+        event_id = run_loop(_append_event(url))
 
         # A resident scans the QR code: within seconds the representative is told, the
         # mail sits in the local outbox, and the proof is on the notifications topic.
         first.wait_for("contact file imported")
-        asyncio.run(_qr_submission_is_notified(env))
+        run_loop(_qr_submission_is_notified(env))
     finally:
         code = first.stop(signal.SIGINT)
     assert code == 0, first.output()
@@ -303,7 +304,7 @@ def test_up_serves_stops_cleanly_and_keeps_its_data(data_dir: Path, env: dict[st
     again = Up(env)
     try:
         url = wait_until_ready(again, env)
-        assert asyncio.run(_event_count(url, event_id)) == 1
+        assert run_loop(_event_count(url, event_id)) == 1
         down = minqing(env, "down")
         assert down.returncode == 0, down.stderr
         assert again.process.wait(5) == 0, again.output()
