@@ -100,6 +100,7 @@ class Sink:
         app.router.add_get("/", self._page)
         app.router.add_get("/outbox.css", self._css)
         app.router.add_get("/messages.json", self._listing)
+        app.router.add_get("/favicon.ico", _no_icon)  # browsers ask; nothing to show
         app.router.add_post("/{path:.*}", self._accept)
         self._http = web.AppRunner(app, access_log=None)
         await self._http.setup()
@@ -215,6 +216,10 @@ class _MailHandler:
             name = f"{item.received_at.replace(':', '')}-{len(self._sink.received)}.eml"
             (self._sink.folder / name).write_bytes(raw)
         return "250 Message accepted for delivery"
+
+
+async def _no_icon(request: web.Request) -> web.Response:
+    return web.Response(status=204)
 
 
 def _header_text(value: str | Header) -> str:

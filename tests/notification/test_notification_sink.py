@@ -10,6 +10,7 @@ import json
 from email.message import EmailMessage
 from pathlib import Path
 
+import aiohttp
 import aiosmtplib
 
 from eventkit.local import free_port
@@ -113,3 +114,15 @@ async def test_a_mail_from_another_sender_shows_its_subject_and_text_not_its_att
 
     assert mail.subject == "路灯已修复"
     assert mail.body == "the message"  # the part before the boundary, not the attachment
+
+
+async def test_the_page_answers_a_browsers_icon_request_without_an_error(tmp_path: Path) -> None:
+    sink = Sink(smtp_port=free_port(), http_port=free_port(), folder=tmp_path)
+    await sink.start()
+    try:
+        url = f"http://127.0.0.1:{sink.http_port}/favicon.ico"
+        async with aiohttp.ClientSession() as session, session.get(url) as icon:
+            status = icon.status
+    finally:
+        await sink.stop()
+    assert status == 204
