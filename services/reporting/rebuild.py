@@ -18,9 +18,9 @@ consumer goes on.
    erasure of notes wait for it), the live slots checksummed on other connections
    meanwhile, the gate read a last time, every event it covers folded (read stream by
    stream if the store's horizon has not released it yet), a table written here (or
-   whose checksums taken elsewhere differ) checksummed again, the shadow compared with
-   the live slot (row counts and checksums; differences listed) and made live. The
-   consumer then goes on writing to it from the events after its gate.
+   whose checksums taken elsewhere differ, counts equal) checksummed again, the shadow
+   compared with the live slot (row counts and checksums; differences listed) and made
+   live. The consumer then goes on writing to it from the events after its gate.
 
 With ``workers`` above one, the folding of the bulk load and after is done by worker
 processes (:mod:`services.reporting.fold_workers`), the case streams split between them;
