@@ -11,12 +11,15 @@ import json
 import re
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
 from contracts import REGISTRY
 from contracts.envelope import Envelope, Metadata
 from contracts.topics import SERVICE_BY_CATEGORY, category_of
+
+if TYPE_CHECKING:
+    from eventkit.store import TailEvent
 
 CONTENT_TYPE = "application/json"
 _TYPE = re.compile(r"^cn\.minqing\.(?P<context>[a-z_]+)\.(?P<name>[A-Za-z]+)\.v(?P<version>\d+)$")
@@ -78,6 +81,24 @@ def encode(envelope: Envelope) -> tuple[bytes, bytes, Headers]:
             "causation_id": meta.causation_id,
         },
         value=json.dumps(envelope.data, ensure_ascii=False, separators=(",", ":")).encode(),
+    )
+
+
+def encode_tail(event: TailEvent) -> tuple[bytes, bytes, Headers]:
+    """The Kafka record of an event as the relay reads it (:meth:`EventStore.read_tail`):
+    its JSON text published as the store gives it."""
+    return binary(
+        event_id=event.event_id,
+        district_id=event.district_id,
+        stream_id=event.stream_id,
+        event_type=event.event_type,
+        schema_version=event.schema_version,
+        occurred_at=event.occurred_at,
+        stream_version=event.stream_version,
+        global_position=event.global_position,
+        recorded_at=event.recorded_at,
+        metadata=event.metadata,
+        value=event.data,
     )
 
 

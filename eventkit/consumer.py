@@ -87,6 +87,13 @@ class _Route:
     model: type[Event]
     handler: Handler | None = None
     many: BatchHandler | None = None
+    after: tuple[Handler, ...] = ()
+    """Steps run after the handler, in its transaction (:meth:`Consumer.also`)."""
+
+    @property
+    def handled(self) -> bool:
+        """Whether the service has a handler of its own for the type."""
+        return self.handler is not None or self.many is not None
 
 
 @dataclass
@@ -186,10 +193,32 @@ class Consumer:
 
         return register
 
+    def also(self, *models: type[Event]) -> Callable[[Handler], Handler]:
+        """Decorator: run the function for every event of these types too, after the
+        service's own handler of the type (or alone when it has none), in the same
+        transaction, behind the same version gate: for what a shared part keeps beside
+        the service's own state (the staff roster, ``eventkit.staff_roster``)."""
+
+        def register(fn: Handler) -> Handler:
+            for model in models:
+                self._add_route(_Route(model, after=(fn,)))
+            return fn
+
+        return register
+
     def _add_route(self, route: _Route) -> None:
-        if route.model.event_type in self._routes:
+        existing = self._routes.get(route.model.event_type)
+        if existing is None:
+            self._routes[route.model.event_type] = route
+            return
+        if existing.handled and route.handled:
             raise ValueError(f"{self.name} already handles {route.model.event_type}")
-        self._routes[route.model.event_type] = route
+        self._routes[route.model.event_type] = _Route(
+            route.model,
+            handler=existing.handler or route.handler,
+            many=existing.many or route.many,
+            after=existing.after + route.after,
+        )
 
     @property
     def topics(self) -> list[str]:
@@ -409,6 +438,7 @@ class Consumer:
         moved: dict[str, int] = {}
         applied: list[Envelope] = []
         pending: list[tuple[Any, HandlerContext]] = []
+        pending_after: list[tuple[Handler, ...]] = []
         pending_route: _Route | None = None
         scoped: str | None = None
 
@@ -416,7 +446,11 @@ class Consumer:
             nonlocal pending_route
             if pending and pending_route is not None and pending_route.many is not None:
                 await pending_route.many(list(pending))
+                for (event, context), after in zip(pending, pending_after, strict=True):
+                    for step in after:
+                        await step(event, context)
             pending.clear()
+            pending_after.clear()
             pending_route = None
 
         for record, envelope in work:
@@ -441,6 +475,7 @@ class Consumer:
                     pending_route = route
                 event = self._event(envelope)
                 pending.append((event, HandlerContext(conn, envelope, record.topic, record.offset)))
+                pending_after.append(route.after)
             last[envelope.stream_id] = moved[envelope.stream_id] = version
             applied.append(envelope)
         await flush()
@@ -503,9 +538,10 @@ class Consumer:
         context = HandlerContext(conn, envelope, topic, offset)
         if route.many is not None:
             await route.many([(event, context)])
-        else:
-            assert route.handler is not None
+        elif route.handler is not None:
             await route.handler(event, context)
+        for step in route.after:
+            await step(event, context)
 
     def _event(self, envelope: Envelope) -> Event:
         try:

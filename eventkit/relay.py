@@ -181,19 +181,7 @@ class Relay:
         for event in batch:
             try:
                 topic = self._settings.topic(topic_for(event.stream_id))
-                key, value, headers = cloudevents.binary(
-                    event_id=event.event_id,
-                    district_id=event.district_id,
-                    stream_id=event.stream_id,
-                    event_type=event.event_type,
-                    schema_version=event.schema_version,
-                    occurred_at=event.occurred_at,
-                    stream_version=event.stream_version,
-                    global_position=event.global_position,
-                    recorded_at=event.recorded_at,
-                    metadata=event.metadata,
-                    value=event.data,
-                )
+                key, value, headers = cloudevents.encode_tail(event)
                 futures.append(await producer.send(topic, value=value, key=key, headers=headers))
             except (ValueError, MessageSizeTooLargeError) as exc:
                 # Retrying would fail the same way for ever and hold back every later

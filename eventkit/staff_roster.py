@@ -39,7 +39,7 @@ from contracts.directory import (
     StreetRegistered,
 )
 from contracts.staff import StaffInvited, StaffPasswordSet, StaffRetired
-from eventkit.consumer import Consumer, HandlerContext, _Route
+from eventkit.consumer import Consumer, HandlerContext
 from eventkit.db import ALL_DISTRICTS, Conn, district_transaction, scope
 from eventkit.http.auth import principal_from_authorization
 from eventkit.identity import Principal, Role
@@ -300,43 +300,15 @@ class RosterConsumer(Consumer):
         super().__init__(name, **options)
         self.roster: Final = roster
 
-        async def fold_only(event: Event, ctx: HandlerContext) -> None:
+        @self.also(*ROSTER_EVENTS)
+        async def fold(event: Event, ctx: HandlerContext) -> None:
             await roster.fold(ctx.conn, event)
-
-        self._fold_only = fold_only
-        for model in ROSTER_EVENTS:
-            super()._add_route(_Route(model, handler=fold_only))
 
     async def prepare(self) -> None:
         """Fill an empty roster from the store (:meth:`StaffRoster.refill`) before the
         first record is consumed, then create the topics."""
         await self.roster.refill(self._pool, self._store)
         await super().prepare()
-
-    def _add_route(self, route: _Route) -> None:
-        existing = self._routes.get(route.model.event_type)
-        if existing is None or existing.handler is not self._fold_only:
-            super()._add_route(route)
-            return
-        roster = self.roster
-        if route.many is not None:
-            many = route.many
-
-            async def many_then_fold(items: Sequence[tuple[Any, HandlerContext]]) -> None:
-                await many(items)
-                for event, ctx in items:
-                    await roster.fold(ctx.conn, event)
-
-            self._routes[route.model.event_type] = _Route(route.model, many=many_then_fold)
-            return
-        handler = route.handler
-        assert handler is not None
-
-        async def handle_then_fold(event: Event, ctx: HandlerContext) -> None:
-            await handler(event, ctx)
-            await roster.fold(ctx.conn, event)
-
-        self._routes[route.model.event_type] = _Route(route.model, handler=handle_then_fold)
 
 
 # --------------------------------------------------------------------------- the HTTP edge

@@ -11,7 +11,7 @@ import asyncpg
 import pytest
 from prometheus_client import REGISTRY
 
-from contracts import CaseAccepted, CaseReplied
+from contracts import CaseAccepted, CaseClosed, CaseReplied
 from contracts.topics import CASES, dlq_topic
 from eventkit.consumer import Consumer, HandlerContext, run_consumers
 from eventkit.dlq import list_dead_letters, redrive
@@ -306,3 +306,66 @@ async def test_a_batch_handler_gets_consecutive_events_at_once_each_stream_in_or
         "batcher",
     )
     assert {r["stream_id"]: r["stream_version"] for r in positions} == dict.fromkeys(streams, 4)
+
+
+async def test_a_step_registered_with_also_runs_after_the_handler_or_alone(
+    store: EventStore, settings: Settings, pool: asyncpg.Pool, effects_table: str
+) -> None:
+    """``Consumer.also``: after the service's batch handler of replies, after its plain
+    handler of acceptances, and alone for a type the service does not handle; each in the
+    handler's transaction (a failing step rolls the handler's effect back and is retried),
+    each event once."""
+    settings = settings.model_copy(update={"kafka_partitions": 1})
+    stream = f"case-{uuid.uuid4().hex[:8]}"
+    await store.append(
+        stream,
+        [
+            envelope(stream, message="一"),
+            envelope(stream).model_copy(update={"event_type": "CaseAccepted"}),
+            envelope(stream, message="三"),
+            envelope(stream).model_copy(update={"event_type": "CaseClosed"}),
+        ],
+    )
+    await publish(
+        settings, settings.topic(CASES), [r.envelope() for r in await store.read_stream(stream)]
+    )
+    order: list[str] = []
+    failed_once: set[int] = set()
+    consumer = Consumer("also", settings=settings, pool=pool, batch_size=50)
+
+    @consumer.handles_many(CaseReplied)
+    async def replies(events: Sequence[tuple[CaseReplied, HandlerContext]]) -> None:
+        order.extend(f"reply {ctx.envelope.stream_version}" for _, ctx in events)
+
+    @consumer.handles(CaseAccepted)
+    async def accepted(event: CaseAccepted, ctx: HandlerContext) -> None:
+        order.append(f"accept {ctx.envelope.stream_version}")
+
+    @consumer.also(CaseReplied, CaseAccepted, CaseClosed)
+    async def after(event: object, ctx: HandlerContext) -> None:
+        version = ctx.envelope.stream_version
+        assert version is not None
+        if version == 2 and version not in failed_once:
+            failed_once.add(version)
+            raise RuntimeError("the step fails once")
+        await ctx.conn.execute(
+            "INSERT INTO public.effects (event_id, stream_id, stream_version) VALUES ($1, $2, $3)",
+            ctx.envelope.event_id,
+            ctx.envelope.stream_id,
+            version,
+        )
+        order.append(f"after {version}")
+
+    with pytest.raises(ValueError, match="already handles"):
+        consumer.handles(CaseAccepted)(accepted)
+
+    async with running(settings, consumer):
+        await wait_until(lambda: consumer.stats.applied >= 4)
+
+    assert [v for _, v in await effects(pool)] == [1, 2, 3, 4]  # each once, none lost
+    assert order.index("reply 1") < order.index("after 1")
+    assert order.index("accept 2") < order.index("after 2")
+    assert order.index("reply 3") < order.index("after 3") < order.index("after 4")
+    assert order.count("after 2") == 1  # the failed step's transaction was rolled back
+    assert order.count("accept 2") >= 2  # and the handler ran again with it
+    assert not any(step.endswith(" 4") for step in order if not step.startswith("after"))

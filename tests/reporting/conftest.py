@@ -4,6 +4,7 @@ only read it."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import uuid
 from collections.abc import AsyncIterator, Callable
@@ -19,6 +20,7 @@ from eventkit.identity import Role
 from eventkit.settings import Settings
 from eventkit.store import EventStore, RecordedEvent
 from services.reporting.bootstrap import Reporting, bootstrap
+from services.reporting.rebuild import RebuildResult
 from services.reporting.settings import ReportingSettings
 from tests.conftest import TEMPLATE
 from tests.intake.intake_support import publish
@@ -63,6 +65,27 @@ async def project(service: Reporting, events: list[RecordedEvent]) -> None:
     """Hand ``events`` to the consumer, as Kafka would deliver them."""
     for event in events:
         await service.consumer.apply(event.envelope())
+
+
+async def rebuild_while_consuming(
+    service: Reporting, events: list[RecordedEvent], *, seed: int
+) -> RebuildResult:
+    """Project the first half of ``events`` (interleaved), then rebuild while the
+    consumer goes on with the second half; the rebuild's result."""
+    mixed = interleaved(events, seed=seed)
+    half = len(mixed) // 2
+    await project(service, mixed[:half])
+
+    async def consume_the_rest() -> None:
+        for n, event in enumerate(mixed[half:]):
+            await service.consumer.apply(event.envelope())
+            if n % 25 == 0:
+                await asyncio.sleep(0)
+
+    consuming = asyncio.create_task(consume_the_rest())
+    result = await service.rebuild.run()
+    await consuming
+    return result
 
 
 @dataclass

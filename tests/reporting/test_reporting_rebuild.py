@@ -3,7 +3,6 @@ the consumer goes on; ``--at`` equal to what the live projections showed then.""
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 import asyncpg
@@ -15,7 +14,7 @@ from services.reporting.errors import RebuildRunning
 from services.reporting.projection import live_slots
 from services.reporting.tables import ASOF_SCHEMA, PROJECTIONS, SCHEMA, TABLES
 from tests.every_district import every_district
-from tests.reporting.conftest import project
+from tests.reporting.conftest import project, rebuild_while_consuming
 from tests.reporting.history import interleaved, local, random_cases, store_history
 from tests.reporting.march import march_history
 
@@ -94,19 +93,7 @@ async def test_a_rebuild_while_the_consumer_goes_on_misses_nothing_and_counts_no
     history = march_history()
     random_cases(history, 400, seed=11, start=local(3, 1))
     events = await store_history(store, database_url, history.ordered())
-    mixed = interleaved(events, seed=5)
-    half = len(mixed) // 2
-    await project(service, mixed[:half])
-
-    async def consume_the_rest() -> None:
-        for n, event in enumerate(mixed[half:]):
-            await service.consumer.apply(event.envelope())
-            if n % 25 == 0:
-                await asyncio.sleep(0)
-
-    consuming = asyncio.create_task(consume_the_rest())
-    result = await service.rebuild.run()
-    await consuming
+    result = await rebuild_while_consuming(service, events, seed=5)
 
     assert result.swapped
     assert result.equal, [c.differences for c in result.comparisons]

@@ -16,8 +16,8 @@ from services.reporting.bootstrap import Reporting
 from services.reporting.fold_workers import FoldWorkerFailed, FoldWorkers, WorkerSpec, worker_of
 from services.reporting.settings import ReportingSettings
 from services.reporting.tables import TABLES
-from tests.reporting.conftest import project
-from tests.reporting.history import interleaved, local, random_cases, store_history
+from tests.reporting.conftest import project, rebuild_while_consuming
+from tests.reporting.history import local, random_cases, store_history
 from tests.reporting.march import march_history
 from tests.reporting.test_reporting_rebuild import snapshot
 from tests.reporting.test_reporting_rebuild_load import _unsecured_slots
@@ -155,20 +155,8 @@ async def test_with_workers_a_rebuild_while_the_consumer_goes_on_misses_nothing(
     history = march_history()
     random_cases(history, 400, seed=41, start=local(3, 1))
     events = await store_history(store, database_url, history.ordered())
-    mixed = interleaved(events, seed=7)
-    half = len(mixed) // 2
-    await project(service, mixed[:half])
     service.rebuild.workers = 2
-
-    async def consume_the_rest() -> None:
-        for n, event in enumerate(mixed[half:]):
-            await service.consumer.apply(event.envelope())
-            if n % 25 == 0:
-                await asyncio.sleep(0)
-
-    consuming = asyncio.create_task(consume_the_rest())
-    result = await service.rebuild.run()
-    await consuming
+    result = await rebuild_while_consuming(service, events, seed=7)
 
     assert [w.n for w in started] == [2]
     assert result.equal, [c.differences for c in result.comparisons]
