@@ -1,8 +1,8 @@
 """Classification (分类) and priority (小事/大事/要事) of an opinion's text.
 
-The text is segmented with jieba, whose dictionary has learnt every keyword of the
-district's taxonomy, so that "燃气泄漏" or "电线裸露" come out as words. A category
-matches through its keywords (and the intake hint when it names the category).
+The text is segmented with jieba, with a dictionary that has learnt every keyword of the
+district's taxonomy (and no other district's), so that "燃气泄漏" or "电线裸露" come out
+as words. A category matches through its keywords (and the intake hint when it names the category).
 
 When the district has a trained model (:mod:`services.routing.classifier_model`), the
 model's score for each category is added to the keywords' and the hint's, and an urgency
@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import threading
 import unicodedata
+import weakref
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
@@ -42,24 +43,54 @@ def higher(a: Priority, b: Priority) -> Priority:
     return a if _RANK[a] >= _RANK[b] else b
 
 
-class Segmenter(Protocol):
-    """Cuts Chinese text into words."""
-
-    def learn(self, words: Iterable[str]) -> None:
-        """Make sure each of ``words`` is cut as one word."""
+class Cutter(Protocol):
+    """Cuts text into words with one taxonomy's vocabulary."""
 
     def cut(self, text: str) -> list[str]:
         """The words of ``text`` (long words and the shorter words inside them)."""
 
 
+class Segmenter(Protocol):
+    """Gives each taxonomy a cutter that keeps its keywords whole, and only its own."""
+
+    def vocabulary(self, words: Iterable[str]) -> Cutter:
+        """A cutter for which each of ``words`` is one word."""
+
+
+class _JiebaCutter:
+    """A jieba tokenizer of its own: the shared dictionary copied, plus one vocabulary."""
+
+    __slots__ = ("__weakref__", "_tokenizer")
+
+    def __init__(self, base: jieba.Tokenizer, words: Sequence[str]) -> None:
+        tokenizer = jieba.Tokenizer()
+        tokenizer.FREQ = dict(base.FREQ)
+        tokenizer.total = base.total
+        tokenizer.initialized = True
+        for word in words:
+            freq = max(tokenizer.suggest_freq(word, tune=False), KEYWORD_FREQ)
+            tokenizer.add_word(word, freq=freq)
+        self._tokenizer = tokenizer
+
+    def cut(self, text: str) -> list[str]:
+        """Search-mode segmentation: long words plus the dictionary words inside them."""
+        words: list[str] = self._tokenizer.lcut_for_search(text, HMM=False)
+        return words
+
+
 class JiebaSegmenter:
-    """jieba's default tokenizer, loaded once per process (it takes about a second)."""
+    """jieba's dictionary, loaded once per process (it takes about a second) and never
+    changed: each taxonomy's keywords go into a copy of their own (about 15 MB and 30 ms),
+    shared by the taxonomies with the same keywords while one of them is in use. One
+    district's keywords must not change how another district's texts are cut."""
 
     _lock = threading.Lock()
     _loaded = False
 
     def __init__(self) -> None:
-        self._known: set[str] = set()
+        self._cutters: weakref.WeakValueDictionary[frozenset[str], _JiebaCutter] = (
+            weakref.WeakValueDictionary()
+        )
 
     def load(self) -> None:
         """Build jieba's prefix dictionary now rather than on the first opinion."""
@@ -74,19 +105,17 @@ class JiebaSegmenter:
         """Whether jieba's dictionary is built."""
         return JiebaSegmenter._loaded
 
-    def learn(self, words: Iterable[str]) -> None:
-        """Add ``words`` to jieba's dictionary with a frequency that keeps them whole."""
+    def vocabulary(self, words: Iterable[str]) -> Cutter:
+        """The cutter for exactly ``words`` (made once while anyone holds it)."""
         self.load()
-        for word in words:
-            if word not in self._known:
-                jieba.add_word(word, freq=max(jieba.suggest_freq(word, tune=False), KEYWORD_FREQ))
-                self._known.add(word)
-
-    def cut(self, text: str) -> list[str]:
-        """Search-mode segmentation: long words plus the dictionary words inside them."""
-        self.load()
-        words: list[str] = jieba.lcut_for_search(text, HMM=False)
-        return words
+        key = frozenset(words)
+        with JiebaSegmenter._lock:
+            cutter = self._cutters.get(key)
+            if cutter is None:
+                # In a fixed order: a word's suggested frequency depends on those before.
+                cutter = _JiebaCutter(jieba.dt, sorted(key))
+                self._cutters[key] = cutter
+            return cutter
 
 
 def normalise(text: str) -> str:
@@ -168,7 +197,7 @@ since): such a category wins only with keywords or the hint, until the next trai
 
 
 class Classifier:
-    """Classifies texts with one taxonomy, a segmenter that has learnt its keywords and,
+    """Classifies texts with one taxonomy, a cutter that keeps its keywords whole and,
     when the district has trained one, a :class:`TextModel`."""
 
     def __init__(
@@ -181,8 +210,7 @@ class Classifier:
         self.taxonomy = taxonomy
         self.model = model
         self.model_version = model_version if model is not None else None
-        self._segmenter = segmenter
-        segmenter.learn(taxonomy.keywords())
+        self._cutter = segmenter.vocabulary(taxonomy.keywords())
         self._category_words = [
             (c.code, c.priority, [normalise(k) for k in c.keywords])
             for c in taxonomy.published.categories
@@ -203,7 +231,7 @@ class Classifier:
         never depends on chance.
         """
         normalised = normalise(text)
-        words = set(self._segmenter.cut(normalised))
+        words = set(self._cutter.cut(normalised))
         hinted = self.taxonomy.category_of_hint(hint)
         matched = [_in_order(keywords, words) for _, _, keywords in self._category_words]
         urgent = _in_order(self._urgent, words)

@@ -53,7 +53,40 @@ def test_a_keyword_is_cut_whole_even_next_to_a_rarer_dictionary_word(
     segmenter: JiebaSegmenter, classifier: Classifier
 ) -> None:
     # Without the taxonomy in jieba's dictionary this is cut 路 | 灯不亮 | 了.
-    assert "路灯" in segmenter.cut("路灯不亮了")
+    assert "路灯" in segmenter.vocabulary(classifier.taxonomy.keywords()).cut("路灯不亮了")
+    assert classifier.classify("路灯不亮了").category_code is not None
+
+
+def test_one_district_s_keywords_never_change_how_another_s_texts_are_cut(
+    segmenter: JiebaSegmenter, classifier: Classifier
+) -> None:
+    text = "小区门口路灯不亮，晚上很黑"
+    before = classifier.classify(text)
+    # Another district whose odd keywords, were they in a shared dictionary, would cut
+    # the same text 门口路 | 灯不亮 and hide 路灯 from the first district.
+    other = Classifier(
+        Taxonomy(
+            TaxonomyPublished(
+                district_id="other",
+                occurred_at=datetime(2026, 1, 1, tzinfo=UTC),
+                actor=Actor(id="admin", role=ActorRole.DISTRICT_ADMIN),
+                version=1,
+                categories=[
+                    TaxonomyCategory(code="odd", name_zh="怪词", keywords=["门口路", "灯不亮"])
+                ],
+                default_deadlines=PriorityDeadlines(
+                    normal=DeadlinePair(response="1wd", resolution="5wd")
+                ),
+            )
+        ),
+        segmenter,
+    )
+
+    assert other.classify(text).category_code == "odd"
+    after = classifier.classify(text)
+    assert after == before
+    assert before.category_code is not None
+    assert "路灯" in before.matched_keywords
 
 
 def test_segmentation_avoids_a_keyword_that_is_only_a_substring(classifier: Classifier) -> None:
