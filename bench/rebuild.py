@@ -9,9 +9,11 @@ representatives, 18 categories, and about 125,000 cases for a million events, wi
 mix of a real year: most resolved and closed, some late, transferred (within the
 district and to a neighbouring one), escalated, reopened, merged, withdrawn, turned into
 suggestions, most rated. Every event is recorded now (``recorded_at`` is the store's
-clock); ``occurred_at`` spans the year. Before each rebuild the server is settled as an
-operator's rebuild finds it (:func:`settle`: vacuumed, checkpointed; the time it takes is
-printed apart and not counted).
+clock); ``occurred_at`` spans the year; the staff's texts (replies, results, notes,
+reasons, matched words) are sealed with each case's key as routing seals them, so the
+rebuild opens them as it must for a real district's history. Before each rebuild the
+server is settled as an operator's rebuild finds it (:func:`settle`: vacuumed,
+checkpointed; the time it takes is printed apart and not counted).
 
 Then it runs ``minqing reporting rebuild`` as the operator would, as a child process:
 
@@ -34,6 +36,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import random
 import re
 import subprocess
@@ -43,7 +46,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import asyncpg
 
@@ -94,9 +97,11 @@ from contracts import (
     TaxonomyPublished,
 )
 from contracts.base import Event
+from contracts.cases import CaseEvent
 from contracts.directory import DeadlinePair, PriorityDeadlines
 from contracts.envelope import Envelope
 from eventkit.db import ALL_DISTRICTS, create_pool, district_transaction
+from eventkit.sealed_texts import TextKeys, seal_case_events
 from eventkit.store import EventStore
 from services.reporting.folding import HANDLED_TYPES
 
@@ -453,19 +458,27 @@ async def generate(store: EventStore, pool: asyncpg.Pool, events: int, seed: int
         await store.append_batch([(s, e, -1) for s, e in streams.items()], conn=conn)
     cases = int(events / EVENTS_PER_CASE)
     appended = len(dir_events)
-    queue: asyncio.Queue[list[tuple[str, list[Envelope], int]] | None] = asyncio.Queue(maxsize=8)
+    queue: asyncio.Queue[list[list[Event]] | None] = asyncio.Queue(maxsize=8)
+    texts = TextKeys()
 
     async def writer() -> None:
-        while (batch := await queue.get()) is not None:
+        while (chunk := await queue.get()) is not None:
             async with district_transaction(pool, ALL_DISTRICTS) as conn:
+                # As routing appends them: the staff's texts sealed with the case's key.
+                events = cast(list[CaseEvent], [e for s in chunk for e in s])
+                flat = await seal_case_events(conn, texts, events)  # others as they are
+                batch: list[tuple[str, list[Envelope], int]] = []
+                at = 0
+                for stream in chunk:
+                    sealed, at = flat[at : at + len(stream)], at + len(stream)
+                    batch.append((stream[0].stream_id, [Envelope.wrap(e) for e in sealed], 0))
                 await store.append_batch(batch, conn=conn)
 
     writers = [asyncio.create_task(writer()) for _ in range(3)]
     started = time.perf_counter()
     for chunk in year(seed, cases, places):
-        batch = [(s[0].stream_id, [Envelope.wrap(e) for e in s], 0) for s in chunk]
         appended += sum(len(s) for s in chunk)
-        await queue.put(batch)
+        await queue.put(chunk)
         if appended % 100_000 < EVENTS_PER_CASE * 500:
             rate = appended / (time.perf_counter() - started)
             step(f"appended {appended:,} events ({rate:,.0f}/s)")
@@ -537,6 +550,8 @@ def rebuild(url: str, postmaster: int, workers: int, *args: str) -> dict[str, An
         "MINQING_LOG_LEVEL": "WARNING",
         "MINQING_REPORTING_REBUILD_WORKERS": str(workers),
         "PATH": "/usr/bin:/bin",
+        # the vault key the generation sealed the texts with (the default when unset)
+        **{k: v for k, v in os.environ.items() if k == "MINQING_PRIVACY_KEY"},
     }
     pg = tree_cpu(postmaster)
     pg_before, children_before = pg(), reaped_children_cpu()

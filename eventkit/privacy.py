@@ -81,11 +81,14 @@ class VaultKeyMissing(RuntimeError):
 
 
 @lru_cache(maxsize=8)
-def _kek(secret: str) -> bytes:
-    """The AES-256 key-encryption key derived from a vault key setting."""
-    return HKDF(
-        algorithm=hashes.SHA256(), length=_KEY_BYTES, salt=None, info=b"minqing vault key"
-    ).derive(secret.encode())
+def _kek(secret: str) -> AESGCM:
+    """The AES-256 key-encryption cipher of the key derived from a vault key setting
+    (made once: a rebuild unwraps a key per case)."""
+    return AESGCM(
+        HKDF(
+            algorithm=hashes.SHA256(), length=_KEY_BYTES, salt=None, info=b"minqing vault key"
+        ).derive(secret.encode())
+    )
 
 
 def _wrap_aad(subject_id: str) -> bytes:
@@ -96,7 +99,7 @@ def wrap_key(keys: KeyRing, subject_id: str, key: bytes) -> bytes:
     """``key`` wrapped with the vault's current key, naming its id, bound to the subject."""
     kid = keys.current_id.encode()
     nonce = secrets.token_bytes(_NONCE_BYTES)
-    sealed = AESGCM(_kek(keys.current)).encrypt(nonce, key, _wrap_aad(subject_id))
+    sealed = _kek(keys.current).encrypt(nonce, key, _wrap_aad(subject_id))
     return WRAPPED + bytes([len(kid)]) + kid + nonce + sealed
 
 
@@ -119,7 +122,7 @@ def unwrap_key(keys: KeyRing, subject_id: str, stored: bytes) -> bytes:
         raise VaultKeyMissing(kid)
     body = stored[2 + len(kid) :]
     try:
-        return AESGCM(_kek(secret)).decrypt(
+        return _kek(secret).decrypt(
             body[:_NONCE_BYTES], body[_NONCE_BYTES:], _wrap_aad(subject_id)
         )
     except InvalidTag as exc:

@@ -26,6 +26,7 @@ import json
 import secrets
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from dataclasses import field as dataclass_field
 from typing import Any, Final, TypeVar
 
 import asyncpg
@@ -53,7 +54,6 @@ from eventkit.privacy import (
     wrap_key,
 )
 from eventkit.privacy_rights import ERASED
-from eventkit.store import RecordedEvent, ScannedEvent
 
 ResidentText = TypeVar("ResidentText", FeedbackSubmitted, OpinionWithdrawn)
 
@@ -83,6 +83,11 @@ class TextKey:
 
     key_id: str
     key: bytes
+    _cipher: AESGCM = dataclass_field(init=False, repr=False, compare=False)
+    """The key's cipher, made once (a key opens a case's texts one event after another)."""
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_cipher", AESGCM(self.key))
 
     def __repr__(self) -> str:  # never print a key
         return f"TextKey(key_id={self.key_id!r})"
@@ -91,7 +96,7 @@ class TextKey:
         """``values`` (JSON-ready) sealed with this key, bound to the key and ``field``."""
         nonce = secrets.token_bytes(_NONCE_BYTES)
         plain = json.dumps(dict(values), ensure_ascii=False, separators=(",", ":")).encode()
-        sealed = AESGCM(self.key).encrypt(nonce, plain, _aad(self.key_id, field))
+        sealed = self._cipher.encrypt(nonce, plain, _aad(self.key_id, field))
         token = base64.urlsafe_b64encode(nonce + sealed).decode().rstrip("=")
         return SealedText(key_id=self.key_id, ciphertext=SEAL_PREFIX + token)
 
@@ -105,12 +110,12 @@ class TextKey:
         if len(raw) <= _NONCE_BYTES + _TAG_BYTES:
             raise SealError("sealed text is too short")
         try:
-            plain = AESGCM(self.key).decrypt(
+            plain = self._cipher.decrypt(
                 raw[:_NONCE_BYTES], raw[_NONCE_BYTES:], _aad(self.key_id, field)
             )
         except InvalidTag as exc:
             raise SealError("sealed text does not open with its key") from exc
-        values = json.loads(plain)
+        values = json.loads(plain.decode())  # str: json need not guess the encoding
         if not isinstance(values, dict):
             raise SealError("sealed text is not an object")
         return values
@@ -466,45 +471,3 @@ async def open_case_data(
     wanted = case_key_ids(items)
     keys = await texts.found(conn, wanted) if wanted else {}
     return [opened_case_data(t, d, keys) if wanted else dict(d) for t, d in items]
-
-
-StoredT = TypeVar("StoredT", ScannedEvent, RecordedEvent)
-
-
-def _sealed_case_text(event_type: str, data: Any) -> bool:
-    if event_type not in CASE_TEXTS:
-        return False
-    if isinstance(data, bytes):  # JSON text, as a bulk read gives it: decoded only if sealed
-        return b'"sealed": {' in data or b'"sealed":{' in data
-    if isinstance(data, str):
-        return '"sealed": {' in data or '"sealed":{' in data
-    return bool(data.get("sealed"))
-
-
-async def open_stored(conn: Conn, texts: TextKeys, events: Sequence[StoredT]) -> list[StoredT]:
-    """Stored events (any named tuple with ``event_type`` and ``data``, the data a dict
-    or JSON text) with the staff's sealed texts of case events opened, ``sealed``
-    dropped, in one look-up of their keys in ``conn``'s scope: for bulk readers of the
-    store (reporting's rebuild). Events with nothing sealed are returned as they are."""
-    sealed = [e for e in events if _sealed_case_text(e.event_type, e.data)]
-    if not sealed:
-        return list(events)
-    decoded = {
-        id(e): json.loads(e.data) if isinstance(e.data, str | bytes) else dict(e.data)
-        for e in sealed
-    }
-    keys = await texts.found(conn, case_key_ids((e.event_type, decoded[id(e)]) for e in sealed))
-    out: list[StoredT] = []
-    for event in events:
-        data = decoded.get(id(event))
-        if data is not None:
-            opened = opened_case_data(event.event_type, data, keys)
-            opened.pop("sealed", None)
-            if isinstance(event.data, bytes):
-                event = event._replace(data=json.dumps(opened, ensure_ascii=False).encode())
-            elif isinstance(event.data, str):
-                event = event._replace(data=json.dumps(opened, ensure_ascii=False))
-            else:
-                event = event._replace(data=opened)
-        out.append(event)
-    return out

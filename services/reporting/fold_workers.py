@@ -40,9 +40,13 @@ from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
 from typing import Any, Final
 
-from eventkit.db import connect
+from contracts.base import Event
+from eventkit.db import Conn, connect
+from eventkit.keys import KeyRing
 from eventkit.logging import get_logger
 from eventkit.loop import run as run_loop
+from eventkit.sealed_texts import TextKeys
+from services.reporting.folded_texts import FoldedTextOpener, sealed_and_folded
 from services.reporting.folding import HANDLED_TYPES, Folder, FoldsStored, StoredEvent
 from services.reporting.shadow import copy_rows, every_district
 from services.reporting.tables import CASE_STEPS, Table
@@ -80,6 +84,8 @@ class WorkerSpec:
     projections: tuple[str, ...]
     shadows: dict[str, int]
     """Per table name, the shadow slot it is rebuilt into."""
+    keys: KeyRing | None = None
+    """The vault's keys, which open the case texts' keys (None: the environment's)."""
 
 
 def worker_of(stream_id: str, workers: int) -> int:
@@ -130,7 +136,7 @@ class FoldWorkers(FoldsStored):
         self,
         event_type: str,
         schema_version: int,
-        data: dict[str, Any] | str | bytes,
+        data: dict[str, Any] | str | bytes | Event,
         at: datetime,
         version: int,
         stream_id: str,
@@ -139,8 +145,7 @@ class FoldWorkers(FoldsStored):
         if stream_id.startswith("case-"):
             n = zlib.crc32(stream_id.encode()) % self.n
         elif event_type == "FeedbackSubmitted":
-            case_id = (json.loads(data) if isinstance(data, str | bytes) else data)["case_id"]
-            n = worker_of(f"case-{case_id}", self.n)
+            n = worker_of(f"case-{_rated_case(data)}", self.n)
         else:
             n = 0
         self._buffers[n].append(
@@ -244,6 +249,13 @@ class FoldWorkers(FoldsStored):
         return [p.pid for p in self._processes if p.pid is not None]
 
 
+def _rated_case(data: dict[str, Any] | str | bytes | Event) -> str:
+    """The case a rating's stored data rates."""
+    if isinstance(data, Event):
+        return str(getattr(data, "case_id"))  # noqa: B009 (any event type)
+    return str((json.loads(data) if isinstance(data, str | bytes) else data)["case_id"])
+
+
 @contextlib.contextmanager
 def _bare_main() -> Iterator[None]:
     """An empty ``__main__`` while the workers are started.
@@ -276,6 +288,9 @@ class _Worker:
         self.pipe = pipe
         self.folder = Folder(spec.projections)
         self.copying: asyncio.Task[None] | None = None
+        self.opener = FoldedTextOpener(TextKeys(spec.keys))
+        self.keys_conn: Conn | None = None
+        """Where the texts' keys are looked up (the other connection may be copying)."""
 
     async def serve(self) -> None:
         loop = asyncio.get_running_loop()
@@ -286,7 +301,7 @@ class _Worker:
                 kind, value = pickle.loads(await loop.run_in_executor(None, self.pipe.recv_bytes))
                 try:
                     if kind == "fold":
-                        self._fold(value)
+                        await self._fold(value)
                         if self.folder.pending_steps >= STEP_CHUNK:
                             await self._copied()
                             rows = self.folder.take_steps()
@@ -312,11 +327,29 @@ class _Worker:
             if self.copying is not None:
                 self.copying.cancel()
             await conn.close()
+            if self.keys_conn is not None:
+                await self.keys_conn.close()
 
-    def _fold(self, batch: Sequence[Parts]) -> None:
+    async def _fold(self, batch: Sequence[Parts]) -> None:
         fold, moment = self.folder.fold_stored, datetime.fromtimestamp
-        for event_type, schema_version, data, at, version, stream in batch:
+        datas = await self._opened(batch)
+        if datas is None:
+            for event_type, schema_version, data, at, version, stream in batch:
+                fold(event_type, schema_version, data, moment(at, UTC), version, stream)
+            return
+        for (event_type, schema_version, _, at, version, stream), data in zip(
+            batch, datas, strict=True
+        ):
             fold(event_type, schema_version, data, moment(at, UTC), version, stream)
+
+    async def _opened(self, batch: Sequence[Parts]) -> list[Any] | None:
+        """The batch's data, the events with folded texts opened (None: nothing sealed)."""
+        if not any(sealed_and_folded(p[0], p[2]) for p in batch):
+            return None
+        if self.keys_conn is None:
+            self.keys_conn = await connect(self.spec.database_url, role=self.spec.role)
+        items = [(p[0], p[1], p[2]) for p in batch]
+        return await self.opener.open(self.keys_conn, items, self.folder.parse)
 
     async def _copied(self) -> None:
         copying, self.copying = self.copying, None

@@ -79,7 +79,7 @@ class FoldsStored:
         self,
         event_type: str,
         schema_version: int,
-        data: dict[str, Any] | str | bytes,
+        data: dict[str, Any] | str | bytes | Event,
         at: datetime,
         version: int,
         stream_id: str,
@@ -117,21 +117,25 @@ class Folder(FoldsStored):
         self,
         event_type: str,
         schema_version: int,
-        data: dict[str, Any] | str | bytes,
+        data: dict[str, Any] | str | bytes | Event,
         at: datetime,
         version: int,
         stream_id: str,
     ) -> None:
         """:meth:`fold` from the parts of a stored event: a rebuild's hot loop, which
-        unpacks the rows of a scan rather than asking each for its attributes."""
+        unpacks the rows of a scan rather than asking each for its attributes. ``data``
+        may also be the event already made (its texts opened)."""
+        event = data if isinstance(data, Event) else self.parse(event_type, schema_version, data)
+        self.fold_event(event, at, version, stream_id)
+
+    def parse(self, event_type: str, schema_version: int, data: Any) -> Event:
+        """The event of a stored event's parts (JSON bytes or text, or a dict)."""
         if isinstance(data, str | bytes):
             validate = self._validators.get((event_type, schema_version))
             if validate is None:
                 validate = self._validator(event_type, schema_version)
-            event = validate(data)
-        else:
-            event = self._registry.parse(event_type, schema_version, data)
-        self.fold_event(event, at, version, stream_id)
+            return validate(data)
+        return self._registry.parse(event_type, schema_version, data)
 
     def _validator(self, event_type: str, schema_version: int) -> Callable[[str | bytes], Event]:
         """How to make an event of this type and version from its JSON text: the newest

@@ -38,18 +38,20 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from eventkit.clock import Clock
 from eventkit.consumer import gate_positions
 from eventkit.db import ALL_DISTRICTS, Conn, scope
+from eventkit.keys import KeyRing
 from eventkit.local import database_url
 from eventkit.logging import get_logger
-from eventkit.sealed_texts import TextKeys, open_stored
+from eventkit.sealed_texts import TextKeys
 from eventkit.settings import Settings
 from eventkit.store import START, Checkpoint, EventStore, RecordedEvent, ScannedEvent
 from services.reporting.errors import RebuildRunning, UnknownProjection
 from services.reporting.fold_workers import FoldWorkers, WorkerSpec
+from services.reporting.folded_texts import FoldedTextOpener
 from services.reporting.folding import HANDLED_TYPES, Folder, without_cycle_collection
 from services.reporting.projection import CONSUMER_NAME
 from services.reporting.shadow import (
@@ -74,6 +76,8 @@ from services.reporting.tables import (
     TABLES,
     Table,
 )
+
+StoredT = TypeVar("StoredT", ScannedEvent, RecordedEvent)
 
 log = get_logger(__name__)
 
@@ -156,7 +160,8 @@ class Rebuild:
             if not await guard.fetchval("SELECT pg_try_advisory_lock($1)", _LOCK[schema]):
                 raise RebuildRunning(schema)
             try:
-                run = _Run(self._store, self._clock, self._batch, schema, names, at)
+                keys = self._settings.privacy_keys() if self._settings is not None else None
+                run = _Run(self._store, self._clock, self._batch, schema, names, at, keys)
                 return await run.go(dry_run, self._worker_spec(run))
             finally:
                 await guard.execute("SELECT pg_advisory_unlock($1)", _LOCK[schema])
@@ -171,6 +176,7 @@ class Rebuild:
             run.schema,
             tuple(run.names),
             {},
+            run.keys,
         )
         return spec, self.workers
 
@@ -186,6 +192,7 @@ class _Run:
         schema: str,
         names: list[str],
         at: datetime | None,
+        keys: KeyRing | None = None,
     ) -> None:
         self.store = store
         self.clock = clock
@@ -193,9 +200,11 @@ class _Run:
         self.schema = schema
         self.names = names
         self.at = at
-        self.texts = TextKeys()
-        """Opens the staff's texts sealed in case events as they are read (one look-up
-        of their keys per batch), with the process's vault key."""
+        self.keys = keys
+        """The vault's keys, which open the case texts' keys (None: the environment's)."""
+        self.opener = FoldedTextOpener(TextKeys(keys))
+        """Opens the sealed texts folded (:mod:`services.reporting.folded_texts`) of the
+        events read, when this process folds them (fold workers open their own)."""
         self.folder: Folder | FoldWorkers = Folder(names)
         groups = _groups(self.folder.categories)
         self.types = sorted(HANDLED_TYPES)
@@ -475,7 +484,7 @@ class _Run:
                             event_types=self.types,
                             conn=conn,
                         )
-                        batch = await open_stored(conn, self.texts, batch)
+                        batch = await self._opened(conn, batch)
                     if batch:
                         self.checkpoints[group] = batch[-1].checkpoint
                         await queue.put(batch)
@@ -483,6 +492,18 @@ class _Run:
                         return
         finally:
             await queue.put(None)
+
+    async def _opened(self, conn: Conn, events: list[StoredT]) -> list[StoredT]:
+        """``events`` with their folded texts opened when this process folds them; as
+        they are for fold workers, which open those they are handed."""
+        if isinstance(self.folder, FoldWorkers):
+            return events
+        items = [(e.event_type, e.schema_version, e.data) for e in events]
+        datas = await self.opener.open(conn, items, self.folder.parse)
+        if datas is None:
+            return events
+        pairs = zip(events, datas, strict=True)
+        return [e if d is e.data else e._replace(data=d) for e, d in pairs]
 
     async def _copy_steps(self, rows: list[tuple[Any, ...]]) -> None:
         if "cases" not in self.names or not rows:
@@ -503,7 +524,7 @@ class _Run:
                         event_types=self.types,
                         conn=conn,
                     )
-                    batch = await open_stored(conn, self.texts, batch)
+                    batch = await self._opened(conn, batch)
                 self._take_batch(batch)
                 if batch:
                     after = self.checkpoints[group] = batch[-1].checkpoint
@@ -520,7 +541,7 @@ class _Run:
             if have >= version:
                 continue
             missing = await self.store.read_stream(stream, from_version=have + 1, conn=conn)
-            missing = await open_stored(conn, self.texts, missing)
+            missing = await self._opened(conn, missing)
             for event in missing:
                 if event.stream_version > version:
                     break
