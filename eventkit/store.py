@@ -20,10 +20,11 @@ stream of another district, and cannot change a stream's district).
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Final, NamedTuple, TypeVar
+from functools import partial
+from typing import Any, Final, NamedTuple, TypeVar, cast
 from uuid import UUID
 
 import asyncpg
@@ -193,6 +194,16 @@ class ScannedEvent(NamedTuple):
     def checkpoint(self) -> Checkpoint:
         """The checkpoint that resumes reading right after this event."""
         return Checkpoint(self.transaction_id, self.global_position)
+
+
+RowT = TypeVar("RowT", RecordedEvent, TailEvent, ScannedEvent)
+
+
+def _rows_as(kind: type[RowT], rows: Iterable[asyncpg.Record]) -> list[RowT]:
+    """``rows`` as named tuples of ``kind``, whose fields are the rows' columns in their
+    order, made straight from each record's values: no Python call per row (``_make``
+    was two thirds of the time a bulk read spent turning a million rows into events)."""
+    return cast(list[RowT], list(map(partial(tuple.__new__, kind), rows)))
 
 
 _SCAN_COLUMNS = """global_position, transaction_id::text::bigint AS transaction_id, stream_id,
@@ -397,7 +408,7 @@ class EventStore:
         """:meth:`read_all` of every district for the relay: the same events in the same
         order, as :class:`TailEvent` (the data as JSON bytes)."""
         rows = await self._after(_TAIL_COLUMNS, after, limit, None, ALL_DISTRICTS, None)
-        return [TailEvent._make(r.values()) for r in rows]
+        return _rows_as(TailEvent, rows)
 
     async def _after(
         self,
@@ -473,7 +484,7 @@ class EventStore:
             # A rebuild's read is about every district by nature.
             async with district_transaction(self._pool, ALL_DISTRICTS) as own:
                 rows = await _in_index_order(own, query, params)
-        return [ScannedEvent._make(r.values()) for r in rows]
+        return _rows_as(ScannedEvent, rows)
 
     async def iterate_all(
         self, after: Checkpoint = START, *, batch_size: int = 1000, **filters: Any

@@ -30,6 +30,7 @@ import gc
 import json
 import multiprocessing
 import pickle
+import re
 import sys
 import types
 import zlib
@@ -249,8 +250,16 @@ class FoldWorkers(FoldsStored):
         return [p.pid for p in self._processes if p.pid is not None]
 
 
+_CASE_ID: Final = re.compile(rb'"case_id": ?"([^"\\]+)"')
+"""A rating's case id in its stored JSON text (PostgreSQL writes ``jsonb`` keys once,
+``"key": value``; an id holds no quote or backslash, ``contracts.base.Identifier``)."""
+
+
 def _rated_case(data: dict[str, Any] | str | bytes | Event) -> str:
-    """The case a rating's stored data rates."""
+    """The case a rating's stored data rates (found in the JSON bytes without decoding
+    them: a tenth of the time, for one rating in ten events)."""
+    if isinstance(data, bytes) and (found := _CASE_ID.search(data)) is not None:
+        return found[1].decode()
     if isinstance(data, Event):
         return str(getattr(data, "case_id"))  # noqa: B009 (any event type)
     return str((json.loads(data) if isinstance(data, str | bytes) else data)["case_id"])
