@@ -26,7 +26,6 @@ import json
 import secrets
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from dataclasses import field as dataclass_field
 from typing import Any, Final, TypeVar
 
 import asyncpg
@@ -83,11 +82,6 @@ class TextKey:
 
     key_id: str
     key: bytes
-    _cipher: AESGCM = dataclass_field(init=False, repr=False, compare=False)
-    """The key's cipher, made once (a key opens a case's texts one event after another)."""
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "_cipher", AESGCM(self.key))
 
     def __repr__(self) -> str:  # never print a key
         return f"TextKey(key_id={self.key_id!r})"
@@ -96,7 +90,7 @@ class TextKey:
         """``values`` (JSON-ready) sealed with this key, bound to the key and ``field``."""
         nonce = secrets.token_bytes(_NONCE_BYTES)
         plain = json.dumps(dict(values), ensure_ascii=False, separators=(",", ":")).encode()
-        sealed = self._cipher.encrypt(nonce, plain, _aad(self.key_id, field))
+        sealed = AESGCM(self.key).encrypt(nonce, plain, _aad(self.key_id, field))
         token = base64.urlsafe_b64encode(nonce + sealed).decode().rstrip("=")
         return SealedText(key_id=self.key_id, ciphertext=SEAL_PREFIX + token)
 
@@ -110,7 +104,9 @@ class TextKey:
         if len(raw) <= _NONCE_BYTES + _TAG_BYTES:
             raise SealError("sealed text is too short")
         try:
-            plain = self._cipher.decrypt(
+            # A cipher per call: kept with the key it would cost 2.5 KB a key (OpenSSL's
+            # context), and a rebuild keeps a key per case.
+            plain = AESGCM(self.key).decrypt(
                 raw[:_NONCE_BYTES], raw[_NONCE_BYTES:], _aad(self.key_id, field)
             )
         except InvalidTag as exc:
