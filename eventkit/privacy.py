@@ -122,9 +122,7 @@ def unwrap_key(keys: KeyRing, subject_id: str, stored: bytes) -> bytes:
         raise VaultKeyMissing(kid)
     body = stored[2 + len(kid) :]
     try:
-        return _kek(secret).decrypt(
-            body[:_NONCE_BYTES], body[_NONCE_BYTES:], _wrap_aad(subject_id)
-        )
+        return _kek(secret).decrypt(body[:_NONCE_BYTES], body[_NONCE_BYTES:], _wrap_aad(subject_id))
     except InvalidTag as exc:
         raise SealError("stored key does not open with the vault key it names") from exc
 

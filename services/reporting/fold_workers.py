@@ -138,7 +138,7 @@ class FoldWorkers(FoldsStored):
         event_type: str,
         schema_version: int,
         data: dict[str, Any] | str | bytes | Event,
-        at: datetime,
+        at: datetime | float,
         version: int,
         stream_id: str,
     ) -> None:
@@ -150,7 +150,14 @@ class FoldWorkers(FoldsStored):
         else:
             n = 0
         self._buffers[n].append(
-            (event_type, schema_version, data, at.timestamp(), version, stream_id)
+            (
+                event_type,
+                schema_version,
+                data,
+                at if isinstance(at, float) else at.timestamp(),
+                version,
+                stream_id,
+            )
         )
         self.versions[stream_id] = version
         self.events += 1

@@ -11,7 +11,7 @@ from __future__ import annotations
 import gc
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Final, Protocol
 
 from contracts import REGISTRY
@@ -80,7 +80,7 @@ class FoldsStored:
         event_type: str,
         schema_version: int,
         data: dict[str, Any] | str | bytes | Event,
-        at: datetime,
+        at: datetime | float,
         version: int,
         stream_id: str,
     ) -> None:
@@ -118,7 +118,7 @@ class Folder(FoldsStored):
         event_type: str,
         schema_version: int,
         data: dict[str, Any] | str | bytes | Event,
-        at: datetime,
+        at: datetime | float,
         version: int,
         stream_id: str,
     ) -> None:
@@ -126,6 +126,8 @@ class Folder(FoldsStored):
         unpacks the rows of a scan rather than asking each for its attributes. ``data``
         may also be the event already made (its texts opened)."""
         event = data if isinstance(data, Event) else self.parse(event_type, schema_version, data)
+        if isinstance(at, float):  # a scan's moment, in POSIX seconds
+            at = datetime.fromtimestamp(at, UTC)
         self.fold_event(event, at, version, stream_id)
 
     def parse(self, event_type: str, schema_version: int, data: Any) -> Event:

@@ -422,7 +422,8 @@ class _Run:
         common case, an event the live consumer has (or, with ``--at``, an event
         recorded by then), folded without a call per decision."""
         self.read += len(batch)
-        categories, at, gate, kept = self.folder.categories, self.at, self.gate, self.kept
+        categories, gate, kept = self.folder.categories, self.gate, self.kept
+        at = self.at.timestamp() if self.at is not None else None  # as the rows' moments
         fold = self.folder.fold_stored
         for event in batch:
             _, _, stream, version, category, event_type, schema, data, recorded = event

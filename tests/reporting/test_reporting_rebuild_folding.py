@@ -45,7 +45,7 @@ def _scanned(history: list[tuple[datetime, Event]]) -> list[ScannedEvent]:
                 event.event_type,
                 event.schema_version,
                 json.dumps(serialize(event), ensure_ascii=False).encode(),
-                at + timedelta(seconds=n),
+                (at + timedelta(seconds=n)).timestamp(),
             )
         )
     return out
