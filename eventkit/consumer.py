@@ -602,6 +602,21 @@ async def gate_positions(conn: Conn, consumer: str) -> dict[str, int]:
     return dict(zip(row[0], row[1], strict=True))
 
 
+async def gate_fingerprint(conn: Conn, consumer: str) -> tuple[int, int]:
+    """How many streams a consumer's gate holds and the sum of their versions: equal to
+    those of a gate read before only if the gate has not moved since. A gate only grows
+    (a stream's version only rises, as the consumer applies its next events; a row is
+    added for a new stream; the runtime's role may not delete one), so any change raises
+    the count or the sum. Much cheaper than the gate itself for a large one."""
+    row = await conn.fetchrow(
+        "SELECT count(*), coalesce(sum(stream_version), 0)::bigint "
+        "FROM consumers.stream_positions WHERE consumer = $1",
+        consumer,
+    )
+    assert row is not None
+    return int(row[0]), int(row[1])
+
+
 def _describe(exc: BaseException) -> str:
     frames = traceback.format_exception_only(type(exc), exc)
     return "".join(frames).strip()

@@ -24,7 +24,7 @@ from eventkit.local import NoDatabase
 from eventkit.loop import run as run_loop
 from eventkit.refusals import Refusal
 from services.reporting.bootstrap import Reporting, bootstrap
-from services.reporting.rebuild import RebuildResult, projections_named
+from services.reporting.rebuild_result import RebuildResult, projections_named
 from services.reporting.register_files import RegisterFiles
 from services.reporting.settings import ReportingSettings
 

@@ -36,12 +36,12 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from datetime import datetime
 from typing import Any, TypeVar
 
 from eventkit.clock import Clock
-from eventkit.consumer import gate_positions
+from eventkit.consumer import gate_fingerprint, gate_positions
 from eventkit.db import ALL_DISTRICTS, Conn, scope
 from eventkit.keys import KeyRing
 from eventkit.local import database_url
@@ -49,11 +49,12 @@ from eventkit.logging import get_logger
 from eventkit.sealed_texts import TextKeys
 from eventkit.settings import Settings
 from eventkit.store import START, Checkpoint, EventStore, RecordedEvent, ScannedEvent
-from services.reporting.errors import RebuildRunning, UnknownProjection
+from services.reporting.errors import RebuildRunning
 from services.reporting.fold_workers import FoldWorkers, WorkerSpec
 from services.reporting.folded_texts import FoldedTextOpener
 from services.reporting.folding import HANDLED_TYPES, Folder, without_cycle_collection
 from services.reporting.projection import CONSUMER_NAME
+from services.reporting.rebuild_result import RebuildResult, projections_named
 from services.reporting.shadow import (
     Checksum,
     TableComparison,
@@ -86,42 +87,6 @@ STEP_CHUNK = 50_000
 
 _LOCK = {SCHEMA: 0x6D71_7270_0001, ASOF_SCHEMA: 0x6D71_7270_0002}
 """Advisory locks: one rebuild of each schema at a time."""
-
-
-@dataclass
-class RebuildResult:
-    """What a rebuild did."""
-
-    schema: str
-    projections: list[str]
-    events: int
-    """Events folded into the projections."""
-    read: int
-    """Events read from the store (all kinds)."""
-    seconds: float
-    swapped: bool
-    as_of: datetime | None = None
-    comparisons: list[TableComparison] = field(default_factory=list)
-    phases: dict[str, float] = field(default_factory=dict)
-    """Seconds spent in each phase: ``start`` (workers started, slots emptied and opened,
-    the gate read), ``read`` (the bulk read and fold), ``copy`` (the rest of the rows,
-    the steps' indexes built meanwhile), ``index`` (the other indexes and the analyses),
-    ``catch_up``, and for a live rebuild ``checksum`` (the shadow slots) and ``swap``
-    (the locked comparison and swap)."""
-
-    @property
-    def equal(self) -> bool:
-        """Whether the rebuild found exactly what the live projections held."""
-        return all(c.equal for c in self.comparisons)
-
-
-def projections_named(name: str | None) -> list[str]:
-    """The projections a ``--projection`` option names (all of them without one)."""
-    if name is None:
-        return list(PROJECTIONS)
-    if name not in PROJECTIONS:
-        raise UnknownProjection(name, sorted(PROJECTIONS))
-    return [name]
 
 
 class Rebuild:
@@ -319,7 +284,7 @@ class _Run:
                 # nothing kept it would change nothing (an older gate is never wrong:
                 # it only grows, and the locked step reads it again).
                 if self.kept:
-                    self.gate = await _gate(conn)
+                    await self._read_gate_again(conn)
                     self._fold_kept()
                 async with every_district(conn):
                     await self._write_dirty(conn, loading=False)
@@ -344,7 +309,7 @@ class _Run:
                 summing = asyncio.create_task(self._live_checksums(live_slots))
                 try:
                     await self._read_more(conn)
-                    self.gate = await _gate(conn)
+                    await self._read_gate_again(conn)
                     await self._fill_gaps(conn)
                     self._fold_kept()
                     written = await self._write_dirty(conn, loading=False)
@@ -532,9 +497,20 @@ class _Run:
                 if len(batch) < self.batch:
                     break
 
+    async def _read_gate_again(self, conn: Conn) -> None:
+        """The consumer's gate as it stands now: read again only if it moved since it was
+        last read (under the swap's lock the consumer may have applied nothing since:
+        a quiet district's gate of a stream per case is not read twice)."""
+        if await gate_fingerprint(conn, CONSUMER_NAME) != (len(self.gate), sum(self.gate.values())):
+            self.gate = await _gate(conn)
+
     async def _fill_gaps(self, conn: Conn) -> None:
         """Events the consumer applied that the store's horizon still held back."""
-        for stream, version in self.gate.items():
+        versions = self.folder.versions
+        # The streams folded as far as the gate are most of a large gate: passed over at
+        # once (a kept event is newer than any version folded, so they need no more).
+        behind = [(s, v) for s, v in self.gate.items() if versions.get(s, 0) < v]
+        for stream, version in behind:
             if stream.partition("-")[0] not in self.folder.categories:
                 continue
             waiting = self.kept.get(stream, [])

@@ -20,7 +20,7 @@ from eventkit.identity import Role
 from eventkit.settings import Settings
 from eventkit.store import EventStore, RecordedEvent
 from services.reporting.bootstrap import Reporting, bootstrap
-from services.reporting.rebuild import RebuildResult
+from services.reporting.rebuild_result import RebuildResult
 from services.reporting.settings import ReportingSettings
 from tests.conftest import TEMPLATE
 from tests.intake.intake_support import publish
