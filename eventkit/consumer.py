@@ -47,6 +47,7 @@ from contracts.registry import EventRegistry
 from contracts.topics import TOPIC_BY_CATEGORY, dlq_topic
 from eventkit import cloudevents
 from eventkit.db import ALL_DISTRICTS, Conn, scope
+from eventkit.gates import locked_gate, locked_gates, move_gates
 from eventkit.kafka import ensure_topics, make_producer
 from eventkit.logging import bind, get_logger
 from eventkit.sealed_texts import CASE_TEXTS, TextKeys, case_key_ids, opened_case_data
@@ -348,18 +349,12 @@ class Consumer:
         version = _version_of(envelope)
         await scope(conn, envelope.district_id)
         [envelope] = await self._opened(conn, [envelope])
-        last = await conn.fetchval(
-            "SELECT stream_version FROM consumers.stream_positions "
-            "WHERE consumer = $1 AND stream_id = $2 FOR UPDATE",
-            self.name,
-            envelope.stream_id,
-        )
-        last = last or 0
+        last = await locked_gate(conn, self.name, envelope.stream_id)
         if version <= last:
             return False
         await self._fill_gap(conn, envelope, last)
         await self._run(envelope, conn, topic, offset)
-        await self._move_gates(conn, {envelope.stream_id: version})
+        await move_gates(conn, self.name, {envelope.stream_id: version})
         return True
 
     async def _fill_gap(self, conn: Conn, envelope: Envelope, last: int) -> None:
@@ -397,20 +392,6 @@ class Consumer:
             opened.append(envelope)
         return opened
 
-    async def _move_gates(self, conn: Conn, versions: dict[str, int]) -> None:
-        """Record the streams' new versions as applied (one statement for all)."""
-        await conn.execute(
-            """
-            INSERT INTO consumers.stream_positions (consumer, stream_id, stream_version)
-            SELECT $1, s, v FROM unnest($2::text[], $3::bigint[]) AS t(s, v)
-            ON CONFLICT (consumer, stream_id)
-            DO UPDATE SET stream_version = excluded.stream_version, updated_at = now()
-            """,
-            self.name,
-            list(versions),
-            list(versions.values()),
-        )
-
     async def _apply_batch_in(
         self, conn: Conn, work: Sequence[tuple[ConsumerRecord[bytes, bytes], Envelope]]
     ) -> list[Envelope]:
@@ -428,13 +409,7 @@ class Consumer:
             await scope(conn, ALL_DISTRICTS)
             opened = await self._opened(conn, [e for _, e in work])
             work = [(record, e) for (record, _), e in zip(work, opened, strict=True)]
-        rows = await conn.fetch(
-            "SELECT stream_id, stream_version FROM consumers.stream_positions "
-            "WHERE consumer = $1 AND stream_id = ANY($2::text[]) FOR UPDATE",
-            self.name,
-            sorted({envelope.stream_id for _, envelope in work}),
-        )
-        last: dict[str, int] = {r["stream_id"]: r["stream_version"] for r in rows}
+        last = await locked_gates(conn, self.name, (envelope.stream_id for _, envelope in work))
         moved: dict[str, int] = {}
         applied: list[Envelope] = []
         pending: list[tuple[Any, HandlerContext]] = []
@@ -480,7 +455,7 @@ class Consumer:
             applied.append(envelope)
         await flush()
         if moved:
-            await self._move_gates(conn, moved)
+            await move_gates(conn, self.name, moved)
         return applied
 
     def _committed(self, applied: list[Envelope], *, duplicates: int) -> None:
@@ -586,35 +561,6 @@ def _version_of(envelope: Envelope) -> int:
     if version is None:
         raise ValueError("only stored events can be consumed")
     return version
-
-
-async def gate_positions(conn: Conn, consumer: str) -> dict[str, int]:
-    """A consumer's version gate: per stream, the last version it applied (for a rebuild
-    that must meet the live consumer where it stands)."""
-    # Two arrays in one row: a large gate (a stream per case) decodes several times
-    # faster than as a record per stream.
-    row = await conn.fetchrow(
-        "SELECT coalesce(array_agg(stream_id), '{}'), coalesce(array_agg(stream_version), '{}') "
-        "FROM consumers.stream_positions WHERE consumer = $1",
-        consumer,
-    )
-    assert row is not None
-    return dict(zip(row[0], row[1], strict=True))
-
-
-async def gate_fingerprint(conn: Conn, consumer: str) -> tuple[int, int]:
-    """How many streams a consumer's gate holds and the sum of their versions: equal to
-    those of a gate read before only if the gate has not moved since. A gate only grows
-    (a stream's version only rises, as the consumer applies its next events; a row is
-    added for a new stream; the runtime's role may not delete one), so any change raises
-    the count or the sum. Much cheaper than the gate itself for a large one."""
-    row = await conn.fetchrow(
-        "SELECT count(*), coalesce(sum(stream_version), 0)::bigint "
-        "FROM consumers.stream_positions WHERE consumer = $1",
-        consumer,
-    )
-    assert row is not None
-    return int(row[0]), int(row[1])
 
 
 def _describe(exc: BaseException) -> str:

@@ -41,8 +41,8 @@ from datetime import datetime
 from typing import Any, TypeVar
 
 from eventkit.clock import Clock
-from eventkit.consumer import gate_fingerprint, gate_positions
 from eventkit.db import ALL_DISTRICTS, Conn, scope
+from eventkit.gates import gate_fingerprint, gate_positions
 from eventkit.keys import KeyRing
 from eventkit.local import database_url
 from eventkit.logging import get_logger

@@ -1,28 +1,18 @@
-"""A consumer's version gate read whole (``gate_positions``), and its fingerprint
-(``gate_fingerprint``), which a rebuild compares under its lock to know whether the gate
-moved since it read it."""
+"""A consumer's version gate moved (``move_gates``), read whole (``gate_positions``), and
+its fingerprint (``gate_fingerprint``), which a rebuild compares under its lock to know
+whether the gate moved since it read it."""
 
 from __future__ import annotations
 
 import asyncpg
 
-from eventkit.consumer import gate_fingerprint, gate_positions
+from eventkit.gates import gate_fingerprint, gate_positions, move_gates
 
 
 async def _apply(pool: asyncpg.Pool, consumer: str, versions: dict[str, int]) -> None:
-    """What the runtime records when it has applied events (``Consumer._move_gates``)."""
+    """What the runtime records when it has applied events."""
     async with pool.acquire() as conn:
-        await conn.execute(
-            """
-            INSERT INTO consumers.stream_positions (consumer, stream_id, stream_version)
-            SELECT $1, s, v FROM unnest($2::text[], $3::bigint[]) AS t(s, v)
-            ON CONFLICT (consumer, stream_id)
-            DO UPDATE SET stream_version = excluded.stream_version, updated_at = now()
-            """,
-            consumer,
-            list(versions),
-            list(versions.values()),
-        )
+        await move_gates(conn, consumer, versions)
 
 
 async def test_the_fingerprint_moves_whenever_the_gate_does_and_only_then(
