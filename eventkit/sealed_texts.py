@@ -209,6 +209,19 @@ class TextKeys:
             for row in rows
         }
 
+    async def gone(self, conn: Conn, key_ids: Iterable[str]) -> list[str]:
+        """Which of ``key_ids`` are no longer stored (deleted since they were found: a
+        resident forgotten, or a retention period ended), in the caller's scope."""
+        wanted = sorted(set(key_ids))
+        if not wanted:
+            return []
+        rows = await conn.fetch(
+            "SELECT k FROM unnest($1::text[]) AS k "
+            "WHERE NOT EXISTS (SELECT 1 FROM privacy.text_keys t WHERE t.key_id = k)",
+            wanted,
+        )
+        return [row[0] for row in rows]
+
     async def rewrap(self, pool: asyncpg.Pool) -> int:
         """Wrap every text key not wrapped with the current vault key with it (after a
         rotation, with ``minqing keys rewrap``, as the database owner); how many."""

@@ -226,6 +226,11 @@ class FoldWorkers(FoldsStored):
             steps += new_steps
         return tables, steps
 
+    async def keys_found(self) -> list[str]:
+        """The ids of the text keys the workers found since the last call (every text
+        they opened was opened with one of them)."""
+        return [key_id for found in await self._ask("keys") for key_id in found]
+
     async def close(self) -> None:
         """Stop every worker: asked to, then killed if it has not stopped within a few
         seconds (a send still blocked on a worker that hangs ends when it is killed)."""
@@ -334,6 +339,8 @@ class _Worker:
                     elif kind == "changes":
                         dirty = {t.name: rows for t, rows in self.folder.take_dirty().items()}
                         self.pipe.send(("rows", (dirty, self.folder.take_steps())))
+                    elif kind == "keys":
+                        self.pipe.send(("keys", self.opener.take_found()))
                     else:
                         return
                 except Exception as exc:  # reported to the rebuild, which fails

@@ -85,12 +85,23 @@ def opened(event: Event, keys: Mapping[str, TextKey]) -> Event:
 class FoldedTextOpener:
     """Opens the folded texts of the events read, their keys looked up in one query per
     batch and kept for the rest of the rebuild (a case's events are spread over the
-    year)."""
+    year). A key deleted meanwhile (a resident forgotten while the rebuild reads) would
+    still open that case's later texts: the rebuild asks which keys it found
+    (:meth:`take_found`) and erases, under its swap's lock, the rows of those deleted
+    since."""
 
     def __init__(self, texts: TextKeys) -> None:
         self._texts = texts
         self._keys: dict[str, TextKey] = {}
         self._asked: set[str] = set()
+        self._found: list[str] = []
+
+    def take_found(self) -> list[str]:
+        """The ids of the keys found since the last call: texts opened with them are in
+        the rebuilt rows, so a key deleted before the swap means those rows must be
+        erased as the live ones were (:meth:`services.reporting.rebuild._Run`)."""
+        found, self._found = self._found, []
+        return found
 
     async def open(
         self, conn: Conn, items: Sequence[tuple[str, int, Any]], parse: Parse
@@ -110,7 +121,9 @@ class FoldedTextOpener:
         wanted = {t.key_id for t in tokens if t is not None} - self._asked
         if wanted:
             async with every_district(conn):
-                self._keys.update(await self._texts.found(conn, wanted))
+                found = await self._texts.found(conn, wanted)
+            self._keys.update(found)
+            self._found += found
             self._asked |= wanted
         out = [data for _, _, data in items]
         for i, event in sealed.items():

@@ -66,18 +66,29 @@ async def erase(conn: Conn, erasure: Erasure) -> dict[str, int]:
     for schema in (SCHEMA, ASOF_SCHEMA):
         await live_slots(conn, schema, lock=True)
     for schema in (SCHEMA, ASOF_SCHEMA):
-        changed += await conn.fetchval(
-            f"""
-            WITH changed AS (
-                UPDATE {schema}.case_steps SET note = $3
-                 WHERE case_id = ANY($1::text[]) AND kind = ANY($2::text[])
-                   AND note IS NOT NULL AND note <> $3
-                RETURNING 1
-            )
-            SELECT count(*) FROM changed
-            """,
-            list(erasure.case_ids),
-            list(TEXT_STEPS),
-            ERASED,
+        changed += await erase_notes(conn, schema, erasure.case_ids)
+    return {"step_notes": changed}
+
+
+async def erase_notes(
+    conn: Conn, schema: str, case_ids: Sequence[str], *, slot: int | None = None
+) -> int:
+    """Replace the free-text notes of these cases' steps with the erased mark, in every
+    slot of ``schema`` or in ``slot`` only (a rebuild's shadow); how many changed."""
+    in_slot = "AND slot = $4" if slot is not None else ""
+    changed = await conn.fetchval(
+        f"""
+        WITH changed AS (
+            UPDATE {schema}.case_steps SET note = $3
+             WHERE case_id = ANY($1::text[]) AND kind = ANY($2::text[])
+               AND note IS NOT NULL AND note <> $3 {in_slot}
+            RETURNING 1
         )
-    return {"step_notes": int(changed)}
+        SELECT count(*) FROM changed
+        """,
+        list(case_ids),
+        list(TEXT_STEPS),
+        ERASED,
+        *([slot] if slot is not None else []),
+    )
+    return int(changed)

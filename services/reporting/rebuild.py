@@ -1,34 +1,23 @@
 """``minqing reporting rebuild``: recompute projections from the event store into their
 shadow slots, catch up with the live consumer, compare, and swap, while the live
-consumer goes on.
+consumer goes on (docs/reporting.md, "Rebuilds", tells it step by step).
 
-1. **Bulk**: the shadow slots are emptied and opened for loading (their secondary
-   indexes dropped, ``migrations/0006_slot_indexes.sql``) while the consumer's version
-   gate is read; the store is read in large batches (``EventStore.scan``) and folded in
-   memory (:class:`services.reporting.folding.Folder`), the cases' steps copied out as
-   they come, everything else copied at the end (COPY). The steps' indexes are built as
-   soon as the last steps are in, while the rest is copied; then the others', and each
-   table is analysed. What the live consumer has applied is its version gate: per
-   stream, the last version it handled. Events beyond the gate as it stood at the start
-   are kept aside, not folded: the live projection does not show them yet.
-2. **Catch up** without a lock: newer events are read, the gate read again, and the kept
-   events it now covers folded; the rows they changed are written. The shadow slots are
-   checksummed, a few at once.
-3. **Swap**, in one transaction: the projections' rows are locked (the consumer and an
-   erasure of notes wait for it), the live slots checksummed on other connections
-   meanwhile, the gate read a last time, every event it covers folded (read stream by
-   stream if the store's horizon has not released it yet), a table written here (or
-   whose checksums taken elsewhere differ, counts equal) checksummed again, the shadow
-   compared with the live slot (row counts and checksums; differences listed) and made
-   live. The consumer then goes on writing to it from the events after its gate.
+1. **Bulk**: the shadow slots emptied and opened for loading (secondary indexes dropped,
+   built after); the store read in large batches (``EventStore.scan``), folded in memory
+   (:class:`services.reporting.folding.Folder`, or worker processes:
+   :mod:`services.reporting.fold_workers`), the rows copied in (COPY). Events beyond the
+   live consumer's version gate as it stood at the start are kept aside, not folded.
+2. **Catch up** without a lock: newer events read, the gate read again, the kept events
+   it now covers folded and their rows written; the shadow slots checksummed.
+3. **Swap**, in one transaction: the projections' rows locked (the consumer and erasures
+   wait), the live slots checksummed on other connections meanwhile, the gate read a last
+   time if it moved, every event it covers folded, the notes of cases forgotten since
+   their texts were opened erased, each table compared with its live slot (row counts
+   and checksums; differences listed) and the shadow made live.
 
-With ``workers`` above one, the folding of the bulk load and after is done by worker
-processes (:mod:`services.reporting.fold_workers`), the case streams split between them;
-the reading, the gate, the comparison and the swap stay here.
-
-``--at T`` builds the projections as they stood at ``T`` (every event the store had
-recorded by then) into schema ``reporting_asof`` the same way, without gate or lock.
-The result says how long each phase took (:attr:`RebuildResult.phases`).
+``--at T`` builds the projections as they stood at ``T`` into schema ``reporting_asof``
+the same way, without gate or comparison. The result says how long each phase took
+(:attr:`RebuildResult.phases`).
 """
 
 from __future__ import annotations
@@ -53,6 +42,7 @@ from services.reporting.errors import RebuildRunning
 from services.reporting.fold_workers import FoldWorkers, WorkerSpec
 from services.reporting.folded_texts import FoldedTextOpener
 from services.reporting.folding import HANDLED_TYPES, Folder, without_cycle_collection
+from services.reporting.privacy import erase_notes
 from services.reporting.projection import CONSUMER_NAME
 from services.reporting.rebuild_result import RebuildResult, projections_named
 from services.reporting.shadow import (
@@ -167,7 +157,8 @@ class _Run:
         self.at = at
         self.keys = keys
         """The vault's keys, which open the case texts' keys (None: the environment's)."""
-        self.opener = FoldedTextOpener(TextKeys(keys))
+        self.texts = TextKeys(keys)
+        self.opener = FoldedTextOpener(self.texts)
         """Opens the sealed texts folded (:mod:`services.reporting.folded_texts`) of the
         events read, when this process folds them (fold workers open their own)."""
         self.folder: Folder | FoldWorkers = Folder(names)
@@ -179,6 +170,8 @@ class _Run:
         self.kept: dict[str, list[RecordedEvent | ScannedEvent]] = {}
         """Per stream, events beyond the consumer's gate, in version order."""
         self.gate: dict[str, int] = {}
+        self.keys_found: set[str] = set()
+        """The case texts' keys the folding found (and opened texts with)."""
         self.read = 0
         self.slots: dict[str, int] = {}
         self._slot_work: SlotWork | None = None
@@ -313,6 +306,8 @@ class _Run:
                     await self._fill_gaps(conn)
                     self._fold_kept()
                     written = await self._write_dirty(conn, loading=False)
+                    if await self._erase_forgotten(conn):
+                        written.add(CASE_STEPS.name)
                 finally:
                     live_sums = await summing
                 for table, slot in live_slots:
@@ -328,6 +323,8 @@ class _Run:
                             shadow_sum=shadow_sum,
                         )
                     )
+            else:
+                await self._erase_forgotten(conn)
             if not dry_run:
                 now = self.clock()
                 for name in self.names:
@@ -503,6 +500,24 @@ class _Run:
         a quiet district's gate of a stream per case is not read twice)."""
         if await gate_fingerprint(conn, CONSUMER_NAME) != (len(self.gate), sum(self.gate.values())):
             self.gate = await _gate(conn)
+
+    async def _erase_forgotten(self, conn: Conn) -> bool:
+        """Erase, in the shadow, the notes of the cases whose text key was deleted after
+        the folding found it (a resident forgotten, or a retention period ended, while
+        the rebuild read): their later texts were opened with it, and the erasure of the
+        live rows did not reach rows not yet copied. Under the swap's lock, which the
+        erasures wait for. Whether any note changed."""
+        if "cases" not in self.names:
+            return False
+        if isinstance(self.folder, FoldWorkers):
+            self.keys_found.update(await self.folder.keys_found())
+        else:
+            self.keys_found.update(self.opener.take_found())
+        # A case's texts are sealed with the key named by the case's id.
+        gone = await self.texts.gone(conn, self.keys_found)
+        if not gone:
+            return False
+        return await erase_notes(conn, self.schema, gone, slot=self.shadow(CASE_STEPS)) > 0
 
     async def _fill_gaps(self, conn: Conn) -> None:
         """Events the consumer applied that the store's horizon still held back."""

@@ -4,9 +4,17 @@ whether the gate moved since it read it."""
 
 from __future__ import annotations
 
+import asyncio
+
 import asyncpg
 
-from eventkit.gates import gate_fingerprint, gate_positions, move_gates
+from eventkit.gates import (
+    gate_fingerprint,
+    gate_positions,
+    locked_gate,
+    locked_gates,
+    move_gates,
+)
 
 
 async def _apply(pool: asyncpg.Pool, consumer: str, versions: dict[str, int]) -> None:
@@ -41,3 +49,35 @@ async def test_the_fingerprint_moves_whenever_the_gate_does_and_only_then(
     await _apply(pool, "routing", {"case-z": 5})
     async with pool.acquire() as conn:
         assert await gate_fingerprint(conn, "reporting") == fingerprints[-1]
+
+
+async def test_two_deliveries_of_a_new_streams_first_event_apply_it_once(
+    pool: asyncpg.Pool,
+) -> None:
+    applied: list[str] = []
+
+    async def deliver(name: str) -> None:
+        async with pool.acquire() as conn, conn.transaction():
+            if await locked_gate(conn, "reporting", "case-new") >= 1:
+                return  # the other delivery applied it
+            await asyncio.sleep(0.2)  # the handler at work, its gate's lock held
+            applied.append(name)
+            await move_gates(conn, "reporting", {"case-new": 1})
+
+    await asyncio.gather(deliver("first"), deliver("second"))
+
+    assert len(applied) == 1
+    async with pool.acquire() as conn:
+        assert await gate_positions(conn, "reporting") == {"case-new": 1}
+
+
+async def test_a_gate_is_never_moved_back(pool: asyncpg.Pool) -> None:
+    await _apply(pool, "reporting", {"case-a": 3})
+    await _apply(pool, "reporting", {"case-a": 2})  # a late writer's older version
+
+    async with pool.acquire() as conn:
+        assert await gate_positions(conn, "reporting") == {"case-a": 3}
+        assert await locked_gates(conn, "reporting", ["case-a", "case-b"]) == {
+            "case-a": 3,
+            "case-b": 0,
+        }

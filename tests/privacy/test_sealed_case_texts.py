@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import asyncpg
+import pytest
 
 from contracts import REGISTRY, Actor, ActorRole
 from contracts.cases import CaseReplied, CaseResolved
@@ -27,6 +28,7 @@ from eventkit.sealed_texts import (
     opened_case_data,
     seal_case_events,
 )
+from services.reporting.rebuild import Rebuild, _Run
 from services.routing import views
 from services.routing.rebuild import rebuild
 from tests.every_district import every_district
@@ -363,3 +365,67 @@ async def test_reportings_rebuild_folds_the_texts_opened(system: System) -> None
         }
     assert {jia.resident.reply, jia.resident.result} <= notes
     assert SEALED_MARK not in notes
+
+
+async def test_a_rebuild_in_fold_processes_opens_the_texts_as_the_live_consumer(
+    system: System,
+) -> None:
+    jia = await system.submit(resident("甲", "13912345678"), A)
+    await system.work_through(jia)
+    rebuild = Rebuild(system.store, system.clock, workers=2, settings=system.settings)
+
+    result = await rebuild.run(["cases"])
+
+    assert result.equal, [c.differences for c in result.comparisons]
+    async with district_transaction(system.store.pool, A) as conn:
+        notes = {
+            r["note"]
+            for r in await conn.fetch(
+                "SELECT note FROM reporting.case_steps WHERE case_id = $1", jia.case_id
+            )
+        }
+    assert {jia.resident.reply, jia.resident.result} <= notes
+
+
+async def test_a_resident_forgotten_while_a_rebuild_reads_is_not_brought_back(
+    system: System, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    jia = await system.submit(resident("甲", "13912345678"), A)
+    yi = await system.submit(resident("乙", "13800001111"), A)
+    await system.work_through(jia)
+    await system.work_through(yi)
+    opened = _Run._opened
+    forgotten: list[bool] = []
+
+    async def opened_then_forgotten(run: _Run, conn: Any, events: list[Any]) -> list[Any]:
+        out = await opened(run, conn, events)
+        reply = any(
+            e.event_type == "CaseReplied" and e.stream_id.endswith(jia.case_id) for e in events
+        )
+        if reply and not forgotten:
+            # The reply was opened with the case's key, which the rebuild keeps: the
+            # resident is forgotten now, before the case's result is read.
+            await system.rights.forget_phone(
+                A, jia.resident.phone, requested_by=ADMIN_ID, reason="居民申请删除"
+            )
+            forgotten.append(True)
+        return out
+
+    monkeypatch.setattr(_Run, "_opened", opened_then_forgotten)
+    rebuild = Rebuild(system.store, system.clock, batch=1, settings=system.settings)
+
+    result = await rebuild.run(["cases"])
+
+    assert forgotten, "the resident was forgotten while the rebuild read"
+    assert result.equal, [c.differences for c in result.comparisons]
+    async with district_transaction(system.store.pool, A) as conn:
+        rows = await conn.fetch(
+            "SELECT case_id, kind, note FROM reporting.case_steps "
+            "WHERE case_id = ANY($1::text[]) AND kind = ANY($2::text[])",
+            [jia.case_id, yi.case_id],
+            ["replied", "resolved"],
+        )
+    notes = {(r["case_id"], r["kind"]): r["note"] for r in rows}
+    assert notes[(jia.case_id, "replied")] == ERASED
+    assert notes[(jia.case_id, "resolved")] == ERASED
+    assert notes[(yi.case_id, "replied")] == yi.resident.reply

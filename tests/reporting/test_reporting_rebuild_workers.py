@@ -5,6 +5,7 @@ rebuild cleanly: its slots closed again, no process left behind."""
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
 
@@ -119,12 +120,18 @@ async def test_a_worker_that_dies_fails_the_rebuild_and_leaves_nothing_behind(
     assert again.equal, [c.differences for c in again.comparisons]
 
 
-def test_a_rating_goes_to_the_worker_of_the_case_it_rates() -> None:
+@pytest.mark.parametrize("form", ["text", "bytes as the store gives them"])
+def test_a_rating_goes_to_the_worker_of_the_case_it_rates(form: str) -> None:
     workers = FoldWorkers(WorkerSpec("", None, "reporting", ("ratings",), {}), 2)
     case = next(f"C{n}" for n in range(100) if worker_of(f"case-C{n}", 2) == 1)
+    other = next(f"C{n}" for n in range(100) if worker_of(f"case-C{n}", 2) == 0)
     stream = next(f"opinion-O{n}" for n in range(100) if worker_of(f"opinion-O{n}", 2) == 0)
+    # A comment quoting another case id comes first: only the rating's own field counts.
+    data = {"comment": f'上次说的 "case_id": "{other}" 还没修', "case_id": case, "satisfaction": 4}
+    text = json.dumps(data, ensure_ascii=False)
+    stored = text.encode() if form.startswith("bytes") else text
 
-    workers.fold_stored("FeedbackSubmitted", 1, f'{{"case_id": "{case}"}}', local(3, 1), 1, stream)
+    workers.fold_stored("FeedbackSubmitted", 1, stored, local(3, 1), 1, stream)
 
     assert [len(b) for b in workers._buffers] == [0, 1]
 
