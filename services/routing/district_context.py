@@ -9,6 +9,7 @@ parsing of taxonomies, calendars or models.
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 
@@ -141,7 +142,9 @@ class DistrictContexts:
             return None
         version, config = loaded
         stored = await self.models.in_use(conn, district_id) if config.taxonomy else None
-        ctx = self._build(district_id, version, config, stored)
+        # In a thread: a taxonomy's dictionary is made here the first time (about 30 ms
+        # of copying jieba's), which would hold up every other case on the event loop.
+        ctx = await asyncio.to_thread(self._build, district_id, version, config, stored)
         self._contexts[district_id] = ctx
         return ctx
 
