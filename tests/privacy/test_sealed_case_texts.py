@@ -348,11 +348,13 @@ async def test_an_answer_given_at_the_desk_travels_sealed_and_is_shredded_when_f
     assert timeline.intact
 
 
-async def test_reportings_rebuild_folds_the_texts_opened(system: System) -> None:
+@pytest.mark.parametrize("workers", [1, 2], ids=["in the rebuild process", "in 2 fold processes"])
+async def test_reportings_rebuild_folds_the_texts_opened(system: System, workers: int) -> None:
     jia = await system.submit(resident("甲", "13912345678"), A)
     await system.work_through(jia)
+    rebuild = Rebuild(system.store, system.clock, workers=workers, settings=system.settings)
 
-    result = await system.reporting.rebuild.run(["cases"])
+    result = await rebuild.run(["cases"])
 
     assert result.comparisons, "the rebuilt slot was compared with the live one"
     assert result.equal, [c.differences for c in result.comparisons]
@@ -365,26 +367,6 @@ async def test_reportings_rebuild_folds_the_texts_opened(system: System) -> None
         }
     assert {jia.resident.reply, jia.resident.result} <= notes
     assert SEALED_MARK not in notes
-
-
-async def test_a_rebuild_in_fold_processes_opens_the_texts_as_the_live_consumer(
-    system: System,
-) -> None:
-    jia = await system.submit(resident("甲", "13912345678"), A)
-    await system.work_through(jia)
-    rebuild = Rebuild(system.store, system.clock, workers=2, settings=system.settings)
-
-    result = await rebuild.run(["cases"])
-
-    assert result.equal, [c.differences for c in result.comparisons]
-    async with district_transaction(system.store.pool, A) as conn:
-        notes = {
-            r["note"]
-            for r in await conn.fetch(
-                "SELECT note FROM reporting.case_steps WHERE case_id = $1", jia.case_id
-            )
-        }
-    assert {jia.resident.reply, jia.resident.result} <= notes
 
 
 async def test_a_resident_forgotten_while_a_rebuild_reads_is_not_brought_back(
