@@ -349,12 +349,14 @@ class Consumer:
         version = _version_of(envelope)
         await scope(conn, envelope.district_id)
         [envelope] = await self._opened(conn, [envelope])
-        last = await locked_gate(conn, self.name, envelope.stream_id)
+        locked = await locked_gate(conn, self.name, envelope.stream_id)
+        last = locked or 0
         if version <= last:
             return False
         await self._fill_gap(conn, envelope, last)
         await self._run(envelope, conn, topic, offset)
-        await move_gates(conn, self.name, {envelope.stream_id: version})
+        read = {} if locked is None else {envelope.stream_id: locked}
+        await move_gates(conn, self.name, {envelope.stream_id: version}, read)
         return True
 
     async def _fill_gap(self, conn: Conn, envelope: Envelope, last: int) -> None:
@@ -409,7 +411,8 @@ class Consumer:
             await scope(conn, ALL_DISTRICTS)
             opened = await self._opened(conn, [e for _, e in work])
             work = [(record, e) for (record, _), e in zip(work, opened, strict=True)]
-        last = await locked_gates(conn, self.name, (envelope.stream_id for _, envelope in work))
+        read = await locked_gates(conn, self.name, (envelope.stream_id for _, envelope in work))
+        last = dict(read)
         moved: dict[str, int] = {}
         applied: list[Envelope] = []
         pending: list[tuple[Any, HandlerContext]] = []
@@ -455,7 +458,7 @@ class Consumer:
             applied.append(envelope)
         await flush()
         if moved:
-            await move_gates(conn, self.name, moved)
+            await move_gates(conn, self.name, moved, read)
         return applied
 
     def _committed(self, applied: list[Envelope], *, duplicates: int) -> None:

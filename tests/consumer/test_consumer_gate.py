@@ -9,6 +9,7 @@ import asyncio
 import asyncpg
 
 from eventkit.gates import (
+    GateMoved,
     gate_fingerprint,
     gate_positions,
     locked_gate,
@@ -18,9 +19,10 @@ from eventkit.gates import (
 
 
 async def _apply(pool: asyncpg.Pool, consumer: str, versions: dict[str, int]) -> None:
-    """What the runtime records when it has applied events."""
-    async with pool.acquire() as conn:
-        await move_gates(conn, consumer, versions)
+    """What the runtime records when it has applied events (after locking the gates)."""
+    async with pool.acquire() as conn, conn.transaction():
+        read = await locked_gates(conn, consumer, versions)
+        await move_gates(conn, consumer, versions, read)
 
 
 async def test_the_fingerprint_moves_whenever_the_gate_does_and_only_then(
@@ -52,32 +54,51 @@ async def test_the_fingerprint_moves_whenever_the_gate_does_and_only_then(
 
 
 async def test_two_deliveries_of_a_new_streams_first_event_apply_it_once(
-    pool: asyncpg.Pool,
+    pool: asyncpg.Pool, database_url: str
 ) -> None:
-    applied: list[str] = []
+    owner = await asyncpg.connect(database_url)
+    try:
+        await owner.execute("CREATE TABLE public.effects (delivery text)")
+        await owner.execute("GRANT USAGE ON SCHEMA public TO minqing_runtime")
+        await owner.execute("GRANT SELECT, INSERT ON public.effects TO minqing_runtime")
+    finally:
+        await owner.close()
 
     async def deliver(name: str) -> None:
         async with pool.acquire() as conn, conn.transaction():
-            if await locked_gate(conn, "reporting", "case-new") >= 1:
+            locked = await locked_gate(conn, "reporting", "case-new")
+            if (locked or 0) >= 1:
                 return  # the other delivery applied it
-            await asyncio.sleep(0.2)  # the handler at work, its gate's lock held
-            applied.append(name)
-            await move_gates(conn, "reporting", {"case-new": 1})
+            # The handler's effect, in the gate's transaction: no row to lock for a new
+            # stream, so both deliveries get here.
+            await conn.execute("INSERT INTO public.effects VALUES ($1)", name)
+            await asyncio.sleep(0.2)
+            read = {} if locked is None else {"case-new": locked}
+            await move_gates(conn, "reporting", {"case-new": 1}, read)
 
-    await asyncio.gather(deliver("first"), deliver("second"))
+    outcomes = await asyncio.gather(deliver("first"), deliver("second"), return_exceptions=True)
 
-    assert len(applied) == 1
+    assert sum(isinstance(o, GateMoved) for o in outcomes) == 1, outcomes
     async with pool.acquire() as conn:
+        assert await conn.fetchval("SELECT count(*) FROM public.effects") == 1
         assert await gate_positions(conn, "reporting") == {"case-new": 1}
+    # Tried again, as the runtime does, the second delivery finds the event applied.
+    await deliver("second, again")
+    async with pool.acquire() as conn:
+        assert await conn.fetchval("SELECT count(*) FROM public.effects") == 1
 
 
 async def test_a_gate_is_never_moved_back(pool: asyncpg.Pool) -> None:
     await _apply(pool, "reporting", {"case-a": 3})
-    await _apply(pool, "reporting", {"case-a": 2})  # a late writer's older version
 
+    async with pool.acquire() as conn, conn.transaction():
+        read = await locked_gates(conn, "reporting", ["case-a", "case-b"])
+        assert read == {"case-a": 3}
+        try:
+            await move_gates(conn, "reporting", {"case-a": 2}, read)  # an older version
+        except GateMoved:
+            pass
+        else:
+            raise AssertionError("a gate moved back")
     async with pool.acquire() as conn:
         assert await gate_positions(conn, "reporting") == {"case-a": 3}
-        assert await locked_gates(conn, "reporting", ["case-a", "case-b"]) == {
-            "case-a": 3,
-            "case-b": 0,
-        }
