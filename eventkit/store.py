@@ -168,10 +168,6 @@ _COLUMNS = """global_position, transaction_id::text::bigint AS transaction_id, s
     metadata, occurred_at, recorded_at, prev_hash, hash"""
 
 
-def _record(row: asyncpg.Record) -> RecordedEvent:
-    return RecordedEvent._make(row.values())  # _COLUMNS is in the fields' order
-
-
 class ScannedEvent(NamedTuple):
     """What a bulk read of history needs of an event (:meth:`EventStore.scan`): no
     metadata, no hashes, ``data`` as its JSON text's UTF-8 bytes, decoded only by whoever
@@ -361,7 +357,7 @@ class EventStore:
         else:
             async with reading(self._pool, district_id or ALL_DISTRICTS) as own:
                 rows = await own.fetch(query, stream_id, from_version)
-        return [_record(r) for r in rows]
+        return _rows_as(RecordedEvent, rows)  # _COLUMNS is in the fields' order
 
     async def stream_version(self, stream_id: str, *, district_id: str | None = None) -> int:
         """The current version of a stream, 0 when it does not exist."""
@@ -414,7 +410,7 @@ class EventStore:
         district's). Without ``conn`` the read is scoped to it (see the module docstring).
         """
         rows = await self._after(_COLUMNS, after, limit, categories, district_id, conn)
-        return [_record(r) for r in rows]
+        return _rows_as(RecordedEvent, rows)  # _COLUMNS is in the fields' order
 
     async def read_tail(self, after: Checkpoint, *, limit: int) -> list[TailEvent]:
         """:meth:`read_all` of every district for the relay: the same events in the same

@@ -30,7 +30,7 @@ from eventkit.settings import Settings
 
 # The store's own column list and row decoding: a replayed record must be exactly what
 # the relay would have built from the same row.
-from eventkit.store import _COLUMNS, START, Checkpoint, EventStore, RecordedEvent, _record
+from eventkit.store import _COLUMNS, START, Checkpoint, EventStore, RecordedEvent, _rows_as
 
 REPLAY_HEADER: Final = "ce_replay"
 """The CloudEvents extension marking a replayed record; its value is the replay's id."""
@@ -114,7 +114,7 @@ async def district_history(
             list(request.event_types),
             limit,
         )
-    events = [_record(r) for r in rows]
+    events = _rows_as(RecordedEvent, rows)
     return events, (events[-1].checkpoint if len(events) == limit else None)
 
 

@@ -104,16 +104,17 @@ class FoldedTextOpener:
         return found
 
     async def open(
-        self, conn: Conn, items: Sequence[tuple[str, int, Any]], parse: Parse
+        self, conn: Conn, items: Sequence[tuple[Any, ...]], parse: Parse
     ) -> list[Any] | None:
-        """The data of (event type, schema version, stored data) triples, in their order:
-        where texts a projection keeps are sealed, the event itself (made with ``parse``)
-        with them opened; the data as it was otherwise. None when nothing was sealed.
+        """The data of stored events given as tuples that begin (event type, schema
+        version, stored data), in their order: where texts a projection keeps are
+        sealed, the event itself (made with ``parse``) with them opened; the data as it
+        was otherwise. None when nothing was sealed.
         Keys are looked up in ``conn``, in a transaction scoped to every district."""
         sealed = {
-            i: parse(kind, version, data)
-            for i, (kind, version, data) in enumerate(items)
-            if sealed_and_folded(kind, data)
+            i: parse(item[0], item[1], item[2])
+            for i, item in enumerate(items)
+            if sealed_and_folded(item[0], item[2])
         }
         if not sealed:
             return None
@@ -125,7 +126,7 @@ class FoldedTextOpener:
             self._keys.update(found)
             self._found += found
             self._asked |= wanted
-        out = [data for _, _, data in items]
+        out = [item[2] for item in items]
         for i, event in sealed.items():
             out[i] = opened(event, self._keys)
         return out
