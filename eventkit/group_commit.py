@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,6 +26,21 @@ _APPEND_MANY = (
     "FROM eventstore.append_many($1::text[], $2::bigint[], $3::text[], $4::int[], "
     "$5::uuid[], $6::text[], $7::int[], $8::jsonb[], $9::jsonb[], $10::timestamptz[], $11)"
 )
+
+
+def set_columns(appends: Sequence[tuple[Any, ...]]) -> list[list[Any]]:
+    """The columns of ``eventstore.append_set`` and ``append_many`` for several appends,
+    each given as the store's arguments of one ``eventstore.append`` call: the streams,
+    expected versions, districts and event counts, then every event's fields in order."""
+    columns: list[list[Any]] = [[] for _ in range(10)]
+    for stream_id, expected, district, ids, types, versions, data, meta, at in appends:
+        columns[0].append(stream_id)
+        columns[1].append(expected)
+        columns[2].append(district)
+        columns[3].append(len(ids))
+        for column, values in zip(columns[4:], (ids, types, versions, data, meta, at), strict=True):
+            column.extend(values)
+    return columns
 
 
 def _read_outcome(future: asyncio.Future[AppendResult]) -> None:
@@ -103,17 +119,7 @@ class GroupCommit:
                 self._flushing -= 1
 
     async def _flush(self, group: list[_Pending]) -> None:
-        columns: list[list[Any]] = [[] for _ in range(10)]
-        for p in group:
-            stream_id, expected, district, ids, types, versions, data, meta, at = p.args
-            columns[0].append(stream_id)
-            columns[1].append(expected)
-            columns[2].append(district)
-            columns[3].append(len(ids))
-            for column, values in zip(
-                columns[4:], (ids, types, versions, data, meta, at), strict=True
-            ):
-                column.extend(values)
+        columns = set_columns([p.args for p in group])
         async with self._pool.acquire() as conn:
             # One statement in a transaction of its own, holding several districts'
             # appends: it declares every district (append_many's p_scope, set before the

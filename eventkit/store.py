@@ -32,7 +32,7 @@ import asyncpg
 from contracts.envelope import Envelope, Metadata
 from eventkit.audit.chains import verify_chains as audit_chains
 from eventkit.db import ALL_DISTRICTS, Conn, district_transaction, reading
-from eventkit.group_commit import GroupCommit
+from eventkit.group_commit import GroupCommit, set_columns
 from eventkit.store_outcomes import (
     AppendFailed,
     AppendResult,
@@ -315,18 +315,19 @@ class EventStore:
         ``(stream_id, events, expected_version)`` as :meth:`append` would, all or none.
 
         For writers of many small streams at once (one notification, one stream): the
-        appends are pipelined, so a batch costs the server's work, not a round trip each.
+        batch is one ``eventstore.append_set`` statement, its checks made for the whole
+        set and its events inserted together.
         Re-appending stored events is a no-op as with :meth:`append`; which of the
         appends failed is not told, so a caller retries the batch or falls back to
         :meth:`append` one by one.
         """
         if not appends:
             return
-        rows = [
-            _append_args(stream_id, events, expected) for stream_id, events, expected in appends
-        ]
+        columns = set_columns(
+            [_append_args(stream_id, events, expected) for stream_id, events, expected in appends]
+        )
         try:
-            await conn.executemany(_APPEND, rows)
+            await conn.fetch(_APPEND_SET, *columns)
         except asyncpg.PostgresError as exc:
             raise translate(exc, "(batch)", ANY_VERSION) from exc
 
@@ -566,6 +567,12 @@ async def retrying(
             await asyncio.sleep(backoff * number)
     raise AssertionError("unreachable")  # pragma: no cover
 
+
+_APPEND_SET = (
+    "SELECT new_version, duplicate FROM eventstore.append_set($1::text[], $2::bigint[], "
+    "$3::text[], $4::int[], $5::uuid[], $6::text[], $7::int[], $8::jsonb[], $9::jsonb[], "
+    "$10::timestamptz[])"
+)
 
 _APPEND = (
     "SELECT new_version, duplicate FROM eventstore.append("

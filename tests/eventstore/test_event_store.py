@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import uuid
 
 import asyncpg
@@ -330,6 +331,54 @@ async def test_a_batch_appends_to_many_streams_at_once_all_or_nothing(store: Eve
     with pytest.raises(ConcurrencyError):
         async with district_transaction(store.pool, "demo") as conn:
             await store.append_batch(stale, conn=conn)
+    assert not await store.stream_exists(fresh)
+
+
+async def test_a_set_of_appends_chains_every_stream_and_keeps_a_repeated_stream_in_order(
+    store: EventStore, pool: asyncpg.Pool
+) -> None:
+    """One statement for the whole batch (eventstore.append_set): streams with a head and
+    without, several events to one stream, a stream that comes twice (the second append
+    follows the first), each event chained to its stream's previous one."""
+    old, new, twice = new_stream(), new_stream(), new_stream()
+    await store.append(old, [envelope(old), envelope(old)], expected_version=NO_STREAM)
+    batch = [
+        (old, [envelope(old)], 2),
+        (new, [envelope(new), envelope(new), envelope(new)], NO_STREAM),
+        (twice, [envelope(twice)], NO_STREAM),
+        (twice, [envelope(twice)], 1),
+    ]
+    async with district_transaction(store.pool, "demo") as conn:
+        await store.append_batch(batch, conn=conn)
+    assert [await store.stream_version(s) for s in (old, new, twice)] == [3, 3, 2]
+    for stream in (old, new, twice):
+        chain = await store.read_stream(stream)
+        assert [e.stream_version for e in chain] == list(range(1, len(chain) + 1))
+        assert all(b.prev_hash == a.hash for a, b in itertools.pairwise(chain))
+    async with pool.acquire() as conn:
+        await scope(conn, "*")
+        assert await verify_chains(conn) == []
+
+
+async def test_a_batch_retried_after_part_of_it_was_stored_appends_only_the_rest(
+    store: EventStore,
+) -> None:
+    a, b = new_stream(), new_stream()
+    first = (a, [envelope(a)], NO_STREAM)
+    async with district_transaction(store.pool, "demo") as conn:
+        await store.append_batch([first], conn=conn)
+    async with district_transaction(store.pool, "demo") as conn:
+        await store.append_batch([first, (b, [envelope(b)], NO_STREAM)], conn=conn)
+    assert [await store.stream_version(s) for s in (a, b)] == [1, 1]
+
+
+async def test_a_batch_with_another_district_s_stream_is_refused_whole(store: EventStore) -> None:
+    theirs, fresh = new_stream(), new_stream()
+    await store.append(theirs, [envelope(theirs, district="other")])
+    batch = [(fresh, [envelope(fresh)], NO_STREAM), (theirs, [envelope(theirs)], ANY_VERSION)]
+    with pytest.raises(DistrictMismatchError):
+        async with district_transaction(store.pool, "demo") as conn:
+            await store.append_batch(batch, conn=conn)
     assert not await store.stream_exists(fresh)
 
 
