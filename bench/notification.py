@@ -273,6 +273,7 @@ async def measure(stack: LocalStack, args: argparse.Namespace) -> Results:
             "MINQING_CONSUMER_BATCH_SIZE": str(args.batch),
             "MINQING_SENDER_CONCURRENCY": str(args.concurrency),
             "MINQING_SENDER_PER_RECIPIENT": str(args.per_recipient),
+            "MINQING_SMTP_CONNECTIONS": str(args.smtp_connections),
             "MINQING_DATABASE_POOL_MAX": "12",
         },
     )
@@ -327,6 +328,7 @@ async def measure(stack: LocalStack, args: argparse.Namespace) -> Results:
         "consumer_batch": args.batch,
         "sender_concurrency": args.concurrency,
         "per_recipient": args.per_recipient,
+        "smtp_connections": args.smtp_connections,
         "partitions": args.partitions,
         "phases": {k: asdict(v) for k, v in phases.items()},
         "burst_statements": [
@@ -359,6 +361,7 @@ def report(results: Results) -> str:
         machine_line(results["machine"]),
         f"consumer batch {results['consumer_batch']}, sender concurrency "
         f"{results['sender_concurrency']} ({results['per_recipient']} per recipient), "
+        f"{results['smtp_connections']} SMTP connections, "
         f"{results['partitions']} partitions; {PER_CASE} deliveries per case "
         "(mail + 2 CloudEvents)",
         "",
@@ -405,8 +408,25 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--duration", type=float, default=10.0, help="seconds paced")
     parser.add_argument("--batch", type=int, default=100, help="consumer batch size")
-    parser.add_argument("--concurrency", type=int, default=64, help="sends in flight")
-    parser.add_argument("--per-recipient", type=int, default=16, help="sends in flight to one")
+    fields = NotificationSettings.model_fields
+    parser.add_argument(
+        "--concurrency",
+        type=int,
+        default=fields["sender_concurrency"].default,
+        help="sends in flight (default: the service's)",
+    )
+    parser.add_argument(
+        "--per-recipient",
+        type=int,
+        default=fields["sender_per_recipient"].default,
+        help="sends in flight to one recipient (default: the service's)",
+    )
+    parser.add_argument(
+        "--smtp-connections",
+        type=int,
+        default=fields["smtp_connections"].default,
+        help="connections to the mail server (default: the service's)",
+    )
     parser.add_argument("--partitions", type=int, default=6)
     parser.add_argument(
         "--statements",

@@ -79,6 +79,7 @@ def default_channels(settings: NotificationSettings) -> dict[str, Channel]:
                 starttls=settings.smtp_starttls,
                 sender=settings.mail_from,
                 timeout=timeout,
+                connections=settings.smtp_connections,
             )
         ),
         "sms": SmsGateway(settings.sms_gateway_url, settings.sms_gateway_keys(), timeout),

@@ -88,20 +88,33 @@ class Sender:
         self._inflight: dict[uuid.UUID, asyncio.Task[Finished]] = {}
         self._per_recipient: Counter[str] = Counter()
         self._unrecorded: list[Finished] = []
+        self._ended = asyncio.Event()
+        self._closing = False
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Send until ``stop`` is set, then let what is in flight finish."""
+        """Send until ``stop`` is set, then let what is in flight finish.
+
+        Outcomes are recorded by a task of their own (:meth:`_record_ended`), beside the
+        claiming and sending: a record is a transaction (the outcomes and their events),
+        and while one commits the next sends are claimed and started instead of waiting
+        for it; what ends meanwhile is recorded together by the next one."""
         housekeeping = asyncio.create_task(self._housekeep(stop))
+        recorder = asyncio.create_task(self._record_ended())
         try:
             while not stop.is_set():
                 started = await self._claim_and_start()
-                done = await self._collect(wait=not started and bool(self._inflight))
+                done = await self._collect(wait=not started and bool(self._inflight), record=False)
                 if not started and not done:
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(stop.wait(), self._settings.sender_poll_interval)
         finally:
             if self._inflight:
                 await asyncio.wait(self._inflight.values(), timeout=self._settings.delivery_timeout)
+            # The recorder ends after the record it is making (cancelled, that record's
+            # outcomes would be dropped: their deliveries would end up unknown).
+            self._closing = True
+            self._ended.set()
+            await recorder
             await self._collect(wait=False)
             housekeeping.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -147,7 +160,10 @@ class Sender:
             self._inflight[delivery.delivery_id] = asyncio.create_task(self._send(delivery, names))
         return len(claimed)
 
-    async def _collect(self, *, wait: bool) -> int:
+    async def _collect(self, *, wait: bool, record: bool = True) -> int:
+        """Take the sends that ended; record their outcomes now (``record``), or leave them
+        to the recording task (:meth:`run`). How many ended (and were recorded, when
+        recorded here)."""
         if wait and self._inflight:
             done, pending = await asyncio.wait(
                 self._inflight.values(),
@@ -167,6 +183,14 @@ class Sender:
             if self._per_recipient[result.delivery.recipient] <= 0:
                 del self._per_recipient[result.delivery.recipient]
             self._unrecorded.append(result)
+        if not record:
+            if done_ids:
+                self._ended.set()
+            return len(done_ids)
+        return await self._record_unrecorded()
+
+    async def _record_unrecorded(self) -> int:
+        """Record the outcomes not recorded yet; how many were."""
         if not self._unrecorded:
             return 0
         finished, self._unrecorded = self._unrecorded, []
@@ -179,6 +203,22 @@ class Sender:
             self._unrecorded = list(exc.unrecorded) + self._unrecorded
             return len(finished) - len(exc.unrecorded)
         return len(finished)
+
+    async def _record_ended(self) -> None:
+        """Record outcomes as sends end, one transaction at a time, each taking every
+        outcome that ended while the one before committed."""
+        while True:
+            await self._ended.wait()
+            self._ended.clear()
+            if self._closing:
+                return
+            recorded = await self._record_unrecorded()
+            if self._unrecorded and not recorded:
+                # Not recorded (the database refused or is away): again after a pause.
+                await asyncio.sleep(self._settings.sender_poll_interval)
+                self._ended.set()
+            elif self._unrecorded:
+                self._ended.set()
 
     async def _linger(self, ended: int, pending: set[asyncio.Task[Finished]]) -> None:
         loop = asyncio.get_running_loop()

@@ -51,6 +51,8 @@ def notification_settings(settings: Settings, sink: Sink) -> NotificationSetting
         delivery_backoff=0.01,
         delivery_max_attempts=3,
         sender_poll_interval=0.02,
+        # Fewer than the tests' deliveries to one subscriber, so that the share binds.
+        sender_per_recipient=4,
     )
 
 

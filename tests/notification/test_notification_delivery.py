@@ -446,3 +446,9 @@ async def test_a_slow_subscriber_gets_only_its_share_of_the_senders_and_holds_up
 
     assert sink.peak["/webhook/slow"] <= share
     assert hooks_when_mails_done < 8  # the mails did not wait for the slow subscriber
+    # Stopped, the sender has recorded every outcome (its recording task finishes the
+    # record it is making, and what ended after it is recorded before run returns).
+    ended = [s for s in await statuses(demo) if s[0] == "subscription" or s[2] == "email"]
+    assert {s[3] for s in ended} == {"sent"}
+    sent = [e for e in await outcome_events(store) if e["type"] == "NotificationSent"]
+    assert len(sent) == len(ended)
