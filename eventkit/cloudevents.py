@@ -17,6 +17,7 @@ from uuid import UUID
 from contracts import REGISTRY
 from contracts.envelope import Envelope, Metadata
 from contracts.topics import SERVICE_BY_CATEGORY, category_of
+from eventkit import json_bytes
 
 if TYPE_CHECKING:
     from eventkit.store import TailEvent
@@ -80,7 +81,7 @@ def encode(envelope: Envelope) -> tuple[bytes, bytes, Headers]:
             "correlation_id": meta.correlation_id,
             "causation_id": meta.causation_id,
         },
-        value=json.dumps(envelope.data, ensure_ascii=False, separators=(",", ":")).encode(),
+        value=json_bytes.dumps(envelope.data),
     )
 
 

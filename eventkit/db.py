@@ -15,11 +15,12 @@ import json
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Final
 
 import asyncpg
 from asyncpg.pool import PoolConnectionProxy
 
+from eventkit.json_bytes import dumps_text
 from eventkit.logging import get_logger
 
 log = get_logger(__name__)
@@ -152,16 +153,12 @@ async def reading(pool: asyncpg.Pool, district_id: str) -> AsyncIterator[Conn]:
 
 
 async def _init_connection(conn: asyncpg.Connection, role: str | None) -> None:
-    # jsonb comes back as Python objects, and goes in from them.
+    # jsonb comes back as Python objects, and goes in from them (written by orjson).
     await conn.set_type_codec(
-        "jsonb", encoder=_dumps, decoder=json.loads, schema="pg_catalog", format="text"
+        "jsonb", encoder=dumps_text, decoder=json.loads, schema="pg_catalog", format="text"
     )
     if role:
         await conn.execute(f"SET ROLE {_quote_ident(role)}")
-
-
-def _dumps(value: Any) -> str:
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
 
 
 def _quote_ident(name: str) -> str:

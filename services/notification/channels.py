@@ -25,6 +25,7 @@ from typing import Any, Protocol
 import aiohttp
 import aiosmtplib
 
+from eventkit import json_bytes
 from eventkit.keys import KeyRing
 from services.notification.messages import Message
 from services.notification.signing import KEY_ID_HEADER, dingtalk_url, signed_headers
@@ -126,7 +127,7 @@ class HttpChannel:
 
 
 def _json(value: Any) -> bytes:
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode()
+    return json_bytes.dumps(value)
 
 
 class SmsGateway(HttpChannel):
