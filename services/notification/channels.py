@@ -17,9 +17,9 @@ import json
 import socket
 import uuid
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from email.header import Header
-from email.utils import formataddr, formatdate, parseaddr
+from email.utils import format_datetime, formataddr, parseaddr
 from typing import Any, Protocol
 
 import aiohttp
@@ -258,7 +258,7 @@ class Email:
         self._slots = asyncio.Semaphore(settings.connections)
         self._local_hostname: str | None = None
         """The name this client greets the server with (EHLO), looked up once: aiosmtplib
-        would look it up (a blocking DNS query) at every new connection."""
+        would look it up (a DNS query, in a thread) at every new connection."""
 
     async def send(self, outgoing: Outgoing) -> Outcome:
         if "\r" in outgoing.address or "\n" in outgoing.address:
@@ -285,9 +285,10 @@ class Email:
 
     def _mail(self, outgoing: Outgoing) -> bytes:
         """The message as sent: a plain UTF-8 text, base64 in the body and RFC 2047 words in
-        the headers (the encodings from the standard library's ``email`` package). Put
-        together here rather than by ``MIMEText(...).as_bytes()``, which gives the same
-        bytes for four and a half times the CPU (measured: 180 against 40 µs a message)."""
+        the headers (the encodings from the standard library's ``email`` package), CRLF
+        line ends. Put together here rather than by ``MIMEText(...).as_bytes()``, which
+        makes the same message (headers in another order, the subject folded otherwise)
+        for four and a half times the CPU (measured: 180 against 40 µs a message)."""
         subject = Header(outgoing.message.subject, "utf-8", header_name="Subject").encode(
             linesep="\r\n"
         )
@@ -295,7 +296,7 @@ class Email:
             f"From: {self._from_header}\r\n"
             f"To: {outgoing.address}\r\n"
             f"Subject: {subject}\r\n"
-            f"Date: {formatdate(outgoing.at.timestamp(), usegmt=True)}\r\n"
+            f"Date: {format_datetime(outgoing.at.astimezone(UTC))}\r\n"
             # The stable id: a receiver (or a mailbox) that sees it twice keeps one.
             f"Message-ID: <{outgoing.delivery_id}@minqing>\r\n"
             "MIME-Version: 1.0\r\n"

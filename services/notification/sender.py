@@ -90,6 +90,7 @@ class Sender:
         self._unrecorded: list[Finished] = []
         self._ended = asyncio.Event()
         self._closing = False
+        self._recording = 0
 
     async def run(self, stop: asyncio.Event) -> None:
         """Send until ``stop`` is set, then let what is in flight finish.
@@ -102,23 +103,30 @@ class Sender:
         recorder = asyncio.create_task(self._record_ended())
         try:
             while not stop.is_set():
+                if recorder.done():
+                    recorder.result()  # it died: its error stops the sender
                 started = await self._claim_and_start()
                 done = await self._collect(wait=not started and bool(self._inflight), record=False)
                 if not started and not done:
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(stop.wait(), self._settings.sender_poll_interval)
         finally:
-            if self._inflight:
-                await asyncio.wait(self._inflight.values(), timeout=self._settings.delivery_timeout)
-            # The recorder ends after the record it is making (cancelled, that record's
-            # outcomes would be dropped: their deliveries would end up unknown).
-            self._closing = True
-            self._ended.set()
-            await recorder
-            await self._collect(wait=False)
-            housekeeping.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await housekeeping
+            try:
+                if self._inflight:
+                    await asyncio.wait(
+                        self._inflight.values(), timeout=self._settings.delivery_timeout
+                    )
+                # The recorder ends after the record it is making, shielded from a
+                # cancellation of this stop: what is left is recorded here.
+                self._closing = True
+                self._ended.set()
+                if not recorder.done():
+                    await asyncio.shield(recorder)
+                await self._collect(wait=False)
+            finally:
+                housekeeping.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await housekeeping
 
     async def send_due(self) -> int:
         """Send everything due now, wait for it, record it; returns how many ended (for the
@@ -133,7 +141,15 @@ class Sender:
             ended += await self._collect(wait=False)
 
     async def _claim_and_start(self) -> int:
-        room = self._settings.sender_concurrency - len(self._inflight)
+        # Outcomes not recorded yet hold their slots: when recording lags (a slow
+        # database), claiming slows down with it, so that no sent delivery waits for its
+        # record long enough to be taken for one left by a dead sender (mark_unknown).
+        room = (
+            self._settings.sender_concurrency
+            - len(self._inflight)
+            - len(self._unrecorded)
+            - self._recording
+        )
         if room <= 0 or (self._inflight and room < self._least):
             # A claim costs a statement whatever its size: under load, wait until a few
             # sends have ended and claim for all of them at once.
@@ -194,6 +210,7 @@ class Sender:
         if not self._unrecorded:
             return 0
         finished, self._unrecorded = self._unrecorded, []
+        self._recording = len(finished)
         try:
             await self.record(finished)
         except RecordingFailed as exc:
@@ -202,11 +219,20 @@ class Sender:
             log.error("recording outcomes failed; will retry", error=repr(exc.__cause__))
             self._unrecorded = list(exc.unrecorded) + self._unrecorded
             return len(finished) - len(exc.unrecorded)
+        except BaseException:
+            # Cancelled (or failed unexpectedly) in the middle: keep every outcome. A
+            # district's part already committed is not recorded twice (outbox.finish
+            # touches only deliveries still being sent; the events' ids are derived).
+            self._unrecorded = finished + self._unrecorded
+            raise
+        finally:
+            self._recording = 0
         return len(finished)
 
     async def _record_ended(self) -> None:
         """Record outcomes as sends end, one transaction at a time, each taking every
         outcome that ended while the one before committed."""
+        failures = 0
         while True:
             await self._ended.wait()
             self._ended.clear()
@@ -214,10 +240,15 @@ class Sender:
                 return
             recorded = await self._record_unrecorded()
             if self._unrecorded and not recorded:
-                # Not recorded (the database refused or is away): again after a pause.
-                await asyncio.sleep(self._settings.sender_poll_interval)
+                # Not recorded (the database refused or is away): again after a pause
+                # that doubles up to five seconds.
+                failures += 1
+                pause = self._settings.sender_poll_interval * 2 ** min(failures, 10)
+                await asyncio.sleep(min(pause, 5.0))
                 self._ended.set()
-            elif self._unrecorded:
+                continue
+            failures = 0
+            if self._unrecorded:
                 self._ended.set()
 
     async def _linger(self, ended: int, pending: set[asyncio.Task[Finished]]) -> None:

@@ -334,30 +334,52 @@ async def test_a_batch_appends_to_many_streams_at_once_all_or_nothing(store: Eve
     assert not await store.stream_exists(fresh)
 
 
-async def test_a_set_of_appends_chains_every_stream_and_keeps_a_repeated_stream_in_order(
+async def test_a_set_of_appends_chains_every_stream_from_its_head(
     store: EventStore, pool: asyncpg.Pool
 ) -> None:
     """One statement for the whole batch (eventstore.append_set): streams with a head and
-    without, several events to one stream, a stream that comes twice (the second append
-    follows the first), each event chained to its stream's previous one."""
-    old, new, twice = new_stream(), new_stream(), new_stream()
+    without, one to three events each, each event chained to its stream's previous one."""
+    old, new, other = new_stream(), new_stream(), new_stream()
     await store.append(old, [envelope(old), envelope(old)], expected_version=NO_STREAM)
     batch = [
         (old, [envelope(old)], 2),
         (new, [envelope(new), envelope(new), envelope(new)], NO_STREAM),
-        (twice, [envelope(twice)], NO_STREAM),
-        (twice, [envelope(twice)], 1),
+        (other, [envelope(other), envelope(other)], NO_STREAM),
     ]
     async with district_transaction(store.pool, "demo") as conn:
         await store.append_batch(batch, conn=conn)
-    assert [await store.stream_version(s) for s in (old, new, twice)] == [3, 3, 2]
-    for stream in (old, new, twice):
+    assert [await store.stream_version(s) for s in (old, new, other)] == [3, 3, 2]
+    for stream in (old, new, other):
         chain = await store.read_stream(stream)
         assert [e.stream_version for e in chain] == list(range(1, len(chain) + 1))
         assert all(b.prev_hash == a.hash for a, b in itertools.pairwise(chain))
+    # The batch's events went in with one statement, in one transaction.
+    transactions = await every_district(pool).fetchval(
+        "SELECT count(DISTINCT transaction_id) FROM eventstore.events "
+        "WHERE stream_id = ANY($1::text[]) AND stream_version > $2",
+        [new, other],
+        0,
+    )
+    assert transactions == 1
     async with pool.acquire() as conn:
         await scope(conn, "*")
         assert await verify_chains(conn) == []
+
+
+async def test_a_stream_that_comes_twice_in_a_set_follows_its_earlier_append(
+    store: EventStore,
+) -> None:
+    twice, once = new_stream(), new_stream()
+    batch = [
+        (twice, [envelope(twice)], NO_STREAM),
+        (once, [envelope(once)], NO_STREAM),
+        (twice, [envelope(twice), envelope(twice)], 1),
+    ]
+    async with district_transaction(store.pool, "demo") as conn:
+        await store.append_batch(batch, conn=conn)
+    chain = await store.read_stream(twice)
+    assert [e.stream_version for e in chain] == [1, 2, 3]
+    assert all(b.prev_hash == a.hash for a, b in itertools.pairwise(chain))
 
 
 async def test_a_batch_retried_after_part_of_it_was_stored_appends_only_the_rest(

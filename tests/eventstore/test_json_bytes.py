@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
+
+import pytest
 
 from eventkit.json_bytes import dumps, dumps_text
 
@@ -30,3 +33,8 @@ def test_keys_that_are_not_strings_become_strings_as_json_makes_them() -> None:
 def test_an_integer_beyond_64_bits_is_written_exactly() -> None:
     value = {"big": 2**70, "negative": -(2**65)}
     assert json.loads(dumps(value)) == value
+
+
+def test_a_datetime_is_refused_as_json_refuses_it() -> None:
+    with pytest.raises(TypeError):
+        dumps({"at": datetime(2026, 12, 2, tzinfo=UTC)})
