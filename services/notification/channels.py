@@ -126,10 +126,6 @@ class HttpChannel:
             await self._session.close()
 
 
-def _json(value: Any) -> bytes:
-    return json_bytes.dumps(value)
-
-
 class SmsGateway(HttpChannel):
     """SMS through the district's gateway: ``POST {"id", "to", "text"}``, signed with the
     gateway key; the gateway answers 2xx once it has taken the message.
@@ -148,7 +144,7 @@ class SmsGateway(HttpChannel):
     async def send(self, outgoing: Outgoing) -> Outcome:
         if not self._url:
             return Refused("no SMS gateway is configured (MINQING_SMS_GATEWAY_URL)")
-        body = _json(
+        body = json_bytes.dumps(
             {"id": str(outgoing.delivery_id), "to": outgoing.address, "text": outgoing.message.text}
         )
         headers = {
@@ -168,7 +164,7 @@ class WeComRobot(HttpChannel):
         text: dict[str, Any] = {"content": outgoing.message.text}
         if outgoing.mention:
             text["mentioned_list"] = [outgoing.mention]
-        body = _json({"msgtype": "text", "text": text})
+        body = json_bytes.dumps({"msgtype": "text", "text": text})
         return await self._robot(outgoing.address, body, outgoing)
 
     async def _robot(self, url: str, body: bytes, outgoing: Outgoing) -> Outcome:
@@ -205,7 +201,7 @@ class DingTalkRobot(WeComRobot):
             outgoing.secrets[0] if outgoing.secrets else None,
             int(outgoing.at.timestamp() * 1000),
         )
-        return await self._robot(url, _json(payload), outgoing)
+        return await self._robot(url, json_bytes.dumps(payload), outgoing)
 
 
 class Webhook(HttpChannel):
@@ -214,10 +210,10 @@ class Webhook(HttpChannel):
 
     async def send(self, outgoing: Outgoing) -> Outcome:
         if outgoing.document is not None:
-            body = _json(outgoing.document)
+            body = json_bytes.dumps(outgoing.document)
             content_type = "application/cloudevents+json; charset=utf-8"
         else:
-            body = _json(
+            body = json_bytes.dumps(
                 {
                     "id": str(outgoing.delivery_id),
                     "subject": outgoing.message.subject,

@@ -8,6 +8,7 @@ import asyncio
 import json
 import re
 from datetime import datetime, timedelta
+from typing import cast
 
 import httpx
 import pytest
@@ -19,6 +20,7 @@ from eventkit.store import EventStore
 from minqing.sink import Behaviour, Received, Sink
 from services.notification import subscriptions
 from services.notification.bootstrap import Notification
+from services.notification.outbox import Finished
 from services.notification.signing import verify
 from tests.every_district import every_district
 from tests.helpers import read_topic
@@ -452,3 +454,22 @@ async def test_a_slow_subscriber_gets_only_its_share_of_the_senders_and_holds_up
     assert {s[3] for s in ended} == {"sent"}
     sent = [e for e in await outcome_events(store) if e["type"] == "NotificationSent"]
     assert len(sent) == len(ended)
+
+
+async def test_outcomes_waiting_to_be_recorded_hold_their_sending_slots(
+    demo: Notification, store: EventStore
+) -> None:
+    """While the recording lags (a slow database), the sender claims nothing more: a sent
+    delivery must not wait for its record until it is taken for a dead sender's."""
+    await open_case(demo, store)  # one delivery due
+    sender = demo.sender
+    # As many outcomes waiting as there are slots (only their number counts for a claim).
+    sender._unrecorded = cast(list[Finished], [None] * demo.settings.sender_concurrency)
+
+    assert await sender._claim_and_start() == 0
+    assert [s[3] for s in await statuses(demo)] == ["pending"]
+
+    sender._unrecorded = []
+    assert await sender._claim_and_start() == 1
+    assert await sender.send_due() == 1
+    assert [s[3] for s in await statuses(demo)] == ["sent"]
