@@ -338,6 +338,8 @@ async def paced(
 
 async def measure(stack: LocalStack, args: argparse.Namespace) -> Results:
     """Start the relay and routing on the stack, as ``minqing up`` does; play intake."""
+    if args.statements:
+        await stack.record_statements()
     url = await stack.create_database("bench_routing")
     env = stack.environment(
         url,
@@ -402,6 +404,8 @@ async def measure(stack: LocalStack, args: argparse.Namespace) -> Results:
         phases = {"burst": await burst(store, arrivals, places, args.burst, meter)}
         rate = args.rate or max(10.0, round(phases["burst"].cases_per_s / 2, -1))
         step(f"burst done; paced at {rate:g}/s")
+        if args.statements:
+            await stack.reset_statements(url)
         phases["paced"] = await paced(store, arrivals, places, rate, args.duration, meter)
         cases = await fetchval_every_district(pool, "SELECT count(*) FROM routing.cases")
         queues = {
@@ -411,6 +415,7 @@ async def measure(stack: LocalStack, args: argparse.Namespace) -> Results:
             )
         }
         links = await fetchval_every_district(pool, "SELECT count(*) FROM routing.case_links")
+        statements = await stack.statements(url, 30) if args.statements else []
     finally:
         if reader is not None:
             reader.cancel()
@@ -430,6 +435,10 @@ async def measure(stack: LocalStack, args: argparse.Namespace) -> Results:
         "cases_in_store": cases,
         "queues": queues,
         "links": links,
+        "statements": [
+            {k: (float(v) if k.endswith("_ms") else v) for k, v in row.items()}
+            for row in statements
+        ],
         "goals": {
             "at_least_500_cases_per_s": burst_phase.cases_per_s >= GOAL_CASES_PER_S,
             "p99_under_500_ms": paced_phase.p99_ms < GOAL_P99_MS,
@@ -483,6 +492,13 @@ def report(results: Results) -> str:
         f"goal >= 500 cases/s (burst): {verdict(g['at_least_500_cases_per_s'])}",
         f"goal p99 < 500 ms (paced): {verdict(g['p99_under_500_ms'])}",
     ]
+    if results["statements"]:
+        lines += ["", "PostgreSQL's statements in the paced run (most time first):"]
+        lines += [
+            f"  {r['calls']:>7} calls {r['total_ms']:>9.1f} ms {r['mean_ms']:>7.3f} ms/call"
+            f" {r['rows']:>7} rows  {r['query'][:110]}"
+            for r in results["statements"]
+        ]
     return "\n".join(lines)
 
 
@@ -498,6 +514,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workers", type=int, default=3, help="consumer workers per process")
     parser.add_argument("--partitions", type=int, default=6)
     parser.add_argument("--keep", action="store_true", help="keep the work directory (logs)")
+    parser.add_argument(
+        "--statements",
+        action="store_true",
+        help="load pg_stat_statements and list the paced run's statements",
+    )
     args = parser.parse_args(argv)
     return run("routing", lambda stack: measure(stack, args), report, keep=args.keep)
 

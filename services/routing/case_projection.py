@@ -108,12 +108,19 @@ async def insert_case(
 async def insert_cases(
     conn: Conn, cases: Sequence[tuple[CaseState, OpinionFacts, int | None]]
 ) -> None:
-    """Write new cases' rows in one round trip (see :func:`insert_case`)."""
+    """Write new cases' rows in one round trip (see :func:`insert_case`).
+
+    The rows go in their representatives' order: each row's trigger
+    (``routing.count_open_cases``) locks its representative's counter until the
+    transaction ends, so batches written at once by two consumers take those locks in
+    one order and wait for each other instead of deadlocking (a deadlock costs the
+    server's ``deadlock_timeout``, a second, and the batch its retry)."""
     if not cases:
         return
     statement = ""
     rows: list[list[Any]] = []
-    for state, facts, fingerprint in cases:
+    in_order = sorted(cases, key=lambda c: c[0].representative_id or "")
+    for state, facts, fingerprint in in_order:
         statement, values = _insert_statement(state, facts, fingerprint)
         rows.append(values)
     await conn.executemany(statement, rows)

@@ -13,6 +13,7 @@ be stale, the question is asked again with the current one.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
@@ -129,7 +130,7 @@ class CaseOpening:
         already = set(row["opened"] or ())
         loads: dict[str, int] = dict(row["loads"] or {})
         found: dict[int, list[CaseFacts]] = {}
-        for c in row["candidates"] or []:
+        for c in json.loads(row["candidates"] or "[]"):
             found.setdefault(c[0], []).append(
                 CaseFacts(
                     c[1],
@@ -346,8 +347,13 @@ WITH q AS (
                                 b0, b1, b2, b3, b4, b5, b6, b7, fingerprint, n)
 ), found AS (
     SELECT q.n, f.* FROM q CROSS JOIN LATERAL (
+        -- Only the columns the search needs: the unions below remove repeated cases
+        -- by comparing and hashing whole rows (the texts, the states: a third of the
+        -- query's time when they were all there).
         WITH recent AS NOT MATERIALIZED (
-            SELECT * FROM routing.cases
+            SELECT case_id, category_code, community, lat, long, text_norm, opened_at,
+                   simhash, band0, band1, band2, band3, band4, band5, band6, band7
+              FROM routing.cases
              WHERE district_id = $1 AND is_open AND opened_at >= to_timestamp(q.since)
                AND case_id <> q.case_id
         ), by_text AS (
@@ -384,16 +390,17 @@ SELECT (SELECT config_version FROM routing.districts WHERE district_id = $1) AS 
            AS opened,
        (SELECT jsonb_object_agg(representative_id, open_cases) FROM routing.representatives
          WHERE district_id = $1 AND representative_id = ANY($3::text[])) AS loads,
-       (SELECT jsonb_agg(jsonb_build_array(n, case_id, category_code, community, lat, long,
-                         text_norm, extract(epoch FROM opened_at), shares_band))
-          FROM found) AS candidates
+       (SELECT json_agg(json_build_array(n, case_id, category_code, community, lat, long,
+                        text_norm, extract(epoch FROM opened_at), shares_band))
+          FROM found)::text AS candidates
 """
 """For new cases of one district: the directory version, which cases exist already, the
 candidates' workloads, and for each case (numbered from 1) the open cases it may
 duplicate or relate to (see duplicates.py): of those sharing a SimHash band, the twelve
 whose hashes are nearest (their texts are compared), and those of the same category in
 the same community or nearby (their places are compared). Without a context (``$4`` empty) only the
-version is of use."""
+version is of use. The candidates come as JSON text (``json_agg``, cheaper to build than
+``jsonb``'s hundreds of rows), read by the caller."""
 
 
 def _opening_args(ctx: DistrictContext | None, plans: Sequence[_Opening]) -> list[Any]:
