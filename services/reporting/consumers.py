@@ -6,6 +6,7 @@ leaves it alone, :mod:`eventkit.staff_roster`)."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Final
 
 import asyncpg
@@ -24,7 +25,8 @@ ROSTER: Final = StaffRoster("reporting")
 def build_consumer(
     settings: ReportingSettings, pool: asyncpg.Pool, projector: Projector
 ) -> Consumer:
-    """The reporting consumer: one handler for every type it projects, and the roster."""
+    """The reporting consumer: one batch handler for every type it projects, and the
+    roster."""
     consumer = RosterConsumer(
         CONSUMER_NAME,
         roster=ROSTER,
@@ -33,9 +35,11 @@ def build_consumer(
         batch_size=settings.reporting_consumer_batch,
     )
 
-    async def project(event: Event, ctx: HandlerContext) -> None:
-        await projector.apply(ctx.conn, event, ctx.envelope, ctx.topic)
+    @consumer.handles_many(*HANDLED)
+    async def project(events: Sequence[tuple[Event, HandlerContext]]) -> None:
+        # A run of one district's events of a batch, in one transaction (the runtime's):
+        # projected together (Projector.apply_many).
+        conn = events[0][1].conn
+        await projector.apply_many(conn, [(e, ctx.envelope, ctx.topic) for e, ctx in events])
 
-    for model in HANDLED:
-        consumer.handles(model)(project)
     return consumer

@@ -1,6 +1,6 @@
-"""The live projections: each event the consumer hands over, written to the live slot of
-its projection in the consumer's transaction (behind the runtime's version gate, so once
-per event).
+"""The live projections: the events the consumer hands over (a run of one district's
+events of a batch at a time), written to the live slots of their projections in the
+consumer's transaction (behind the runtime's version gates, so once per event).
 
 The transaction first takes a share lock on the schema's ``projections`` rows: a rebuild
 swaps a slot under the exclusive lock of those rows, so no event is ever written to a
@@ -105,6 +105,22 @@ async def load_case(conn: Conn, schema: str, slot: int, case_id: str) -> CaseFac
     return CaseFacts.from_row(row) if row is not None else None
 
 
+async def load_cases(
+    conn: Conn, schema: str, slot: int, case_ids: Iterable[str]
+) -> dict[str, CaseFacts]:
+    """The facts of the cases among ``case_ids`` that have a live row, by case id."""
+    wanted = sorted(set(case_ids))
+    if not wanted:
+        return {}
+    rows = await conn.fetch(
+        f"SELECT {', '.join(CASES.columns)} FROM {schema}.cases"
+        " WHERE slot = $1 AND case_id = ANY($2::text[])",
+        slot,
+        wanted,
+    )
+    return {r["case_id"]: CaseFacts.from_row(r) for r in rows}
+
+
 def case_changes(
     facts: CaseFacts | None, event: CaseEvent, at: datetime, version: int
 ) -> tuple[CaseFacts, list[Change]]:
@@ -126,35 +142,54 @@ class Projector:
         self, conn: Conn, event: Event, envelope: Envelope, topic: str | None = None
     ) -> None:
         """Project ``event`` in the consumer's transaction ``conn``."""
-        version = envelope.stream_version
-        if version is None:
-            raise ValueError("only stored events are projected")
-        at = envelope.recorded_at or await self._recorded_at(conn, envelope.stream_id, version)
+        await self.apply_many(conn, [(event, envelope, topic)])
+
+    async def apply_many(
+        self, conn: Conn, events: Sequence[tuple[Event, Envelope, str | None]]
+    ) -> None:
+        """Project consecutive events of one district, in their order, in the consumer's
+        transaction ``conn``: the slots locked once, the cases they name read in one
+        query and folded in memory from one event to the next (as a rebuild folds them),
+        the rows written together at the end. The rows are those the events would
+        write one by one: each case's row as its last event leaves it, every step."""
         slots = await live_slots(conn, self.schema, lock=True)
-        changes: list[Change]
-        if isinstance(event, CaseEvent):
-            facts = await load_case(conn, self.schema, slot_of(slots, CASES), event.case_id)
-            _, changes = case_changes(facts, event, at, version)
-        elif isinstance(event, FeedbackSubmitted):
-            district = await self._rated_district(conn, slots, event)
-            changes = rating_changes(event, at, district)
-            if district != envelope.district_id:
-                # The rated case continues the opinion in another district: its rating
-                # is written, and counted, there; the consumer's scope comes back after.
-                await scope(conn, district)
-                try:
-                    await write_changes(conn, self.schema, slots, changes)
-                finally:
-                    await scope(conn, envelope.district_id)
+        case_ids = {e.case_id for e, _, _ in events if isinstance(e, CaseEvent)}
+        cases = await load_cases(conn, self.schema, slot_of(slots, CASES), case_ids)
+        changes: list[Change] = []
+        for event, envelope, topic in events:
+            version = envelope.stream_version
+            if version is None:
+                raise ValueError("only stored events are projected")
+            at = envelope.recorded_at or await self._recorded_at(conn, envelope.stream_id, version)
+            if isinstance(event, CaseEvent):
+                folded, made = case_changes(cases.get(event.case_id), event, at, version)
+                cases[event.case_id] = folded
+                changes += made
+            elif isinstance(event, FeedbackSubmitted):
+                # The rated case is looked up in the table: what came before is written
+                # first (the case may be one of this batch's).
+                await write_changes(conn, self.schema, slots, changes)
                 changes = []
-        elif isinstance(event, QrScansRecorded):
-            changes = scan_changes(event, at)
-        else:
-            changes = directory_changes(event, at)
+                district = await self._rated_district(conn, slots, event)
+                rated = rating_changes(event, at, district)
+                if district != envelope.district_id:
+                    # The rated case continues the opinion in another district: its
+                    # rating is written, and counted, there; the scope comes back after.
+                    await scope(conn, district)
+                    try:
+                        await write_changes(conn, self.schema, slots, rated)
+                    finally:
+                        await scope(conn, envelope.district_id)
+                else:
+                    changes += rated
+            elif isinstance(event, QrScansRecorded):
+                changes += scan_changes(event, at)
+            else:
+                changes += directory_changes(event, at)
+            EVENTS_PROJECTED.labels(event.event_type).inc()
+            if topic is not None:
+                LAST_RECORDED.labels(topic).set(at.timestamp())
         await write_changes(conn, self.schema, slots, changes)
-        EVENTS_PROJECTED.labels(event.event_type).inc()
-        if topic is not None:
-            LAST_RECORDED.labels(topic).set(at.timestamp())
 
     async def _rated_district(
         self, conn: Conn, slots: dict[str, int], event: FeedbackSubmitted

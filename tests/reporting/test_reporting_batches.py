@@ -1,0 +1,75 @@
+"""The live projections fed in batches, as the service runs, from the real broker: a
+batch's events are projected together (the cases they name read once, folded in memory
+from one event to the next), and what they write equals what a rebuild from the store
+folds, and what the same events projected one at a time write."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from typing import Any
+
+import pytest
+
+from contracts.base import Event
+from contracts.envelope import Envelope
+from contracts.topics import topic_for
+from eventkit import cloudevents
+from eventkit.consumer import run_consumers
+from eventkit.kafka import ensure_topics, make_producer
+from eventkit.store import EventStore, RecordedEvent
+from services.reporting.bootstrap import Reporting
+from services.reporting.changes import HANDLED
+from tests.reporting.history import interleaved
+from tests.reporting.test_reporting_rebuild import march_in, snapshot
+
+
+async def publish(service: Reporting, events: Sequence[RecordedEvent]) -> None:
+    """The events on their topics, in this order, as the relay publishes them."""
+    settings = service.settings
+    await ensure_topics(settings, service.consumer.topics)
+    producer = make_producer(settings)
+    await producer.start()
+    try:
+        for event in events:
+            key, value, headers = cloudevents.encode(event.envelope())
+            topic = settings.topic(topic_for(event.stream_id))
+            await producer.send_and_wait(topic, value=value, key=key, headers=headers)
+    finally:
+        await producer.stop()
+
+
+async def test_batches_write_what_one_event_at_a_time_writes_and_a_rebuild_agrees(
+    service: Reporting, store: EventStore, database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    events = await march_in(store, database_url)
+    types = {model.event_type for model in HANDLED}
+    handled = [e for e in events if e.event_type in types]
+    runs: list[int] = []
+    apply_many = service.projector.apply_many
+
+    async def watched(conn: Any, batch: Sequence[tuple[Event, Envelope, str | None]]) -> None:
+        runs.append(len(batch))
+        await apply_many(conn, batch)
+
+    monkeypatch.setattr(service.projector, "apply_many", watched)
+    service.consumer.batch_size = 200
+    await publish(service, interleaved(events, seed=5))
+    stop = asyncio.Event()
+    task = asyncio.create_task(run_consumers(service.settings, [service.consumer], stop))
+    try:
+        deadline = asyncio.get_running_loop().time() + 60
+        while service.consumer.stats.applied < len(handled):
+            assert asyncio.get_running_loop().time() < deadline, service.consumer.stats
+            await asyncio.sleep(0.1)
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 20)
+    assert sum(runs) == len(handled)
+    assert max(runs) > 10, runs  # really in batches, several cases' events at once
+    in_batches = await snapshot(service.pool)
+    assert len(in_batches["cases"]) == 14
+
+    result = await service.rebuild.run()
+    assert result.equal, [c for c in result.comparisons if c.live_rows != c.shadow_rows]
+    assert await snapshot(service.pool) == in_batches
