@@ -383,20 +383,24 @@ class LocalStack:
         head, _, query = self.admin_url.partition("?")
         return f"{head.rsplit('/', 1)[0]}/{database}" + (f"?{query}" if query else "")
 
-    async def create_database(self, name: str, *, track_functions: bool = False) -> str:
+    async def create_database(
+        self, name: str, *, track_functions: bool = False, fast_autovacuum: bool = False
+    ) -> str:
         """Create database ``name`` and migrate it as ``minqing db migrate`` does (every
         present service's migrations); its superuser URL. ``track_functions``: the server
         times every call of a PL/pgSQL function in it (``pg_stat_user_functions``).
 
-        The server's autovacuum looks at the tables every second instead of every
-        minute: a benchmark fills its tables from empty to thousands of rows in seconds,
-        which a district's take months to; with the default minute the whole run would
-        use plans made for empty tables (a sequential scan where a running system, its
-        statistics kept by autovacuum, uses an index)."""
+        ``fast_autovacuum``: the server's autovacuum looks at the tables every second
+        instead of every minute (for the whole server). A benchmark of the services fills
+        their tables from empty to thousands of rows in seconds, which a district's take
+        months to; with the default minute the whole run would use plans made for empty
+        tables (a sequential scan where a running system, its statistics kept by
+        autovacuum, uses an index)."""
         conn = await asyncpg.connect(self.admin_url)
         try:
-            await conn.execute("ALTER SYSTEM SET autovacuum_naptime = '1s'")
-            await conn.execute("SELECT pg_reload_conf()")
+            if fast_autovacuum:
+                await conn.execute("ALTER SYSTEM SET autovacuum_naptime = '1s'")
+                await conn.execute("SELECT pg_reload_conf()")
             await conn.execute(f'CREATE DATABASE "{name}"')
             if track_functions:
                 await conn.execute(f"ALTER DATABASE \"{name}\" SET track_functions = 'all'")

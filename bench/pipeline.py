@@ -235,7 +235,7 @@ async def measure(stack: LocalStack, args: argparse.Namespace) -> Results:
     """Start every process as ``minqing up`` does; load intake; read the store."""
     if args.statements:
         await stack.record_statements()
-    url = await stack.create_database("bench_pipeline")
+    url = await stack.create_database("bench_pipeline", fast_autovacuum=True)
     ports = {name: free_port() for name in ("intake", "routing", "notification", "reporting")}
     smtp, http = free_port(), free_port()
     env = stack.environment(

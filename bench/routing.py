@@ -340,7 +340,7 @@ async def measure(stack: LocalStack, args: argparse.Namespace) -> Results:
     """Start the relay and routing on the stack, as ``minqing up`` does; play intake."""
     if args.statements:
         await stack.record_statements()
-    url = await stack.create_database("bench_routing")
+    url = await stack.create_database("bench_routing", fast_autovacuum=True)
     env = stack.environment(
         url,
         {

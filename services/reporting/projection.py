@@ -121,16 +121,6 @@ async def load_cases(
     return {r["case_id"]: CaseFacts.from_row(r) for r in rows}
 
 
-def case_changes(
-    facts: CaseFacts | None, event: CaseEvent, at: datetime, version: int
-) -> tuple[CaseFacts, list[Change]]:
-    """The case's new facts and the rows to write for one of its events."""
-    folded, steps = fold_case(facts, event, at, version)
-    changes: list[Change] = [Put(CASES, folded.row())]
-    changes += [Put(CASE_STEPS, step.row()) for step in steps]
-    return folded, changes
-
-
 class Projector:
     """Applies consumed events to the live projections."""
 
@@ -138,38 +128,43 @@ class Projector:
         self._store = store
         self.schema = schema
 
-    async def apply(
-        self, conn: Conn, event: Event, envelope: Envelope, topic: str | None = None
-    ) -> None:
-        """Project ``event`` in the consumer's transaction ``conn``."""
-        await self.apply_many(conn, [(event, envelope, topic)])
-
     async def apply_many(
         self, conn: Conn, events: Sequence[tuple[Event, Envelope, str | None]]
     ) -> None:
         """Project consecutive events of one district, in their order, in the consumer's
         transaction ``conn``: the slots locked once, the cases they name read in one
         query and folded in memory from one event to the next (as a rebuild folds them),
-        the rows written together at the end. The rows are those the events would
-        write one by one: each case's row as its last event leaves it, every step."""
+        the rows written together at the end: each case's row once, as its last event
+        leaves it, and every step. The tables end as the events projected one at a time
+        would leave them."""
         slots = await live_slots(conn, self.schema, lock=True)
         case_ids = {e.case_id for e, _, _ in events if isinstance(e, CaseEvent)}
         cases = await load_cases(conn, self.schema, slot_of(slots, CASES), case_ids)
+        folded: set[str] = set()
         changes: list[Change] = []
+        projected: list[tuple[str, str | None, datetime]] = []
+
+        async def write() -> None:
+            rows = [Put(CASES, cases[case_id].row()) for case_id in sorted(folded)]
+            await write_changes(conn, self.schema, slots, [*changes, *rows])
+            folded.clear()
+            changes.clear()
+
         for event, envelope, topic in events:
             version = envelope.stream_version
             if version is None:
                 raise ValueError("only stored events are projected")
             at = envelope.recorded_at or await self._recorded_at(conn, envelope.stream_id, version)
+            projected.append((event.event_type, topic, at))
             if isinstance(event, CaseEvent):
-                folded, made = case_changes(cases.get(event.case_id), event, at, version)
-                cases[event.case_id] = folded
-                changes += made
+                facts, steps = fold_case(cases.get(event.case_id), event, at, version)
+                cases[event.case_id] = facts
+                folded.add(event.case_id)
+                changes += [Put(CASE_STEPS, step.row()) for step in steps]
             elif isinstance(event, FeedbackSubmitted):
                 # The rated case is looked up in the table: what came before is written
                 # first (the case may be one of this batch's).
-                await write_changes(conn, self.schema, slots, changes)
-                changes = []
+                await write()
                 district = await self._rated_district(conn, slots, event)
                 rated = rating_changes(event, at, district)
                 if district != envelope.district_id:
@@ -186,10 +181,11 @@ class Projector:
                 changes += scan_changes(event, at)
             else:
                 changes += directory_changes(event, at)
-            EVENTS_PROJECTED.labels(event.event_type).inc()
+        await write()
+        for event_type, topic, at in projected:
+            EVENTS_PROJECTED.labels(event_type).inc()
             if topic is not None:
                 LAST_RECORDED.labels(topic).set(at.timestamp())
-        await write_changes(conn, self.schema, slots, changes)
 
     async def _rated_district(
         self, conn: Conn, slots: dict[str, int], event: FeedbackSubmitted

@@ -110,16 +110,20 @@ async def insert_cases(
 ) -> None:
     """Write new cases' rows in one round trip (see :func:`insert_case`).
 
-    The rows go in their representatives' order: each row's trigger
+    The rows go in their districts' and representatives' order: each row's trigger
     (``routing.count_open_cases``) locks its representative's counter until the
-    transaction ends, so batches written at once by two consumers take those locks in
-    one order and wait for each other instead of deadlocking (a deadlock costs the
-    server's ``deadlock_timeout``, a second, and the batch its retry)."""
+    transaction ends, so two consumers' batches of new cases, written at once, take those
+    locks in one order and wait for each other instead of deadlocking (a deadlock costs
+    the server's ``deadlock_timeout``, a second, and the batch its retry record by
+    record). The order holds within one call: a transaction that writes new cases in
+    two calls (a batch whose opinions a withdrawal or another district's opinion splits
+    into two runs) or also moves other cases between representatives can still meet
+    another in the opposite order, rarely; the server then fails one, which is retried."""
     if not cases:
         return
     statement = ""
     rows: list[list[Any]] = []
-    in_order = sorted(cases, key=lambda c: c[0].representative_id or "")
+    in_order = sorted(cases, key=lambda c: (c[0].district_id, c[0].representative_id or ""))
     for state, facts, fingerprint in in_order:
         statement, values = _insert_statement(state, facts, fingerprint)
         rows.append(values)

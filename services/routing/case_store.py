@@ -13,6 +13,8 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from asyncpg.exceptions import DeadlockDetectedError
+
 from contracts import REGISTRY
 from contracts.cases import CaseEvent
 from contracts.envelope import Envelope, Metadata
@@ -35,8 +37,9 @@ from services.routing.case_projection import (
 from services.routing.case_state import CaseState, evolve, fold
 from services.routing.ids import command_event_id
 
-LOST_RACES = (ConcurrencyError, OrderingConflict, DuplicateEventIdError)
-"""What a transaction that lost a race to another writer raises: read again, decide again."""
+LOST_RACES = (ConcurrencyError, OrderingConflict, DuplicateEventIdError, DeadlockDetectedError)
+"""What a transaction that lost a race to another writer raises: read again, decide again
+(a deadlock too: the server failed this transaction to let the other one through)."""
 
 
 def stream_of(case_id: str) -> str:

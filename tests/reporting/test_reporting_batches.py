@@ -1,7 +1,8 @@
 """The live projections fed in batches, as the service runs, from the real broker: a
 batch's events are projected together (the cases they name read once, folded in memory
-from one event to the next), and what they write equals what a rebuild from the store
-folds, and what the same events projected one at a time write."""
+from one event to the next, each case's row written once), and what they write equals
+what a rebuild from the store folds (the rebuild tests find a rebuild equal to the
+events projected one at a time)."""
 
 from __future__ import annotations
 
@@ -39,7 +40,7 @@ async def publish(service: Reporting, events: Sequence[RecordedEvent]) -> None:
         await producer.stop()
 
 
-async def test_batches_write_what_one_event_at_a_time_writes_and_a_rebuild_agrees(
+async def test_batches_write_what_a_rebuild_folds(
     service: Reporting, store: EventStore, database_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     events = await march_in(store, database_url)

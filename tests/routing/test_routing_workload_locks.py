@@ -1,20 +1,33 @@
-"""Two consumers writing new cases at once must not deadlock on the representatives'
-open-case counters (the row trigger ``routing.count_open_cases`` locks a
-representative's row until the transaction ends)."""
+"""Writers of cases must not deadlock on the representatives' open-case counters (the
+row trigger ``routing.count_open_cases`` locks a representative's row until the
+transaction ends): two consumers writing new cases at once, and two moves of cases
+between the same representatives in opposite directions."""
 
 from __future__ import annotations
 
 import asyncio
 import uuid
+from collections.abc import AsyncIterator, Callable, Coroutine
 from datetime import UTC, datetime
+from typing import Any
 
 import asyncpg
+import pytest
 
 from contracts.cases import Priority
 from eventkit.db import district_transaction
 from services.routing.bootstrap import Routing
 from services.routing.case_projection import OpinionFacts, insert_cases
 from services.routing.case_state import CaseState, CaseStatus
+
+
+@pytest.fixture
+async def watcher(database_url: str) -> AsyncIterator[asyncpg.Connection]:
+    conn = await asyncpg.connect(database_url)
+    try:
+        yield conn
+    finally:
+        await conn.close()
 
 
 def _case(representative_id: str) -> tuple[CaseState, OpinionFacts, int | None]:
@@ -33,6 +46,18 @@ def _case(representative_id: str) -> tuple[CaseState, OpinionFacts, int | None]:
     return state, OpinionFacts("qr", "路灯不亮", None, None, None), None
 
 
+async def _two_representatives(pool: asyncpg.Pool) -> tuple[str, str]:
+    async with district_transaction(pool, "demo") as conn:
+        first, second = [
+            r["representative_id"]
+            for r in await conn.fetch(
+                "SELECT representative_id FROM routing.representatives"
+                " WHERE district_id = 'demo' ORDER BY representative_id COLLATE \"C\" LIMIT 2"
+            )
+        ]
+    return first, second
+
+
 async def _open_cases(pool: asyncpg.Pool, *representatives: str) -> dict[str, int]:
     async with district_transaction(pool, "demo") as conn:
         rows = await conn.fetch(
@@ -43,23 +68,30 @@ async def _open_cases(pool: asyncpg.Pool, *representatives: str) -> dict[str, in
     return {r["representative_id"]: r["open_cases"] for r in rows}
 
 
-async def test_batches_naming_the_same_representatives_in_opposite_orders_wait_not_deadlock(
-    demo: Routing, pool: asyncpg.Pool
+async def _until_waiting(watcher: asyncpg.Connection, count: int) -> None:
+    """Until ``count`` transactions of this database wait for a lock (seen by a
+    superuser: the runtime role does not see other sessions' waits)."""
+    deadline = asyncio.get_running_loop().time() + 10
+    while True:
+        waiting = await watcher.fetchval(
+            "SELECT count(*) FROM pg_stat_activity"
+            " WHERE datname = current_database() AND wait_event_type = 'Lock'"
+        )
+        if waiting >= count:
+            return
+        assert asyncio.get_running_loop().time() < deadline, f"{waiting} waiting, not {count}"
+        await asyncio.sleep(0.02)
+
+
+async def _in_order_behind(
+    pool: asyncpg.Pool,
+    watcher: asyncpg.Connection,
+    held: str,
+    first: Callable[[], Coroutine[Any, Any, None]],
+    then: Callable[[], Coroutine[Any, Any, None]],
 ) -> None:
-    async with district_transaction(pool, "demo") as conn:
-        first, second = [
-            r["representative_id"]
-            for r in await conn.fetch(
-                "SELECT representative_id FROM routing.representatives"
-                " WHERE district_id = 'demo' ORDER BY representative_id LIMIT 2"
-            )
-        ]
-    before = await _open_cases(pool, first, second)
-    # A third transaction holds the second representative's row, so that the two batches
-    # meet in a known order: B (second, then first) queues for it before A (first, then
-    # second) does; when it is let go, B gets it first. Written in the order given, B
-    # would then wait for the first representative's row, held by A, while A waits for
-    # the second's, held by B: a deadlock the server breaks after a second by failing one.
+    """Hold representative ``held``'s row; start ``first`` and wait until it waits for
+    it, then ``then`` likewise; let go, and both must finish (a deadlock fails one)."""
     holder = await pool.acquire()
     holding = holder.transaction()
     await holding.start()
@@ -68,22 +100,59 @@ async def test_batches_naming_the_same_representatives_in_opposite_orders_wait_n
         await holder.execute(
             "SELECT 1 FROM routing.representatives"
             " WHERE district_id = 'demo' AND representative_id = $1 FOR UPDATE",
-            second,
+            held,
         )
-
-        async def batch(*representatives: str) -> None:
-            async with district_transaction(pool, "demo") as conn:
-                await insert_cases(conn, [_case(r) for r in representatives])
-
-        b = asyncio.create_task(batch(second, first))
-        await asyncio.sleep(0.3)
-        a = asyncio.create_task(batch(first, second))
-        await asyncio.sleep(0.3)
-        assert not a.done()
-        assert not b.done()
+        a = asyncio.create_task(first())
+        await _until_waiting(watcher, 1)
+        b = asyncio.create_task(then())
+        await _until_waiting(watcher, 2)
     finally:
         await holding.rollback()
         await pool.release(holder)
     await asyncio.wait_for(asyncio.gather(a, b), 10)
+
+
+async def test_batches_naming_the_same_representatives_in_opposite_orders_wait_not_deadlock(
+    demo: Routing, pool: asyncpg.Pool, watcher: asyncpg.Connection
+) -> None:
+    first, second = await _two_representatives(pool)
+    before = await _open_cases(pool, first, second)
+
+    async def batch(*representatives: str) -> None:
+        async with district_transaction(pool, "demo") as conn:
+            await insert_cases(conn, [_case(r) for r in representatives])
+
+    # The second representative's row held: B (second, then first) queues for it
+    # before A (first, then second) does, and gets it first when it is let go. Written
+    # in the order given, B would then wait for the first representative's row, held
+    # by A, while A waits for the second's, held by B.
+    await _in_order_behind(
+        pool, watcher, second, lambda: batch(second, first), lambda: batch(first, second)
+    )
     after = await _open_cases(pool, first, second)
     assert after == {first: before[first] + 2, second: before[second] + 2}
+
+
+async def test_cases_moved_between_two_representatives_both_ways_at_once_wait_not_deadlock(
+    demo: Routing, pool: asyncpg.Pool, watcher: asyncpg.Connection
+) -> None:
+    first, second = await _two_representatives(pool)
+    x, y = _case(first), _case(second)
+    async with district_transaction(pool, "demo") as conn:
+        await insert_cases(conn, [x, y])
+    before = await _open_cases(pool, first, second)
+
+    async def move(case: tuple[CaseState, OpinionFacts, int | None], to: str) -> None:
+        async with district_transaction(pool, "demo") as conn:
+            await conn.execute(
+                "UPDATE routing.cases SET representative_id = $2 WHERE case_id = $1",
+                case[0].case_id,
+                to,
+            )
+
+    # The first representative's row held: X's move (first → second) queues for it,
+    # then Y's (second → first). Counted one row after the other, Y would hold the
+    # second's counter while waiting for the first's, which X gets first and keeps
+    # while waiting for the second's.
+    await _in_order_behind(pool, watcher, first, lambda: move(x, second), lambda: move(y, first))
+    assert await _open_cases(pool, first, second) == before
