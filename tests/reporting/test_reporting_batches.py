@@ -69,21 +69,28 @@ async def test_batches_write_what_a_rebuild_folds(
 
     monkeypatch.setattr(service.projector, "apply_many", watched)
     service.consumer.batch_size = 200
-    # The rating last: a resident rates a case that is already there (across topics,
-    # the broker keeps no order: one at a time would count it in demo too, not knowing
-    # the case yet).
-    rated = [
-        e for e in events if e.event_type == "FeedbackSubmitted" and e.data["case_id"] == "C9X"
-    ]
-    others = [e for e in events if e not in rated]
-    await publish(service, [*interleaved(others, seed=5), *rated])
+    # The rating comes once C9X is there, with the last events of other streams: a
+    # resident rates a case long after it opened (the broker keeps no order across
+    # topics: one at a time would count it in demo too, not knowing the case yet).
+    rated = [e for e in events if e.event_type == "FeedbackSubmitted"]
+    rated = [e for e in rated if e.data["case_id"] == "C9X"]
+    mixed = interleaved([e for e in events if e not in rated], seed=5)
+    later = [e for e in mixed[-20:] if e.district_id == "demo"] + rated
+    earlier = [e for e in mixed if e not in later]
     stop = asyncio.Event()
     task = asyncio.create_task(run_consumers(service.settings, [service.consumer], stop))
-    try:
+
+    async def applied(count: int) -> None:
         deadline = asyncio.get_running_loop().time() + 60
-        while service.consumer.stats.applied < len(handled):
+        while service.consumer.stats.applied < count:
             assert asyncio.get_running_loop().time() < deadline, service.consumer.stats
             await asyncio.sleep(0.1)
+
+    try:
+        await publish(service, earlier)
+        await applied(sum(1 for e in earlier if e.event_type in types))
+        await publish(service, later)
+        await applied(len(handled))
     finally:
         stop.set()
         await asyncio.wait_for(task, 20)
