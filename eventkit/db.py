@@ -148,6 +148,14 @@ GENERIC_PLANS: Final = {"plan_cache_mode": "force_generic_plan"}
 made once per connection, instead of a custom plan made at every call."""
 
 
+async def use_generic_plans(conn: Conn) -> None:
+    """For the rest of ``conn``'s transaction, its statements use their generic plans
+    (:data:`GENERIC_PLANS`): for a query the server would otherwise plan afresh at every
+    call although its plan does not depend on the values."""
+    for name, value in GENERIC_PLANS.items():
+        await conn.execute("SELECT set_config($1, $2, true)", name, value)
+
+
 @asynccontextmanager
 async def reading(pool: asyncpg.Pool, district_id: str) -> AsyncIterator[Conn]:
     """A pooled connection in a transaction scoped to ``district_id`` begun in one round

@@ -89,7 +89,7 @@ class Sender:
         self._per_recipient: Counter[str] = Counter()
         self._unrecorded: list[Finished] = []
         self._ended = asyncio.Event()
-        self._closing = False
+        self._closing = asyncio.Event()
         self._recording = 0
 
     async def run(self, stop: asyncio.Event) -> None:
@@ -118,7 +118,7 @@ class Sender:
                     )
                 # The recorder ends after the record it is making, shielded from a
                 # cancellation of this stop: what is left is recorded here.
-                self._closing = True
+                self._closing.set()
                 self._ended.set()
                 if not recorder.done():
                     await asyncio.shield(recorder)
@@ -236,7 +236,7 @@ class Sender:
         while True:
             await self._ended.wait()
             self._ended.clear()
-            if self._closing:
+            if self._closing.is_set():
                 return
             recorded = await self._record_unrecorded()
             if self._unrecorded and not recorded:
@@ -244,7 +244,9 @@ class Sender:
                 # that doubles up to five seconds.
                 failures += 1
                 pause = self._settings.sender_poll_interval * 2 ** min(failures, 10)
-                await asyncio.sleep(min(pause, 5.0))
+                with contextlib.suppress(TimeoutError):
+                    # A stop cuts the pause short: what is left is recorded by run().
+                    await asyncio.wait_for(self._closing.wait(), min(pause, 5.0))
                 self._ended.set()
                 continue
             failures = 0

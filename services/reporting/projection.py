@@ -95,16 +95,6 @@ async def _flush(
     puts.clear()
 
 
-async def load_case(conn: Conn, schema: str, slot: int, case_id: str) -> CaseFacts | None:
-    """A case's facts as its live row holds them."""
-    row = await conn.fetchrow(
-        f"SELECT {', '.join(CASES.columns)} FROM {schema}.cases WHERE slot = $1 AND case_id = $2",
-        slot,
-        case_id,
-    )
-    return CaseFacts.from_row(row) if row is not None else None
-
-
 async def load_cases(
     conn: Conn, schema: str, slot: int, case_ids: Iterable[str]
 ) -> dict[str, CaseFacts]:
@@ -193,7 +183,7 @@ class Projector:
         """The district of the case a rating names. A resident's tracking link follows a
         transfer, so the case may be the continuation in another district: found by its
         id across districts (a case id belongs to one district)."""
-        if await load_case(conn, self.schema, slot_of(slots, CASES), event.case_id):
+        if await load_cases(conn, self.schema, slot_of(slots, CASES), [event.case_id]):
             return event.district_id
         await scope(conn, ALL_DISTRICTS)
         try:

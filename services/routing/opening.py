@@ -23,7 +23,7 @@ from contracts.cases import Priority
 from contracts.envelope import Envelope, Metadata
 from contracts.intake import OpinionSubmitted
 from eventkit.clock import Clock
-from eventkit.db import Conn
+from eventkit.db import Conn, use_generic_plans
 from eventkit.logging import get_logger
 from eventkit.sealed_texts import TextKeys
 from services.routing.assignment import (
@@ -82,6 +82,9 @@ class CaseOpening:
         before it in the list were already open (their workloads and duplicates count).
         One entry per opinion: its case, or None if it already had one."""
         now = self._clock()
+        # The opening query's generic plan, made once per connection: left to choose,
+        # the server planned it afresh at every batch (5 ms a plan, as long as running it).
+        await use_generic_plans(conn)
         # The texts the case is classified and compared by travel sealed: one look-up
         # of the batch's keys opens them all.
         opened = await self._texts.open_opinions(conn, [o for o, _ in opinions])
@@ -109,9 +112,6 @@ class CaseOpening:
         # Everything the database must tell comes in one round trip, asked with the
         # cached directory; if that turns out to be stale, ask again.
         ctx = self._districts.cached(district_id)
-        # The query's generic plan, made once per connection: left to choose, the
-        # server planned it afresh at every batch (5 ms a plan, as long as running it).
-        await conn.execute(_GENERIC_PLANS)
         while True:
             plans = (
                 [
@@ -336,9 +336,6 @@ class _Opening:
             else (),
         )
 
-
-_GENERIC_PLANS = "SELECT set_config('plan_cache_mode', 'force_generic_plan', true)"
-"""For the rest of the transaction (the batch's): its statements use their generic plans."""
 
 _OPENING_QUERY = """
 WITH q AS (
