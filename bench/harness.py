@@ -16,13 +16,16 @@ Progress goes to stderr, so that stdout holds only the figures.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
+import hashlib
 import json
 import os
 import platform
 import resource
 import shutil
 import signal
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -89,22 +92,68 @@ def cpu_model() -> str:
     return platform.processor() or "unknown"
 
 
+def _speed_task(_: object = None) -> float:
+    """A fixed piece of CPU work like the services' own (the interpreter's arithmetic, a
+    JSON round trip of many small objects, sorting, SHA-256): its CPU time in ms."""
+    started = time.process_time()
+    total = 0
+    for i in range(100_000):
+        total += i * i % 7
+    document = [{"id": i, "text": "电梯坏了，请尽快维修", "at": i / 7} for i in range(8_000)]
+    for _ in range(3):
+        document = json.loads(json.dumps(document, ensure_ascii=False))
+    sorted(str(i * 7919 % 100_003) for i in range(30_000))
+    block = b"minqing" * 150_000
+    for _ in range(5):
+        block = hashlib.sha256(block).digest() * 32_813
+    return (time.process_time() - started) * 1000
+
+
+def machine_speed() -> dict[str, float]:
+    """How fast this machine is now (lower is faster), measured before a run starts.
+
+    The same CPU work done alone and then on every core at once (one process each),
+    median of three: this shared machine's speed moves by up to half within an hour,
+    and its cores are slower when all are busy. Figures of runs at different moments
+    compare only with these beside them (docs/performance.md, "Machine speed")."""
+    alone = sorted(_speed_task() for _ in range(3))[1]
+    cores = os.cpu_count() or 1
+    together: list[float] = []
+    with concurrent.futures.ProcessPoolExecutor(cores) as workers:
+        for _ in range(3):
+            together.append(statistics.mean(workers.map(_speed_task, range(cores))))
+    return {"alone_ms": round(alone, 1), "all_cores_ms": round(sorted(together)[1], 1)}
+
+
+_SPEED: dict[str, float] = {}
+""":func:`machine_speed` as measured at the start of this run (by :func:`run`)."""
+
+
 def machine() -> dict[str, Any]:
-    """The machine a run measured: cores, CPU model, load average now, Python version."""
+    """The machine a run measured: cores, CPU model, load average now, Python version,
+    and its speed at the start of the run (when :func:`run` measured it)."""
     return {
         "nproc": os.cpu_count(),
         "cpu": cpu_model(),
         "load_at_end": load(),
         "python": platform.python_version(),
+        **({"speed": dict(_SPEED)} if _SPEED else {}),
     }
 
 
 def machine_line(described: Mapping[str, Any]) -> str:
     """The report's line for :func:`machine`'s description."""
-    return (
+    line = (
         f"machine: {described['nproc']} CPUs, {described['cpu']}; "
         f"load at end {described['load_at_end']}"
     )
+    speed = described.get("speed")
+    if speed:
+        line += (
+            f"; speed at start: the reference task {speed['alone_ms']:g} ms alone, "
+            f"{speed['all_cores_ms']:g} ms with every core busy (lower is faster)"
+        )
+    return line
 
 
 def machine_ticks() -> tuple[int, int]:
@@ -650,6 +699,7 @@ def run(
 
     previous = signal.signal(signal.SIGTERM, terminated)
     try:
+        _SPEED.update(machine_speed())
         with LocalStack(name, keep=keep) as stack:
             step(f"started PostgreSQL and Tansu in {stack.workdir}")
             results = run_loop(measure(stack))
