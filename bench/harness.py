@@ -25,6 +25,7 @@ import platform
 import resource
 import shutil
 import signal
+import socket
 import statistics
 import subprocess
 import sys
@@ -109,12 +110,38 @@ def _speed_task(_: object = None) -> float:
     return (time.process_time() - started) * 1000
 
 
+def _round_trip_us(trips: int = 5_000) -> float:
+    """The wall time of one message to another process and back (a socket pair), in µs:
+    what every hop between the services, PostgreSQL and the broker costs in waking up."""
+    mine, theirs = socket.socketpair()
+    pid = os.fork()
+    if pid == 0:  # the echo
+        try:
+            mine.close()
+            for _ in range(trips):
+                theirs.sendall(theirs.recv(64))
+        finally:
+            os._exit(0)
+    theirs.close()
+    try:
+        started = time.perf_counter()
+        for _ in range(trips):
+            mine.sendall(b"ping")
+            mine.recv(64)
+        return (time.perf_counter() - started) / trips * 1e6
+    finally:
+        mine.close()
+        os.waitpid(pid, 0)
+
+
 def machine_speed() -> dict[str, float]:
     """How fast this machine is now (lower is faster), measured before a run starts.
 
-    The same CPU work done alone and then on every core at once (one process each),
-    median of three: this shared machine's speed moves by up to half within an hour,
-    and its cores are slower when all are busy. Figures of runs at different moments
+    The same CPU work done alone and then on every core at once (one process each), and
+    a message's round trip between two processes; medians of three. This shared
+    machine's speed moves by up to half within an hour, its cores are slower when all
+    are busy, and a process woken by a message may wait for a core: the round trip is
+    what moves most with it. Figures of runs at different moments
     compare only with these beside them (docs/performance.md, "Machine speed")."""
     alone = sorted(_speed_task() for _ in range(3))[1]
     cores = os.cpu_count() or 1
@@ -122,7 +149,12 @@ def machine_speed() -> dict[str, float]:
     with concurrent.futures.ProcessPoolExecutor(cores) as workers:
         for _ in range(3):
             together.append(statistics.mean(workers.map(_speed_task, range(cores))))
-    return {"alone_ms": round(alone, 1), "all_cores_ms": round(sorted(together)[1], 1)}
+    trip = sorted(_round_trip_us() for _ in range(3))[1]
+    return {
+        "alone_ms": round(alone, 1),
+        "all_cores_ms": round(sorted(together)[1], 1),
+        "round_trip_us": round(trip, 1),
+    }
 
 
 _SPEED: dict[str, float] = {}
@@ -151,7 +183,8 @@ def machine_line(described: Mapping[str, Any]) -> str:
     if speed:
         line += (
             f"; speed at start: the reference task {speed['alone_ms']:g} ms alone, "
-            f"{speed['all_cores_ms']:g} ms with every core busy (lower is faster)"
+            f"{speed['all_cores_ms']:g} ms with every core busy, a round trip between "
+            f"processes {speed.get('round_trip_us', 0):g} µs (lower is faster)"
         )
     return line
 
