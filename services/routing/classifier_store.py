@@ -1,8 +1,13 @@
 """The districts' trained classifiers in ``routing.classifier_models``.
 
-A row is written in the transaction that appends its ``ClassifierTrained`` event; the
-newest row of a district is the model in use. Models are cached per (district, version):
-a fitted model never changes, so a directory change reloads only the version number.
+A row is written in the transaction that appends its ``ClassifierTrained`` event. The
+version in use is the district stream's last ``ClassifierTrained``, which the directory
+projection keeps in ``routing.districts.classifier_version`` (rebuilt from the events);
+the table keeps the fitted arrays, which a rebuild leaves alone. A version in use that the
+table does not hold (it lost its rows) is :class:`MissingModel`, never a silent fall back
+to the keywords, and new versions are numbered after the events' last, never again.
+Models are cached per (district, version): a fitted model never changes, so a directory
+change reloads only the version number.
 """
 
 from __future__ import annotations
@@ -22,21 +27,44 @@ class StoredModel:
     model: TextModel
 
 
+class MissingModel(LookupError):
+    """The district's model in use (its last ``ClassifierTrained``) is not in the table:
+    ``minqing routing train --district D --reproduce N`` fits it again from its event."""
+
+    def __init__(self, district_id: str, version: int) -> None:
+        super().__init__(
+            f"classifier version {version} of {district_id} is in use but not in "
+            f"routing.classifier_models: fit it again with "
+            f"`minqing routing train --district {district_id} --reproduce {version}`"
+        )
+        self.district_id = district_id
+        self.version = version
+
+
 class ClassifierModels:
     """Reads and writes the districts' models, keeping each loaded version in memory."""
 
     def __init__(self) -> None:
         self._loaded: dict[tuple[str, int], TextModel] = {}
 
-    async def in_use(self, conn: Conn, district_id: str) -> StoredModel | None:
-        """The district's newest model (None: it has trained none)."""
-        version = await conn.fetchval(
-            "SELECT max(version) FROM routing.classifier_models WHERE district_id = $1",
+    async def version_in_use(self, conn: Conn, district_id: str) -> int | None:
+        """The version of the district's last ``ClassifierTrained`` (None: none yet)."""
+        value = await conn.fetchval(
+            "SELECT classifier_version FROM routing.districts WHERE district_id = $1",
             district_id,
         )
+        return None if value is None else int(value)
+
+    async def in_use(self, conn: Conn, district_id: str) -> StoredModel | None:
+        """The district's model in use (None: it has trained none); :class:`MissingModel`
+        when the table does not hold it."""
+        version = await self.version_in_use(conn, district_id)
         if version is None:
             return None
-        return StoredModel(version, await self.version(conn, district_id, version))
+        try:
+            return StoredModel(version, await self.version(conn, district_id, version))
+        except LookupError as exc:
+            raise MissingModel(district_id, version) from exc
 
     async def version(self, conn: Conn, district_id: str, version: int) -> TextModel:
         """One version of the district's model (read once per process)."""
@@ -56,9 +84,13 @@ class ClassifierModels:
         return model
 
     async def next_version(self, conn: Conn, district_id: str) -> int:
-        """The version the district's next model will have."""
+        """The version the district's next model will have: after the events' last (and
+        the table's, which holds no other), whatever rows the table lost."""
         latest = await conn.fetchval(
-            "SELECT max(version) FROM routing.classifier_models WHERE district_id = $1",
+            "SELECT greatest((SELECT classifier_version FROM routing.districts "
+            "                 WHERE district_id = $1), "
+            "                (SELECT max(version) FROM routing.classifier_models "
+            "                 WHERE district_id = $1))",
             district_id,
         )
         return 1 if latest is None else int(latest) + 1

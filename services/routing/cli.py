@@ -214,6 +214,11 @@ def routing_evaluate(district_id: str, set_path: Path | None, keywords_only: boo
             classifier = Classifier(ctx.taxonomy, routing.segmenter)
         version = classifier.model_version
         name = f"model v{version} + keywords" if version else "taxonomy keywords only"
+        if ctx.missing_model is not None and not keywords_only:
+            name += (
+                f" (model v{ctx.missing_model} is in use but missing: "
+                f"train --reproduce {ctx.missing_model} / 在用模型缺失，请重新拟合)"
+            )
         for example in examples[:20]:  # warm up: first-call costs are not prediction's
             classifier.classify(example.text)
         started = time.perf_counter()

@@ -16,6 +16,7 @@ from typing import Any, TypeVar
 from contracts.base import Event
 from contracts.directory import (
     ActivityRecorded,
+    ClassifierTrained,
     CommunityRegistered,
     DepartmentRegistered,
     DepartmentRetired,
@@ -289,6 +290,14 @@ async def _apply_directory(conn: Conn, event: Event) -> None:
             await _set_rules(conn, d, "calendar", event)
         case RoutingPolicyPublished():
             await _set_rules(conn, d, "policy", event)
+        case ClassifierTrained():
+            # The version in use, as the stream says (the fitted arrays are kept in
+            # routing.classifier_models, which a rebuild leaves alone).
+            await conn.execute(
+                "UPDATE routing.districts SET classifier_version = $2 WHERE district_id = $1",
+                d,
+                event.version,
+            )
 
 
 async def _set_rules(conn: Conn, district_id: str, column: str, event: Event) -> None:

@@ -10,20 +10,24 @@ parsing of taxonomies, calendars or models.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 
 from contracts.cases import Priority
 from contracts.directory import RoutingPolicyPublished
 from eventkit.db import Conn
+from eventkit.logging import get_logger
 from services.routing.case_state import CaseState
 from services.routing.classification import Classification, Classifier, Segmenter, Taxonomy
-from services.routing.classifier_store import ClassifierModels, StoredModel
+from services.routing.classifier_store import ClassifierModels, MissingModel, StoredModel
 from services.routing.deadlines import Allowance, Due, WorkCalendar
 from services.routing.directory import Directory, DistrictConfig
 from services.routing.directory_projection import config_version, load_config
 from services.routing.domain import SYSTEM, OverdueRules, Rung
 from services.routing.errors import UnknownDistrict
+
+log = get_logger(__name__)
 
 
 def default_policy(district_id: str) -> RoutingPolicyPublished:
@@ -46,6 +50,10 @@ class DistrictContext:
     classifier: Classifier | None
     calendar: WorkCalendar
     policy: RoutingPolicyPublished
+    missing_model: int | None = None
+    """The version of the district's model in use when ``routing.classifier_models``
+    does not hold it: the classifier then has the keywords alone (and says so in each
+    ``CaseOpened``: no ``classifier_version``) until the version is fitted again."""
 
     @property
     def directory(self) -> Directory:
@@ -141,10 +149,22 @@ class DistrictContexts:
         if loaded is None:
             return None
         version, config = loaded
-        stored = await self.models.in_use(conn, district_id) if config.taxonomy else None
+        stored: StoredModel | None = None
+        missing: int | None = None
+        if config.taxonomy:
+            try:
+                stored = await self.models.in_use(conn, district_id)
+            except MissingModel as exc:
+                # Cases keep being opened (with the keywords, which every CaseOpened then
+                # records), and this is said loudly at each directory version until the
+                # model is fitted again.
+                missing = exc.version
+                log.error("classifier missing", district=district_id, reason=str(exc))
         # In a thread: a taxonomy's dictionary is made here the first time (about 30 ms
         # of copying jieba's), which would hold up every other case on the event loop.
         ctx = await asyncio.to_thread(self._build, district_id, version, config, stored)
+        if missing is not None:
+            ctx = dataclasses.replace(ctx, missing_model=missing)
         self._contexts[district_id] = ctx
         return ctx
 

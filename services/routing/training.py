@@ -44,6 +44,7 @@ from services.routing.classifier_model import (
     digest,
     fit,
 )
+from services.routing.classifier_store import MissingModel
 from services.routing.directory_projection import project_directory
 from services.routing.district_context import DistrictContext, DistrictContexts
 from services.routing.errors import RoutingError
@@ -127,6 +128,15 @@ class ClassifierTraining:
         async with district_transaction(self._pool, district_id) as conn:
             ctx = await self._districts.require(conn, district_id)
             corrections = await self.corrections(conn, district_id)
+        if ctx.missing_model is not None:
+            # A candidate is judged against the model in use, which is not there.
+            n = ctx.missing_model
+            raise RoutingError(
+                f"区 {district_id} 在用的分类模型第 {n} 版不在模型表中，"
+                f"请先用 --reproduce {n} 重新拟合",
+                f"the model in use (version {n}) is not in routing.classifier_models: "
+                f"fit it again first with `--reproduce {n}`",
+            )
         taxonomy, in_use = self._classifiers(ctx)
         examples = self._with_corrections(labelled, corrections, params)
         model = await asyncio.to_thread(self._fit, taxonomy, examples, params)
@@ -156,11 +166,34 @@ class ClassifierTraining:
     async def ensure_trained(self, district_id: str, actor: Actor) -> TrainingOutcome | None:
         """Train the district's first classifier from the labelled and held-out sets kept
         with its file, when it has none in use yet (what ``routing_train_districts`` asks
-        at start-up). None when it already has one; refused like :meth:`train` otherwise."""
+        at start-up). None when it already has one; refused like :meth:`train` otherwise.
+
+        A model in use that ``routing.classifier_models`` lost is fitted again from its
+        event and the district's labelled set (:meth:`reproduce`); when that cannot be
+        done (it was trained on another set), it is said, and the keywords go on alone."""
+        models = self._districts.models
         async with district_transaction(self._pool, district_id) as conn:
-            if await self._districts.models.in_use(conn, district_id) is not None:
-                return None
+            try:
+                if await models.in_use(conn, district_id) is not None:
+                    return None
+            except MissingModel as missing:
+                lost: int | None = missing.version
+            else:
+                lost = None
         labelled = await asyncio.to_thread(load_examples, labelled_set(district_id))
+        if lost is not None:
+            try:
+                await self.reproduce(district_id, lost, labelled)
+            except RoutingError as exc:
+                log.error(
+                    "classifier not fitted again",
+                    district=district_id,
+                    version=lost,
+                    reason=str(exc),
+                )
+            else:
+                log.info("classifier fitted again", district=district_id, version=lost)
+            return None
         heldout = await asyncio.to_thread(load_examples, heldout_set(district_id))
         return await self.train(district_id, labelled, heldout, actor)
 
@@ -203,6 +236,13 @@ class ClassifierTraining:
             if stored is None:
                 await self._districts.models.save(
                     conn, district_id, version, event.taxonomy_version, model, event.occurred_at
+                )
+                # Every process's cached context of the district built without it (see
+                # DistrictContext.missing_model) is stale now.
+                await conn.execute(
+                    "UPDATE routing.districts SET config_version = config_version + 1, "
+                    "updated_at = now() WHERE district_id = $1",
+                    district_id,
                 )
         return model
 

@@ -6,6 +6,7 @@ module: fitting is memoised by its inputs (it is deterministic, which
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import asyncpg
@@ -13,18 +14,28 @@ import pytest
 
 from contracts import REGISTRY, CaseOpened, Priority
 from contracts.directory import ClassifierTrained
+from eventkit.clock import Clock
 from eventkit.store import EventStore
 from services.routing import training
 from services.routing.bootstrap import Routing
 from services.routing.classifier_model import LabelledOpinion, TextModel, digest
 from services.routing.cli import CLI_ACTOR
 from services.routing.consumers import RoutingConsumer
+from services.routing.district_context import DistrictContexts
+from services.routing.errors import RoutingError
 from services.routing.ids import case_id_for
 from services.routing.rebuild import rebuild
-from services.routing.training import heldout_set, labelled_set, load_examples
+from services.routing.training import (
+    ClassifierTraining,
+    heldout_set,
+    labelled_set,
+    load_examples,
+)
 from tests.every_district import every_district
 from tests.routing.routing_support import Submit
 from tests.sealed_support import opened_case_events
+
+MIGRATIONS = Path(training.__file__).parent / "migrations"
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -210,3 +221,64 @@ async def test_a_rebuild_keeps_the_model_in_use_and_the_cases_name_it(
     opened = (await store.read_stream(f"case-{case_id}"))[0].data
     assert opened["classifier_version"] == 1
     assert opened["priority"] == "urgent"
+
+
+async def test_a_model_the_table_lost_is_said_fitted_again_and_its_version_not_reused(
+    demo: Routing,
+    store: EventStore,
+    pool: asyncpg.Pool,
+    clock: Clock,
+    labelled: list[LabelledOpinion],
+    heldout: list[LabelledOpinion],
+) -> None:
+    published = (await demo.training.train("demo", labelled, heldout, CLI_ACTOR)).published
+    assert published is not None
+    assert published.version == 1
+    db = every_district(pool)
+    await db.execute("DELETE FROM routing.classifier_models")
+    # Another process (or this one restarted): nothing of the model in memory.
+    districts = DistrictContexts(demo.segmenter)
+    trainer = ClassifierTraining(pool, store, districts, demo.segmenter, clock)
+
+    async with db.acquire() as conn:
+        ctx = await districts.require(conn, "demo")
+        assert await districts.models.next_version(conn, "demo") == 2
+    assert ctx.missing_model == 1  # said, not a silent fall back to the keywords
+    assert ctx.classifier is not None
+    assert ctx.classifier.model_version is None  # what each CaseOpened then records
+    with pytest.raises(RoutingError, match="--reproduce 1"):
+        await trainer.train("demo", labelled, heldout, CLI_ACTOR)
+
+    # Start-up (routing_train_districts) fits the lost version again from its event.
+    assert await trainer.ensure_trained("demo", CLI_ACTOR) is None
+    assert await db.fetchval("SELECT model_digest FROM routing.classifier_models") == (
+        published.model_digest
+    )
+    async with db.acquire() as conn:
+        ctx = await districts.require(conn, "demo")
+    assert ctx.missing_model is None
+    assert ctx.classifier is not None
+    assert ctx.classifier.model_version == 1
+    assert [e.version for e in await trained_events(store)] == [1]
+
+
+async def test_the_version_in_use_comes_from_the_events_and_the_upgrade_fills_it_in(
+    demo: Routing,
+    store: EventStore,
+    pool: asyncpg.Pool,
+    labelled: list[LabelledOpinion],
+    heldout: list[LabelledOpinion],
+) -> None:
+    await demo.training.train("demo", labelled, heldout, CLI_ACTOR)
+    db = every_district(pool)
+    assert await db.fetchval("SELECT classifier_version FROM routing.districts") == 1
+    async with db.acquire() as conn:
+        await rebuild(conn, store)
+    assert await db.fetchval("SELECT classifier_version FROM routing.districts") == 1
+
+    # A database migrated before the column existed: the migration fills it in from the
+    # district streams' ClassifierTrained events.
+    await db.execute("UPDATE routing.districts SET classifier_version = NULL")
+    migration = (MIGRATIONS / "0009_classifier_in_use.sql").read_text(encoding="utf-8")
+    await db.execute(migration[migration.index("UPDATE routing.districts") :])
+    assert await db.fetchval("SELECT classifier_version FROM routing.districts") == 1
