@@ -59,3 +59,23 @@ async def test_a_staff_correction_is_read_with_its_text_and_learnt_by_the_next_t
     assert ctx.classifier is not None
     learnt = ctx.classifier.classify(TEXT)
     assert (learnt.category_code, learnt.priority) == ("safety", Priority.URGENT)
+
+    # A later correction does not change what version 1 learnt: fitted again from its
+    # event (the corrections read up to the position it recorded), it is the same model.
+    later = await submit("小区门口的路灯杆歪了，风一吹就晃", station_code="dh_market")
+    await consumer.apply(later)
+    await act(
+        demo,
+        "classify",
+        "demo",
+        case_id_for("demo", later.data["opinion_id"]),
+        LIAISON,
+        category_code="safety",
+        priority="important",
+        reason="灯杆有倒伏风险",
+    )
+    await every_district(demo.pool).execute("DELETE FROM routing.classifier_models")
+
+    again = await trainer.reproduce("demo", event.version, load_examples(labelled_set("demo")))
+
+    assert again.digest == event.model_digest
