@@ -4,6 +4,7 @@ once for the module on the real labelled set."""
 from __future__ import annotations
 
 import dataclasses
+import difflib
 from pathlib import Path
 
 import numpy as np
@@ -74,6 +75,27 @@ def test_the_labelled_sets_cover_every_category_and_the_heldout_set_is_apart(
     assert {e.category for e in heldout} - {None} == codes
     assert sum(e.priority is Priority.URGENT for e in heldout) >= 30
     assert not {e.text for e in labelled} & {e.text for e in heldout}
+
+
+def test_no_labelled_opinion_is_close_to_a_heldout_one(labelled: list[LabelledOpinion]) -> None:
+    """The held-out rule of deploy/districts/demo-opinions/README.md: no labelled line
+    with a difflib ratio above 0.55 to a held-out one (either way round: the ratio is not
+    symmetric)."""
+    heldout = load_examples(heldout_set("demo"))
+    close = []
+    forward, backward = difflib.SequenceMatcher(autojunk=False), difflib.SequenceMatcher()
+    for h in heldout:
+        forward.set_seq2(h.text)
+        for example in labelled:
+            forward.set_seq1(example.text)
+            if forward.real_quick_ratio() <= 0.55 or forward.quick_ratio() <= 0.55:
+                continue
+            backward.set_seqs(h.text, example.text)
+            ratio = max(forward.ratio(), backward.ratio())
+            if ratio > 0.55:
+                close.append((round(ratio, 3), h.text, example.text))
+
+    assert close == []
 
 
 def test_the_fast_prediction_gives_the_library_s_features_and_scores(model: TextModel) -> None:
