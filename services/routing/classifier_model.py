@@ -21,8 +21,9 @@ labelled anything like them.
 
 Prediction does not go through scikit-learn: the n-grams of one text are looked up in
 the vocabulary and multiplied with the weights, which costs tens of microseconds instead
-of the library's per-call checks. ``tests/routing/test_routing_training.py`` checks that
-both give the same scores.
+of the library's per-call checks.
+``tests/routing/test_routing_classification_model.py`` checks that both give the same
+scores.
 """
 
 from __future__ import annotations
