@@ -27,9 +27,14 @@ class StoredModel:
     model: TextModel
 
 
+class ModelNotStored(LookupError):
+    """No row of ``routing.classifier_models`` for a (district, version)."""
+
+
 class MissingModel(LookupError):
     """The district's model in use (its last ``ClassifierTrained``) is not in the table:
-    ``minqing routing train --district D --reproduce N`` fits it again from its event."""
+    ``minqing routing train --district D --reproduce N`` fits it again from its event
+    (or ``--replace-missing`` trains a new one, judged against the keywords)."""
 
     def __init__(self, district_id: str, version: int) -> None:
         super().__init__(
@@ -48,9 +53,16 @@ class ClassifierModels:
         self._loaded: dict[tuple[str, int], TextModel] = {}
 
     async def version_in_use(self, conn: Conn, district_id: str) -> int | None:
-        """The version of the district's last ``ClassifierTrained`` (None: none yet)."""
+        """The version of the district's last ``ClassifierTrained`` (None: none yet).
+
+        The table's newest row counts too: it holds no version the events do not (both
+        are written in one transaction), but an instance of the code before migration
+        0009 publishing during an upgrade writes its row without the column."""
         value = await conn.fetchval(
-            "SELECT classifier_version FROM routing.districts WHERE district_id = $1",
+            "SELECT greatest((SELECT classifier_version FROM routing.districts "
+            "                 WHERE district_id = $1), "
+            "                (SELECT max(version) FROM routing.classifier_models "
+            "                 WHERE district_id = $1))",
             district_id,
         )
         return None if value is None else int(value)
@@ -63,7 +75,7 @@ class ClassifierModels:
             return None
         try:
             return StoredModel(version, await self.version(conn, district_id, version))
-        except LookupError as exc:
+        except ModelNotStored as exc:
             raise MissingModel(district_id, version) from exc
 
     async def version(self, conn: Conn, district_id: str, version: int) -> TextModel:
@@ -78,22 +90,16 @@ class ClassifierModels:
                 version,
             )
             if data is None:
-                raise LookupError(f"no classifier version {version} for {district_id}")
+                raise ModelNotStored(f"no classifier version {version} for {district_id}")
             model = TextModel.from_bytes(bytes(data))
             self._loaded[key] = model
         return model
 
     async def next_version(self, conn: Conn, district_id: str) -> int:
-        """The version the district's next model will have: after the events' last (and
-        the table's, which holds no other), whatever rows the table lost."""
-        latest = await conn.fetchval(
-            "SELECT greatest((SELECT classifier_version FROM routing.districts "
-            "                 WHERE district_id = $1), "
-            "                (SELECT max(version) FROM routing.classifier_models "
-            "                 WHERE district_id = $1))",
-            district_id,
-        )
-        return 1 if latest is None else int(latest) + 1
+        """The version the district's next model will have: after the events' last,
+        whatever rows the table lost."""
+        latest = await self.version_in_use(conn, district_id)
+        return 1 if latest is None else latest + 1
 
     async def save(
         self,

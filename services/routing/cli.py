@@ -251,8 +251,17 @@ def routing_evaluate(district_id: str, set_path: Path | None, keywords_only: boo
     help="labelled opinions to judge on, never trained on (default: heldout.jsonl)",
 )
 @click.option("--reproduce", type=int, default=None, help="fit version N again and check it")
+@click.option(
+    "--replace-missing",
+    is_flag=True,
+    help="the model in use is lost and cannot be fitted again: judge against the keywords",
+)
 def routing_train(
-    district_id: str, set_path: Path | None, heldout_path: Path | None, reproduce: int | None
+    district_id: str,
+    set_path: Path | None,
+    heldout_path: Path | None,
+    reproduce: int | None,
+    replace_missing: bool,
 ) -> None:
     """训练分类模型 / Train the district's classifier; publish it unless it is worse."""
     labelled = _examples_or_exit(set_path or labelled_set(district_id))
@@ -270,13 +279,17 @@ def routing_train(
     heldout = _examples_or_exit(heldout_path or heldout_set(district_id))
 
     async def work(routing: Routing) -> TrainingOutcome:
-        return await routing.training.train(district_id, labelled, heldout, CLI_ACTOR)
+        return await routing.training.train(
+            district_id, labelled, heldout, CLI_ACTOR, replace_missing=replace_missing
+        )
 
     try:
         outcome = _with_routing(work)
     except Refusal as exc:
         raise click.ClickException(f"{exc.title} / {exc.detail_en or exc.title_en}") from exc
     in_use = f"v{outcome.in_use_version}" if outcome.in_use_version else "keywords only"
+    if outcome.missing_version is not None:
+        in_use = f"keywords only, v{outcome.missing_version} being lost"
     click.echo(f"{district_id}: held-out set, the classifier in use ({in_use}):")
     _echo_report(outcome.in_use, {})
     click.echo("")

@@ -90,6 +90,8 @@ class TrainingOutcome:
     published: ClassifierTrained | None
     refused: str | None
     """Why the new model was not published (None when it was)."""
+    missing_version: int | None = None
+    """The lost version the new model was judged to replace (``replace_missing``)."""
 
 
 def libraries() -> dict[str, str]:
@@ -121,21 +123,31 @@ class ClassifierTraining:
         heldout: Sequence[LabelledOpinion],
         actor: Actor,
         params: Hyperparameters | None = None,
+        *,
+        replace_missing: bool = False,
     ) -> TrainingOutcome:
         """Fit on ``labelled`` plus the corrections, judge on ``heldout``, publish if not
-        worse than the classifier in use (the taxonomy's keywords when there is none)."""
+        worse than the classifier in use (the taxonomy's keywords when there is none).
+
+        When the model in use is lost from ``routing.classifier_models`` this refuses,
+        unless ``replace_missing``: for a lost version that cannot be fitted again (its
+        labelled set is gone, a corrected text was erased since, the libraries changed),
+        the candidate is judged against the keywords the district runs on meanwhile, and
+        published as the version after the lost one, which it replaces."""
         params = params or Hyperparameters()
         async with district_transaction(self._pool, district_id) as conn:
             ctx = await self._districts.require(conn, district_id)
             corrections = await self.corrections(conn, district_id)
-        if ctx.missing_model is not None:
+        missing = ctx.missing_model
+        if missing is not None and not replace_missing:
             # A candidate is judged against the model in use, which is not there.
-            n = ctx.missing_model
             raise RoutingError(
-                f"区 {district_id} 在用的分类模型第 {n} 版不在模型表中，"
-                f"请先用 --reproduce {n} 重新拟合",
-                f"the model in use (version {n}) is not in routing.classifier_models: "
-                f"fit it again first with `--reproduce {n}`",
+                f"区 {district_id} 在用的分类模型第 {missing} 版不在模型表中：请先用 "
+                f"--reproduce {missing} 重新拟合；无法重新拟合时，用 --replace-missing "
+                f"训练新模型（与关键词比较）",
+                f"the model in use (version {missing}) is not in routing.classifier_models: "
+                f"fit it again first with `--reproduce {missing}`, or, when it cannot be, "
+                f"train a new one judged against the keywords with `--replace-missing`",
             )
         taxonomy, in_use = self._classifiers(ctx)
         examples = self._with_corrections(labelled, corrections, params)
@@ -143,13 +155,14 @@ class ClassifierTraining:
         candidate = Classifier(taxonomy, self._segmenter, model, model_version=0)
         new = evaluate(lambda text: candidate.classify(text), heldout)
         old = evaluate(lambda text: in_use.classify(text), heldout)
-        in_use_version = in_use.model_version
+        # The version the new one follows: the lost one, when it replaces it.
+        in_use_version = in_use.model_version if missing is None else missing
         refused = new.worse_than(old)
         if refused is None and in_use.model is not None and in_use.model.digest == model.digest:
             refused = "the new model is the one in use (nothing new to learn from)"
         if refused is not None:
             log.info("classifier refused", district=district_id, reason=refused)
-            return TrainingOutcome(new, old, in_use_version, None, refused)
+            return TrainingOutcome(new, old, in_use_version, None, refused, missing)
         event = await self._publish(
             district_id,
             model,
@@ -161,7 +174,7 @@ class ClassifierTraining:
             replaced=in_use_version,
             actor=actor,
         )
-        return TrainingOutcome(new, old, in_use_version, event, None)
+        return TrainingOutcome(new, old, in_use_version, event, None, missing)
 
     async def ensure_trained(self, district_id: str, actor: Actor) -> TrainingOutcome | None:
         """Train the district's first classifier from the labelled and held-out sets kept

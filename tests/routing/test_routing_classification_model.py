@@ -83,7 +83,8 @@ def test_no_labelled_opinion_is_close_to_a_heldout_one(labelled: list[LabelledOp
     symmetric)."""
     heldout = load_examples(heldout_set("demo"))
     close = []
-    forward, backward = difflib.SequenceMatcher(autojunk=False), difflib.SequenceMatcher()
+    forward = difflib.SequenceMatcher(autojunk=False)
+    backward = difflib.SequenceMatcher(autojunk=False)
     for h in heldout:
         forward.set_seq2(h.text)
         for example in labelled:
@@ -150,7 +151,6 @@ def test_fitting_is_deterministic(
         ("厨房燃气泄漏，阀门关不上", "safety"),
         ("单元楼里有股很浓的燃气味", "safety"),
         ("电梯困人，在8楼和9楼之间", "property"),
-        ("电悌卡住了 里面有个小孩在哭", "property"),
         ("楼下电动车着火了，烟很大", "safety"),
         ("路边电线断了掉在地上还在冒火花", "safety"),
         ("对门独居的老人两天没开门，敲门不应", "elderly"),

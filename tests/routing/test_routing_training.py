@@ -276,9 +276,51 @@ async def test_the_version_in_use_comes_from_the_events_and_the_upgrade_fills_it
         await rebuild(conn, store)
     assert await db.fetchval("SELECT classifier_version FROM routing.districts") == 1
 
+    # A model published by an instance of the code before the column (during an
+    # upgrade): its row counts for the version in use, and for the next version.
+    await db.execute("UPDATE routing.districts SET classifier_version = NULL")
+    districts = DistrictContexts(demo.segmenter)
+    async with db.acquire() as conn:
+        ctx = await districts.require(conn, "demo")
+        assert await districts.models.next_version(conn, "demo") == 2
+    assert ctx.classifier is not None
+    assert ctx.classifier.model_version == 1
+
     # A database migrated before the column existed: the migration fills it in from the
     # district streams' ClassifierTrained events.
-    await db.execute("UPDATE routing.districts SET classifier_version = NULL")
     migration = (MIGRATIONS / "0009_classifier_in_use.sql").read_text(encoding="utf-8")
     await db.execute(migration[migration.index("UPDATE routing.districts") :])
     assert await db.fetchval("SELECT classifier_version FROM routing.districts") == 1
+
+
+async def test_a_lost_model_that_cannot_be_fitted_again_is_replaced_when_asked(
+    demo: Routing,
+    store: EventStore,
+    pool: asyncpg.Pool,
+    clock: Clock,
+    labelled: list[LabelledOpinion],
+    heldout: list[LabelledOpinion],
+) -> None:
+    await demo.training.train("demo", labelled, heldout, CLI_ACTOR)
+    db = every_district(pool)
+    await db.execute("DELETE FROM routing.classifier_models")
+    districts = DistrictContexts(demo.segmenter)
+    trainer = ClassifierTraining(pool, store, districts, demo.segmenter, clock)
+    # Version 1's labelled set is gone: it cannot be fitted again.
+    with pytest.raises(RoutingError, match="labelled set differs"):
+        await trainer.reproduce("demo", 1, labelled[1:])
+
+    outcome = await trainer.train("demo", labelled[1:], heldout, CLI_ACTOR, replace_missing=True)
+
+    assert outcome.missing_version == 1
+    assert outcome.in_use.urgent_recall < 1.0  # judged against the keywords alone
+    event = outcome.published
+    assert event is not None
+    assert (event.version, event.replaced_version) == (2, 1)
+    assert [e.version for e in await trained_events(store)] == [1, 2]
+    assert await db.fetchval("SELECT classifier_version FROM routing.districts") == 2
+    async with db.acquire() as conn:
+        ctx = await districts.require(conn, "demo")
+    assert ctx.missing_model is None
+    assert ctx.classifier is not None
+    assert ctx.classifier.model_version == 2
