@@ -186,6 +186,7 @@ async def watch_store(pool: asyncpg.Pool, tally: Tally, stop: asyncio.Event) -> 
     while not stop.is_set():
         row = await pool.fetchrow(WATCH, horizon)
         seen = time.monotonic()
+        assert row is not None  # one row, always
         horizon = row["horizon"]
         for stream in row["streams"]:
             submission = tally.awaited.pop(stream, None)
