@@ -223,22 +223,37 @@ async def test_a_rebuild_keeps_the_model_in_use_and_the_cases_name_it(
     assert opened["priority"] == "urgent"
 
 
-async def test_a_model_the_table_lost_is_said_fitted_again_and_its_version_not_reused(
+Lost = tuple[ClassifierTrained, DistrictContexts, ClassifierTraining]
+
+
+@pytest.fixture
+async def lost(
     demo: Routing,
     store: EventStore,
     pool: asyncpg.Pool,
     clock: Clock,
     labelled: list[LabelledOpinion],
     heldout: list[LabelledOpinion],
-) -> None:
+) -> Lost:
+    """Version 1 published, then ``routing.classifier_models`` emptied; the contexts and
+    training of another process (or this one restarted): nothing of the model in memory."""
     published = (await demo.training.train("demo", labelled, heldout, CLI_ACTOR)).published
     assert published is not None
     assert published.version == 1
-    db = every_district(pool)
-    await db.execute("DELETE FROM routing.classifier_models")
-    # Another process (or this one restarted): nothing of the model in memory.
+    await every_district(pool).execute("DELETE FROM routing.classifier_models")
     districts = DistrictContexts(demo.segmenter)
-    trainer = ClassifierTraining(pool, store, districts, demo.segmenter, clock)
+    return published, districts, ClassifierTraining(pool, store, districts, demo.segmenter, clock)
+
+
+async def test_a_model_the_table_lost_is_said_fitted_again_and_its_version_not_reused(
+    lost: Lost,
+    store: EventStore,
+    pool: asyncpg.Pool,
+    labelled: list[LabelledOpinion],
+    heldout: list[LabelledOpinion],
+) -> None:
+    published, districts, trainer = lost
+    db = every_district(pool)
 
     async with db.acquire() as conn:
         ctx = await districts.require(conn, "demo")
@@ -294,18 +309,14 @@ async def test_the_version_in_use_comes_from_the_events_and_the_upgrade_fills_it
 
 
 async def test_a_lost_model_that_cannot_be_fitted_again_is_replaced_when_asked(
-    demo: Routing,
+    lost: Lost,
     store: EventStore,
     pool: asyncpg.Pool,
-    clock: Clock,
     labelled: list[LabelledOpinion],
     heldout: list[LabelledOpinion],
 ) -> None:
-    await demo.training.train("demo", labelled, heldout, CLI_ACTOR)
+    _, districts, trainer = lost
     db = every_district(pool)
-    await db.execute("DELETE FROM routing.classifier_models")
-    districts = DistrictContexts(demo.segmenter)
-    trainer = ClassifierTraining(pool, store, districts, demo.segmenter, clock)
     # Version 1's labelled set is gone: it cannot be fitted again.
     with pytest.raises(RoutingError, match="labelled set differs"):
         await trainer.reproduce("demo", 1, labelled[1:])
