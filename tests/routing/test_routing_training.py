@@ -17,7 +17,7 @@ from contracts.directory import ClassifierTrained
 from eventkit.clock import Clock
 from eventkit.store import EventStore
 from services.routing import training
-from services.routing.bootstrap import Routing
+from services.routing.bootstrap import STARTUP, Routing, _train_first_classifiers
 from services.routing.classifier_model import LabelledOpinion, TextModel, digest
 from services.routing.cli import CLI_ACTOR
 from services.routing.consumers import RoutingConsumer
@@ -335,3 +335,19 @@ async def test_a_lost_model_that_cannot_be_fitted_again_is_replaced_when_asked(
     assert ctx.missing_model is None
     assert ctx.classifier is not None
     assert ctx.classifier.model_version == 2
+
+
+async def test_start_up_trains_a_listed_district_once_and_passes_over_one_it_cannot(
+    demo: Routing, store: EventStore
+) -> None:
+    # "north" is not registered and has no labelled set: said in the log, not fatal.
+    await _train_first_classifiers(demo, ["north", "demo"])
+
+    [first] = await trained_events(store)
+    assert first.version == 1
+    assert first.actor == STARTUP
+    assert first.examples == len(load_examples(labelled_set("demo")))
+
+    await _train_first_classifiers(demo, ["demo"])  # a restart: it has one already
+
+    assert [e.version for e in await trained_events(store)] == [1]
