@@ -100,6 +100,17 @@ async def database_url(pg_admin_url: str) -> AsyncIterator[str]:
 
 
 @pytest.fixture
+async def admin(database_url: str) -> AsyncIterator[asyncpg.Connection]:
+    """A connection of its own to the test's database as the superuser: the owner of the
+    tables, not subject to the district policies (to set up, look or hold locks aside)."""
+    conn = await asyncpg.connect(database_url)
+    try:
+        yield conn
+    finally:
+        await conn.close()
+
+
+@pytest.fixture
 def settings(database_url: str, kafka_bootstrap: str) -> Settings:
     """Settings pointing at this test's database and its own topic names."""
     return Settings(

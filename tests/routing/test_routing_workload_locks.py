@@ -7,27 +7,17 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator, Callable, Coroutine
+from collections.abc import Callable, Coroutine
 from datetime import UTC, datetime
 from typing import Any
 
 import asyncpg
-import pytest
 
 from contracts.cases import Priority
 from eventkit.db import district_transaction
 from services.routing.bootstrap import Routing
 from services.routing.case_projection import OpinionFacts, insert_cases
 from services.routing.case_state import CaseState, CaseStatus
-
-
-@pytest.fixture
-async def watcher(database_url: str) -> AsyncIterator[asyncpg.Connection]:
-    conn = await asyncpg.connect(database_url)
-    try:
-        yield conn
-    finally:
-        await conn.close()
 
 
 def _case(representative_id: str) -> tuple[CaseState, OpinionFacts, int | None]:
@@ -68,12 +58,12 @@ async def _open_cases(pool: asyncpg.Pool, *representatives: str) -> dict[str, in
     return {r["representative_id"]: r["open_cases"] for r in rows}
 
 
-async def _until_waiting(watcher: asyncpg.Connection, count: int) -> None:
+async def _until_waiting(admin: asyncpg.Connection, count: int) -> None:
     """Until ``count`` transactions of this database wait for a lock (seen by a
     superuser: the runtime role does not see other sessions' waits)."""
     deadline = asyncio.get_running_loop().time() + 10
     while True:
-        waiting = await watcher.fetchval(
+        waiting = await admin.fetchval(
             "SELECT count(*) FROM pg_stat_activity"
             " WHERE datname = current_database() AND wait_event_type = 'Lock'"
         )
@@ -85,7 +75,7 @@ async def _until_waiting(watcher: asyncpg.Connection, count: int) -> None:
 
 async def _in_order_behind(
     pool: asyncpg.Pool,
-    watcher: asyncpg.Connection,
+    admin: asyncpg.Connection,
     held: str,
     first: Callable[[], Coroutine[Any, Any, None]],
     then: Callable[[], Coroutine[Any, Any, None]],
@@ -103,9 +93,9 @@ async def _in_order_behind(
             held,
         )
         a = asyncio.create_task(first())
-        await _until_waiting(watcher, 1)
+        await _until_waiting(admin, 1)
         b = asyncio.create_task(then())
-        await _until_waiting(watcher, 2)
+        await _until_waiting(admin, 2)
     finally:
         await holding.rollback()
         await pool.release(holder)
@@ -113,7 +103,7 @@ async def _in_order_behind(
 
 
 async def test_batches_naming_the_same_representatives_in_opposite_orders_wait_not_deadlock(
-    demo: Routing, pool: asyncpg.Pool, watcher: asyncpg.Connection
+    demo: Routing, pool: asyncpg.Pool, admin: asyncpg.Connection
 ) -> None:
     first, second = await _two_representatives(pool)
     before = await _open_cases(pool, first, second)
@@ -127,14 +117,14 @@ async def test_batches_naming_the_same_representatives_in_opposite_orders_wait_n
     # in the order given, B would then wait for the first representative's row, held
     # by A, while A waits for the second's, held by B.
     await _in_order_behind(
-        pool, watcher, second, lambda: batch(second, first), lambda: batch(first, second)
+        pool, admin, second, lambda: batch(second, first), lambda: batch(first, second)
     )
     after = await _open_cases(pool, first, second)
     assert after == {first: before[first] + 2, second: before[second] + 2}
 
 
 async def test_cases_moved_between_two_representatives_both_ways_at_once_wait_not_deadlock(
-    demo: Routing, pool: asyncpg.Pool, watcher: asyncpg.Connection
+    demo: Routing, pool: asyncpg.Pool, admin: asyncpg.Connection
 ) -> None:
     first, second = await _two_representatives(pool)
     x, y = _case(first), _case(second)
@@ -154,5 +144,5 @@ async def test_cases_moved_between_two_representatives_both_ways_at_once_wait_no
     # then Y's (second → first). Counted one row after the other, Y would hold the
     # second's counter while waiting for the first's, which X gets first and keeps
     # while waiting for the second's.
-    await _in_order_behind(pool, watcher, first, lambda: move(x, second), lambda: move(y, first))
+    await _in_order_behind(pool, admin, first, lambda: move(x, second), lambda: move(y, first))
     assert await _open_cases(pool, first, second) == before

@@ -123,16 +123,6 @@ class Seeded:
 
 
 @pytest.fixture
-async def admin(database_url: str) -> AsyncIterator[asyncpg.Connection]:
-    """The superuser: the owner of the tables, not subject to the policies."""
-    conn = await asyncpg.connect(database_url)
-    try:
-        yield conn
-    finally:
-        await conn.close()
-
-
-@pytest.fixture
 async def role_pools(database_url: str) -> AsyncIterator[dict[str, asyncpg.Pool]]:
     """A pool per service role, as each service makes it (``SET ROLE`` after connecting)."""
     made = {role: await create_pool(database_url, role=role, max_size=4) for role in ROLES}

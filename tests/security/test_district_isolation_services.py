@@ -125,16 +125,6 @@ def segmenter() -> JiebaSegmenter:
 
 
 @pytest.fixture
-async def admin(database_url: str) -> AsyncIterator[asyncpg.Connection]:
-    """The superuser: the owner of the tables, not subject to the policies."""
-    conn = await asyncpg.connect(database_url)
-    try:
-        yield conn
-    finally:
-        await conn.close()
-
-
-@pytest.fixture
 async def pools(database_url: str) -> AsyncIterator[dict[str, asyncpg.Pool]]:
     """A pool per service role, as each service runs in production."""
     made = {
