@@ -10,7 +10,6 @@ parsing of taxonomies, calendars or models.
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 
@@ -162,14 +161,17 @@ class DistrictContexts:
                 log.error("classifier missing", district=district_id, reason=str(exc))
         # In a thread: a taxonomy's dictionary is made here the first time (about 30 ms
         # of copying jieba's), which would hold up every other case on the event loop.
-        ctx = await asyncio.to_thread(self._build, district_id, version, config, stored)
-        if missing is not None:
-            ctx = dataclasses.replace(ctx, missing_model=missing)
+        ctx = await asyncio.to_thread(self._build, district_id, version, config, stored, missing)
         self._contexts[district_id] = ctx
         return ctx
 
     def _build(
-        self, district_id: str, version: int, config: DistrictConfig, stored: StoredModel | None
+        self,
+        district_id: str,
+        version: int,
+        config: DistrictConfig,
+        stored: StoredModel | None,
+        missing: int | None,
     ) -> DistrictContext:
         taxonomy = Taxonomy(config.taxonomy) if config.taxonomy else None
         classifier = None
@@ -193,4 +195,5 @@ class DistrictContexts:
             classifier=classifier,
             calendar=calendar,
             policy=config.policy or default_policy(district_id),
+            missing_model=missing,
         )

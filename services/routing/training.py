@@ -185,14 +185,13 @@ class ClassifierTraining:
         event and the district's labelled set (:meth:`reproduce`); when that cannot be
         done (it was trained on another set), it is said, and the keywords go on alone."""
         models = self._districts.models
+        lost: int | None = None
         async with district_transaction(self._pool, district_id) as conn:
             try:
                 if await models.in_use(conn, district_id) is not None:
                     return None
             except MissingModel as missing:
-                lost: int | None = missing.version
-            else:
-                lost = None
+                lost = missing.version
         labelled = await asyncio.to_thread(load_examples, labelled_set(district_id))
         if lost is not None:
             try:
